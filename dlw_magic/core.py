@@ -1,0 +1,181 @@
+"""The one core behind the CLI, the %dlw magics and the lab extension's REST API.
+
+notebook -> job spec (``build_spec``) -> snapshot + convert (``snapshot.prepare``) -> [image build]
+-> backend (``submit``) -> status / logs / cancel back to the faces.
+Faces parse their own syntax into the keyword arguments here and format what comes back; nothing else.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import snapshot
+from .backends import Backend, GpuInfo, JobInfo, LogChunk, get_backend
+from .errors import DLWError
+from .spec import TrainingJob, load_spec, parse_spec
+from .spec.validation import load_yaml
+
+
+def current_user() -> str:
+    return os.environ.get("JUPYTERHUB_USER") or os.environ.get("DLW_USER") or getpass.getuser()
+
+
+def default_name(entry: str | Path) -> str:
+    """``digits_ddp.ipynb`` -> ``digits-ddp-x7k2q``: a valid, almost surely unused job name."""
+    stem = re.sub(r"[^a-z0-9]+", "-", Path(entry).stem.lower()).strip("-")[:40] or "job"
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    return f"{stem}-{''.join(secrets.choice(alphabet) for _ in range(5))}"
+
+
+def parse_param(item: str) -> tuple[str, Any]:
+    """``lr=0.05`` -> ('lr', 0.05); values read as YAML scalars/lists, so types survive the shell."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise DLWError(f"--param {item!r}: expected NAME=VALUE with NAME a Python identifier")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, (dict, type(None))) and raw.strip() not in ("null", "None", "~"):
+        value = raw  # "a: b" or other YAML mappings are meant as text
+    return key, value
+
+
+def build_spec(
+    target: str | Path | None = None,
+    *,
+    spec_text: str | None = None,
+    name: str | None = None,
+    workers: int | None = None,
+    gpus: int | None = None,
+    params: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> TrainingJob:
+    """A validated spec from a notebook, script or job YAML path (or inline YAML), plus face options.
+
+    ``overrides`` take spec field names (``engine``, ``queue``, ``priority``, ``image``, ``timeout``,
+    ``retries``, ``build``, ``processes_per_worker``, ``gpu_type``); None means "keep the spec's value".
+    """
+    if spec_text is not None:
+        data = load_yaml(spec_text, "inline spec") or {}
+        origin = "inline spec"
+    elif target is None:
+        raise DLWError("give a notebook, a script or a job YAML")
+    else:
+        path = Path(target)
+        suffix = path.suffix.lower()
+        if suffix in (".yaml", ".yml"):
+            data = load_spec(path).model_dump(by_alias=True, exclude_unset=True)
+            origin = str(path)
+        elif suffix in (".ipynb", ".py"):
+            key = "notebook" if suffix == ".ipynb" else "script"
+            data = {"source": {key: str(path)}}
+            origin = str(path)
+        else:
+            raise DLWError(f"{target}: expected a .ipynb notebook, a .py script or a .yaml job spec")
+    if not isinstance(data, dict):
+        raise DLWError(f"{origin}: expected a mapping at the top level")
+    data.setdefault("name", name or default_name(_entry_of(data) or "job"))
+    if name:
+        data["name"] = name
+    if workers is not None:
+        data["workers"] = workers
+    if params:
+        data["parameters"] = {**(data.get("parameters") or {}), **params}
+    resources = dict(data.get("resources") or {})
+    if gpus is not None:
+        resources["gpus"] = gpus
+    if overrides.get("gpu_type") is not None:
+        resources["gpuType"] = overrides.pop("gpu_type")
+    overrides.pop("gpu_type", None)
+    if resources:
+        data["resources"] = resources
+    for key, value in overrides.items():
+        if value is not None:
+            data[key] = value
+    return parse_spec(data, origin)
+
+
+def _entry_of(data: dict[str, Any]) -> str | None:
+    src = data.get("source") or {}
+    return src.get("notebook") or src.get("script") if isinstance(src, dict) else None
+
+
+def submit(spec: TrainingJob, backend: Backend | None = None) -> JobInfo:
+    """Snapshot, convert, (build) and hand the job to the backend; returns once it is queued."""
+    backend = backend or get_backend()
+    backend.check_name_free(spec.name)
+    user = current_user()
+    staging = backend.staging_dir(spec)
+    try:
+        prepared = snapshot.prepare(spec, staging, user)
+        if spec.build.enabled:
+            from .build import build_image
+
+            prepared.image = build_image(prepared)
+        return backend.submit(prepared)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def rerun(name: str, new_name: str | None = None, backend: Backend | None = None) -> JobInfo:
+    """Submit a finished (or running) job again with the same spec, under a new name."""
+    backend = backend or get_backend()
+    old = backend.get(name)
+    data = dict(old.spec)
+    base = re.sub(r"-r\d+$", "", old.name)[:46]
+    data["name"] = new_name or default_name(base)
+    return submit(parse_spec(data, f"job {name}"), backend)
+
+
+def list_jobs(backend: Backend | None = None) -> list[JobInfo]:
+    return (backend or get_backend()).list_jobs()
+
+
+def get_job(name: str, backend: Backend | None = None) -> JobInfo:
+    return (backend or get_backend()).get(name)
+
+
+def cancel(name: str, backend: Backend | None = None) -> JobInfo:
+    return (backend or get_backend()).cancel(name)
+
+
+def logs(
+    name: str, rank: int | None = None, follow: bool = False, offset: int = 0, backend: Backend | None = None
+) -> Iterator[LogChunk]:
+    return (backend or get_backend()).logs(name, rank=rank, follow=follow, offset=offset)
+
+
+def gpus(backend: Backend | None = None) -> tuple[list[GpuInfo], str | None]:
+    return (backend or get_backend()).gpus()
+
+
+def convert(target: str | Path, params: dict[str, Any] | None = None) -> str:
+    """The exact script a notebook job will run (``dlw convert``)."""
+    from .convert import convert_notebook
+
+    path = Path(target)
+    if path.suffix.lower() != ".ipynb":
+        raise DLWError(f"{target}: dlw convert takes a .ipynb notebook")
+    return convert_notebook(path, params or {}).script
+
+
+def render(spec: TrainingJob, engine: str | None = None, workspace: str | None = None) -> str:
+    """Multi-document YAML for ``kubectl apply`` (the Kubernetes engines)."""
+    from .render import render_yaml
+
+    with tempfile.TemporaryDirectory(prefix="dlw-render-") as tmp:
+        prepared = snapshot.prepare(spec, Path(tmp), current_user())
+        return render_yaml(prepared, engine=engine or spec.engine, workspace=workspace)

@@ -1,0 +1,130 @@
+"""Pipeline stage 1: freeze what will run into the job's own folder.
+
+The user's notebook is only read. The snapshot holds the notebook copy, the converted ``main.py``,
+the extra files matched by ``source.files`` and the resolved ``job.yaml``; its hash goes into the
+job's provenance so two runs can be compared.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .backends.base import PreparedJob
+from .errors import DLWError
+from .spec import TrainingJob
+
+SCRIPT_NAME = "main.py"
+MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024
+
+
+def source_paths(spec: TrainingJob) -> tuple[Path, Path]:
+    """(workdir, entry file) as absolute paths; raises DLWError when the entry file is missing."""
+    src = spec.source
+    entry = Path(src.notebook or src.script or "")
+    workdir = Path(src.workdir) if src.workdir else (Path.cwd() / entry).parent
+    if not entry.is_absolute():
+        entry = (Path.cwd() / entry) if src.workdir is None else (workdir / entry)
+    entry = entry.resolve()
+    if not entry.is_file():
+        kind = "notebook" if src.notebook else "script"
+        raise DLWError(f"{src.notebook or src.script}: {kind} not found")
+    return workdir.resolve(), entry
+
+
+def _copy_files(patterns: list[str], workdir: Path, dest: Path) -> list[str]:
+    copied: list[str] = []
+    for pattern in patterns:
+        if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+            raise DLWError(f"source.files: {pattern!r} must be a relative path inside the working directory")
+        matches = sorted(glob.glob(pattern, root_dir=workdir, recursive=True))
+        if not matches:
+            raise DLWError(f"source.files: {pattern!r} matches no file in {workdir}")
+        for rel in matches:
+            src = workdir / rel
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, target, dirs_exist_ok=True)
+            else:
+                shutil.copy2(src, target)
+            copied.append(rel)
+    return copied
+
+
+def tree_hash(root: Path) -> str:
+    h = hashlib.sha256()
+    total = 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        total += len(data)
+        if total > MAX_SNAPSHOT_BYTES:
+            raise DLWError(f"snapshot of {root} is over {MAX_SNAPSHOT_BYTES >> 20} MiB: ship data as a volume")
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(data).digest())
+    return "sha256:" + h.hexdigest()
+
+
+def git_commit(folder: Path) -> str | None:
+    """The commit of the repository holding ``folder`` (with '+dirty' when it has changes), if any."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def current_image() -> str | None:
+    """The image this notebook runs in: set by the hub (DLW_IMAGE) or by the image itself (JUPYTER_IMAGE)."""
+    return os.environ.get("DLW_IMAGE") or os.environ.get("JUPYTER_IMAGE_SPEC") or os.environ.get("JUPYTER_IMAGE")
+
+
+def prepare(spec: TrainingJob, dest: Path, user: str) -> PreparedJob:
+    """Write the snapshot of ``spec`` into the empty folder ``dest``."""
+    workdir, entry = source_paths(spec)
+    dest.mkdir(parents=True, exist_ok=True)
+    provenance: dict[str, Any] = {"workdir": str(workdir), "git_commit": git_commit(entry.parent)}
+    _copy_files(spec.source.files, workdir, dest)
+    if spec.source.notebook:
+        from .convert import convert_notebook
+
+        converted = convert_notebook(entry, spec.parameters)
+        shutil.copy2(entry, dest / entry.name)
+        (dest / SCRIPT_NAME).write_text(converted.script, encoding="utf-8")
+        entrypoint = ["python", "-m", "dlw_magic.launch", SCRIPT_NAME]
+        provenance.update(notebook=str(entry), parameters=converted.parameters)
+    else:
+        if spec.parameters:
+            raise DLWError("parameters: only a notebook source takes parameters (pass script args instead)")
+        if entry.parent != workdir and workdir not in entry.parents:
+            raise DLWError(f"source.script: {entry} is outside the working directory {workdir}")
+        rel = entry.relative_to(workdir).as_posix()
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(entry, target)
+        entrypoint = ["python", rel, *spec.source.args]
+        provenance.update(script=str(entry), parameters={})
+    image = spec.image or current_image()
+    provenance["image"] = image
+    (dest / "job.yaml").write_text(yaml.safe_dump(spec.to_yaml_dict(), sort_keys=False), encoding="utf-8")
+    digest = tree_hash(dest)
+    provenance["snapshot_hash"] = digest
+    return PreparedJob(
+        spec=spec, user=user, snapshot_dir=dest, entrypoint=entrypoint,
+        snapshot_hash=digest, provenance=provenance, image=image,
+    )
