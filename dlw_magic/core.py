@@ -13,17 +13,18 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from . import snapshot
 from .backends import Backend, GpuInfo, JobInfo, LogChunk, get_backend
 from .errors import DLWError
-from .spec import TrainingJob, load_spec, parse_spec
-from .spec.validation import load_yaml
+
+# The spec (pydantic) and snapshot modules load lazily: `dlw jobs` and `dlw logs` never need them,
+# and start-up time is most of their run time.
+if TYPE_CHECKING:
+    from .spec import TrainingJob
 
 
 def current_user() -> str:
@@ -39,6 +40,8 @@ def default_name(entry: str | Path) -> str:
 
 def parse_param(item: str) -> tuple[str, Any]:
     """``lr=0.05`` -> ('lr', 0.05); values read as YAML scalars/lists, so types survive the shell."""
+    import yaml
+
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key.isidentifier():
@@ -67,6 +70,9 @@ def build_spec(
     ``overrides`` take spec field names (``engine``, ``queue``, ``priority``, ``image``, ``timeout``,
     ``retries``, ``build``, ``processes_per_worker``, ``gpu_type``); None means "keep the spec's value".
     """
+    from .spec import load_spec, parse_spec
+    from .spec.validation import load_yaml
+
     if spec_text is not None:
         data = load_yaml(spec_text, "inline spec") or {}
         origin = "inline spec"
@@ -114,6 +120,8 @@ def _entry_of(data: dict[str, Any]) -> str | None:
 
 def submit(spec: TrainingJob, backend: Backend | None = None) -> JobInfo:
     """Snapshot, convert, (build) and hand the job to the backend; returns once it is queued."""
+    from . import snapshot
+
     backend = backend or get_backend()
     backend.check_name_free(spec.name)
     user = current_user()
@@ -132,6 +140,8 @@ def submit(spec: TrainingJob, backend: Backend | None = None) -> JobInfo:
 
 def rerun(name: str, new_name: str | None = None, backend: Backend | None = None) -> JobInfo:
     """Submit a finished (or running) job again with the same spec, under a new name."""
+    from .spec import parse_spec
+
     backend = backend or get_backend()
     old = backend.get(name)
     data = dict(old.spec)
@@ -158,6 +168,43 @@ def logs(
     return (backend or get_backend()).logs(name, rank=rank, follow=follow, offset=offset)
 
 
+def log_lines(
+    name: str, rank: int | None = None, follow: bool = False, backend: Backend | None = None
+) -> Iterator[tuple[int, str]]:
+    """Whole lines as (rank, line-with-newline); partial lines are held back until complete or the end."""
+    pending: dict[int, str] = {}
+    for chunk in logs(name, rank=rank, follow=follow, backend=backend):
+        text = pending.pop(chunk.rank, "") + chunk.text
+        *lines, rest = text.split("\n")
+        for line in lines:
+            yield chunk.rank, line + "\n"
+        if rest:
+            pending[chunk.rank] = rest
+    for r, rest in sorted(pending.items()):
+        yield r, rest + "\n"
+
+
+def wait(
+    name: str,
+    backend: Backend | None = None,
+    timeout: float | None = None,
+    on_change: Callable[[JobInfo], None] | None = None,
+    interval: float = 0.05,
+) -> JobInfo:
+    """Block until the job has finished (or ``timeout`` seconds passed); returns its last state."""
+    backend = backend or get_backend()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = interval
+    while True:
+        job = backend.get(name)
+        if on_change:
+            on_change(job)
+        if job.state.finished or (deadline is not None and time.monotonic() > deadline):
+            return job
+        time.sleep(delay)
+        delay = min(delay * 1.5, 1.0)  # quick for short jobs, cheap for long ones
+
+
 def gpus(backend: Backend | None = None) -> tuple[list[GpuInfo], str | None]:
     return (backend or get_backend()).gpus()
 
@@ -174,6 +221,7 @@ def convert(target: str | Path, params: dict[str, Any] | None = None) -> str:
 
 def render(spec: TrainingJob, engine: str | None = None, workspace: str | None = None) -> str:
     """Multi-document YAML for ``kubectl apply`` (the Kubernetes engines)."""
+    from . import snapshot
     from .render import render_yaml
 
     with tempfile.TemporaryDirectory(prefix="dlw-render-") as tmp:

@@ -11,9 +11,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..spec import TrainingJob
+if TYPE_CHECKING:
+    from ..spec import TrainingJob
 
 
 class JobState(str, enum.Enum):

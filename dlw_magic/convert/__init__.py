@@ -1,9 +1,11 @@
 """TEMPORARY STUB (the convert helper replaces this whole package)."""
 from __future__ import annotations
+
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
 
 @dataclass
 class ConvertedNotebook:
