@@ -204,7 +204,7 @@ def describe(job: JobInfo, out: TextIO) -> None:
         ("Exit code", job.exit_code), ("Backend", f"{job.backend} ({job.engine})"),
         ("Workers", f"{job.workers} x {job.world_size // max(job.workers, 1)} process(es), "
                     f"{job.gpus} GPU(s) each"),
-        ("Attempt", job.attempt), ("Duration", _age(job.duration)), ("Output", job.output_dir),
+        ("Attempt", job.attempt + 1), ("Duration", _age(job.duration)), ("Output", job.output_dir),
         ("Image", job.provenance.get("image")), ("Snapshot", job.provenance.get("snapshot_hash")),
         ("Git commit", job.provenance.get("git_commit")),
         ("Parameters", json.dumps(job.provenance.get("parameters")) if job.provenance.get("parameters") else None),
@@ -236,7 +236,7 @@ def wait_for(name: str, backend: Backend, out: TextIO, quiet: bool = False) -> J
 
     def progress(job: JobInfo) -> None:
         nonlocal last
-        if not quiet and job.state != last:
+        if not quiet and job.state != last and not job.state.finished:
             out.write(f"{job.name}: {job.state.value}\n")
             out.flush()
             last = job.state

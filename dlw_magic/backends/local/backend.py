@@ -1,0 +1,252 @@
+"""The embedded default backend: jobs run as processes on this machine.
+
+Layout under the data directory (``DLW_HOME``, else ``dataDir`` in ``$XDG_CONFIG_HOME/dlw/config.yaml``,
+else ``$XDG_DATA_HOME/dlw``)::
+
+    jobs.db                      job records (SQLite, WAL)
+    jobs/<id>/snapshot/          what runs (never the user's files)
+    jobs/<id>/logs/rank-N.log    one log per rank
+    jobs/<id>/output/            DLW_OUTPUT_DIR: checkpoints, metrics
+    secrets/<secret>/<key>       values for spec.secrets (the local stand-in for Kubernetes Secrets)
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ...errors import Conflict, DLWError
+from ..base import Backend, JobInfo, JobState, LogChunk, PreparedJob
+from . import procs
+from .store import Store, to_info
+
+if TYPE_CHECKING:
+    from ...spec import TrainingJob
+
+BUILTIN_PRIORITIES = {"low": -100, "normal": 0, "high": 100}
+_READ_SIZE = 1 << 20
+
+
+def data_dir() -> Path:
+    env = os.environ.get("DLW_HOME")
+    if env:
+        return Path(env).expanduser()
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    config = config_home / "dlw" / "config.yaml"
+    if config.is_file():
+        import yaml
+
+        data = yaml.safe_load(config.read_text()) or {}
+        if isinstance(data, dict) and data.get("dataDir"):
+            return Path(str(data["dataDir"])).expanduser()
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data_home / "dlw"
+
+
+def resolve_priority(value: int | str | None) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value
+    if value in BUILTIN_PRIORITIES:
+        return BUILTIN_PRIORITIES[value]
+    try:
+        from ...workspace import load_workspace
+
+        classes = load_workspace().priority_classes
+    except Exception:  # no admin YAML here: only the built-in names exist
+        classes = {}
+    if value in classes:
+        return int(classes[value])
+    known = sorted({*BUILTIN_PRIORITIES, *classes})
+    raise DLWError(f"priority: {value!r} is not a priority class (known: {', '.join(known)}) or an integer")
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    def __init__(self, home: str | None = None):
+        from ...core import current_user
+
+        self.home = Path(home) if home else data_dir()
+        self.store = Store(self.home)
+        self.user = current_user()
+
+    # ---------------------------------------------------------------- submit
+
+    def staging_dir(self, spec: TrainingJob) -> Path:
+        job_id = secrets.token_hex(6)
+        path = self.home / "jobs" / job_id / "snapshot"
+        path.mkdir(parents=True)
+        return path
+
+    def check_name_free(self, name: str) -> None:
+        if self.store.name_taken(self.user, name):
+            raise Conflict(f"job {name!r} already exists (pick another --name, or see: dlw status {name})")
+
+    def _check_resources(self, spec: TrainingJob) -> None:
+        need = spec.resources.gpus * spec.workers
+        if need:
+            from ...gpus import local_gpus, visible_gpu_indices
+
+            have = len(visible_gpu_indices())
+            if need > have:
+                _, reason = local_gpus()
+                why = f" ({reason})" if reason else ""
+                raise DLWError(
+                    f"resources.gpus: the job needs {need} GPU(s) ({spec.resources.gpus} x {spec.workers} workers) "
+                    f"but this machine has {have}{why}"
+                )
+        if spec.volumes:
+            raise DLWError(
+                f"volumes: the local backend does not mount catalogue volumes ({spec.volumes[0].name!r}); "
+                "run on Kubernetes, or read the data from a local path"
+            )
+        if spec.secrets:
+            base = Path(os.environ.get("DLW_SECRETS_DIR", self.home / "secrets"))
+            for ref in spec.secrets:
+                if not (base / ref.secret / ref.key).is_file():
+                    raise DLWError(f"secrets: {ref.secret}/{ref.key} not found (put the value in {base / ref.secret / ref.key})")
+
+    def submit(self, job: PreparedJob) -> JobInfo:
+        spec = job.spec
+        self._check_resources(spec)
+        job_dir = job.snapshot_dir.parent
+        (job_dir / "logs").mkdir(exist_ok=True)
+        (job_dir / "output").mkdir(exist_ok=True)
+        provenance = dict(job.provenance)
+        provenance["entrypoint"] = job.entrypoint
+        self.store.insert({
+            "id": job_dir.name, "name": spec.name, "user": job.user, "state": JobState.QUEUED.value,
+            "priority": resolve_priority(spec.priority), "queue": spec.queue, "engine": spec.engine,
+            "workers": spec.workers, "world_size": spec.world_size, "gpus": spec.resources.gpus,
+            "created": time.time(), "job_dir": str(job_dir),
+            "spec": json.dumps(spec.to_yaml_dict()), "provenance": json.dumps(provenance),
+            "entrypoint": json.dumps(job.entrypoint),
+        })
+        self._spawn_supervisor(job_dir)
+        return self.get(spec.name)
+
+    def _spawn_supervisor(self, job_dir: Path) -> None:
+        with open(job_dir / "supervisor.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dlw_magic.backends.local.supervisor", str(self.home), job_dir.name],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # outlives the kernel, the server and their process groups
+                close_fds=True,
+            )
+        # Reap it if this process lives longer (kernel, server); otherwise init adopts it.
+        threading.Thread(target=proc.wait, daemon=True).start()
+
+    # ---------------------------------------------------------------- read
+
+    def reconcile(self) -> None:
+        """Fail active jobs whose supervisor is gone (kill -9, reboot): no job stays Running forever."""
+        now = time.time()
+        for row in self.store.active():
+            pid = row["supervisor_pid"]
+            if pid is None:
+                if now - row["created"] < 30:
+                    continue  # the supervisor is still starting
+            elif procs.alive(pid, row["supervisor_start"]):
+                continue
+            if row["pgid"]:
+                procs.kill_group(row["pgid"], grace=2)
+            self.store.finish(
+                row["id"], JobState.FAILED, None, "RunnerLost",
+                "the job's local runner stopped unexpectedly (killed, or the machine restarted); "
+                "its processes were ended. Submit it again with: dlw rerun NAME",
+            )
+
+    def list_jobs(self) -> list[JobInfo]:
+        self.reconcile()
+        return [to_info(r) for r in self.store.list_user(self.user)]
+
+    def get(self, name: str) -> JobInfo:
+        row = self.store.by_name(self.user, name)
+        if row["state"] in (JobState.QUEUED.value, JobState.RUNNING.value):
+            self.reconcile()
+            row = self.store.by_name(self.user, name)
+        return to_info(row, full=True)
+
+    def snapshot_of(self, name: str) -> Path:
+        return Path(self.store.by_name(self.user, name)["job_dir"]) / "snapshot"
+
+    # ---------------------------------------------------------------- control
+
+    def cancel(self, name: str) -> JobInfo:
+        row = self.store.by_name(self.user, name)
+        if JobState(row["state"]).finished:
+            raise Conflict(f"job {name!r} already finished ({row['state']}); nothing to cancel")
+        self.store.update(row["id"], cancel_requested=1)
+        pid, started = row["supervisor_pid"], row["supervisor_start"]
+        if procs.alive(pid, started):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while procs.alive(pid, started) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if procs.alive(pid, started):  # a supervisor that ignores us: end it and its ranks ourselves
+            os.kill(pid, signal.SIGKILL)
+        fresh = self.store.row(row["id"])
+        if fresh["state"] in (JobState.QUEUED.value, JobState.RUNNING.value):
+            procs.kill_group(fresh["pgid"], grace=2)
+            self.store.finish(row["id"], JobState.CANCELLED, None, "Cancelled", "cancelled by the user")
+        return self.get(name)
+
+    def logs(self, name: str, rank: int | None = None, follow: bool = False, offset: int = 0) -> Iterator[LogChunk]:
+        row = self.store.by_name(self.user, name)
+        world = row["world_size"]
+        if rank is not None and not 0 <= rank < world:
+            raise DLWError(f"--rank {rank}: job {name!r} has ranks 0..{world - 1}")
+        if offset and rank is None:
+            raise DLWError("an offset needs a rank")
+        ranks = [rank] if rank is not None else list(range(world))
+        return self._follow(row["id"], Path(row["job_dir"]) / "logs", ranks, follow, offset)
+
+    def _follow(self, job_id: str, logs: Path, ranks: list[int], follow: bool, offset: int) -> Iterator[LogChunk]:
+        files: dict[int, object] = {}
+        offsets = {r: offset for r in ranks}
+        decoders = {r: codecs.getincrementaldecoder("utf-8")("replace") for r in ranks}
+        delay = 0.02
+        try:
+            while True:
+                got = False
+                for r in ranks:
+                    f = files.get(r)
+                    if f is None:
+                        try:
+                            f = files[r] = open(logs / f"rank-{r}.log", "rb")  # noqa: SIM115
+                            f.seek(offsets[r])
+                        except FileNotFoundError:
+                            continue
+                    data = f.read(_READ_SIZE)
+                    if data:
+                        got = True
+                        offsets[r] += len(data)
+                        yield LogChunk(rank=r, text=decoders[r].decode(data), offset=offsets[r])
+                if got:
+                    delay = 0.02
+                    continue
+                if not follow:
+                    return
+                row = self.store.row(job_id)
+                if row is None or JobState(row["state"]).finished:
+                    follow = False  # one more pass drains what the ranks wrote last
+                    continue
+                if row["state"] != JobState.QUEUED.value and delay >= 0.5:
+                    self.reconcile()
+                time.sleep(delay)
+                delay = min(delay * 1.5, 0.5)
+        finally:
+            for f in files.values():
+                f.close()

@@ -1,0 +1,224 @@
+"""``%dlw`` and ``%%dlw``: the notebook face over ``dlw_magic.core``.
+
+Options are the CLI's (``dlw_magic.cli.build_parser``), so ``%dlw train --workers 2`` and
+``dlw train nb.ipynb --workers 2`` mean the same. The only things the magic adds: it knows which notebook
+the kernel runs (``%dlw train`` with no path), it shows a live widget, and it prints a DLWError as one
+line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import re
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+
+from . import cli, core
+from .errors import DLWError
+from .spec.validation import load_yaml
+
+# Where a kernel learns the notebook it runs for, most specific first:
+# - VS Code puts the notebook's absolute path in the user namespace.
+# - jupyter_server starts every kernel with JPY_SESSION_NAME: the absolute path when the frontend sends the
+#   session a name (JupyterLab and Notebook 7 do), else the API path relative to the server's root.
+#   It survives kernel restarts (same env) but not a rename of the notebook after the kernel started.
+# - ipykernel copies JPY_SESSION_NAME into ``__session__`` at start (useful if the env var was dropped).
+NOTEBOOK_HINTS: tuple[tuple[str, str], ...] = (
+    ("ns", "__vsc_ipynb_file__"),
+    ("env", "JPY_SESSION_NAME"),
+    ("ns", "__session__"),
+)
+NOT_FOUND = "cannot tell which notebook this kernel runs; pass the path: %dlw {command} path/to/nb.ipynb"
+
+
+def _resolve_session_path(raw: str, cwd: Path) -> Path | None:
+    """An existing notebook for a session path: absolute, or relative to the server root.
+
+    The server root is not known inside the kernel, but the kernel starts in the notebook's folder, which
+    lies under the root: so try the path against the working directory and each of its parents.
+    """
+    raw = raw.strip()
+    if raw.startswith("file://"):
+        raw = raw[len("file://"):]
+    if not raw.lower().endswith(".ipynb"):
+        return None  # a console or a text file session
+    path = Path(raw).expanduser()
+    if path.is_absolute():
+        return path if path.is_file() else None
+    for base in (cwd, *cwd.parents):
+        if (base / path).is_file():
+            return (base / path).resolve()
+    return (cwd / path.name).resolve() if (cwd / path.name).is_file() else None
+
+
+def current_notebook(
+    user_ns: dict[str, Any], command: str = "train", environ: Any = None, cwd: Path | None = None
+) -> Path:
+    """The notebook this kernel was started for, or a DLWError telling the user to pass the path."""
+    environ = os.environ if environ is None else environ
+    cwd = cwd or Path.cwd()
+    stale: str | None = None
+    for where, key in NOTEBOOK_HINTS:
+        raw = user_ns.get(key) if where == "ns" else environ.get(key)
+        if not isinstance(raw, str) or not raw.strip():
+            continue
+        path = _resolve_session_path(raw, cwd)
+        if path is not None:
+            return path
+        if raw.lower().endswith(".ipynb"):
+            stale = stale or raw
+    if stale:
+        raise DLWError(f"this kernel was started for {stale}, which is gone (renamed or moved?); "
+                       f"pass the path: %dlw {command} path/to/nb.ipynb")
+    raise DLWError(NOT_FOUND.format(command=command))
+
+
+def saved_at(path: Path) -> str:
+    """``09:31`` today, else ``2026-11-21 17:03``: when the file on disk was last written."""
+    mtime = path.stat().st_mtime
+    fmt = "%H:%M" if time.strftime("%Y-%m-%d", time.localtime(mtime)) == time.strftime("%Y-%m-%d") else "%Y-%m-%d %H:%M"
+    return time.strftime(fmt, time.localtime(mtime))
+
+
+_ARGPARSE_PREFIX = re.compile(r"^dlw(?: [\w-]+)?: (?:error: )?")
+
+
+class _ParseError(Exception):
+    """argparse refused the options; the message is argparse's own last line."""
+
+
+def parse(argv: list[str]) -> argparse.Namespace | None:
+    """The CLI parser on ``argv``; None after ``--help`` (already printed)."""
+    parser = cli.build_parser()
+    err, out = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            return parser.parse_args(argv)
+    except SystemExit as exit_:
+        if exit_.code in (0, None):
+            sys.stdout.write(out.getvalue().replace("usage: dlw", "usage: %dlw"))
+            return None
+        lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
+        message = lines[-1] if lines else "invalid options"
+        raise _ParseError(_ARGPARSE_PREFIX.sub("", message)) from None
+
+
+def report_error(message: str, shell: Any) -> None:
+    """One red line on stderr (ANSI colour renders in Jupyter frontends and terminals), no traceback."""
+    colour = getattr(shell, "kernel", None) is not None or sys.stderr.isatty()
+    sys.stderr.write(f"\x1b[31m{message}\x1b[0m\n" if colour else message + "\n")
+    sys.stderr.flush()
+
+
+@magics_class
+class DLWMagics(Magics):
+    """``%dlw COMMAND [options]`` (the ``dlw`` CLI's commands) and ``%%dlw`` (an inline job spec)."""
+
+    @line_cell_magic
+    def dlw(self, line: str = "", cell: str | None = None) -> None:
+        """Promote this notebook to a training job and watch it; ``%dlw --help`` lists the commands.
+
+        %dlw train [PATH] [--workers N] [--param NAME=VALUE]... [--wait | --follow]
+        %dlw jobs | status NAME | logs NAME [-f] [--rank R] | cancel NAME | gpus | rerun NAME | convert
+        %%dlw [train options]   -- the cell is a job spec in YAML; without `source` it runs this notebook
+        """
+        try:
+            argv = shlex.split(line)
+        except ValueError as err:
+            report_error(f"%dlw: {err}", self.shell)
+            return
+        command = "train" if cell is not None else (argv[0] if argv else "")
+        try:
+            if cell is not None:
+                self._inline(argv, cell)
+            elif not argv:
+                parse(["--help"])
+            elif command == "train":
+                self._train(argv[1:])
+            else:
+                self._delegate(argv)
+        except _ParseError as err:
+            report_error(f"%dlw {command}: {err}".replace("%dlw : ", "%dlw: "), self.shell)
+        except DLWError as err:
+            report_error(f"%dlw {command}: {err}", self.shell)
+        except KeyboardInterrupt:
+            report_error(f"%dlw {command}: interrupted (jobs keep running; %dlw cancel NAME stops one)", self.shell)
+
+    # -- commands
+    def _train(self, rest: list[str]) -> None:
+        args = parse(["train", *rest])
+        if args is None:
+            return
+        target = Path(args.target) if args.target else current_notebook(self.shell.user_ns)
+        spec = core.build_spec(target, **cli.train_kwargs(args))
+        self._submit(spec, args, target)
+
+    def _inline(self, argv: list[str], cell: str) -> None:
+        args = parse(["train", *argv])
+        if args is None:
+            return
+        if args.target:
+            raise _ParseError("%%dlw takes its job spec from the cell; put the path in source.notebook")
+        data = load_yaml(cell, "%%dlw cell")
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise DLWError("%%dlw cell: expected a job spec (a YAML mapping)")
+        target: Path | None = None
+        if "source" not in data:
+            target = current_notebook(self.shell.user_ns)
+            data["source"] = {"notebook": str(target)}
+        spec_text = yaml.safe_dump(data, sort_keys=False)
+        spec = core.build_spec(spec_text=spec_text, **cli.train_kwargs(args))
+        self._submit(spec, args, target)
+
+    def _submit(self, spec: Any, args: argparse.Namespace, notebook: Path | None) -> None:
+        from .widget import show_job
+
+        backend = cli.backend_from(args)
+        notebook = notebook if notebook and notebook.suffix == ".ipynb" else None
+        job = core.submit(spec, backend)
+        if args.output == "json":
+            print(json.dumps(job.to_dict(), indent=2, default=str))
+            return
+        if notebook is not None:
+            print(f"Submitted {job.name}: a snapshot of {notebook.name} as last saved at {saved_at(notebook)} "
+                  "(save the notebook first to include newer edits)")
+        else:
+            print(f"Submitted {job.name}")
+        sys.stdout.flush()
+        show_job(job, backend, self.shell, wait=args.wait, follow=args.follow)
+
+    def _delegate(self, argv: list[str]) -> None:
+        """Every command but train is the CLI's own; the magic only fills in this notebook's path."""
+        command = argv[0]
+        if command in ("convert", "render") and not _has_positional(argv):
+            argv = [command, str(current_notebook(self.shell.user_ns, command)), *argv[1:]]
+        if parse(argv) is None:
+            return
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):  # the CLI's "dlw: error: ..." becomes our one red line
+            cli.main(argv)
+        for line in err.getvalue().splitlines():
+            if line.strip():
+                report_error(f"%dlw {command}: {_ARGPARSE_PREFIX.sub('', line)}", self.shell)
+
+
+def _has_positional(argv: list[str]) -> bool:
+    """Whether ``convert``/``render`` got a path: parse and see if the notebook/target slot is filled."""
+    if "-h" in argv or "--help" in argv:
+        return True
+    try:
+        args = parse(argv)
+    except _ParseError:
+        return False
+    return bool(getattr(args, "notebook", None) or getattr(args, "target", None))

@@ -1,0 +1,191 @@
+"""The pod template every engine shares: container, env contract, GPUs, volumes, code, security.
+
+Engines differ only in how they wrap this template and in where a pod learns its rank, so they pass
+``rank_from`` (the env var their controller fills in with the pod's index) and ``rank_offset``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import DLWError
+from .code import CODE_DIR, HOME_JOBS_DIR, SNAPSHOT_MOUNT
+from .context import MASTER_PORT, RenderContext
+from .volumes import catalogue_volumes, home_shared, home_volume
+
+OUTPUT_DIR = "/dlw/output"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+# Set by DLW (or by torchrun / the engine's controller): a spec may not override them.
+CONTRACT_ENV = frozenset({
+    "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "NODE_RANK",
+    "DLW_JOB_NAME", "DLW_JOB_ID", "DLW_OUTPUT_DIR", "DLW_WORKERS", "DLW_PROCS_PER_WORKER",
+    "DLW_NODE_RANK_FROM", "DLW_NODE_RANK_OFFSET", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
+})
+
+# Runs before the user's entrypoint in every pod: copy the read-only snapshot into a writable folder,
+# work out this pod's rank from the variable the engine's controller sets, then exec the entrypoint
+# (or torchrun for several processes per pod). Inline so any image with Python runs it.
+BOOTSTRAP = """\
+import os, shutil, sys
+e = os.environ
+if os.path.isdir('{snapshot}'):
+    shutil.copytree('{snapshot}', '{code}', dirs_exist_ok=True, ignore=shutil.ignore_patterns('..*'))
+os.makedirs(e['DLW_OUTPUT_DIR'], exist_ok=True)
+os.chdir('{code}')
+src = [e[k] for k in e.get('DLW_NODE_RANK_FROM', '').split(',') if e.get(k)]
+node = int(src[0] if src else 0) + int(e.get('DLW_NODE_RANK_OFFSET', '0'))
+nodes, procs = int(e['DLW_WORKERS']), int(e['DLW_PROCS_PER_WORKER'])
+argv = sys.argv[1:]
+e['NODE_RANK'] = str(node)
+if procs == 1:
+    e.update(RANK=str(node), WORLD_SIZE=str(nodes), LOCAL_RANK='0', LOCAL_WORLD_SIZE='1')
+    os.execvp(argv[0], argv)
+master = e.get('MASTER_ADDR', 'localhost')
+port = e.get('MASTER_PORT', '{port}')
+os.execvp('torchrun', ['torchrun', f'--nnodes={{nodes}}', f'--nproc-per-node={{procs}}',
+          f'--node-rank={{node}}', f'--master-addr={{master}}', f'--master-port={{port}}', *argv[1:]])
+""".format(snapshot=SNAPSHOT_MOUNT, code=CODE_DIR, port=MASTER_PORT)
+
+
+def _env(ctx: RenderContext, rank_from: str, rank_offset: int, master_addr: str | None) -> list[dict[str, Any]]:
+    spec = ctx.spec
+    env: list[dict[str, Any]] = []
+    if master_addr is not None:  # None: the engine's controller sets the rendezvous variables itself
+        env += [
+            {"name": "MASTER_ADDR", "value": master_addr},
+            {"name": "MASTER_PORT", "value": str(MASTER_PORT)},
+            {"name": "WORLD_SIZE", "value": str(spec.world_size)},
+        ]
+    env += [
+        {"name": "DLW_JOB_NAME", "value": spec.name},
+        {"name": "DLW_JOB_ID", "value": ctx.job_id},
+        {"name": "DLW_OUTPUT_DIR", "value": OUTPUT_DIR},
+        {"name": "DLW_WORKERS", "value": str(spec.workers)},
+        {"name": "DLW_PROCS_PER_WORKER", "value": str(spec.processes_per_worker)},
+        {"name": "DLW_NODE_RANK_FROM", "value": rank_from},
+        {"name": "DLW_NODE_RANK_OFFSET", "value": str(rank_offset)},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},  # logs reach `dlw logs` as they are printed
+    ]
+    if spec.resources.gpus == 0:
+        # The NVIDIA runtime would otherwise expose every GPU of the node to a pod that asked for none.
+        env.append({"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"})
+    for key, value in sorted(spec.env.items()):
+        if key in CONTRACT_ENV:
+            raise DLWError(f"job {spec.name}: env.{key}: set by DLW for every job, remove it from the spec")
+        env.append({"name": key, "value": value})
+    for i, ref in enumerate(spec.secrets):
+        if ref.env in CONTRACT_ENV or ref.env in spec.env:
+            raise DLWError(f"job {spec.name}: secrets[{i}].env: {ref.env} is already set")
+        env.append({"name": ref.env, "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}}})
+    return env
+
+
+def _resources(ctx: RenderContext) -> dict[str, Any]:
+    res = ctx.spec.resources
+    requests: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    if res.cpu:
+        requests["cpu"] = res.cpu  # no CPU limit: throttling slows data loading for no one's benefit
+    if res.memory:
+        requests["memory"] = limits["memory"] = res.memory
+    if res.gpus:
+        limits[res.gpu_resource] = res.gpus
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _code_volume(ctx: RenderContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Snapshot (ConfigMap or home sub folder), the writable code copy, and DLW_OUTPUT_DIR.
+
+    Outputs land in the user's home (``.dlw/jobs/<name>/output``) when that claim is ReadWriteMany, so they
+    outlive the pod; otherwise in an emptyDir (mount a catalogue volume to keep checkpoints).
+    """
+    volumes: list[dict[str, Any]] = [{"name": "dlw-code", "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [{"name": "dlw-code", "mountPath": CODE_DIR}]
+    use_home = ctx.code.home_sub_path is not None or home_shared(ctx)
+    if use_home:
+        volumes.append(home_volume(ctx)[0])
+    if ctx.code.config_map:
+        volumes.append({
+            "name": "dlw-snapshot",
+            "configMap": {"name": ctx.code.config_map, "items": ctx.code.config_map_items},
+        })
+        mounts.append({"name": "dlw-snapshot", "mountPath": SNAPSHOT_MOUNT, "readOnly": True})
+    else:
+        mounts.append({
+            "name": "dlw-home", "mountPath": SNAPSHOT_MOUNT, "readOnly": True, "subPath": ctx.code.home_sub_path,
+        })
+    if home_shared(ctx):
+        mounts.append({"name": "dlw-home", "mountPath": OUTPUT_DIR, "subPath": f"{HOME_JOBS_DIR}/{ctx.name}/output"})
+    else:
+        volumes.append({"name": "dlw-output", "emptyDir": {}})
+        mounts.append({"name": "dlw-output", "mountPath": OUTPUT_DIR})
+    return volumes, mounts
+
+
+def pod_template(
+    ctx: RenderContext,
+    *,
+    role: str,
+    rank_from: str,
+    rank_offset: int = 0,
+    master_addr: str | None,
+    container_name: str = "trainer",
+    restart_policy: str | None = "Never",
+    ports: list[dict[str, Any]] | None = None,
+    subdomain: str | None = None,
+) -> dict[str, Any]:
+    """A PodTemplateSpec for one role (master/worker) of the job."""
+    spec = ctx.spec
+    res = spec.resources
+    volumes, mounts = _code_volume(ctx)
+    extra_volumes, extra_mounts = catalogue_volumes(ctx)
+    volumes += extra_volumes
+    mounts += extra_mounts
+    if res.shm:
+        volumes.append({"name": "dlw-shm", "emptyDir": {"medium": "Memory", "sizeLimit": res.shm}})
+        mounts.append({"name": "dlw-shm", "mountPath": "/dev/shm"})
+    container: dict[str, Any] = {
+        "name": container_name,
+        "image": ctx.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python", "-c", BOOTSTRAP],
+        "args": list(ctx.prepared.entrypoint),
+        "workingDir": CODE_DIR,
+        "env": _env(ctx, rank_from, rank_offset, master_addr),
+        "resources": _resources(ctx),
+        "volumeMounts": mounts,
+        "securityContext": {
+            "privileged": False,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    if ports:
+        container["ports"] = ports
+    pod: dict[str, Any] = {
+        "containers": [container],
+        "volumes": volumes,
+        "automountServiceAccountToken": False,  # training code has no business with the API server
+        "enableServiceLinks": False,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+    }
+    if restart_policy:
+        pod["restartPolicy"] = restart_policy
+    if subdomain:
+        pod["subdomain"] = subdomain
+    if res.gpus:
+        pod["tolerations"] = [dict(GPU_TOLERATION)]
+        if res.gpu_type:
+            pod["nodeSelector"] = {GPU_PRODUCT_LABEL: res.gpu_type}
+    elif res.gpu_type:
+        raise DLWError(f"job {spec.name}: resources.gpuType: set resources.gpus too (a GPU type without GPUs)")
+    if ctx.priority_class:
+        pod["priorityClassName"] = ctx.priority_class
+    labels = {**ctx.labels(), "dlw.dev/role": role}
+    return {"metadata": {"labels": labels, "annotations": ctx.annotations()}, "spec": pod}

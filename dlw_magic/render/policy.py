@@ -1,0 +1,78 @@
+"""The last gate before anything reaches the API server: refuse what a user's job may never do.
+
+Engines only build safe objects, but the workspace file, a future engine or a hand-edited object could
+slip something in; this walks every pod template of the rendered objects and refuses, in one line, a
+privileged container, host namespaces, a hostPath outside the admin's allowlist, a secret outside a
+``secretKeyRef``, or an object outside the user's namespace.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import DLWError
+
+# Volume sources a job may use; anything else (secret, hostPath outside the allowlist, csi inline...) is refused.
+ALLOWED_VOLUME_SOURCES = {"emptyDir", "configMap", "persistentVolumeClaim", "hostPath", "nfs"}
+
+
+def pod_specs(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, pod spec) for every pod template inside a Job, Volcano Job or PyTorchJob."""
+    spec = obj.get("spec") or {}
+    kind = obj.get("kind")
+    if kind == "Pod":
+        yield "spec", spec
+    if "template" in spec:
+        yield "spec.template.spec", (spec["template"].get("spec") or {})
+    for i, task in enumerate(spec.get("tasks") or []):
+        yield f"spec.tasks[{i}].template.spec", ((task.get("template") or {}).get("spec") or {})
+    for role, rs in (spec.get("pytorchReplicaSpecs") or {}).items():
+        yield f"spec.pytorchReplicaSpecs.{role}.template.spec", ((rs.get("template") or {}).get("spec") or {})
+
+
+def _under(path: str, prefixes: list[str]) -> bool:
+    path = posixpath.normpath(path)
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
+
+
+def check_objects(objects: list[dict[str, Any]], namespace: str, host_path_allowlist: list[str]) -> None:
+    for obj in objects:
+        where = f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
+        ns = (obj.get("metadata") or {}).get("namespace")
+        if ns != namespace:
+            raise DLWError(f"{where}: namespace {ns!r} refused: jobs run only in your namespace {namespace!r}")
+        for path, pod in pod_specs(obj):
+            _check_pod(f"{where} {path}", pod, host_path_allowlist)
+
+
+def _check_pod(where: str, pod: dict[str, Any], allowlist: list[str]) -> None:
+    for key in ("hostNetwork", "hostPID", "hostIPC", "hostUsers"):
+        if pod.get(key) and key != "hostUsers":
+            raise DLWError(f"{where}.{key}: refused: jobs may not share the node's {key[4:]} namespace")
+    for vol in pod.get("volumes") or []:
+        source = next((k for k in vol if k != "name"), None)
+        if source not in ALLOWED_VOLUME_SOURCES:
+            raise DLWError(
+                f"{where}.volumes[{vol.get('name')}]: {source} volumes are refused "
+                "(only catalogue volumes; secrets only as secretKeyRef)"
+            )
+        if source == "hostPath" and not _under(vol["hostPath"].get("path", ""), allowlist):
+            allowed = ", ".join(allowlist) or "none"
+            raise DLWError(
+                f"{where}.volumes[{vol.get('name')}]: hostPath {vol['hostPath'].get('path')} refused: "
+                f"not under the admin's hostPathAllowlist ({allowed})"
+            )
+    for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
+        name = f"{where}.containers[{container.get('name')}]"
+        sc = container.get("securityContext") or {}
+        if sc.get("privileged"):
+            raise DLWError(f"{name}.securityContext.privileged: refused: no privileged containers")
+        if sc.get("allowPrivilegeEscalation"):
+            raise DLWError(f"{name}.securityContext.allowPrivilegeEscalation: refused")
+        if (sc.get("capabilities") or {}).get("add"):
+            raise DLWError(f"{name}.securityContext.capabilities.add: refused: no added capabilities")
+        for src in container.get("envFrom") or []:
+            if "secretRef" in src:
+                raise DLWError(f"{name}.envFrom.secretRef: refused: name each secret key with secretKeyRef")

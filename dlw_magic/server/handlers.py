@@ -1,0 +1,356 @@
+"""REST handlers: parse the request, call ``dlw_magic.core`` in a worker thread, return JSON.
+
+Every method is ``@web.authenticated`` (plus ``@authorized`` so a deployment's Authorizer can narrow
+who may submit) and every non-GET is XSRF-checked by jupyter_server. A ``DLWError`` becomes
+``{"message": ...}`` with 400, ``NotFound`` 404 and ``Conflict`` 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from .. import core
+from ..backends import Backend, JobInfo, get_backend
+from ..errors import Conflict, DLWError, NotFound
+from .logstream import LogPump
+from .options import job_options
+
+# Request fields of a submit, as JSON keys -> build_spec keyword.
+SUBMIT_FIELDS = {
+    "name": "name", "workers": "workers", "gpus": "gpus", "gpuType": "gpu_type",
+    "processesPerWorker": "processes_per_worker", "engine": "engine", "queue": "queue",
+    "priority": "priority", "image": "image", "timeout": "timeout", "parameters": "params",
+    "volumes": "volumes",
+}
+
+
+class BadRequest(DLWError):
+    """Request input the user must fix (400)."""
+
+
+class Forbidden(DLWError):
+    """A path outside the server root (403)."""
+
+
+def _status_of(err: DLWError) -> int:
+    if isinstance(err, NotFound):
+        return 404
+    if isinstance(err, Conflict):
+        return 409
+    if isinstance(err, Forbidden):
+        return 403
+    return 400
+
+
+class DLWHandler(APIHandler):
+    auth_resource = "dlw"
+
+    @property
+    def dlw(self) -> Any:
+        return self.settings["dlw"]
+
+    @property
+    def root_dir(self) -> Path:
+        return Path(self.settings["dlw_root_dir"]).expanduser().resolve()
+
+    def backend(self) -> Backend:
+        return get_backend(self.dlw.backend or None)
+
+    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking core call off the event loop (backends touch disk, processes or the API)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+    def reply(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data, default=str))
+
+    def body(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError as err:
+            raise BadRequest(f"request body: invalid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise BadRequest("request body: expected a JSON object")
+        return data
+
+    def confined(self, path: str, field: str) -> Path:
+        """``path`` (relative to the server root, as JupyterLab names files) resolved inside the root."""
+        if not isinstance(path, str) or not path.strip():
+            raise BadRequest(f"{field}: expected a path relative to the server root")
+        target = (self.root_dir / path.strip().lstrip("/")).resolve()
+        if target != self.root_dir and self.root_dir not in target.parents:
+            raise Forbidden(f"{field}: {path!r} is outside the server root")
+        return target
+
+    def job_dict(self, info: JobInfo, with_spec: bool = False) -> dict[str, Any]:
+        data = info.to_dict()
+        spec = data.pop("spec", None)
+        if with_spec:
+            data["spec"] = spec
+            data["yaml"] = yaml.safe_dump(spec or {}, sort_keys=False)
+        data["output_path"] = self.root_relative(info.output_dir)
+        return data
+
+    def root_relative(self, path: str | None) -> str | None:
+        """A folder as JupyterLab's file browser names it, or None when it lies outside the root."""
+        if not path:
+            return None
+        try:
+            return Path(path).resolve().relative_to(self.root_dir).as_posix()
+        except ValueError:
+            return None
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = (kwargs.get("exc_info") or (None, None, None))[1]
+        if isinstance(exc, DLWError):
+            self.set_status(_status_of(exc))
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"message": str(exc)}))
+            return
+        if not isinstance(exc, web.HTTPError) and exc is not None:
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"message": f"internal error: {type(exc).__name__}: {exc}"}))
+            return
+        super().write_error(status_code, **kwargs)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, DLWError):
+            self.log.info("dlw: %s %s: %s", self.request.method, self.request.path, value)
+            return
+        super().log_exception(typ, value, tb)
+
+
+class JobsHandler(DLWHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        jobs = await self.call(core.list_jobs, self.backend())
+        self.reply({"jobs": [self.job_dict(j) for j in jobs]})
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.body()
+        unknown = sorted(set(body) - set(SUBMIT_FIELDS) - {"notebook", "spec"})
+        if unknown:
+            raise BadRequest(f"{unknown[0]}: unknown field (expected one of notebook, spec, "
+                             f"{', '.join(SUBMIT_FIELDS)})")
+        kwargs = self.submit_options(body)
+        if ("notebook" in body) == ("spec" in body):
+            raise BadRequest("notebook: give exactly one of notebook (a path) or spec (job YAML text)")
+        if "notebook" in body:
+            path = self.confined(body["notebook"], "notebook")
+            if path.suffix.lower() not in (".ipynb", ".py"):
+                raise BadRequest(f"notebook: {body['notebook']!r} is not a .ipynb notebook or .py script")
+            if not path.is_file():
+                raise NotFound(f"notebook: {body['notebook']!r} not found")
+            spec = await self.call(core.build_spec, path, **kwargs)
+        else:
+            if not isinstance(body["spec"], str):
+                raise BadRequest("spec: expected job YAML text")
+            spec = await self.call(core.build_spec, spec_text=body["spec"], **kwargs)
+            self.confine_spec(spec)
+        info = await self.call(core.submit, spec, self.backend())
+        self.reply(self.job_dict(info), status=201)
+
+    def submit_options(self, body: dict[str, Any]) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        for key, kw in SUBMIT_FIELDS.items():
+            value = body.get(key)
+            if value is None or value == "":
+                continue
+            if key in ("workers", "gpus", "processesPerWorker") and (
+                isinstance(value, bool) or not isinstance(value, int)
+            ):
+                raise BadRequest(f"{key}: expected an integer, got {value!r}")
+            if key == "parameters" and not isinstance(value, dict):
+                raise BadRequest("parameters: expected an object of name -> value")
+            if key == "volumes":
+                value = self.volume_refs(value)
+            if key == "name" and not isinstance(value, str):
+                raise BadRequest(f"name: expected text, got {value!r}")
+            kwargs[kw] = value
+        return kwargs
+
+    @staticmethod
+    def volume_refs(value: Any) -> list[dict[str, Any]]:
+        if not isinstance(value, list):
+            raise BadRequest("volumes: expected a list of volume names from the admin's catalogue")
+        refs = []
+        for i, v in enumerate(value):
+            if isinstance(v, str) and v:
+                refs.append({"name": v})
+            elif isinstance(v, dict) and isinstance(v.get("name"), str):
+                refs.append(v)
+            else:
+                raise BadRequest(f"volumes[{i}]: expected a volume name")
+        return refs
+
+    def confine_spec(self, spec: Any) -> None:
+        """A pasted spec may only name files under the server root, like a notebook path may."""
+        src = spec.source
+        root = self.root_dir
+        workdir = self.inside_root(root / (src.workdir or "."), "spec.source.workdir")
+        src.workdir = str(workdir)  # relative paths mean the root, not the server's cwd
+        field = "spec.source.notebook" if src.notebook else "spec.source.script"
+        self.inside_root(workdir / (src.notebook or src.script or ""), field)
+
+    def inside_root(self, path: Path, field: str) -> Path:
+        target = path.resolve()
+        if target != self.root_dir and self.root_dir not in target.parents:
+            raise Forbidden(f"{field}: {str(path)!r} is outside the server root")
+        return target
+
+
+class JobHandler(DLWHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        info = await self.call(core.get_job, name, self.backend())
+        self.reply(self.job_dict(info, with_spec=True))
+
+
+class CancelHandler(DLWHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        info = await self.call(core.cancel, name, self.backend())
+        self.reply(self.job_dict(info))
+
+
+class RerunHandler(DLWHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        new_name = self.body().get("name") or None
+        if new_name is not None and not isinstance(new_name, str):
+            raise BadRequest(f"name: expected text, got {new_name!r}")
+        info = await self.call(core.rerun, name, new_name, self.backend())
+        self.reply(self.job_dict(info), status=201)
+
+
+class LogsHandler(DLWHandler):
+    """One rank's log (or all ranks'). ``follow=1`` streams server-sent events until the job ends.
+
+    Each event's id is ``rank:offset``; a client resumes with ``?offset=`` (or the ``Last-Event-ID``
+    header) and a rank, and gets only what it has not seen.
+    """
+
+    pump: LogPump | None = None
+
+    def parse_args(self) -> tuple[int | None, int, bool]:
+        rank_arg = self.get_query_argument("rank", "")
+        offset_arg = self.get_query_argument("offset", "")
+        last_id = self.request.headers.get("Last-Event-ID", "")
+        if last_id and not offset_arg:
+            rank_arg, _, offset_arg = last_id.partition(":")
+        try:
+            rank = int(rank_arg) if rank_arg not in ("", "all") else None
+        except ValueError:
+            raise BadRequest(f"rank: expected a rank number, got {rank_arg!r}") from None
+        try:
+            offset = int(offset_arg or 0)
+        except ValueError:
+            raise BadRequest(f"offset: expected a byte offset, got {offset_arg!r}") from None
+        if offset < 0 or (rank is not None and rank < 0):
+            raise BadRequest("offset: must not be negative" if offset < 0 else "rank: must not be negative")
+        if offset and rank is None:
+            raise BadRequest("offset: resuming needs a rank (offsets are per rank)")
+        follow = self.get_query_argument("follow", "0").lower() in ("1", "true", "yes")
+        return rank, offset, follow
+
+    @web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        rank, offset, follow = self.parse_args()
+        backend = self.backend()
+        info = await self.call(core.get_job, name, backend)  # 404 before any stream starts
+        if rank is not None and rank >= max(info.world_size, 1):
+            raise BadRequest(f"rank: job {name} has ranks 0..{max(info.world_size, 1) - 1}, not {rank}")
+        if not follow:
+            chunks = await self.call(lambda: list(core.logs(name, rank, False, offset, backend)))
+            self.reply({"chunks": [c.__dict__ for c in chunks], "state": info.state.value})
+            return
+        await self.stream(name, rank, offset, backend)
+
+    async def stream(self, name: str, rank: int | None, offset: int, backend: Backend) -> None:
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")  # proxies (the hub's) must not buffer the stream
+        self.pump = LogPump(lambda: core.logs(name, rank, True, offset, backend), asyncio.get_running_loop())
+        self.pump.start()
+        try:
+            self.write(": stream open\n\n")
+            await self.flush()
+            while True:
+                batch = await self.pump.next_batch(self.dlw.keepalive_seconds, self.dlw.log_batch_bytes)
+                if batch is None:
+                    break
+                if not batch:
+                    self.write(": keep-alive\n\n")
+                for c in batch:
+                    data = json.dumps({"rank": c.rank, "text": c.text, "offset": c.offset})
+                    self.write(f"id: {c.rank}:{c.offset}\nevent: log\ndata: {data}\n\n")
+                await self.flush()
+            if self.pump.error:
+                self.write(f"event: error\ndata: {json.dumps({'message': self.pump.error})}\n\n")
+            else:
+                final = await self.call(core.get_job, name, backend)
+                self.write(f"event: end\ndata: {json.dumps({'state': final.state.value})}\n\n")
+            self.finish()
+        except StreamClosedError:
+            pass  # the browser closed the viewer
+        finally:
+            self.pump.stop()
+
+    def on_connection_close(self) -> None:
+        if self.pump is not None:
+            self.pump.stop()
+
+
+class GpusHandler(DLWHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        gpus, reason = await self.call(core.gpus, self.backend())
+        self.reply({"gpus": [g.to_dict() for g in gpus], "reason": reason})
+
+
+class OptionsHandler(DLWHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        options = await self.call(job_options)
+        options["backend"] = self.backend().name
+        self.reply(options)
+
+
+class ParametersHandler(DLWHandler):
+    """The notebook's ``parameters`` cell, to prefill the dialog (``?path=`` relative to the root)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        path = self.confined(self.get_query_argument("path", ""), "path")
+        if not path.is_file():
+            raise NotFound(f"path: {self.get_query_argument('path')!r} not found")
+        try:
+            from ..convert import read_parameters
+        except ImportError:
+            self.reply({"parameters": {}, "reason": "this DLW version cannot read parameters cells"})
+            return
+        params = await self.call(read_parameters, path)
+        reason = None if params else "the notebook has no cell tagged 'parameters'"
+        self.reply({"parameters": params or {}, "reason": reason})

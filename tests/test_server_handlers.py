@@ -1,0 +1,218 @@
+"""The lab extension's REST API against a real jupyter_server (pytest-jupyter), no backend needed.
+
+Authentication, XSRF, bad input, paths outside the root, GPUs, dialog options and parameters.
+Job submission against the real local backend is in test_server_jobs.py.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import nbformat
+import pytest
+from jupyter_server.serverapp import ServerWebApplication
+from tornado.httpclient import HTTPClientError
+
+from dlw_magic.server import HANDLERS, JOB_NAME
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def jp_server_config():
+    return {"ServerApp": {"jpserver_extensions": {"dlw_magic": True}}}
+
+
+@pytest.fixture(autouse=True)
+def _dlw_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLW_HOME", str(tmp_path / "dlw-home"))
+    monkeypatch.setenv("DLW_BACKEND", "local")
+
+
+def _example_url(pattern: str) -> str:
+    return "dlw/api/" + pattern.replace(JOB_NAME, "some-job")
+
+
+def write_notebook(path, params_source="lr = 0.1\nepochs = 2", body="print('hello')"):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(params_source)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+async def error_of(fetch_coro) -> tuple[int, dict]:
+    with pytest.raises(HTTPClientError) as info:
+        await fetch_coro
+    body = info.value.response.body
+    return info.value.code, (json.loads(body) if body else {})
+
+
+def test_every_handler_method_is_authenticated():
+    """The extension template's CI check: jupyter_server lists methods lacking @web.authenticated."""
+    missing = []
+    for pattern, handler in HANDLERS:
+        missing += ServerWebApplication._check_handler_auth(None, pattern, handler)  # type: ignore[arg-type]
+    assert missing == []
+    assert all(HANDLERS), "handler table is empty"
+
+
+async def test_loading_the_extension_warns_about_no_anonymous_handler(jp_serverapp):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        jp_serverapp.web_app.add_handlers(".*$", [(f"/x/{p}", h) for p, h in HANDLERS])
+
+
+@pytest.mark.parametrize("pattern,handler", HANDLERS, ids=[p for p, _ in HANDLERS])
+async def test_unauthenticated_requests_are_refused(jp_fetch, pattern, handler):
+    url = _example_url(pattern)
+    methods = [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if m.lower() in handler.__dict__]
+    assert methods
+    for method in methods:
+        kwargs = {"body": "{}"} if method == "POST" else {}
+        code, body = await error_of(
+            jp_fetch(url, method=method, headers={"Authorization": ""}, **kwargs)
+        )
+        assert code == 403, (method, url)
+
+
+async def test_post_with_login_cookie_but_no_xsrf_token_is_refused(jp_fetch, jp_serverapp, jp_root_dir):
+    token = jp_serverapp.identity_provider.token
+    first = await jp_fetch("dlw/api/gpus", params={"token": token}, headers={"Authorization": ""})
+    cookies = [c.split(";")[0] for c in first.headers.get_list("Set-Cookie")]
+    login = [c for c in cookies if not c.startswith("_xsrf")]
+    assert login, "the server set no login cookie"
+    write_notebook(jp_root_dir / "nb.ipynb")
+    code, body = await error_of(jp_fetch(
+        "dlw/api/jobs", method="POST", body=json.dumps({"notebook": "nb.ipynb"}),
+        headers={"Authorization": "", "Cookie": "; ".join(login)},
+    ))
+    assert code == 403
+    assert "xsrf" in body["message"].lower()
+
+
+async def test_gpus_on_a_machine_without_nvidia_is_an_empty_list_with_a_reason(jp_fetch, monkeypatch):
+    monkeypatch.setenv("DLW_FAKE_NO_NVML", "1")
+    r = await jp_fetch("dlw/api/gpus")
+    data = json.loads(r.body)
+    assert data["gpus"] == []
+    assert "NVML" in data["reason"]
+
+
+async def test_options_list_the_admin_catalogue(jp_fetch, tmp_path, monkeypatch):
+    ws = tmp_path / "workspace.yaml"
+    ws.write_text(
+        "profiles:\n- {name: cpu, displayName: CPU, image: img:1}\n"
+        "volumes:\n- {name: datasets, type: dataset, mountPath: /data, claimName: ds}\n"
+        "queues:\n- {name: research, default: true}\n"
+        "priorityClasses:\n- {name: dlw-high, value: 1000}\n"
+    )
+    monkeypatch.setenv("DLW_WORKSPACE_CONFIG", str(ws))
+    data = json.loads((await jp_fetch("dlw/api/options")).body)
+    assert [v["name"] for v in data["volumes"]] == ["datasets"]
+    assert data["volumes"][0]["mountPath"] == "/data"
+    assert [q["name"] for q in data["queues"]] == ["research"]
+    assert data["priorityClasses"][0] == {"name": "dlw-high", "value": 1000, "default": False, "description": ""}
+    assert "job" in data["engines"] and data["reason"] is None
+
+
+async def test_options_without_workspace_config_are_empty_with_a_reason(jp_fetch, tmp_path, monkeypatch):
+    monkeypatch.setenv("DLW_WORKSPACE_CONFIG", str(tmp_path / "missing.yaml"))
+    data = json.loads((await jp_fetch("dlw/api/options")).body)
+    assert data["volumes"] == [] and data["queues"] == []
+    assert "missing.yaml" in data["reason"]
+    assert data["engines"] == ["job", "volcano", "pytorchjob"]
+
+
+async def test_parameters_prefill_reads_the_parameters_cell(jp_fetch, jp_root_dir):
+    pytest.importorskip("dlw_magic.convert", reason="convert").__dict__.get("read_parameters") or pytest.skip(
+        "dlw_magic.convert.read_parameters not there yet"
+    )
+    write_notebook(jp_root_dir / "sub" / "nb.ipynb")
+    data = json.loads((await jp_fetch("dlw/api/parameters", params={"path": "sub/nb.ipynb"})).body)
+    assert data["parameters"] == {"lr": 0.1, "epochs": 2}
+
+
+@pytest.mark.parametrize("path", ["../outside.ipynb", "/../../etc/passwd", "sub/../../x.ipynb"])
+async def test_paths_outside_the_root_are_refused(jp_fetch, jp_root_dir, path):
+    write_notebook(jp_root_dir.parent / "outside.ipynb")
+    code, body = await error_of(jp_fetch("dlw/api/parameters", params={"path": path}))
+    assert code == 403
+    assert body["message"].startswith("path:") and "outside the server root" in body["message"]
+    code, body = await error_of(jp_fetch("dlw/api/jobs", method="POST", body=json.dumps({"notebook": path})))
+    assert code == 403
+    assert body["message"].startswith("notebook:")
+
+
+async def test_symlink_out_of_the_root_is_refused(jp_fetch, jp_root_dir):
+    outside = write_notebook(jp_root_dir.parent / "secret" / "nb.ipynb")
+    (jp_root_dir / "link.ipynb").symlink_to(outside)
+    code, body = await error_of(jp_fetch("dlw/api/jobs", method="POST", body=json.dumps({"notebook": "link.ipynb"})))
+    assert code == 403
+
+
+async def test_spec_naming_a_notebook_outside_the_root_is_refused(jp_fetch, jp_root_dir):
+    write_notebook(jp_root_dir.parent / "outside.ipynb")
+    spec = "name: sneaky\nsource:\n  notebook: ../outside.ipynb\n"
+    code, body = await error_of(jp_fetch("dlw/api/jobs", method="POST", body=json.dumps({"spec": spec})))
+    assert code == 403
+    assert body["message"].startswith("spec.source.notebook:")
+    spec = "name: sneaky\nsource:\n  workdir: /etc\n  script: passwd\n"
+    code, body = await error_of(jp_fetch("dlw/api/jobs", method="POST", body=json.dumps({"spec": spec})))
+    assert code == 403
+
+
+@pytest.mark.parametrize(
+    "body,status,starts",
+    [
+        ("not json", 400, "request body: invalid JSON"),
+        ("[1, 2]", 400, "request body: expected a JSON object"),
+        ({}, 400, "notebook: give exactly one"),
+        ({"notebook": "nb.ipynb", "spec": "x: 1"}, 400, "notebook: give exactly one"),
+        ({"notebook": "nb.ipynb", "workers": "two"}, 400, "workers: expected an integer"),
+        ({"notebook": "nb.ipynb", "gpus": True}, 400, "gpus: expected an integer"),
+        ({"notebook": "nb.ipynb", "workers": 0}, 400, "nb.ipynb: workers:"),
+        ({"notebook": "nb.ipynb", "name": "Bad_Name"}, 400, "nb.ipynb: name:"),
+        ({"notebook": "nb.ipynb", "engine": "slurm"}, 400, "nb.ipynb: engine:"),
+        ({"notebook": "nb.ipynb", "parameters": [1]}, 400, "parameters: expected an object"),
+        ({"notebook": "nb.ipynb", "volumes": "data"}, 400, "volumes: expected a list"),
+        ({"notebook": "nb.ipynb", "volumes": [3]}, 400, "volumes[0]: expected a volume name"),
+        ({"notebook": "nb.ipynb", "colour": "red"}, 400, "colour: unknown field"),
+        ({"notebook": "missing.ipynb"}, 404, "notebook: 'missing.ipynb' not found"),
+        ({"notebook": "data.csv"}, 400, "notebook: 'data.csv' is not a .ipynb"),
+        ({"spec": "name: [unclosed"}, 400, "inline spec: line 1"),
+        ({"spec": "name: x\nsource: {notebook: nb.ipynb}\nworkers: -1\n"}, 400, "inline spec: workers:"),
+        ({"spec": 42}, 400, "spec: expected job YAML text"),
+    ],
+)
+async def test_bad_submit_input_is_a_400_naming_the_field(jp_fetch, jp_root_dir, body, status, starts):
+    write_notebook(jp_root_dir / "nb.ipynb")
+    (jp_root_dir / "data.csv").write_text("a,b\n")
+    raw = body if isinstance(body, str) else json.dumps(body)
+    code, reply = await error_of(jp_fetch("dlw/api/jobs", method="POST", body=raw))
+    assert code == status
+    assert reply["message"].startswith(starts), reply["message"]
+    assert "\n" not in reply["message"]
+
+
+@pytest.mark.parametrize(
+    "params,starts",
+    [
+        ({"rank": "x"}, "rank: expected a rank number"),
+        ({"rank": "0", "offset": "abc"}, "offset: expected a byte offset"),
+        ({"rank": "0", "offset": "-5"}, "offset: must not be negative"),
+        ({"offset": "10"}, "offset: resuming needs a rank"),
+    ],
+)
+async def test_bad_log_arguments_are_a_400(jp_fetch, params, starts):
+    code, reply = await error_of(jp_fetch("dlw/api/jobs/some-job/logs", params=params))
+    assert code == 400
+    assert reply["message"].startswith(starts)
+
+
+async def test_job_urls_only_take_job_names(jp_fetch):
+    code, _ = await error_of(jp_fetch("dlw/api/jobs/..%2F..%2Fetc"))
+    assert code == 404
