@@ -11,7 +11,6 @@ import getpass
 import os
 import re
 import secrets
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -118,23 +117,31 @@ def _entry_of(data: dict[str, Any]) -> str | None:
     return src.get("notebook") or src.get("script") if isinstance(src, dict) else None
 
 
-def submit(spec: TrainingJob, backend: Backend | None = None) -> JobInfo:
-    """Snapshot, convert, (build) and hand the job to the backend; returns once it is queued."""
+def submit(spec: TrainingJob, backend: Backend | None = None, rerun_of: JobInfo | None = None) -> JobInfo:
+    """Snapshot, convert, (build) and hand the job to the backend; returns once it is queued.
+
+    With ``rerun_of``, the earlier job's kept snapshot is reused instead of reading the sources again.
+    """
     from . import snapshot
 
     backend = backend or get_backend()
     backend.check_name_free(spec.name)
     user = current_user()
+    old_snapshot = backend.snapshot_of(rerun_of.name) if rerun_of else None
     staging = backend.staging_dir(spec)
     try:
-        prepared = snapshot.prepare(spec, staging, user)
+        if old_snapshot is not None and rerun_of is not None:
+            prepared = snapshot.copy_of(spec, old_snapshot, staging, user, rerun_of.provenance)
+            prepared.provenance["rerun_of"] = rerun_of.name
+        else:
+            prepared = snapshot.prepare(spec, staging, user)
         if spec.build.enabled:
             from .build import build_image
 
             prepared.image = build_image(prepared)
         return backend.submit(prepared)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        backend.discard_staging(staging)
         raise
 
 
@@ -147,7 +154,7 @@ def rerun(name: str, new_name: str | None = None, backend: Backend | None = None
     data = dict(old.spec)
     base = re.sub(r"-r\d+$", "", old.name)[:46]
     data["name"] = new_name or default_name(base)
-    return submit(parse_spec(data, f"job {name}"), backend)
+    return submit(parse_spec(data, f"job {name}"), backend, rerun_of=old)
 
 
 def list_jobs(backend: Backend | None = None) -> list[JobInfo]:

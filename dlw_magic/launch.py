@@ -1,7 +1,140 @@
-"""TEMPORARY STUB (the convert helper replaces it): run a converted notebook script."""
-import runpy
+"""Run a converted notebook so that tracebacks name notebook cells: ``python -m dlw_magic.launch main.py``.
+
+The converted script carries one marker line per cell (``# %% [cell 4] digits.ipynb``). The launcher
+splits on them, compiles each cell under the filename ``digits.ipynb, cell 4`` (registered in
+``linecache``, so tracebacks, warnings and ``inspect.getsource`` show the cell's own lines), and execs
+the cells one after the other in a single ``__main__`` namespace, as a kernel would. Plain
+``python main.py`` runs the same code; only the cell names in tracebacks are lost.
+
+Only the standard library is imported here: IPython (slow to import) is loaded only for a script that
+calls ``get_ipython()``.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import inspect
+import linecache
+import os
+import re
 import sys
+import traceback
+import types
+from pathlib import Path
+from typing import Any
+
+MARKER = re.compile(r"^# %% \[(cell \d+|injected parameters)\] (.*)\n?", re.MULTILINE)
+USAGE = "usage: python -m dlw_magic.launch SCRIPT [ARG...]"
+
+
+def cell_marker(label: str, notebook: str) -> str:
+    """The marker line that opens one cell of a converted script (the converter writes it)."""
+    return f"# %% [{label}] {notebook}\n"
+
+
+def split_cells(source: str, script_name: str) -> list[tuple[str, str]]:
+    """(filename, code) per cell. The text before the first marker is the script's own header."""
+    chunks: list[tuple[str, str]] = []
+    filename, start = script_name, 0
+    for match in MARKER.finditer(source):
+        chunks.append((filename, source[start : match.start()]))
+        filename, start = f"{match.group(2)}, {match.group(1)}", match.end()
+    chunks.append((filename, source[start:]))
+    return chunks
+
+
+def compile_cells(chunks: list[tuple[str, str]]) -> list[types.CodeType]:
+    codes = []
+    for filename, code in chunks:
+        linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
+        # Top-level `await` works in a notebook, so it does here; dont_inherit keeps this module's
+        # `from __future__ import annotations` out of the user's code.
+        codes.append(compile(code, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True))
+    return codes
+
+
+def main_module(script: Path) -> types.ModuleType:
+    """A fresh ``__main__`` like ``python script.py`` makes: pickle and multiprocessing's spawn find
+    functions defined in cells through it (spawned children re-run the script as plain Python)."""
+    module = types.ModuleType("__main__")
+    module.__file__ = str(script.resolve())
+    module.__builtins__ = builtins  # type: ignore[attr-defined]
+    module.__spec__ = None
+    sys.modules["__main__"] = module
+    return module
+
+
+def start_shell(module: types.ModuleType) -> None:
+    """An InteractiveShell whose user namespace is the script's, so ``%time x = f()`` defines ``x``."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"  # a job's home may be read-only, and history is useless
+    InteractiveShell.instance(config=config, user_module=module)  # puts get_ipython into the namespace
+
+
+def run_cells(codes: list[types.CodeType], namespace: dict[str, Any]) -> None:
+    loop = None
+    for code in codes:
+        if code.co_flags & inspect.CO_COROUTINE:  # a cell with top-level await
+            if loop is None:
+                import asyncio
+
+                loop = asyncio.new_event_loop()
+            loop.run_until_complete(eval(code, namespace))
+        else:
+            exec(code, namespace)
+
+
+def report(err: BaseException) -> int:
+    """Print the traceback without the launcher's frames; the exit status for it."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    err = err.with_traceback(tb)
+    sys.stdout.flush()  # keep the job log in order: output first, then the traceback
+    if sys.excepthook is sys.__excepthook__:
+        # The built-in hook reads source lines from disk, not from linecache: it would show no cell code.
+        traceback.print_exception(type(err), err, tb)
+    else:
+        sys.excepthook(type(err), err, tb)  # the notebook installed its own hook
+    sys.stderr.flush()
+    return 130 if isinstance(err, KeyboardInterrupt) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE, file=sys.stderr)
+        return 2
+    script = Path(args[0])
+    try:
+        source = script.read_text(encoding="utf-8")
+    except OSError as err:
+        print(f"dlw_magic.launch: {script}: cannot read: {err.strerror}", file=sys.stderr)
+        return 2
+    sys.argv = list(args)  # as `python main.py ARG...` would set it
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        sys.path[0] = str(script.resolve().parent)
+    os.environ.setdefault("MPLBACKEND", "Agg")  # no display in a job; plt.show() must not block
+    try:
+        codes = compile_cells(split_cells(source, str(script)))
+    except SyntaxError as err:
+        traceback.print_exception(type(err), err, None)
+        return 1
+    module = main_module(script)
+    try:
+        if "get_ipython" in source:
+            start_shell(module)
+        run_cells(codes, module.__dict__)
+    except SystemExit:
+        raise  # sys.exit(3) in a cell keeps its status
+    except BaseException as err:
+        return report(err)
+    return 0
+
 
 if __name__ == "__main__":
-    sys.argv = sys.argv[1:]
-    runpy.run_path(sys.argv[0], run_name="__main__")
+    raise SystemExit(main())

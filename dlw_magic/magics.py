@@ -137,7 +137,8 @@ class DLWMagics(Magics):
         except ValueError as err:
             report_error(f"%dlw: {err}", self.shell)
             return
-        command = "train" if cell is not None else (argv[0] if argv else "")
+        command = argv[0] if argv and cell is None else ""
+        label = "%%dlw" if cell is not None else f"%dlw {command}".rstrip()
         try:
             if cell is not None:
                 self._inline(argv, cell)
@@ -147,12 +148,10 @@ class DLWMagics(Magics):
                 self._train(argv[1:])
             else:
                 self._delegate(argv)
-        except _ParseError as err:
-            report_error(f"%dlw {command}: {err}".replace("%dlw : ", "%dlw: "), self.shell)
-        except DLWError as err:
-            report_error(f"%dlw {command}: {err}", self.shell)
+        except (_ParseError, DLWError) as err:
+            report_error(f"{label}: {err}", self.shell)
         except KeyboardInterrupt:
-            report_error(f"%dlw {command}: interrupted (jobs keep running; %dlw cancel NAME stops one)", self.shell)
+            report_error(f"{label}: interrupted (jobs keep running; %dlw cancel NAME stops one)", self.shell)
 
     # -- commands
     def _train(self, rest: list[str]) -> None:
@@ -169,10 +168,10 @@ class DLWMagics(Magics):
             return
         if args.target:
             raise _ParseError("%%dlw takes its job spec from the cell; put the path in source.notebook")
-        data = load_yaml(cell, "%%dlw cell")
+        data = load_yaml(cell, "cell")
         data = {} if data is None else data
         if not isinstance(data, dict):
-            raise DLWError("%%dlw cell: expected a job spec (a YAML mapping)")
+            raise DLWError("cell: expected a job spec (a YAML mapping)")
         target: Path | None = None
         if "source" not in data:
             target = current_notebook(self.shell.user_ns)

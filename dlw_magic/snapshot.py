@@ -60,9 +60,10 @@ def _copy_files(patterns: list[str], workdir: Path, dest: Path) -> list[str]:
 
 
 def tree_hash(root: Path) -> str:
+    """sha256 over file names and contents: equal for equal code (job.yaml, which names the job, left out)."""
     h = hashlib.sha256()
     total = 0
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != "job.yaml"):
         data = path.read_bytes()
         total += len(data)
         if total > MAX_SNAPSHOT_BYTES:
@@ -127,4 +128,16 @@ def prepare(spec: TrainingJob, dest: Path, user: str) -> PreparedJob:
     return PreparedJob(
         spec=spec, user=user, snapshot_dir=dest, entrypoint=entrypoint,
         snapshot_hash=digest, provenance=provenance, image=image,
+    )
+
+
+def copy_of(spec: TrainingJob, old_snapshot: Path, dest: Path, user: str, old: dict[str, Any]) -> PreparedJob:
+    """A snapshot identical to an earlier job's (``dlw rerun``): same code, whatever the user edited since."""
+    shutil.copytree(old_snapshot, dest, dirs_exist_ok=True)
+    (dest / "job.yaml").write_text(yaml.safe_dump(spec.to_yaml_dict(), sort_keys=False), encoding="utf-8")
+    provenance = {k: v for k, v in old.items() if k not in ("pip_freeze", "entrypoint")}
+    provenance["snapshot_hash"] = digest = tree_hash(dest)
+    return PreparedJob(
+        spec=spec, user=user, snapshot_dir=dest, entrypoint=list(old["entrypoint"]),
+        snapshot_hash=digest, provenance=provenance, image=old.get("image"),
     )

@@ -43,6 +43,8 @@ def get_backend(name: str | None = None, **options: str) -> Backend:
         try:
             backend_cls = getattr(importlib.import_module(module), cls)
         except ImportError as err:
-            raise DLWError(f"backend {name!r} needs a missing package: {err.name} (pip install 'dlw-magic[{name}]')") from None
+            raise DLWError(
+                f"backend {name!r} needs a missing package: {err.name} (pip install 'dlw-magic[{name}]')"
+            ) from None
         _cache[key] = backend_cls(**options)
     return _cache[key]

@@ -115,6 +115,12 @@ class Backend(ABC):
     def staging_dir(self, spec: TrainingJob) -> Path:
         """An empty folder the pipeline writes the job's snapshot into (kept by the local backend)."""
 
+    def discard_staging(self, staging: Path) -> None:
+        """Remove what ``staging_dir`` made when a submission fails part-way: a failed submit leaves nothing."""
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+
     @abstractmethod
     def check_name_free(self, name: str) -> None:
         """Raise Conflict when the user already has a job of this name."""
@@ -144,6 +150,10 @@ class Backend(ABC):
         With follow, keeps yielding until the job has finished and its logs are drained.
         ``offset`` resumes one rank's log at a byte offset (only with a rank).
         """
+
+    def snapshot_of(self, name: str) -> Path | None:
+        """The kept code snapshot of a job, for ``rerun``; None where the backend keeps none locally."""
+        return None
 
     def gpus(self) -> tuple[list[GpuInfo], str | None]:
         """GPUs this backend can give jobs, and a reason when there are none."""

@@ -46,8 +46,8 @@ def profile_override(ws: Workspace, profile: Profile) -> dict[str, Any]:
         ("mem_limit", profile.memory.limit),
     ):
         if value is not None:
-            # KubeSpawner wants floats for CPU and ByteSpecification strings (4G, 4Gi) for memory.
-            override[trait] = _cpu(value) if trait.startswith("cpu") else value
+            # KubeSpawner wants floats for CPU and bytes for memory (its "4G" means 4GiB, "4Gi" is refused).
+            override[trait] = _cpu(value) if trait.startswith("cpu") else quantity_bytes(value)
     selector = dict(profile.node_selector)
     if profile.gpu_type:
         selector[GPU_PRODUCT_LABEL] = profile.gpu_type
@@ -63,6 +63,20 @@ def profile_override(ws: Workspace, profile: Profile) -> dict[str, Any]:
 
 def _cpu(q: str) -> float:
     return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
+
+
+_SUFFIX = {
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "m": 10**-3,
+}
+
+
+def quantity_bytes(q: str) -> int:
+    """A Kubernetes quantity (already validated by the workspace model) as an integer: ``4Gi`` -> 4294967296."""
+    for suffix in sorted(_SUFFIX, key=len, reverse=True):
+        if q.endswith(suffix) and not q[: -len(suffix)].lower().endswith("e"):
+            return int(float(q[: -len(suffix)]) * _SUFFIX[suffix])
+    return int(float(q))
 
 
 def profile_entry(ws: Workspace, profile: Profile) -> dict[str, Any]:

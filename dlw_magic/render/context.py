@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..backends.base import PreparedJob
@@ -64,6 +65,8 @@ class RenderContext:
     workspace: Any  # dlw_magic.workspace.Workspace, or None when no admin YAML applies
     code: CodeSource
     priority_class: str | None = None
+    queue: str | None = None
+    queue_system: str = "none"  # volcano | kueue | none (the workspace's queueSystem)
     ttl_seconds: int = DEFAULT_TTL_SECONDS
 
     @property
@@ -92,7 +95,7 @@ class RenderContext:
         out = {f"{LABEL_PREFIX}/user": self.prepared.user, f"{LABEL_PREFIX}/snapshot": self.prepared.snapshot_hash}
         nb = self.prepared.provenance.get("notebook") or self.prepared.provenance.get("script")
         if nb:
-            out[f"{LABEL_PREFIX}/source"] = str(nb)
+            out[f"{LABEL_PREFIX}/source"] = Path(str(nb)).name  # the full path is in the shipped job.yaml
         return out
 
     def metadata(self, name: str | None = None, extra_labels: dict[str, str] | None = None) -> dict[str, Any]:

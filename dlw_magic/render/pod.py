@@ -6,6 +6,7 @@ Engines differ only in how they wrap this template and in where a pod learns its
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..errors import DLWError
@@ -20,32 +21,12 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 CONTRACT_ENV = frozenset({
     "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "NODE_RANK",
     "DLW_JOB_NAME", "DLW_JOB_ID", "DLW_OUTPUT_DIR", "DLW_WORKERS", "DLW_PROCS_PER_WORKER",
-    "DLW_NODE_RANK_FROM", "DLW_NODE_RANK_OFFSET", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
+    "DLW_NODE_RANK_FROM", "DLW_NODE_RANK_OFFSET", "DLW_SNAPSHOT_DIR", "DLW_CODE_DIR",
+    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
 })
 
-# Runs before the user's entrypoint in every pod: copy the read-only snapshot into a writable folder,
-# work out this pod's rank from the variable the engine's controller sets, then exec the entrypoint
-# (or torchrun for several processes per pod). Inline so any image with Python runs it.
-BOOTSTRAP = """\
-import os, shutil, sys
-e = os.environ
-if os.path.isdir('{snapshot}'):
-    shutil.copytree('{snapshot}', '{code}', dirs_exist_ok=True, ignore=shutil.ignore_patterns('..*'))
-os.makedirs(e['DLW_OUTPUT_DIR'], exist_ok=True)
-os.chdir('{code}')
-src = [e[k] for k in e.get('DLW_NODE_RANK_FROM', '').split(',') if e.get(k)]
-node = int(src[0] if src else 0) + int(e.get('DLW_NODE_RANK_OFFSET', '0'))
-nodes, procs = int(e['DLW_WORKERS']), int(e['DLW_PROCS_PER_WORKER'])
-argv = sys.argv[1:]
-e['NODE_RANK'] = str(node)
-if procs == 1:
-    e.update(RANK=str(node), WORLD_SIZE=str(nodes), LOCAL_RANK='0', LOCAL_WORLD_SIZE='1')
-    os.execvp(argv[0], argv)
-master = e.get('MASTER_ADDR', 'localhost')
-port = e.get('MASTER_PORT', '{port}')
-os.execvp('torchrun', ['torchrun', f'--nnodes={{nodes}}', f'--nproc-per-node={{procs}}',
-          f'--node-rank={{node}}', f'--master-addr={{master}}', f'--master-port={{port}}', *argv[1:]])
-""".format(snapshot=SNAPSHOT_MOUNT, code=CODE_DIR, port=MASTER_PORT)
+# The pod's first step (see bootstrap.py), shipped inline so it needs nothing from the image but Python.
+BOOTSTRAP = (Path(__file__).with_name("bootstrap.py")).read_text(encoding="utf-8")
 
 
 def _env(ctx: RenderContext, rank_from: str, rank_offset: int, master_addr: str | None) -> list[dict[str, Any]]:
@@ -65,6 +46,8 @@ def _env(ctx: RenderContext, rank_from: str, rank_offset: int, master_addr: str 
         {"name": "DLW_PROCS_PER_WORKER", "value": str(spec.processes_per_worker)},
         {"name": "DLW_NODE_RANK_FROM", "value": rank_from},
         {"name": "DLW_NODE_RANK_OFFSET", "value": str(rank_offset)},
+        {"name": "DLW_SNAPSHOT_DIR", "value": SNAPSHOT_MOUNT},
+        {"name": "DLW_CODE_DIR", "value": CODE_DIR},
         {"name": "PYTHONUNBUFFERED", "value": "1"},  # logs reach `dlw logs` as they are printed
     ]
     if spec.resources.gpus == 0:
@@ -145,8 +128,17 @@ def pod_template(
     res = spec.resources
     volumes, mounts = _code_volume(ctx)
     extra_volumes, extra_mounts = catalogue_volumes(ctx)
-    volumes += extra_volumes
-    mounts += extra_mounts
+    for vol in extra_volumes:
+        same = next((v for v in volumes if v["name"] == vol["name"]), None)
+        if same is None:
+            volumes.append(vol)
+        elif same != vol:  # pragma: no cover - the home claim is the only shared name and renders alike
+            raise DLWError(f"job {spec.name}: volumes: {vol['name']} is mounted twice in different ways")
+    taken = {m["mountPath"] for m in mounts}
+    for mount in extra_mounts:
+        if mount["mountPath"] in taken:
+            raise DLWError(f"job {spec.name}: volumes: {mount['mountPath']} is reserved by DLW, mount elsewhere")
+        mounts.append(mount)
     if res.shm:
         volumes.append({"name": "dlw-shm", "emptyDir": {"medium": "Memory", "sizeLimit": res.shm}})
         mounts.append({"name": "dlw-shm", "mountPath": "/dev/shm"})

@@ -48,8 +48,8 @@ def check_objects(objects: list[dict[str, Any]], namespace: str, host_path_allow
 
 
 def _check_pod(where: str, pod: dict[str, Any], allowlist: list[str]) -> None:
-    for key in ("hostNetwork", "hostPID", "hostIPC", "hostUsers"):
-        if pod.get(key) and key != "hostUsers":
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(key):
             raise DLWError(f"{where}.{key}: refused: jobs may not share the node's {key[4:]} namespace")
     for vol in pod.get("volumes") or []:
         source = next((k for k in vol if k != "name"), None)

@@ -16,6 +16,7 @@ import codecs
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,6 +91,9 @@ class LocalBackend(Backend):
         path.mkdir(parents=True)
         return path
 
+    def discard_staging(self, staging: Path) -> None:
+        shutil.rmtree(staging.parent, ignore_errors=True)  # the whole jobs/<id>/ folder
+
     def check_name_free(self, name: str) -> None:
         if self.store.name_taken(self.user, name):
             raise Conflict(f"job {name!r} already exists (pick another --name, or see: dlw status {name})")
@@ -116,7 +120,8 @@ class LocalBackend(Backend):
             base = Path(os.environ.get("DLW_SECRETS_DIR", self.home / "secrets"))
             for ref in spec.secrets:
                 if not (base / ref.secret / ref.key).is_file():
-                    raise DLWError(f"secrets: {ref.secret}/{ref.key} not found (put the value in {base / ref.secret / ref.key})")
+                    path = base / ref.secret / ref.key
+                    raise DLWError(f"secrets: {ref.secret}/{ref.key} not found (put the value in {path})")
 
     def submit(self, job: PreparedJob) -> JobInfo:
         spec = job.spec

@@ -10,6 +10,7 @@ mark a job whose supervisor vanished as failed (see ``LocalBackend.reconcile``).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -34,10 +35,8 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 def environment_freeze() -> str:
@@ -166,7 +165,8 @@ class Supervisor:
                 for p in procs:
                     p.wait()
                 how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-                return JobState.FAILED, code, "Error", f"rank {rank} {how}; see: dlw logs {self.row['name']} --rank {rank}"
+                hint = f"see: dlw logs {self.row['name']} --rank {rank}"
+                return JobState.FAILED, code, "Error", f"rank {rank} {how}; {hint}"
             if all(c == 0 for c in codes):
                 kill_group(pgid, grace=1, reap=reap)  # a rank's leftover children must not outlive the job
                 return JobState.SUCCEEDED, 0, None, None

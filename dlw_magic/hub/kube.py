@@ -1,0 +1,234 @@
+"""The admin YAML applied to a KubeSpawner hub: ``configure(c)`` in ``jupyterhub_config.py``.
+
+What a user gets when they pick a profile:
+
+* the profile's image, CPU/memory guarantee and limit, node selector on ``nvidia.com/gpu.product`` and
+  the GPU toleration; the ``gpus`` option sets the ``nvidia.com/gpu`` (or MIG) limit;
+* the home volume plus the profile's catalogue volumes, mounted by ``workspace.pod_volumes`` (the same
+  function the job renderer uses) and *merged* with whatever volumes the spawner already has;
+* env ``DLW_PROFILE``, ``DLW_GPUS``, ``DLW_IMAGE``, ``DLW_NAMESPACE``, ``DLW_WORKSPACE_CONFIG``,
+  ``DLW_BACKEND=kubernetes``;
+* the ``dlw-notebook`` ServiceAccount, whose Role (``rbac.notebook_role``) lets it manage jobs in its own
+  namespace only. With ``namespaces.scheme: per-user`` the spawner creates that namespace, the account,
+  Role, RoleBinding, GPU ResourceQuota and the ``dlw-workspace`` ConfigMap before the first pod.
+
+Only profiles whose ``groups`` include one of the user's groups are offered (and accepted).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from kubespawner import KubeSpawner
+from traitlets import Unicode
+
+from ..workspace import Workspace, home_claim_name, load_workspace, pod_volumes, workspace_path
+from . import profiles as prof
+from . import rbac
+
+WORKSPACE_DIR = str(Path(prof.WORKSPACE_MOUNT).parent)
+WORKSPACE_VOLUME = {"name": "dlw-workspace", "configMap": {"name": rbac.WORKSPACE_CONFIGMAP}}
+WORKSPACE_VOLUME_MOUNT = {"name": "dlw-workspace", "mountPath": WORKSPACE_DIR, "readOnly": True}
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, mtime: float) -> Workspace:
+    return load_workspace(path)
+
+
+def cached_workspace(path: str | None = None) -> Workspace:
+    """The admin YAML, re-read only when the file changes (the hub calls this for every spawn)."""
+    p = workspace_path(path)
+    return _load(str(p), p.stat().st_mtime if p.exists() else 0.0)
+
+
+def _by_name(items: Any) -> list[dict[str, Any]]:
+    return list(items.values()) if isinstance(items, dict) else list(items or [])
+
+
+def merge_named(existing: Any, extra: list[dict[str, Any]], key: str = "name") -> list[dict[str, Any]]:
+    """``existing`` plus those of ``extra`` whose name is new: profiles add volumes, never replace them."""
+    out = _by_name(existing)
+    seen = {item.get(key) for item in out}
+    out.extend(item for item in extra if item.get(key) not in seen)
+    return out
+
+
+def user_groups(user: Any) -> list[str]:
+    return [getattr(g, "name", g) for g in (getattr(user, "groups", None) or [])]
+
+
+def volume_overrides(ws: Workspace, profile_name: str) -> dict[str, Any]:
+    """Callables KubeSpawner calls with the spawner: per-user volumes merged into the existing ones."""
+    profile = ws.profile(profile_name)
+    names = ([ws.home.name] if ws.home else []) + list(profile.volumes)
+
+    def volumes(spawner: KubeSpawner) -> list[dict[str, Any]]:
+        vols, _ = pod_volumes(ws, names, spawner.user.name)
+        return merge_named(spawner.volumes, vols)
+
+    def volume_mounts(spawner: KubeSpawner) -> list[dict[str, Any]]:
+        _, mounts = pod_volumes(ws, names, spawner.user.name)
+        return merge_named(spawner.volume_mounts, mounts)
+
+    def tolerations(spawner: KubeSpawner) -> list[dict[str, Any]]:
+        wanted = prof.profile_override(ws, profile).get("tolerations", [])
+        current = _by_name(spawner.tolerations)
+        return current + [t for t in wanted if t not in current]
+
+    return {"volumes": volumes, "volume_mounts": volume_mounts, "tolerations": tolerations}
+
+
+def kube_profile_list(ws: Workspace, groups: list[str] | None = None) -> list[dict[str, Any]]:
+    entries = prof.profile_list(ws, groups)
+    for entry in entries:
+        entry["kubespawner_override"].update(volume_overrides(ws, entry["slug"]))
+    return entries
+
+
+class DLWKubeSpawner(KubeSpawner):
+    """KubeSpawner reading the admin YAML: per-user namespace, home claim name and namespace set-up."""
+
+    workspace_config = Unicode(
+        "", config=True, help="Admin YAML path; empty: $DLW_WORKSPACE_CONFIG or the shipped default."
+    )
+
+    @property
+    def workspace(self) -> Workspace:
+        return cached_workspace(self.workspace_config or None)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        ws = self.workspace
+        if ws.namespaces.scheme == "per-user":
+            self.namespace = ws.namespace_for(self.user.name)
+            self.dns_name = self.dns_name_template.format(namespace=self.namespace, name=self.pod_name)
+        if ws.home is not None:
+            # The same claim name a job gets from workspace.home_claim_name (KubeSpawner's own slug differs).
+            self.pvc_name = home_claim_name(ws.home, self.user.name)
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        env["DLW_NAMESPACE"] = self.namespace
+        return env
+
+    async def _ensure_namespace(self) -> None:
+        await super()._ensure_namespace()
+        from kubernetes_asyncio.client import RbacAuthorizationV1Api
+
+        ws = self.workspace
+        text = workspace_path(self.workspace_config or None).read_text(encoding="utf-8")
+        groups = user_groups(self.user)
+        objects = rbac.user_namespace_objects(ws, self.namespace, self.user.name, groups, text)
+        rbac_api = RbacAuthorizationV1Api(self.api.api_client)
+        create = {
+            "ServiceAccount": self.api.create_namespaced_service_account,
+            "ConfigMap": self.api.create_namespaced_config_map,
+            "ResourceQuota": self.api.create_namespaced_resource_quota,
+            "Role": rbac_api.create_namespaced_role,
+            "RoleBinding": rbac_api.create_namespaced_role_binding,
+        }
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        for obj in objects:
+            try:
+                await create[obj["kind"]](self.namespace, obj)
+            except ApiException as e:
+                if e.status != 409:  # already there from an earlier spawn
+                    raise
+
+
+def profile_list_callable(ws_path: str | None = None) -> Any:
+    def for_spawner(spawner: KubeSpawner) -> list[dict[str, Any]]:
+        return kube_profile_list(cached_workspace(ws_path), user_groups(spawner.user))
+
+    return for_spawner
+
+
+def spawner_settings(ws: Workspace, ws_path: str | None = None) -> dict[str, Any]:
+    """KubeSpawner trait values (beyond profiles) the admin YAML implies."""
+    settings: dict[str, Any] = {
+        "profile_list": profile_list_callable(ws_path),
+        "enable_user_namespaces": ws.namespaces.scheme == "per-user",
+        "service_account": ws.hub.service_account,
+        "automount_service_account_token": True,
+        "allow_privilege_escalation": False,
+        "privileged": False,
+        "uid": 1000,
+        "fs_gid": 100,
+        "image": ws.default_profile.image,
+        "volumes": [WORKSPACE_VOLUME],
+        "volume_mounts": [WORKSPACE_VOLUME_MOUNT],
+        "environment": {
+            "DLW_BACKEND": "kubernetes",
+            "DLW_WORKSPACE_CONFIG": prof.WORKSPACE_MOUNT,
+        },
+        "extra_labels": {"app.kubernetes.io/part-of": "dlw"},
+    }
+    if ws.namespaces.scheme == "shared":
+        settings["namespace"] = ws.namespaces.shared
+    if ws.images.pull_secret:
+        settings["image_pull_secrets"] = [ws.images.pull_secret]
+    home = ws.home
+    if home is not None:
+        settings.update(
+            storage_pvc_ensure=True,
+            storage_capacity=home.size,
+            storage_access_modes=list(home.access_modes),
+        )
+        if home.storage_class:
+            settings["storage_class"] = home.storage_class
+    return settings
+
+
+def culler_service(ws: Workspace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """jupyterhub-idle-culler as a hub service and its role. It stops notebook servers only: jobs are
+    separate Kubernetes objects (or detached local processes), so culling never ends a training run."""
+    import sys
+
+    service = {
+        "name": "dlw-idle-culler",
+        "command": [
+            sys.executable, "-m", "jupyterhub_idle_culler",
+            f"--timeout={ws.hub.idle_timeout}", f"--cull-every={ws.hub.cull_every}",
+        ],
+    }
+    role = {
+        "name": "dlw-idle-culler",
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": ["dlw-idle-culler"],
+    }
+    return service, role
+
+
+def add_culler(c: Any, ws: Workspace) -> None:
+    """Add the culler unless the deployment already runs one (z2jh's ``cull.enabled``)."""
+    services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
+    if any("cull" in s.get("name", "") for s in services):
+        return
+    service, role = culler_service(ws)
+    c.JupyterHub.services = [*services, service]
+    roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
+    c.JupyterHub.load_roles = [*roles, role]
+
+
+def configure(c: Any, path: str | None = None, cull: bool = True) -> Workspace:
+    """Apply the admin YAML to a JupyterHub config object ``c`` (KubeSpawner). Returns the workspace."""
+    ws = cached_workspace(path)
+    c.JupyterHub.spawner_class = DLWKubeSpawner
+    if path:
+        c.DLWKubeSpawner.workspace_config = str(path)
+    for trait, value in spawner_settings(ws, path).items():
+        current = c.KubeSpawner.get(trait, None)
+        if isinstance(value, list) and current:  # keep what the chart (z2jh) already mounts
+            value = merge_named(current, value) if trait.startswith("volume") else [*current, *value]
+        elif isinstance(value, dict) and isinstance(current, dict):
+            value = {**current, **value}
+        setattr(c.KubeSpawner, trait, value)
+    if ws.hub.admin_users:
+        c.Authenticator.admin_users = set(ws.hub.admin_users)
+    if cull:
+        add_culler(c, ws)
+    return ws

@@ -1,0 +1,128 @@
+"""What a notebook may do in Kubernetes, as manifests (plain dicts).
+
+The notebook's ServiceAccount gets a namespaced Role: create/get/list/watch/delete the job kinds DLW
+renders (batch Jobs, Volcano Jobs, PyTorchJobs) and their Services and ConfigMaps; read and delete pods,
+read logs and events. Nothing cluster-wide, no Secrets, no RBAC objects, so a notebook cannot widen its
+own rights. With per-user namespaces this confines each user to their own jobs; a shared namespace
+cannot (Kubernetes RBAC does not filter by label) and is documented as such.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..workspace import Workspace
+
+WORKSPACE_CONFIGMAP = "dlw-workspace"
+PART_OF = {"app.kubernetes.io/part-of": "dlw"}
+JOB_VERBS = ["create", "get", "list", "watch", "delete", "patch"]
+READ_VERBS = ["get", "list", "watch"]
+
+NOTEBOOK_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": JOB_VERBS},
+    {"apiGroups": ["batch.volcano.sh"], "resources": ["jobs"], "verbs": JOB_VERBS},
+    {"apiGroups": ["kubeflow.org"], "resources": ["pytorchjobs"], "verbs": JOB_VERBS},
+    {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": JOB_VERBS},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": [*READ_VERBS, "delete"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": READ_VERBS},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": READ_VERBS},
+]
+
+
+def _meta(name: str, namespace: str | None = None, **labels: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": {**PART_OF, **labels}}
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
+
+
+def service_account(ws: Workspace, namespace: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(ws.hub.service_account, namespace)}
+
+
+def notebook_role(ws: Workspace, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _meta(ws.hub.service_account, namespace),
+        "rules": NOTEBOOK_RULES,
+    }
+
+
+def notebook_role_binding(ws: Workspace, namespace: str) -> dict[str, Any]:
+    sa = ws.hub.service_account
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(sa, namespace),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
+        "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}],
+    }
+
+
+def workspace_configmap(namespace: str, text: str) -> dict[str, Any]:
+    """The admin YAML, mounted read-only in notebooks at /etc/dlw/workspace.yaml for the job renderer."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(WORKSPACE_CONFIGMAP, namespace),
+        "data": {"workspace.yaml": text},
+    }
+
+
+def gpu_quota(namespace: str, gpus: int, resource: str = "nvidia.com/gpu") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": _meta("dlw-gpu-quota", namespace),
+        "spec": {"hard": {f"requests.{resource}": str(gpus)}},
+    }
+
+
+def user_namespace_objects(
+    ws: Workspace, namespace: str, user: str, groups: list[str], workspace_text: str
+) -> list[dict[str, Any]]:
+    """What a user's namespace needs before their first notebook pod (the hub creates these)."""
+    objects = [
+        service_account(ws, namespace),
+        notebook_role(ws, namespace),
+        notebook_role_binding(ws, namespace),
+        workspace_configmap(namespace, workspace_text),
+    ]
+    quota = ws.gpu_quota(user, groups)
+    if quota is not None and ws.namespaces.scheme == "per-user":
+        objects.append(gpu_quota(namespace, quota))
+    return objects
+
+
+def hub_cluster_role(ws: Workspace) -> dict[str, Any]:
+    """Extra rights the hub needs with per-user namespaces: make namespaces and grant the notebook Role.
+
+    Kubernetes lets the hub create a Role only with rights it holds itself, so it holds NOTEBOOK_RULES too.
+    """
+    rules = [
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create", "get", "list"]},
+        {"apiGroups": [""], "resources": ["serviceaccounts", "configmaps", "resourcequotas",
+                                          "persistentvolumeclaims"], "verbs": ["create", "get", "list", "patch"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
+         "verbs": ["create", "get", "list", "patch"]},
+        *NOTEBOOK_RULES,
+    ]
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": _meta(f"{ws.name}-hub-user-namespaces"),
+        "rules": rules,
+    }
+
+
+def hub_cluster_role_binding(ws: Workspace, hub_service_account: str = "hub") -> dict[str, Any]:
+    name = f"{ws.name}-hub-user-namespaces"
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": _meta(name),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": hub_service_account, "namespace": ws.namespaces.hub}],
+    }

@@ -1,0 +1,54 @@
+"""Shared fixtures: every test gets its own DLW data directory and backend instances."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture
+def dlw_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private DLW_HOME, the local backend, and no backend instances cached from other tests."""
+    from dlw_magic import backends
+
+    home = tmp_path / "dlw-home"
+    monkeypatch.setenv("DLW_HOME", str(home))
+    monkeypatch.setenv("DLW_BACKEND", "local")
+    monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
+    backends._cache.clear()
+    yield home
+    backends._cache.clear()
+
+
+def write_notebook(path: Path, cells: list[str | tuple[str, list[str]]], kernel: str = "python3") -> Path:
+    """A notebook whose code cells are ``cells``; a (source, tags) tuple adds cell tags."""
+    nb_cells: list[dict[str, Any]] = []
+    for cell in cells:
+        source, tags = (cell, []) if isinstance(cell, str) else cell
+        nb_cells.append({
+            "cell_type": "code", "execution_count": None, "outputs": [], "source": source,
+            "metadata": {"tags": tags} if tags else {},
+        })
+    nb = {
+        "nbformat": 4, "nbformat_minor": 5, "cells": nb_cells,
+        "metadata": {"kernelspec": {"name": kernel, "display_name": "Python 3", "language": "python"}},
+    }
+    path.write_text(json.dumps(nb, indent=1))
+    return path
+
+
+@pytest.fixture
+def notebook(tmp_path: Path):
+    """Factory: notebook("name.ipynb", [cells...]) -> Path in tmp_path."""
+
+    def make(name: str, cells: list[str | tuple[str, list[str]]]) -> Path:
+        return write_notebook(tmp_path / name, cells)
+
+    return make
