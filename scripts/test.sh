@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install everything the tests need on a fresh machine (run as root) and run them all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: Chromium for the browser tests, git for provenance tests.
+if ! command -v chromium >/dev/null || ! command -v git >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium git >/dev/null
+fi
+
+# Python packages (torch is pinned to the CPU build in pyproject.toml).
+python -m pip install -q -e ".[test]"
+
+ruff check .
+
+python -m pytest -q -p no:cacheprovider "$@"
