@@ -51,8 +51,11 @@ def make_notebook(n_cells: int) -> dict:
                 f"print(f'step {i}: {{result_{i}:.3f}}')\n"
             ))
     cells.insert(5, code_cell("%matplotlib inline\nimport os\n"))
-    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "python3"}},
-            "cells": cells[:n_cells]}
+    cells = cells[:n_cells]
+    for number, cell in enumerate(cells):
+        cell["id"] = f"cell-{number}"  # nbformat 4.5 wants ids; nbconvert warns without them
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": kernelspec}, "cells": cells}
 
 
 def best_of(repeat: int, fn) -> float:

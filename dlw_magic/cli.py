@@ -223,8 +223,9 @@ def _print_json(data: Any, out: TextIO) -> None:
 def stream_logs(name: str, rank: int | None, follow: bool, backend: Backend, out: TextIO) -> None:
     from .core import log_lines
 
+    prefixed = rank is None and backend.get(name).world_size > 1
     for r, line in log_lines(name, rank=rank, follow=follow, backend=backend):
-        out.write(line if rank is not None or r is None else f"[rank {r}] {line}")
+        out.write(f"[rank {r}] {line}" if prefixed else line)
         out.flush()
 
 

@@ -44,11 +44,26 @@ def write_notebook(path, params_source="lr = 0.1\nepochs = 2", body="print('hell
     return path
 
 
-async def error_of(fetch_coro) -> tuple[int, dict]:
-    with pytest.raises(HTTPClientError) as info:
-        await fetch_coro
-    body = info.value.response.body
-    return info.value.code, (json.loads(body) if body else {})
+# pytest-asyncio (asyncio_mode=auto) would run async tests on its own loop, not the server's: tests are
+# plain functions that drive the server's loop.
+@pytest.fixture
+def api(jp_fetch, jp_asyncio_loop):
+    def call(*parts, **kwargs):
+        return jp_asyncio_loop.run_until_complete(jp_fetch(*parts, **kwargs))
+
+    return call
+
+
+@pytest.fixture
+def api_error(api):
+    def call(*parts, **kwargs) -> tuple[int, dict]:
+        with pytest.raises(HTTPClientError) as info:
+            api(*parts, **kwargs)
+        assert info.value.response is not None, info.value
+        body = info.value.response.body
+        return info.value.code, (json.loads(body) if body else {})
+
+    return call
 
 
 def test_every_handler_method_is_authenticated():
@@ -60,49 +75,47 @@ def test_every_handler_method_is_authenticated():
     assert all(HANDLERS), "handler table is empty"
 
 
-async def test_loading_the_extension_warns_about_no_anonymous_handler(jp_serverapp):
+def test_loading_the_extension_warns_about_no_anonymous_handler(jp_serverapp):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         jp_serverapp.web_app.add_handlers(".*$", [(f"/x/{p}", h) for p, h in HANDLERS])
 
 
 @pytest.mark.parametrize("pattern,handler", HANDLERS, ids=[p for p, _ in HANDLERS])
-async def test_unauthenticated_requests_are_refused(jp_fetch, pattern, handler):
+def test_unauthenticated_requests_are_refused(api, api_error, pattern, handler):
     url = _example_url(pattern)
     methods = [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if m.lower() in handler.__dict__]
     assert methods
     for method in methods:
         kwargs = {"body": "{}"} if method == "POST" else {}
-        code, body = await error_of(
-            jp_fetch(url, method=method, headers={"Authorization": ""}, **kwargs)
-        )
+        code, body = api_error(url, method=method, headers={"Authorization": ""}, **kwargs)
         assert code == 403, (method, url)
 
 
-async def test_post_with_login_cookie_but_no_xsrf_token_is_refused(jp_fetch, jp_serverapp, jp_root_dir):
+def test_post_with_login_cookie_but_no_xsrf_token_is_refused(api, api_error, jp_serverapp, jp_root_dir):
     token = jp_serverapp.identity_provider.token
-    first = await jp_fetch("dlw/api/gpus", params={"token": token}, headers={"Authorization": ""})
+    first = api("dlw/api/gpus", params={"token": token}, headers={"Authorization": ""})
     cookies = [c.split(";")[0] for c in first.headers.get_list("Set-Cookie")]
     login = [c for c in cookies if not c.startswith("_xsrf")]
     assert login, "the server set no login cookie"
     write_notebook(jp_root_dir / "nb.ipynb")
-    code, body = await error_of(jp_fetch(
+    code, body = api_error(
         "dlw/api/jobs", method="POST", body=json.dumps({"notebook": "nb.ipynb"}),
         headers={"Authorization": "", "Cookie": "; ".join(login)},
-    ))
+    )
     assert code == 403
     assert "xsrf" in body["message"].lower()
 
 
-async def test_gpus_on_a_machine_without_nvidia_is_an_empty_list_with_a_reason(jp_fetch, monkeypatch):
+def test_gpus_on_a_machine_without_nvidia_is_an_empty_list_with_a_reason(api, api_error, monkeypatch):
     monkeypatch.setenv("DLW_FAKE_NO_NVML", "1")
-    r = await jp_fetch("dlw/api/gpus")
+    r = api("dlw/api/gpus")
     data = json.loads(r.body)
     assert data["gpus"] == []
     assert "NVML" in data["reason"]
 
 
-async def test_options_list_the_admin_catalogue(jp_fetch, tmp_path, monkeypatch):
+def test_options_list_the_admin_catalogue(api, api_error, tmp_path, monkeypatch):
     ws = tmp_path / "workspace.yaml"
     ws.write_text(
         "profiles:\n- {name: cpu, displayName: CPU, image: img:1}\n"
@@ -111,7 +124,7 @@ async def test_options_list_the_admin_catalogue(jp_fetch, tmp_path, monkeypatch)
         "priorityClasses:\n- {name: dlw-high, value: 1000}\n"
     )
     monkeypatch.setenv("DLW_WORKSPACE_CONFIG", str(ws))
-    data = json.loads((await jp_fetch("dlw/api/options")).body)
+    data = json.loads((api("dlw/api/options")).body)
     assert [v["name"] for v in data["volumes"]] == ["datasets"]
     assert data["volumes"][0]["mountPath"] == "/data"
     assert [q["name"] for q in data["queues"]] == ["research"]
@@ -119,49 +132,49 @@ async def test_options_list_the_admin_catalogue(jp_fetch, tmp_path, monkeypatch)
     assert "job" in data["engines"] and data["reason"] is None
 
 
-async def test_options_without_workspace_config_are_empty_with_a_reason(jp_fetch, tmp_path, monkeypatch):
+def test_options_without_workspace_config_are_empty_with_a_reason(api, api_error, tmp_path, monkeypatch):
     monkeypatch.setenv("DLW_WORKSPACE_CONFIG", str(tmp_path / "missing.yaml"))
-    data = json.loads((await jp_fetch("dlw/api/options")).body)
+    data = json.loads((api("dlw/api/options")).body)
     assert data["volumes"] == [] and data["queues"] == []
     assert "missing.yaml" in data["reason"]
     assert data["engines"] == ["job", "volcano", "pytorchjob"]
 
 
-async def test_parameters_prefill_reads_the_parameters_cell(jp_fetch, jp_root_dir):
+def test_parameters_prefill_reads_the_parameters_cell(api, api_error, jp_root_dir):
     pytest.importorskip("dlw_magic.convert", reason="convert").__dict__.get("read_parameters") or pytest.skip(
         "dlw_magic.convert.read_parameters not there yet"
     )
     write_notebook(jp_root_dir / "sub" / "nb.ipynb")
-    data = json.loads((await jp_fetch("dlw/api/parameters", params={"path": "sub/nb.ipynb"})).body)
+    data = json.loads((api("dlw/api/parameters", params={"path": "sub/nb.ipynb"})).body)
     assert data["parameters"] == {"lr": 0.1, "epochs": 2}
 
 
 @pytest.mark.parametrize("path", ["../outside.ipynb", "/../../etc/passwd", "sub/../../x.ipynb"])
-async def test_paths_outside_the_root_are_refused(jp_fetch, jp_root_dir, path):
+def test_paths_outside_the_root_are_refused(api, api_error, jp_root_dir, path):
     write_notebook(jp_root_dir.parent / "outside.ipynb")
-    code, body = await error_of(jp_fetch("dlw/api/parameters", params={"path": path}))
+    code, body = api_error("dlw/api/parameters", params={"path": path})
     assert code == 403
     assert body["message"].startswith("path:") and "outside the server root" in body["message"]
-    code, body = await error_of(jp_fetch("dlw/api/jobs", method="POST", body=json.dumps({"notebook": path})))
+    code, body = api_error("dlw/api/jobs", method="POST", body=json.dumps({"notebook": path}))
     assert code == 403
     assert body["message"].startswith("notebook:")
 
 
-async def test_symlink_out_of_the_root_is_refused(jp_fetch, jp_root_dir):
+def test_symlink_out_of_the_root_is_refused(api, api_error, jp_root_dir):
     outside = write_notebook(jp_root_dir.parent / "secret" / "nb.ipynb")
     (jp_root_dir / "link.ipynb").symlink_to(outside)
-    code, body = await error_of(jp_fetch("dlw/api/jobs", method="POST", body=json.dumps({"notebook": "link.ipynb"})))
+    code, body = api_error("dlw/api/jobs", method="POST", body=json.dumps({"notebook": "link.ipynb"}))
     assert code == 403
 
 
-async def test_spec_naming_a_notebook_outside_the_root_is_refused(jp_fetch, jp_root_dir):
+def test_spec_naming_a_notebook_outside_the_root_is_refused(api, api_error, jp_root_dir):
     write_notebook(jp_root_dir.parent / "outside.ipynb")
     spec = "name: sneaky\nsource:\n  notebook: ../outside.ipynb\n"
-    code, body = await error_of(jp_fetch("dlw/api/jobs", method="POST", body=json.dumps({"spec": spec})))
+    code, body = api_error("dlw/api/jobs", method="POST", body=json.dumps({"spec": spec}))
     assert code == 403
     assert body["message"].startswith("spec.source.notebook:")
     spec = "name: sneaky\nsource:\n  workdir: /etc\n  script: passwd\n"
-    code, body = await error_of(jp_fetch("dlw/api/jobs", method="POST", body=json.dumps({"spec": spec})))
+    code, body = api_error("dlw/api/jobs", method="POST", body=json.dumps({"spec": spec}))
     assert code == 403
 
 
@@ -188,11 +201,11 @@ async def test_spec_naming_a_notebook_outside_the_root_is_refused(jp_fetch, jp_r
         ({"spec": 42}, 400, "spec: expected job YAML text"),
     ],
 )
-async def test_bad_submit_input_is_a_400_naming_the_field(jp_fetch, jp_root_dir, body, status, starts):
+def test_bad_submit_input_is_a_400_naming_the_field(api, api_error, jp_root_dir, body, status, starts):
     write_notebook(jp_root_dir / "nb.ipynb")
     (jp_root_dir / "data.csv").write_text("a,b\n")
     raw = body if isinstance(body, str) else json.dumps(body)
-    code, reply = await error_of(jp_fetch("dlw/api/jobs", method="POST", body=raw))
+    code, reply = api_error("dlw/api/jobs", method="POST", body=raw)
     assert code == status
     assert reply["message"].startswith(starts), reply["message"]
     assert "\n" not in reply["message"]
@@ -207,12 +220,12 @@ async def test_bad_submit_input_is_a_400_naming_the_field(jp_fetch, jp_root_dir,
         ({"offset": "10"}, "offset: resuming needs a rank"),
     ],
 )
-async def test_bad_log_arguments_are_a_400(jp_fetch, params, starts):
-    code, reply = await error_of(jp_fetch("dlw/api/jobs/some-job/logs", params=params))
+def test_bad_log_arguments_are_a_400(api, api_error, params, starts):
+    code, reply = api_error("dlw/api/jobs/some-job/logs", params=params)
     assert code == 400
     assert reply["message"].startswith(starts)
 
 
-async def test_job_urls_only_take_job_names(jp_fetch):
-    code, _ = await error_of(jp_fetch("dlw/api/jobs/..%2F..%2Fetc"))
+def test_job_urls_only_take_job_names(api, api_error):
+    code, _ = api_error("dlw/api/jobs/..%2F..%2Fetc")
     assert code == 404

@@ -117,7 +117,9 @@ class DLWHandler(APIHandler):
         if isinstance(exc, DLWError):
             self.set_status(_status_of(exc))
             self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({"message": str(exc)}))
+            # Name files as the file browser does (relative to the root), not by server paths.
+            message = str(exc).replace(str(self.root_dir) + "/", "")
+            self.finish(json.dumps({"message": message}))
             return
         if not isinstance(exc, web.HTTPError) and exc is not None:
             self.set_header("Content-Type", "application/json")

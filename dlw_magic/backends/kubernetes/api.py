@@ -1,0 +1,144 @@
+"""Thin access to the API server through the official client: config, and generic create/read/list/delete.
+
+Objects travel as plain dicts (what the renderer produces, what kubectl shows); the typed client models
+are only used where the official client offers no dict path (core kinds are read with
+``_preload_content=False`` and parsed as JSON, which is also faster).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from ...errors import DLWError
+
+SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+# (apiVersion, kind) -> (group, version, plural, namespaced custom resource?)
+KINDS: dict[tuple[str, str], tuple[str, str, str]] = {
+    ("v1", "ConfigMap"): ("", "v1", "configmaps"),
+    ("v1", "Service"): ("", "v1", "services"),
+    ("v1", "Pod"): ("", "v1", "pods"),
+    ("v1", "Event"): ("", "v1", "events"),
+    ("batch/v1", "Job"): ("batch", "v1", "jobs"),
+    ("batch.volcano.sh/v1alpha1", "Job"): ("batch.volcano.sh", "v1alpha1", "jobs"),
+    ("kubeflow.org/v1", "PyTorchJob"): ("kubeflow.org", "v1", "pytorchjobs"),
+}
+
+
+def api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """DLW_KUBECONFIG / the given file, else in-cluster config (a notebook pod), else ~/.kube/config."""
+    path = kubeconfig or os.environ.get("DLW_KUBECONFIG")
+    try:
+        if path:
+            return config.new_client_from_config(config_file=path)
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            cfg = client.Configuration()
+            config.load_incluster_config(client_configuration=cfg)
+            return client.ApiClient(cfg)
+        return config.new_client_from_config()
+    except (config.ConfigException, OSError) as err:
+        where = path or "~/.kube/config (or in-cluster config)"
+        raise DLWError(f"kubernetes: cannot load {where}: {err}") from None
+
+
+def kubeconfig_namespace(kubeconfig: str | None = None) -> str | None:
+    path = kubeconfig or os.environ.get("DLW_KUBECONFIG")
+    try:
+        _, active = config.list_kube_config_contexts(config_file=path)
+    except (config.ConfigException, OSError, TypeError):
+        return None
+    return (active or {}).get("context", {}).get("namespace")
+
+
+def pod_namespace() -> str | None:
+    try:
+        return SA_NAMESPACE_FILE.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def api_error(err: ApiException, what: str) -> DLWError:
+    """One line from an API error: the server's message, not the HTTP dump."""
+    message = err.reason or ""
+    try:
+        body = json.loads(err.body or "{}")
+        message = body.get("message") or message
+    except (ValueError, TypeError):
+        pass
+    return DLWError(f"{what}: {err.status} {message}".strip())
+
+
+class Api:
+    """Generic dict-in, dict-out access for the kinds DLW creates."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.client = api
+        self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    def _path(self, group: str, version: str, plural: str, namespace: str, name: str | None = None) -> str:
+        base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+        path = f"{base}/namespaces/{namespace}/{plural}"
+        return f"{path}/{name}" if name else path
+
+    def call(
+        self, method: str, path: str, body: Any = None, query: list[tuple[str, Any]] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """One raw request; JSON back as dicts (one code path for core kinds and custom resources)."""
+        resp = self.client.call_api(
+            *self.client.param_serialize(
+                method=method, resource_path=path, query_params=query or [], body=body,
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                auth_settings=["BearerToken"],
+            )
+        )
+        resp.read()
+        if not 200 <= resp.status <= 299:
+            raise ApiException(http_resp=resp)
+        data = resp.data
+        return json.loads(data) if data else None
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        group, version, plural = KINDS[(obj["apiVersion"], obj["kind"])]
+        return self.call("POST", self._path(group, version, plural, obj["metadata"]["namespace"]), obj)
+
+    def read(self, kind: tuple[str, str], namespace: str, name: str) -> dict[str, Any]:
+        return self.call("GET", self._path(*KINDS[kind], namespace, name))
+
+    def list(self, kind: tuple[str, str], namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
+        """Objects whose labels match ``selector``; filtered here too, for servers that ignore selectors."""
+        query = [("labelSelector", ",".join(f"{k}={v}" for k, v in selector.items()))]
+        items = (self.call("GET", self._path(*KINDS[kind], namespace), query=query) or {}).get("items") or []
+        return [o for o in items if _matches(o, selector)]
+
+    def patch(self, kind: tuple[str, str], namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self.call(
+            "PATCH", self._path(*KINDS[kind], namespace, name), patch, content_type="application/merge-patch+json"
+        )
+
+    def delete(self, kind: tuple[str, str], namespace: str, name: str) -> None:
+        # Foreground: the job object stays (with a deletionTimestamp) until its pods are gone.
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"}
+        self.call("DELETE", self._path(*KINDS[kind], namespace, name), body)
+
+    def pod_log(
+        self, namespace: str, pod: str, container: str, follow: bool = False, timeout: float | None = None
+    ) -> Any:
+        """The raw urllib3 response of a pod's log (stream it with ``.stream()``)."""
+        return self.core.read_namespaced_pod_log(
+            pod, namespace, container=container, follow=follow, _preload_content=False,
+            _request_timeout=timeout,
+        )
+
+
+def _matches(obj: dict[str, Any], selector: dict[str, str]) -> bool:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(k) == v for k, v in selector.items())

@@ -1,0 +1,159 @@
+"""`dlw` as a person or a script uses it: exit codes, one-line errors, tables and JSON."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dlw_magic.cli import main
+
+TRIVIAL = ["print('trained')\n"]
+
+
+def dlw(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The real `dlw` command in a subprocess (what a shell user runs)."""
+    return subprocess.run(
+        [sys.executable, "-m", "dlw_magic.cli", *args], capture_output=True, text=True, cwd=cwd,
+        env=os.environ.copy(), timeout=120,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode != 0
+    err = result.stderr.strip()
+    assert "Traceback" not in result.stderr
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("dlw: error: ")
+    for fragment in fragments:
+        assert fragment in err
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_train_wait_json_and_tables(dlw_home, notebook, capsys):
+    nb = notebook("tiny.ipynb", TRIVIAL)
+    before = digest(nb)
+    assert main(["train", str(nb), "--name", "tiny", "--wait", "--output", "json"]) == 0
+    job = json.loads(capsys.readouterr().out)
+    assert job["name"] == "tiny" and job["state"] == "Succeeded"
+    assert digest(nb) == before  # the user's notebook is never modified
+
+    assert main(["jobs"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:2] == ["NAME", "STATE"]
+    assert table[1].split()[:2] == ["tiny", "Succeeded"]
+
+    assert main(["jobs", "--output", "json"]) == 0
+    assert [j["name"] for j in json.loads(capsys.readouterr().out)] == ["tiny"]
+
+    assert main(["status", "tiny"]) == 0
+    assert "State:" in capsys.readouterr().out
+
+    assert main(["logs", "tiny"]) == 0
+    assert capsys.readouterr().out == "trained\n"
+
+
+def test_wait_exits_non_zero_when_the_job_fails(dlw_home, tmp_path, capsys):
+    script = tmp_path / "boom.py"
+    script.write_text("raise SystemExit(4)\n")
+    assert main(["train", str(script), "--name", "boom", "--wait"]) == 1
+    out = capsys.readouterr().out
+    assert "boom: Failed" in out and "exited with code 4" in out
+
+
+def test_follow_prints_rank_prefixed_logs(dlw_home, tmp_path, capsys):
+    script = tmp_path / "hi.py"
+    script.write_text("import os\nprint('hi from', os.environ['RANK'])\n")
+    assert main(["train", str(script), "--workers", "2", "--follow"]) == 0
+    out = capsys.readouterr().out
+    assert "[rank 0] hi from 0" in out and "[rank 1] hi from 1" in out
+
+
+def test_malformed_notebook(dlw_home, tmp_path):
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text('{"cells": [')
+    before = bad.read_bytes()
+    result = dlw("train", str(bad))
+    assert_one_line_error(result, "bad.ipynb")
+    assert bad.read_bytes() == before
+    assert json.loads(dlw("jobs", "-o", "json").stdout) == []
+
+
+def test_missing_notebook(dlw_home, tmp_path):
+    assert_one_line_error(dlw("train", str(tmp_path / "nope.ipynb")), "nope.ipynb", "not found")
+
+
+def test_unknown_spec_field_names_field_and_file(dlw_home, tmp_path, notebook):
+    notebook("nb.ipynb", TRIVIAL)
+    spec = tmp_path / "job.yaml"
+    spec.write_text("apiVersion: dlw/v1\nkind: TrainingJob\nname: x\nsource:\n  notebook: nb.ipynb\n"
+                    "resources:\n  gpus: 0\n  gpuz: 1\n")
+    assert_one_line_error(dlw("train", str(spec)), "job.yaml", "resources.gpuz", "unknown field")
+    assert json.loads(dlw("jobs", "-o", "json").stdout) == []
+
+
+def test_bad_spec_value(dlw_home, tmp_path, notebook):
+    notebook("nb.ipynb", TRIVIAL)
+    spec = tmp_path / "job.yaml"
+    spec.write_text("name: Bad_Name\nsource: {notebook: nb.ipynb}\n")
+    assert_one_line_error(dlw("train", str(spec)), "job.yaml", "name", "not a valid job name")
+    spec.write_text("name: ok\nsource: {notebook: nb.ipynb}\ntimeout: soon\n")
+    assert_one_line_error(dlw("train", str(spec)), "timeout", "not a duration")
+    spec.write_text("name: ok\nsource: {notebook: nb.ipynb\n")
+    assert_one_line_error(dlw("train", str(spec)), "job.yaml", "invalid YAML")
+
+
+def test_wrong_parameter_type(dlw_home, notebook):
+    nb = notebook("params.ipynb", [("epochs = 3\nlr = 0.1\n", ["parameters"]), "print(epochs, lr)\n"])
+    assert_one_line_error(dlw("train", str(nb), "--param", "epochs=many"), "epochs")
+    assert json.loads(dlw("jobs", "-o", "json").stdout) == []
+
+
+def test_parameters_reach_the_job(dlw_home, notebook, capsys):
+    nb = notebook("params.ipynb", [("epochs = 3\nlr = 0.1\n", ["parameters"]), "print('run', epochs, lr)\n"])
+    assert main(["train", str(nb), "--name", "p", "--param", "epochs=5", "-p", "lr=0.05", "--wait"]) == 0
+    capsys.readouterr()
+    main(["logs", "p"])
+    assert capsys.readouterr().out == "run 5 0.05\n"
+
+
+def test_duplicate_job_name(dlw_home, notebook):
+    nb = notebook("nb.ipynb", TRIVIAL)
+    assert dlw("train", str(nb), "--name", "same").returncode == 0
+    assert_one_line_error(dlw("train", str(nb), "--name", "same"), "'same' already exists")
+    assert len(json.loads(dlw("jobs", "-o", "json").stdout)) == 1
+
+
+@pytest.mark.parametrize("command", [["status", "ghost"], ["logs", "ghost"], ["cancel", "ghost"]])
+def test_non_existent_job(dlw_home, command):
+    assert_one_line_error(dlw(*command), "job 'ghost' not found")
+
+
+def test_bad_param_syntax(dlw_home, notebook):
+    nb = notebook("nb.ipynb", TRIVIAL)
+    assert_one_line_error(dlw("train", str(nb), "--param", "no-equals"), "--param", "NAME=VALUE")
+
+
+def test_gpus_without_nvidia(dlw_home, capsys):
+    assert main(["gpus", "--output", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert isinstance(data["gpus"], list)
+    if not data["gpus"]:
+        assert data["reason"]
+
+
+def test_schema_is_valid_json_schema(capsys):
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"].startswith("DLW TrainingJob")
+    assert "resources" in schema["properties"]
+    docs = Path(__file__).resolve().parents[1] / "docs" / "trainingjob.schema.json"
+    assert json.loads(docs.read_text()) == schema, "docs/trainingjob.schema.json is stale: dlw schema > it"
