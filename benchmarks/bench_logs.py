@@ -1,0 +1,64 @@
+"""(d) Log follow throughput vs reading the file. Goal: at least half the file-read throughput.
+
+A finished job with a 200 MB rank log: `core.logs(..., follow=True)` (what `dlw logs -f`, the magic and the
+lab panel use) against reading the same file in the same chunk size and decoding it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import report, timed
+
+LINES = 2_000_000
+LINE = "step 123456 loss 0.123456 acc 0.98765 lr 0.0010 throughput 1234.5 samples/s\n"
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="dlw-bench-") as tmp:
+        home = Path(tmp) / "home"
+        os.environ.update(DLW_HOME=str(home), DLW_BACKEND="local")
+        script = Path(tmp) / "noop.py"
+        script.write_text("pass\n")
+        from dlw_magic import core
+
+        name = core.submit(core.build_spec(script, name="logs")).name
+        job = core.wait(name, timeout=60)
+        log = Path(job.output_dir).parent / "logs" / "rank-0.log"
+        log.write_text(LINE * LINES)
+        size = log.stat().st_size
+
+        def follow() -> None:
+            n = sum(len(c.text) for c in core.logs(name, rank=0, follow=True))
+            assert n == size
+
+        def read_file() -> None:
+            n = 0
+            with open(log, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    n += len(chunk.decode())
+            assert n == size
+
+        def follow_lines() -> None:
+            assert sum(1 for _ in core.log_lines(name, rank=0, follow=True)) == LINES
+
+        def read_lines() -> None:
+            with open(log, encoding="utf-8") as f:
+                assert sum(1 for _ in f) == LINES
+
+        mb = size / 1e6
+        t_follow, t_read = timed(follow, 3), timed(read_file, 3)
+        t_follow_lines, t_read_lines = timed(follow_lines, 3), timed(read_lines, 3)
+        report("log_follow_throughput", follow_mb_s=mb / t_follow, baseline_read_mb_s=mb / t_read,
+               ratio=t_read / t_follow, lines_follow_mb_s=mb / t_follow_lines,
+               lines_baseline_mb_s=mb / t_read_lines, lines_ratio=t_read_lines / t_follow_lines,
+               goal="ratio >= 0.5", met=t_read / t_follow >= 0.5 and t_read_lines / t_follow_lines >= 0.5)
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Logs of every rank: read once, or followed while the job runs (new and restarted pods included).
+
+A pod's rank comes from the labels its engine's controller sets; with several processes per pod
+(torchrun) a pod's log holds all of its local ranks and is reported under the pod's first rank.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from ..base import LogChunk
+from .api import Api
+
+POLL_SECONDS = 1.0
+_STARTED = {"Running", "Succeeded", "Failed"}
+
+
+def pod_rank(engine: str, pod: dict[str, Any]) -> int:
+    """The node rank of a pod (0 = the master), from the labels/annotations its controller sets."""
+    meta = pod.get("metadata") or {}
+    labels, ann = meta.get("labels") or {}, meta.get("annotations") or {}
+    if engine == "volcano":
+        index = ann.get("volcano.sh/task-index") or labels.get("volcano.sh/task-index")
+        task = ann.get("volcano.sh/task-spec") or labels.get("volcano.sh/task-spec") or labels.get("dlw.dev/role")
+        return int(index or _name_index(meta)) + (1 if task == "worker" else 0)
+    if engine == "pytorchjob":
+        index = labels.get("training.kubeflow.org/replica-index")
+        role = (labels.get("training.kubeflow.org/replica-type") or labels.get("dlw.dev/role") or "").lower()
+        return int(index or _name_index(meta)) + (1 if role == "worker" else 0)
+    index = ann.get("batch.kubernetes.io/job-completion-index") or labels.get(
+        "batch.kubernetes.io/job-completion-index")
+    return int(index or 0)
+
+
+def _name_index(meta: dict[str, Any]) -> int:
+    tail = (meta.get("name") or "").rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _started(pod: dict[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in _STARTED
+
+
+def _newest_per_rank(engine: str, pods: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """A retried rank has several pods: show the newest one that has started."""
+    out: dict[int, dict[str, Any]] = {}
+    for pod in sorted(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or ""):
+        if _started(pod):
+            out[pod_rank(engine, pod)] = pod
+    return out
+
+
+def read_logs(
+    api: Api, namespace: str, engine: str, pods: list[dict[str, Any]], container: str,
+    rank: int | None, offset: int,
+) -> Iterator[LogChunk]:
+    for r, pod in sorted(_newest_per_rank(engine, pods).items()):
+        if rank is not None and r != rank:
+            continue
+        try:
+            data = api.pod_log(namespace, pod["metadata"]["name"], container).data
+        except ApiException:
+            continue  # the container has not started or its node is gone: nothing to show yet
+        data = data[offset:] if offset else data
+        if data:
+            yield LogChunk(rank=r, text=data.decode("utf-8", errors="replace"), offset=offset + len(data))
+
+
+def follow_logs(
+    api: Api, namespace: str, engine: str, container: str,
+    poll: Callable[[], tuple[list[dict[str, Any]], bool]], rank: int | None, offset: int,
+) -> Iterator[LogChunk]:
+    """Stream every started pod's log from a thread each; stop once the job is finished and drained."""
+    chunks: queue.Queue[tuple[int, bytes | None]] = queue.Queue()
+    streamed: set[str] = set()
+    live: dict[str, Any] = {}
+    stop = threading.Event()
+    offsets: dict[int, int] = {}
+    skip: dict[int, int] = {rank: offset} if rank is not None else {}
+    # A UTF-8 character may straddle two chunks: decode each rank's bytes incrementally.
+    decoders: dict[int, Any] = {}
+
+    def pump(pod_name: str, r: int) -> None:
+        try:
+            resp = api.pod_log(namespace, pod_name, container, follow=True)
+            live[pod_name] = resp
+            for data in resp.stream(4096, decode_content=False):
+                if stop.is_set():
+                    break
+                chunks.put((r, data))
+        except Exception:  # noqa: BLE001 - a vanished pod or a closed stream ends this rank's log
+            pass
+        finally:
+            live.pop(pod_name, None)
+            chunks.put((r, None))
+
+    running = 0
+    finished = False
+    try:
+        while True:
+            pods, finished = poll()
+            for pod in pods:
+                name, r = pod["metadata"]["name"], pod_rank(engine, pod)
+                if name in streamed or not _started(pod) or (rank is not None and r != rank):
+                    continue
+                streamed.add(name)
+                running += 1
+                threading.Thread(target=pump, args=(name, r), daemon=True).start()
+            deadline = time.monotonic() + POLL_SECONDS
+            while True:
+                try:
+                    r, data = chunks.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if data is None:
+                    running -= 1
+                    continue
+                if skip.get(r):  # resume: drop what the caller has already seen
+                    cut = min(skip[r], len(data))
+                    skip[r] -= cut
+                    offsets[r] = offsets.get(r, 0) + cut
+                    data = data[cut:]
+                    if not data:
+                        continue
+                offsets[r] = offsets.get(r, 0) + len(data)
+                decoder = decoders.setdefault(r, codecs.getincrementaldecoder("utf-8")(errors="replace"))
+                text = decoder.decode(data)
+                if text:
+                    yield LogChunk(rank=r, text=text, offset=offsets[r])
+            if finished and running == 0:
+                return
+    finally:
+        stop.set()
+        for resp in list(live.values()):
+            with contextlib.suppress(Exception):
+                resp.close()

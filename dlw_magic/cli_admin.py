@@ -1,0 +1,155 @@
+"""``dlw admin ...`` and ``dlw hub``: the admin's face over ``dlw_magic.workspace`` and ``dlw_magic.hub``.
+
+Registered by ``dlw_magic.cli`` via ``register(subparsers)``. Import-light on purpose (``dlw`` start-up
+is benchmarked): every handler imports what it needs. Handlers return the exit code and raise DLWError
+for anything a user can fix.
+
+    dlw admin check [FILE]                      every error with its field path; exit 1 if any
+    dlw admin schema                            JSON Schema of workspace.yaml
+    dlw admin render [FILE] --helm-values       values for the Zero to JupyterHub chart
+    dlw admin render [FILE] --manifests [--namespace NS ...]   PriorityClasses, queues, RBAC, Blob PV/PVC
+    dlw admin render [FILE] --blobfuse VOLUME   a blobfuse2 config file for a blob volume
+    dlw admin render [FILE] --storage-class VOLUME   a Blob CSI StorageClass for a blob volume
+    dlw admin render [FILE] --all --out DIR     values.yaml + manifests.yaml into DIR
+    dlw hub [--port 8000] [--user NAME ...] [--group G=U1,U2 ...]   a real JupyterHub on 127.0.0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import DLWError
+
+
+def register(subparsers: Any) -> None:
+    admin = subparsers.add_parser("admin", help="check and render the admin's workspace.yaml")
+    asub = admin.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
+
+    p = asub.add_parser("check", help="validate workspace.yaml; print every error with its field path")
+    p.add_argument("file", nargs="?", help="default: $DLW_WORKSPACE_CONFIG, else the shipped default")
+    p.set_defaults(func=cmd_check)
+
+    p = asub.add_parser("schema", help="print the JSON Schema of workspace.yaml")
+    p.add_argument("--out", help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_schema)
+
+    p = asub.add_parser("render", help="Helm values, cluster manifests or blobfuse2 config from workspace.yaml")
+    p.add_argument("file", nargs="?", help="default: $DLW_WORKSPACE_CONFIG, else the shipped default")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--helm-values", action="store_true", help="values for the Zero to JupyterHub chart")
+    what.add_argument("--manifests", action="store_true", help="PriorityClasses, queues, RBAC, Blob PV/PVC")
+    what.add_argument("--blobfuse", metavar="VOLUME", help="blobfuse2 config for a blob volume")
+    what.add_argument("--storage-class", metavar="VOLUME", help="Blob CSI StorageClass for a blob volume")
+    what.add_argument("--all", action="store_true", help="values.yaml and manifests.yaml (needs --out)")
+    p.add_argument("--namespace", action="append", default=None, metavar="NS",
+                   help="also set up this namespace (repeatable; default: the shared one, if any)")
+    p.add_argument("--hub-image", help="hub image with dlw-magic[hub] installed (NAME:TAG)")
+    p.add_argument("--out", help="file (or folder with --all) to write instead of stdout")
+    p.set_defaults(func=cmd_render)
+
+    p = subparsers.add_parser("hub", help="start a real JupyterHub on 127.0.0.1 with the workspace profiles")
+    p.add_argument("--config", dest="workspace", help="workspace.yaml (default: $DLW_WORKSPACE_CONFIG or shipped)")
+    p.add_argument("--port", type=int, default=8000, help="public port on 127.0.0.1 (default 8000)")
+    p.add_argument("--user", action="append", default=None, metavar="NAME",
+                   help="who may log in (repeatable; default: you)")
+    p.add_argument("--group", action="append", default=[], metavar="GROUP=USER[,USER]",
+                   help="group membership, for profiles limited to groups (repeatable)")
+    p.add_argument("--data-dir", help="hub state folder (default: $DLW_HOME/hub)")
+    p.add_argument("--print-config", action="store_true", help="write the generated jupyterhub_config.py and exit")
+    p.set_defaults(func=cmd_hub)
+
+
+def _ws_file(args: argparse.Namespace) -> Path:
+    from .workspace import workspace_path
+
+    return workspace_path(getattr(args, "file", None))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .workspace import check_workspace, load_workspace
+
+    path = _ws_file(args)
+    errors = check_workspace(path)
+    if errors:
+        for line in errors:
+            sys.stderr.write(line + "\n")
+        sys.stderr.write(f"{path}: {len(errors)} error{'s' if len(errors) > 1 else ''}\n")
+        return 1
+    ws = load_workspace(path)
+    print(f"{path}: OK ({len(ws.profiles)} profiles, {len(ws.volumes)} volumes, {len(ws.queues)} queues, "
+          f"{len(ws.priority_classes)} priority classes; namespaces {ws.namespaces.scheme})")
+    return 0
+
+
+def _write(text: str, out: str | None) -> None:
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text, encoding="utf-8")
+        print(f"wrote {out}")
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .workspace import workspace_json_schema
+
+    _write(workspace_json_schema(), args.out)
+    return 0
+
+
+def _yaml_docs(objects: list[dict[str, Any]]) -> str:
+    import yaml
+
+    return "".join("---\n" + yaml.safe_dump(o, sort_keys=False) for o in objects)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .spec.validation import read_text
+    from .workspace import BlobVolume, load_workspace
+
+    path = _ws_file(args)
+    ws = load_workspace(path)
+    text = read_text(path, "workspace config")
+    if args.blobfuse or args.storage_class:
+        name = args.blobfuse or args.storage_class
+        vol = ws.volume(name)
+        if not isinstance(vol, BlobVolume):
+            raise DLWError(f"{path}: volume {name!r} is a {vol.type} volume, not a blob volume")
+        from .workspace.blob import blob_storage_class, blobfuse2_config
+
+        _write(blobfuse2_config(vol) if args.blobfuse else _yaml_docs([blob_storage_class(vol)]), args.out)
+        return 0
+    from .hub.deploy import cluster_manifests, helm_values
+
+    header = f"# Generated by `dlw admin render` from {path.name}; edit the workspace YAML, not this file.\n"
+    values = header + yaml.safe_dump(helm_values(ws, text, args.hub_image), sort_keys=False)
+    manifests = header + _yaml_docs(cluster_manifests(ws, text, args.namespace))
+    if args.all:
+        if not args.out:
+            raise DLWError("render --all writes two files: give --out DIR")
+        out = Path(args.out)
+        _write(values, str(out / "values.yaml"))
+        _write(manifests, str(out / "manifests.yaml"))
+    else:
+        _write(values if args.helm_values else manifests, args.out)
+    return 0
+
+
+def cmd_hub(args: argparse.Namespace) -> int:
+    from .hub.local import run_local_hub
+
+    groups: dict[str, list[str]] = {}
+    for item in args.group:
+        name, sep, members = item.partition("=")
+        if not sep or not name:
+            raise DLWError(f"--group {item!r}: expected GROUP=USER[,USER]")
+        groups[name] = [m for m in members.split(",") if m]
+    return run_local_hub(
+        workspace=args.workspace, port=args.port, users=args.user, groups=groups,
+        data_dir=args.data_dir, print_config=args.print_config,
+    )

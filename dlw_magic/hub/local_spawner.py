@@ -1,0 +1,161 @@
+"""A local-process spawner that offers the workspace's notebook profiles (``dlw hub``).
+
+The same profiles as on Kubernetes, filtered by the user's groups, applied where a local process can
+have them: ``CUDA_VISIBLE_DEVICES`` for the GPU choice (refused when this machine has fewer GPUs), CPU
+affinity for the CPU limit, ``MEM_LIMIT``/``CPU_LIMIT`` env (and an address-space cap when
+``enforce_memory_limit`` is on), the profile's env, and ``DLW_PROFILE``/``DLW_GPUS``/``DLW_NAMESPACE``.
+Kernels load ``dlw_magic`` (an IPython profile under the hub's data dir), so ``%dlw train`` works at once
+and runs jobs on the local backend, outside the notebook server (culling a server never ends a job).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from typing import Any
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+from traitlets import Bool, Unicode, default
+
+from ..errors import DLWError
+from ..workspace import Profile, Workspace, safe_name
+from .kube import cached_workspace, user_groups
+from .profiles import cpu_float, gpu_label, quantity_bytes
+
+
+class DLWLocalSpawner(SimpleLocalProcessSpawner):
+    workspace_config = Unicode("", config=True, help="Admin YAML; empty: $DLW_WORKSPACE_CONFIG or the default.")
+    ipython_dir = Unicode("", config=True, help="IPYTHONDIR whose kernel config loads dlw_magic.")
+    enforce_memory_limit = Bool(
+        False, config=True,
+        help="Cap the server's address space at the profile's memory limit (RLIMIT_AS). Off by default: "
+        "CUDA and PyTorch reserve far more address space than they use.",
+    )
+    gpu_indices = Unicode(
+        "auto", config=True, help="Comma-separated GPU indices this hub may hand out; 'auto' asks NVML.",
+    )
+
+    @property
+    def workspace(self) -> Workspace:
+        return cached_workspace(self.workspace_config or None)
+
+    def allowed_profiles(self) -> list[Profile]:
+        return self.workspace.profiles_for(user_groups(self.user))
+
+    def _default_options_form(self) -> str:  # noqa: D401 - a form, not a docstring
+        return render_form(self.allowed_profiles(), self.workspace.default_profile.name)
+
+    @default("options_form")
+    def _options_form_default(self) -> Any:
+        return lambda spawner: spawner._default_options_form()
+
+    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
+        return options_from_form(formdata)
+
+    # -- the chosen profile ------------------------------------------------------------------------------
+
+    def chosen(self) -> tuple[Profile, int]:
+        """The profile and GPU count from user_options (defaults when absent); refuses what the user may not use."""
+        opts = self.user_options or {}
+        allowed = self.allowed_profiles()
+        if not allowed:
+            raise DLWError(f"no notebook profile is open to user {self.user.name!r} (check the profiles' groups)")
+        slug = opts.get("profile") or self.workspace.default_profile.name
+        profile = next((p for p in allowed if p.name == slug), None)
+        if profile is None:
+            names = ", ".join(p.name for p in allowed)
+            raise DLWError(f"profile {slug!r} is not available to {self.user.name!r} (choose from {names})")
+        raw = opts.get("gpus", profile.default_gpus)
+        try:
+            gpus = int(raw)
+        except (TypeError, ValueError):
+            raise DLWError(f"profile {profile.name!r}: GPU count {raw!r} is not a number") from None
+        if gpus not in profile.gpus:
+            raise DLWError(f"profile {profile.name!r} offers {profile.gpus} GPUs, not {gpus}")
+        return profile, gpus
+
+    def _gpu_pool(self) -> list[int]:
+        if self.gpu_indices != "auto":
+            return [int(i) for i in self.gpu_indices.split(",") if i.strip()]
+        from ..gpus import visible_gpu_indices
+
+        return visible_gpu_indices()
+
+    async def start(self) -> Any:
+        profile, gpus = self.chosen()
+        pool = self._gpu_pool() if gpus else []
+        if gpus > len(pool):
+            raise DLWError(f"profile {profile.name!r} with {gpu_label(gpus)}: this machine has {len(pool)} usable GPUs")
+        self._dlw_profile, self._dlw_gpus = profile, pool[:gpus]
+        self.cpu_limit = cpu_float(profile.cpu.limit) if profile.cpu.limit else None
+        self.mem_limit = quantity_bytes(profile.memory.limit) if profile.memory.limit else None
+        self.home_dir = self.home_dir_template.format(username=safe_name(self.user.name))
+        self.notebook_dir = self.home_dir
+        return await super().start()
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        profile: Profile | None = getattr(self, "_dlw_profile", None)
+        if profile is None:
+            return env
+        devices = getattr(self, "_dlw_gpus", [])
+        env.update(profile.env)
+        env.update({
+            "DLW_PROFILE": profile.name,
+            "DLW_GPUS": str(len(devices)),
+            "DLW_IMAGE": profile.image,
+            "DLW_NAMESPACE": self.workspace.namespace_for(self.user.name),
+            "DLW_BACKEND": os.environ.get("DLW_BACKEND", "local"),
+            "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in devices),
+        })
+        if self.workspace_config:
+            env["DLW_WORKSPACE_CONFIG"] = self.workspace_config
+        if self.ipython_dir:
+            env["IPYTHONDIR"] = self.ipython_dir
+        return env
+
+    def make_preexec_fn(self, name: str) -> Any:
+        base = super().make_preexec_fn(name)
+        cpus = self.cpu_limit
+        mem = self.mem_limit if self.enforce_memory_limit else None
+
+        def preexec() -> None:
+            base()
+            if cpus and hasattr(os, "sched_setaffinity"):
+                have = sorted(os.sched_getaffinity(0))
+                os.sched_setaffinity(0, have[: max(1, min(len(have), math.ceil(cpus)))])
+            if mem:
+                import resource
+
+                resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+
+        return preexec
+
+
+def render_form(profiles: list[Profile], default: str) -> str:
+    """Radio buttons for the profiles, a GPU select for each (field names as KubeSpawner's form)."""
+    rows = []
+    first = default if any(p.name == default for p in profiles) else (profiles[0].name if profiles else "")
+    for p in profiles:
+        checked = " checked" if p.name == first else ""
+        options = "".join(
+            f'<option value="{n}"{" selected" if n == p.default_gpus else ""}>{html.escape(gpu_label(n))}</option>'
+            for n in p.gpus
+        )
+        rows.append(
+            f'<label class="dlw-profile"><input type="radio" name="profile" value="{p.name}"{checked}> '
+            f"<strong>{html.escape(p.display_name)}</strong> <span>{html.escape(p.description)}</span></label> "
+            f'<select name="profile-option-{p.name}--gpus" aria-label="GPUs for {html.escape(p.display_name)}">'
+            f"{options}</select><br>"
+        )
+    return "\n".join(rows) or "<p>No notebook profile is open to you; ask the admin.</p>"
+
+
+def options_from_form(formdata: dict[str, list[str]]) -> dict[str, str]:
+    slug = (formdata.get("profile") or [""])[0]
+    opts = {"profile": slug} if slug else {}
+    gpus = formdata.get(f"profile-option-{slug}--gpus")
+    if slug and gpus:
+        opts["gpus"] = gpus[0]
+    return opts

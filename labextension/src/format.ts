@@ -1,0 +1,111 @@
+/** Formatting and parsing shared by the panel, the dialog and the status bar (no DOM, no JupyterLab). */
+
+export type JobState = 'Queued' | 'Running' | 'Succeeded' | 'Failed' | 'Cancelled';
+
+export const FINISHED_STATES: ReadonlySet<string> = new Set(['Succeeded', 'Failed', 'Cancelled']);
+
+export function isFinished(state: string): boolean {
+  return FINISHED_STATES.has(state);
+}
+
+/** ``75`` -> ``1m 15s``; ``3725`` -> ``1h 2m``; null -> ``-``. */
+export function formatDuration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !isFinite(seconds) || seconds < 0) {
+    return '-';
+  }
+  const s = Math.floor(seconds);
+  if (s < 60) {
+    return `${s}s`;
+  }
+  const m = Math.floor(s / 60);
+  if (m < 60) {
+    return `${m}m ${s % 60}s`;
+  }
+  const h = Math.floor(m / 60);
+  if (h < 24) {
+    return `${h}h ${m % 60}m`;
+  }
+  return `${Math.floor(h / 24)}d ${h % 24}h`;
+}
+
+/** A job's duration now: finished jobs are fixed; running ones count from ``started``. */
+export function jobDuration(
+  job: { started?: number | null; finished?: number | null },
+  nowSeconds: number
+): number | null {
+  if (job.started === null || job.started === undefined) {
+    return null;
+  }
+  return (job.finished ?? nowSeconds) - job.started;
+}
+
+/** Total GPUs of a job: per worker times workers. */
+export function gpuLabel(job: { gpus: number; workers: number }): string {
+  const total = (job.gpus || 0) * (job.workers || 1);
+  return total ? `${total} GPU${total === 1 ? '' : 's'}` : 'CPU';
+}
+
+/** A parameter as the dialog shows it: strings bare, everything else as JSON. */
+export function paramToText(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+/**
+ * The typed value of what the user typed, keeping the type of the notebook's default: a string
+ * parameter stays a string ("1e-3" stays text); a number, bool or list is read as JSON, and text
+ * that is not valid JSON for it is an error naming the parameter.
+ */
+export function textToParam(name: string, text: string, original: unknown): unknown {
+  if (typeof original === 'string') {
+    return text;
+  }
+  const trimmed = text.trim();
+  if (original === null && trimmed === '') {
+    return null;
+  }
+  const pythonish = trimmed === 'True' ? 'true' : trimmed === 'False' ? 'false' : trimmed === 'None' ? 'null' : trimmed;
+  let value: unknown;
+  try {
+    value = JSON.parse(pythonish);
+  } catch {
+    if (original === null || original === undefined) {
+      return text; // no type to keep: take the text as it is
+    }
+    throw new Error(`parameter ${name}: ${JSON.stringify(text)} is not a valid ${typeName(original)}`);
+  }
+  if (original !== null && original !== undefined && typeName(value) !== typeName(original)) {
+    const bothNumbers = typeof value === 'number' && typeof original === 'number';
+    if (!bothNumbers) {
+      throw new Error(`parameter ${name}: expected a ${typeName(original)}, got ${JSON.stringify(text)}`);
+    }
+  }
+  return value;
+}
+
+function typeName(v: unknown): string {
+  if (Array.isArray(v)) {
+    return 'list';
+  }
+  if (v === null) {
+    return 'null';
+  }
+  if (typeof v === 'object') {
+    return 'mapping';
+  }
+  return typeof v === 'boolean' ? 'boolean' : typeof v === 'number' ? 'number' : 'text';
+}
+
+/** Status bar text for the GPUs: mean utilization and memory summed over GPUs. */
+export function gpuSummary(
+  gpus: { utilization_pct: number | null; memory_used_mib: number; memory_total_mib: number }[]
+): string {
+  if (!gpus.length) {
+    return 'No GPU';
+  }
+  const utils = gpus.map(g => g.utilization_pct).filter((u): u is number => u !== null && u !== undefined);
+  const util = utils.length ? `${Math.round(utils.reduce((a, b) => a + b, 0) / utils.length)}%` : 'n/a';
+  const used = gpus.reduce((a, g) => a + g.memory_used_mib, 0) / 1024;
+  const total = gpus.reduce((a, g) => a + g.memory_total_mib, 0) / 1024;
+  const count = gpus.length > 1 ? `${gpus.length} GPUs ` : 'GPU ';
+  return `${count}${util} · ${used.toFixed(1)}/${total.toFixed(0)} GiB`;
+}
