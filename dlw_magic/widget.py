@@ -90,7 +90,7 @@ class JobWidget:
     """Live state, elapsed time, log tail and a Cancel button for one job."""
 
     def __init__(self, job: JobInfo, backend: Backend | None = None, *, show_logs: bool = True,
-                 tail_lines: int = TAIL_LINES) -> None:
+                 cell_busy: bool = False, tail_lines: int = TAIL_LINES) -> None:
         import ipywidgets as w
 
         self.job = job
@@ -101,7 +101,7 @@ class JobWidget:
         self.error: str | None = None
         # While a cell blocks on the job (--wait), the kernel handles no widget events: the button is
         # disabled then rather than queueing a click that would fire after the job ended.
-        self.cell_busy = False
+        self.cell_busy = cell_busy
         self.done = threading.Event()
         self._stop = threading.Event()
         self.title = w.HTML()
@@ -203,9 +203,7 @@ def show_job(job: JobInfo, backend: Backend | None, shell: Any, *, wait: bool = 
     if widgets_available(shell):
         from IPython.display import display
 
-        view = JobWidget(job, backend, show_logs=not follow)
-        view.cell_busy = wait or follow
-        view.start()
+        view = JobWidget(job, backend, show_logs=not follow, cell_busy=wait or follow).start()
         display(view.box)
     else:
         out.write(state_line(job) + "\n")
