@@ -11,6 +11,7 @@ calls ``get_ipython()``.
 """
 
 from __future__ import annotations
+import __future__
 
 import ast
 import builtins
@@ -44,13 +45,22 @@ def split_cells(source: str, script_name: str) -> list[tuple[str, str]]:
     return chunks
 
 
+_FUTURE_FLAGS = 0
+for _feature in __future__.all_feature_names:
+    _FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
+
+
 def compile_cells(chunks: list[tuple[str, str]]) -> list[types.CodeType]:
     codes = []
+    # Top-level `await` works in a notebook, so it does here. dont_inherit keeps this module's own
+    # __future__ imports out of the user's code; the script's (hoisted into its header by the
+    # converter) apply to every cell, as they do across the cells of a kernel.
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
     for filename, code in chunks:
         linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
-        # Top-level `await` works in a notebook, so it does here; dont_inherit keeps this module's
-        # `from __future__ import annotations` out of the user's code.
-        codes.append(compile(code, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True))
+        compiled = compile(code, filename, "exec", flags=flags, dont_inherit=True)
+        flags |= compiled.co_flags & _FUTURE_FLAGS
+        codes.append(compiled)
     return codes
 
 

@@ -106,7 +106,7 @@ class JobWidget:
         self._stop = threading.Event()
         self.title = w.HTML()
         self.cancel_button = w.Button(description="Cancel", button_style="danger", icon="stop",
-                                      layout=w.Layout(width="auto"))
+                                      disabled=cell_busy, layout=w.Layout(width="auto"))
         self.cancel_button.on_click(self._on_cancel)
         self.log_view = w.HTML(layout=w.Layout(max_height="22em", overflow="auto"))
         header = w.HBox([self.title, self.cancel_button], layout=w.Layout(align_items="center"))

@@ -25,6 +25,8 @@ RESOURCES = [
 PLURALS = {
     ("v1", "Pod"): "api/v1/namespaces/{ns}/pods",
     ("v1", "Event"): "api/v1/namespaces/{ns}/events",
+    ("v1", "ConfigMap"): "api/v1/namespaces/{ns}/configmaps",
+    ("v1", "Service"): "api/v1/namespaces/{ns}/services",
     ("batch/v1", "Job"): "apis/batch/v1/namespaces/{ns}/jobs",
     ("batch.volcano.sh/v1alpha1", "Job"): "apis/batch.volcano.sh/v1alpha1/namespaces/{ns}/jobs",
     ("kubeflow.org/v1", "PyTorchJob"): "apis/kubeflow.org/v1/namespaces/{ns}/pytorchjobs",

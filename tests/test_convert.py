@@ -289,3 +289,16 @@ def test_notebook_is_never_modified(tmp_path: Path) -> None:
     assert path.read_bytes() == before
     assert path.stat().st_mtime_ns == stat.st_mtime_ns
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nb.ipynb"]
+
+
+def test_every_parameters_cell_gets_its_overrides(tmp_path: Path) -> None:
+    path = write_nb(tmp_path, [
+        code("epochs = 3\n", "parameters"),
+        code("first = epochs\n"),
+        code("lr = 0.1\nepochs = 4\n", "parameters"),
+        code("second = (epochs, lr)\n"),
+    ])
+    conv = convert_notebook(path, {"epochs": 8, "lr": 0.5})
+    namespace = run_script(conv.script)
+    assert (namespace["first"], namespace["second"]) == (8, (8, 0.5))
+    assert read_parameters(path) == {"lr": 0.1, "epochs": 4}

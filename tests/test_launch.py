@@ -138,3 +138,15 @@ def test_launcher_usage_errors(tmp_path: Path) -> None:
     bare = subprocess.run([sys.executable, "-m", "dlw_magic.launch"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
     assert bare.returncode == 2 and bare.stderr.startswith("usage:")
+
+
+def test_future_imports_apply_from_the_top_in_both_runners(tmp_path: Path) -> None:
+    cells = [
+        code("import os\n"),
+        code("from __future__ import annotations  # lazy annotations\ndef f(x: Undefined) -> None:\n    pass\n"),
+        code("def g(y: AlsoUndefined):\n    pass\nprint(f.__annotations__['x'], g.__annotations__['y'])\n"),
+    ]
+    for plain in (False, True):
+        result = launch(tmp_path, cells, plain=plain)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "Undefined AlsoUndefined\n"

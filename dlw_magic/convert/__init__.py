@@ -11,6 +11,7 @@ as papermill does. The notebook file is only read. docs/conversion.md tells the 
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,9 @@ def convert_notebook(path: Path, parameters: dict[str, Any]) -> ConvertedNoteboo
         f"# Converted by DLW from {name}. Run it with `python -m dlw_magic.launch main.py` so that\n"
         "# tracebacks name notebook cells; plain `python main.py` runs the same code.\n"
     ]
+    futures = _hoist_futures(code_cells)
+    if futures:
+        parts.append("".join(f"from __future__ import {feature}\n" for feature in futures))
     body = " ".join(c.code for c in code_cells.values())
     uses_ipython = "get_ipython" in body
     if uses_ipython:
@@ -119,6 +123,31 @@ def _code_cells(name: str, cells: list[Cell], notes: list[str]) -> dict[int, _Co
         params = parse_parameters(converted.code, cell.number) if cell.is_parameters else []
         kept[cell.number] = _CodeCell(cell, code, params)
     return kept
+
+
+def _hoist_futures(code_cells: dict[int, _CodeCell]) -> list[str]:
+    """Move ``from __future__ import ...`` to the top of the script, where Python requires them.
+
+    In a kernel such an import in any cell applies to the cells after it; in the script it applies
+    to all of them. The import's lines stay in the cell as comments, so line numbers do not move.
+    """
+    features: list[str] = []
+    for code_cell in code_cells.values():
+        if "__future__" not in code_cell.code:
+            continue
+        lines = code_cell.code.splitlines(keepends=True)
+        for stmt in ast.parse(code_cell.code).body:
+            if not (isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__"):
+                continue
+            start, end = stmt.lineno - 1, (stmt.end_lineno or stmt.lineno) - 1
+            after = lines[end][stmt.end_col_offset or 0 :].strip()
+            if lines[start][: stmt.col_offset].strip() or (after and not after.startswith("#")):
+                continue  # shares its line with other code (`from __future__ import x; y = 1`): leave it
+            features += [alias.name for alias in stmt.names if alias.name not in features]
+            moved = lines[start : end + 1]
+            lines[start : end + 1] = [f"# {line.rstrip()}  (dlw: moved to the top)\n" for line in moved]
+        code_cell.code = "".join(lines)
+    return features
 
 
 def _params(name: str, cell: Cell) -> list[Parameter]:

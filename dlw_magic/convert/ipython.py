@@ -25,7 +25,7 @@ _DISPLAY = "display-only output: a job has no notebook to show it in"
 MAGICS: dict[tuple[str, str], tuple[str, str]] = {
     ("line", "dlw"): ("drop", _SELF),
     ("cell", "dlw"): ("drop", _SELF),
-    ("line", "matplotlib"): ("drop", "a job shows no figures (the Agg backend is used: save them with savefig)"),
+    ("line", "matplotlib"): ("drop", "a job shows no figures; with the Agg backend, save them with savefig"),
     ("line", "gui"): ("drop", "a job has no GUI event loop"),
     ("line", "pdb"): ("drop", "post-mortem debugging needs a terminal; the traceback is printed instead"),
     ("cell", "html"): ("drop", _DISPLAY),

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from ..spec.validation import error_lines, load_yaml, read_text, validate
+from ..errors import DLWError
+from ..spec.validation import error_lines, load_yaml, read_text
 from .model import (
     BlobAuth,
     BlobCache,
@@ -67,8 +69,27 @@ def workspace_path(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(env) if env else default_workspace_path()
 
 
+# pydantic names the discriminated-union branch in the error location (volumes[1].hostPath.path); the
+# YAML has no such key, so drop it: volumes[1].path.
+_UNION_TAG = re.compile(r"(volumes\[\d+\])\.(?:home|blob|hostPath|dataset)(?=[.:])")
+
+
+def _validated(data: Any, origin: str) -> tuple[Workspace | None, list[str]]:
+    if not isinstance(data, dict):
+        return None, [f"{origin}: expected a mapping at the top level, got {type(data).__name__}"]
+    try:
+        return Workspace.model_validate(data), []
+    except ValidationError as err:
+        return None, [_UNION_TAG.sub(r"\1", line) for line in error_lines(err, origin)]
+
+
 def parse_workspace(data: Any, origin: str = "workspace") -> Workspace:
-    return validate(Workspace, data, origin)
+    """Validate a mapping; DLWError with the first problem (``origin: field.path: message``) on failure."""
+    ws, errors = _validated(data, origin)
+    if ws is None:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise DLWError(errors[0] + more)
+    return ws
 
 
 def load_workspace(path: str | os.PathLike[str] | None = None) -> Workspace:
@@ -80,14 +101,7 @@ def load_workspace(path: str | os.PathLike[str] | None = None) -> Workspace:
 def check_workspace(path: str | os.PathLike[str] | None = None) -> list[str]:
     """Every problem in the admin YAML as ``file: field.path: message`` (empty when valid)."""
     p = workspace_path(path)
-    data = load_yaml(read_text(p, "workspace config"), str(p))
-    if not isinstance(data, dict):
-        return [f"{p}: expected a mapping at the top level, got {type(data).__name__}"]
-    try:
-        Workspace.model_validate(data)
-    except ValidationError as err:
-        return error_lines(err, str(p))
-    return []
+    return _validated(load_yaml(read_text(p, "workspace config"), str(p)), str(p))[1]
 
 
 def workspace_json_schema() -> str:

@@ -1,0 +1,378 @@
+"""The Kubernetes backend against kmock's KubernetesEmulator (a real HTTP API server, no controllers).
+
+Tests play the controllers: they create the pods a Job controller would, and patch pod and job status
+to walk a job through its states, then check what a researcher sees (state, reason, message, logs).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from k8s_emulator import KubeEmulator
+from k8s_schema import validate_objects
+
+from dlw_magic import core
+from dlw_magic.backends import JobState
+from dlw_magic.backends.kubernetes import KubernetesBackend
+from dlw_magic.errors import Conflict, DLWError, NotFound
+
+JOB = ("batch/v1", "Job")
+VOLCANO = ("batch.volcano.sh/v1alpha1", "Job")
+PYTORCH = ("kubeflow.org/v1", "PyTorchJob")
+CM = ("v1", "ConfigMap")
+SVC = ("v1", "Service")
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from dlw_magic import backends
+
+    monkeypatch.setenv("DLW_USER", "alice")
+    for var in ("JUPYTERHUB_USER", "DLW_NAMESPACE", "KUBERNETES_SERVICE_HOST", "DLW_KUBECONFIG",
+                "DLW_WORKSPACE_CONFIG", "DLW_BACKEND", "DLW_POD_NAME", "DLW_IMAGE", "JUPYTER_IMAGE",
+                "JUPYTER_IMAGE_SPEC"):
+        monkeypatch.delenv(var, raising=False)
+    backends._cache.clear()
+    yield
+    backends._cache.clear()
+
+
+@pytest.fixture
+def kube(env: None, tmp_path: Path):
+    with KubeEmulator(tmp_path) as k:
+        yield k
+
+
+@pytest.fixture
+def backend(kube: KubeEmulator) -> KubernetesBackend:
+    return KubernetesBackend(kubeconfig=str(kube.kubeconfig))
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    path = tmp_path / "proj" / "train.py"
+    path.parent.mkdir()
+    path.write_text("import os\nprint('rank', os.environ['RANK'], 'of', os.environ['WORLD_SIZE'])\n")
+    return path
+
+
+def submit(backend: KubernetesBackend, script: Path, name: str = "demo", **kw: Any):
+    kw.setdefault("image", "registry.example/team/train:1")
+    return core.submit(core.build_spec(script, name=name, **kw), backend)
+
+
+def running(start: str = "2026-11-22T08:00:00Z") -> dict[str, Any]:
+    return {"phase": "Running", "startTime": start,
+            "containerStatuses": [{"name": "trainer", "image": "img", "state": {"running": {"startedAt": start}}}]}
+
+
+# -- submit ------------------------------------------------------------------------------------------------
+
+
+def test_submit_creates_labelled_objects_in_the_users_namespace(backend, kube, script):
+    info = submit(backend, script, workers=3, gpus=2)
+    assert info.state == JobState.QUEUED and info.backend == "kubernetes" and info.engine == "job"
+    assert (info.workers, info.world_size, info.gpus) == (3, 3, 2)
+    job = kube.get(JOB, "demo")
+    cm = kube.get(CM, "demo-code")
+    svc = kube.get(SVC, "demo")
+    for obj in (job, cm, svc):
+        labels = obj["metadata"]["labels"]
+        assert obj["metadata"]["namespace"] == "dlw-alice"
+        assert labels["dlw.dev/user"] == "alice" and labels["dlw.dev/job"] == "demo"
+        assert labels["dlw.dev/job-id"] == info.id
+    assert validate_objects([job, cm, svc]) == 3
+    assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == 3
+    assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"] is True
+    # The snapshot travels in the ConfigMap: the script, byte for byte.
+    assert script.read_text() in cm["data"].values()
+    # The spec rides along so `dlw rerun` and `dlw list` work from the cluster alone.
+    spec = json.loads(job["metadata"]["annotations"]["dlw.dev/spec"])
+    assert spec["name"] == "demo" and spec["workers"] == 3
+
+
+def test_submit_runs_on_the_notebook_pods_image_digest(backend, kube, script, monkeypatch):
+    digest = "registry.example/dlw/notebook@sha256:" + "a" * 64
+    kube.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "jupyter-alice"},
+                 "spec": {"containers": [{"name": "notebook", "image": "registry.example/dlw/notebook:0.1"}]},
+                 "status": {"containerStatuses": [{"name": "notebook", "image": "registry.example/dlw/notebook:0.1",
+                                                   "imageID": "docker-pullable://" + digest}]}})
+    monkeypatch.setenv("DLW_POD_NAME", "jupyter-alice")
+    monkeypatch.setenv("HOSTNAME", "jupyter-alice")
+    core.submit(core.build_spec(script, name="nbimage"), backend)
+    container = kube.get(JOB, "nbimage")["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == digest
+
+
+def test_submit_each_engine_creates_its_kind(backend, kube, script):
+    submit(backend, script, name="vc", engine="volcano", workers=3)
+    submit(backend, script, name="pt", engine="pytorchjob", workers=3)
+    vc, pt = kube.get(VOLCANO, "vc"), kube.get(PYTORCH, "pt")
+    assert vc["spec"]["minAvailable"] == 3 and vc["spec"]["schedulerName"] == "volcano"
+    assert pt["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 2
+    assert validate_objects([vc, pt]) == 2
+    assert {j.name: j.engine for j in backend.list_jobs()} == {"vc": "volcano", "pt": "pytorchjob"}
+
+
+def test_name_taken_is_a_conflict(backend, script):
+    submit(backend, script)
+    with pytest.raises(Conflict, match="demo"):
+        submit(backend, script)
+
+
+def test_another_namespace_is_refused(kube):
+    with pytest.raises(DLWError, match="namespace 'dlw-bob' refused"):
+        KubernetesBackend(kubeconfig=str(kube.kubeconfig), namespace="dlw-bob")
+
+
+# -- list / get --------------------------------------------------------------------------------------------
+
+
+def test_list_shows_only_the_users_jobs_newest_first(backend, kube, script):
+    submit(backend, script, name="first")
+    time.sleep(0.01)
+    submit(backend, script, name="second")
+    foreign = kube.get(JOB, "first")
+    foreign["metadata"].update(name="bobs", labels={**foreign["metadata"]["labels"], "dlw.dev/user": "bob",
+                                                    "dlw.dev/job": "bobs"})
+    kube.create(foreign)
+    assert [j.name for j in backend.list_jobs()] == ["second", "first"]
+    with pytest.raises(NotFound):
+        backend.get("bobs")  # another user's job is invisible, even by name
+
+
+# -- status: what a researcher can act on ------------------------------------------------------------------
+
+
+def _pending(condition_message: str) -> dict[str, Any]:
+    return {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                                                "reason": "Unschedulable", "message": condition_message}]}
+
+
+STATUS_CASES = {
+    "unschedulable": (
+        {}, _pending("0/3 nodes are available: 3 Insufficient memory."), JobState.QUEUED, "Unschedulable",
+        "Insufficient memory"),
+    "no-gpu-of-type": (
+        {"gpus": 1, "gpu_type": "NVIDIA-H200"},
+        _pending("0/4 nodes are available: 4 node(s) didn't match Pod's node affinity/selector."),
+        JobState.QUEUED, "NoGPUOfType", "NVIDIA-H200"),
+    "insufficient-gpu": (
+        {"gpus": 8}, _pending("0/2 nodes are available: 2 Insufficient nvidia.com/gpu."),
+        JobState.QUEUED, "InsufficientGPU", "8 free nvidia.com/gpu"),
+    "image-pull": (
+        {}, {"phase": "Pending", "containerStatuses": [{"name": "trainer", "image": "registry.example/nope:1",
+             "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}]},
+        JobState.QUEUED, "ImagePullBackOff", "registry.example/nope:1"),
+    "missing-secret": (
+        {}, {"phase": "Pending", "containerStatuses": [{"name": "trainer", "image": "x", "state": {"waiting": {
+            "reason": "CreateContainerConfigError", "message": 'secret "wandb" not found'}}}]},
+        JobState.QUEUED, "CreateContainerConfigError", 'secret "wandb" not found'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STATUS_CASES))
+def test_pending_reasons(backend, kube, script, case):
+    options, pod_status, state, reason, text = STATUS_CASES[case]
+    submit(backend, script, **options)
+    job = kube.get(JOB, "demo")
+    kube.add_pod(job, "demo-0-abcde", pod_status)
+    info = backend.get("demo")
+    assert (info.state, info.reason) == (state, reason)
+    assert text in info.message
+
+
+def test_oomkilled_names_the_rank_and_the_memory_limit(backend, kube, script):
+    spec = core.build_spec(script, name="demo", image="img:1")
+    spec.resources.memory = "4Gi"
+    core.submit(spec, backend)
+    job = kube.get(JOB, "demo")
+    kube.add_pod(job, "demo-0-x", {"phase": "Failed", "containerStatuses": [{"name": "trainer", "image": "img:1",
+                 "state": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]})
+    kube.set_status(JOB, "demo", {"failed": 1, "conditions": [
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the "
+         "specified backoff limit", "lastTransitionTime": "2026-11-22T08:05:00Z"}]})
+    info = backend.get("demo")
+    assert (info.state, info.reason, info.exit_code) == (JobState.FAILED, "OOMKilled", 137)
+    assert "rank 0 ran out of memory (limit 4Gi)" in info.message
+    assert info.finished is not None
+
+
+def test_evicted_pod_explains_a_restart(backend, kube, script):
+    submit(backend, script, workers=3, retries=2)
+    job = kube.get(JOB, "demo")
+    kube.add_pod(job, "demo-1-x", {"phase": "Failed", "reason": "Evicted",
+                                   "message": "The node was low on resource: ephemeral-storage."},
+                 annotations={"batch.kubernetes.io/job-completion-index": "1"})
+    kube.add_pod(job, "demo-0-x", running(), annotations={"batch.kubernetes.io/job-completion-index": "0"})
+    kube.set_status(JOB, "demo", {"active": 2})
+    info = backend.get("demo")
+    assert (info.state, info.reason) == (JobState.RUNNING, "Evicted")
+    assert "rank 1 was evicted: The node was low on resource" in info.message
+
+
+def test_failed_rank_exit_code_and_deadline(backend, kube, script):
+    submit(backend, script, name="crash")
+    kube.add_pod(kube.get(JOB, "crash"), "crash-0-x", {"phase": "Failed", "containerStatuses": [
+        {"name": "trainer", "image": "i", "state": {"terminated": {"reason": "Error", "exitCode": 3}}}]})
+    kube.set_status(JOB, "crash", {"conditions": [
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]})
+    info = backend.get("crash")
+    assert (info.state, info.reason, info.exit_code) == (JobState.FAILED, "Error", 3)
+    assert "rank 0 exited with code 3" in info.message
+
+    submit(backend, script, name="slow", timeout="30m")
+    kube.set_status(JOB, "slow", {"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]})
+    info = backend.get("slow")
+    assert (info.state, info.reason) == (JobState.FAILED, "DeadlineExceeded")
+    assert "timeout (1800 s)" in info.message
+
+
+def test_queued_job_without_pods_reports_a_quota_refusal(backend, kube, script):
+    submit(backend, script, gpus=4)
+    kube.create({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "demo.1"}, "type": "Warning",
+                 "reason": "FailedCreate", "involvedObject": {"kind": "Job", "name": "demo"},
+                 "message": 'pods "demo-0" is forbidden: exceeded quota: gpu-quota, requested: '
+                            "requests.nvidia.com/gpu=4, used: 4, limited: 4"})
+    info = backend.get("demo")
+    assert (info.state, info.reason) == (JobState.QUEUED, "QuotaExceeded")
+    assert "exceeded quota" in info.message
+    assert any(e["reason"] == "FailedCreate" for e in backend.events("demo"))
+
+
+def test_running_then_succeeded(backend, kube, script):
+    submit(backend, script)
+    job = kube.get(JOB, "demo")
+    kube.add_pod(job, "demo-x", running())
+    kube.set_status(JOB, "demo", {"active": 1, "startTime": "2026-11-22T08:00:00Z"})
+    assert backend.get("demo").state == JobState.RUNNING
+    kube.set_status(JOB, "demo", {"active": 0, "succeeded": 1, "completionTime": "2026-11-22T08:10:00Z",
+                                  "conditions": [{"type": "Complete", "status": "True"}]})
+    info = backend.get("demo")
+    assert (info.state, info.exit_code) == (JobState.SUCCEEDED, 0)
+    assert info.finished - info.started == 600
+
+
+@pytest.mark.parametrize(("phase", "state"), [
+    ("Pending", JobState.QUEUED), ("Inqueue", JobState.QUEUED), ("Running", JobState.RUNNING),
+    ("Completed", JobState.SUCCEEDED), ("Failed", JobState.FAILED), ("Terminated", JobState.FAILED),
+])
+def test_volcano_phases(backend, kube, script, phase, state):
+    submit(backend, script, engine="volcano", workers=3)
+    kube.set_status(VOLCANO, "demo", {"state": {"phase": phase}})
+    assert backend.get("demo").state == state
+
+
+@pytest.mark.parametrize(("cond", "state"), [
+    ("Created", JobState.QUEUED), ("Running", JobState.RUNNING), ("Succeeded", JobState.SUCCEEDED),
+    ("Failed", JobState.FAILED),
+])
+def test_pytorchjob_conditions(backend, kube, script, cond, state):
+    submit(backend, script, engine="pytorchjob", workers=2)
+    kube.set_status(PYTORCH, "demo", {"conditions": [{"type": cond, "status": "True", "reason": f"PyTorchJob{cond}"}]})
+    assert backend.get("demo").state == state
+
+
+# -- logs --------------------------------------------------------------------------------------------------
+
+
+def _three_ranks(backend, kube, script, engine: str = "job"):
+    submit(backend, script, engine=engine, workers=3)
+    kind = {"job": JOB, "volcano": VOLCANO, "pytorchjob": PYTORCH}[engine]
+    job = kube.get(kind, "demo")
+    for rank in range(3):
+        if engine == "job":
+            name, ann, labels = f"demo-{rank}-p", {"batch.kubernetes.io/job-completion-index": str(rank)}, {}
+        elif engine == "volcano":
+            task, idx = ("master", 0) if rank == 0 else ("worker", rank - 1)
+            name, labels = f"demo-{task}-{idx}", {}
+            ann = {"volcano.sh/task-spec": task, "volcano.sh/task-index": str(idx)}
+        else:
+            role, idx = ("master", 0) if rank == 0 else ("worker", rank - 1)
+            name, ann = f"demo-{role}-{idx}", {}
+            labels = {"training.kubeflow.org/replica-type": role, "training.kubeflow.org/replica-index": str(idx)}
+        kube.add_pod(job, name, running(), labels=labels, annotations=ann)
+        kube.set_log(name, f"rank {rank} step 1\nrank {rank} step 2\n")
+    return kind
+
+
+@pytest.mark.parametrize("engine", ["job", "volcano", "pytorchjob"])
+def test_logs_of_every_rank(backend, kube, script, engine):
+    _three_ranks(backend, kube, script, engine)
+    lines = list(core.log_lines("demo", backend=backend))
+    assert sorted(lines) == sorted((r, f"rank {r} step {s}\n") for r in range(3) for s in (1, 2))
+    only = list(backend.logs("demo", rank=2))
+    assert [c.rank for c in only] == [2] and only[0].text.startswith("rank 2 step 1")
+    resumed = list(backend.logs("demo", rank=2, offset=only[0].offset - len("rank 2 step 2\n")))
+    assert resumed[0].text == "rank 2 step 2\n"
+
+
+def test_cli_prefixes_ranks_and_follow_ends_with_the_job(backend, kube, script, monkeypatch):
+    from dlw_magic import cli
+
+    kind = _three_ranks(backend, kube, script)
+    kube.set_status(kind, "demo", {"active": 3})
+
+    def finish() -> None:
+        time.sleep(1.5)
+        kube.set_status(kind, "demo", {"active": 0, "conditions": [{"type": "Complete", "status": "True"}]})
+
+    threading.Thread(target=finish, daemon=True).start()
+    out = io.StringIO()
+    start = time.monotonic()
+    cli.stream_logs("demo", None, True, backend, out)
+    assert time.monotonic() - start < 10
+    assert sorted(out.getvalue().splitlines()) == sorted(
+        f"[rank {r}] rank {r} step {s}" for r in range(3) for s in (1, 2))
+
+
+# -- cancel ------------------------------------------------------------------------------------------------
+
+
+def test_cancel_deletes_the_job_and_its_objects(backend, kube, script):
+    submit(backend, script, workers=3)
+    kube.add_pod(kube.get(JOB, "demo"), "demo-0-x", running())
+    info = core.cancel("demo", backend=backend)
+    assert (info.state, info.reason) == (JobState.CANCELLED, "Cancelled")
+    assert kube.items(JOB) == [] and kube.items(CM) == [] and kube.items(SVC) == []
+    deletes = [r for r in kube.emulator.requests if r.method == "DELETE" and r.name == "demo" and "jobs" in str(r.url)]
+    assert deletes and deletes[0].data["propagationPolicy"] == "Foreground"
+    with pytest.raises(NotFound):
+        backend.get("demo")
+
+
+def test_cancel_a_finished_job_is_a_conflict(backend, kube, script):
+    submit(backend, script)
+    kube.set_status(JOB, "demo", {"conditions": [{"type": "Complete", "status": "True"}]})
+    with pytest.raises(Conflict, match="already finished"):
+        backend.cancel("demo")
+
+
+def test_job_being_deleted_shows_cancelled(backend, kube, script):
+    submit(backend, script)
+    kube._call("PATCH", kube.path(JOB, "demo"), {"metadata": {"deletionTimestamp": "2026-11-22T08:00:00Z"}},
+               content_type="application/merge-patch+json")
+    assert backend.get("demo").state == JobState.CANCELLED
+
+
+# -- the CLI works unchanged on this backend ---------------------------------------------------------------
+
+
+def test_cli_train_list_cancel(kube, script, monkeypatch, capsys):
+    from dlw_magic import cli
+
+    monkeypatch.setenv("DLW_KUBECONFIG", str(kube.kubeconfig))
+    assert cli.main(["train", str(script), "--name", "clijob", "--image", "img:1", "--workers", "2"]) == 0
+    assert cli.main(["list", "-o", "json"]) == 0
+    out = capsys.readouterr().out
+    listed = json.loads(out[out.index("["):])
+    assert [(j["name"], j["backend"], j["state"]) for j in listed] == [("clijob", "kubernetes", "Queued")]
+    assert cli.main(["cancel", "clijob"]) == 0
+    assert cli.main(["status", "clijob"]) == 1
+    assert "no such job" in capsys.readouterr().err
