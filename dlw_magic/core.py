@@ -198,20 +198,21 @@ def wait(
     backend: Backend | None = None,
     timeout: float | None = None,
     on_change: Callable[[JobInfo], None] | None = None,
-    interval: float = 0.05,
+    interval: float = 0.02,
 ) -> JobInfo:
     """Block until the job has finished (or ``timeout`` seconds passed); returns its last state."""
     backend = backend or get_backend()
-    deadline = None if timeout is None else time.monotonic() + timeout
-    delay = interval
+    start = time.monotonic()
+    deadline = None if timeout is None else start + timeout
     while True:
         job = backend.get(name)
         if on_change:
             on_change(job)
         if job.state.finished or (deadline is not None and time.monotonic() > deadline):
             return job
-        time.sleep(delay)
-        delay = min(delay * 1.5, 1.0)  # quick for short jobs, cheap for long ones
+        # Poll at about a tenth of the time waited so far: short jobs are seen finishing at once,
+        # long ones cost one query a second.
+        time.sleep(min(max(interval, (time.monotonic() - start) / 10), 1.0))
 
 
 def gpus(backend: Backend | None = None) -> tuple[list[GpuInfo], str | None]:

@@ -141,6 +141,10 @@ class KubeEmulator:
     def set_pod_status(self, name: str, status: dict[str, Any]) -> None:
         self.set_status(("v1", "Pod"), name, status)
 
+    def requests(self) -> list[tuple[str, str, Any]]:
+        """(method, path, JSON body) of every request the server has seen, in order."""
+        return [(str(r.method.value).upper(), r.url.path, r.data) for r in list(self.emulator)]
+
     def set_log(self, pod: str, text: str) -> None:
         self.logs[pod] = text.encode()
 

@@ -341,8 +341,8 @@ def test_cancel_deletes_the_job_and_its_objects(backend, kube, script):
     info = core.cancel("demo", backend=backend)
     assert (info.state, info.reason) == (JobState.CANCELLED, "Cancelled")
     assert kube.items(JOB) == [] and kube.items(CM) == [] and kube.items(SVC) == []
-    deletes = [r for r in kube.emulator.requests if r.method == "DELETE" and r.name == "demo" and "jobs" in str(r.url)]
-    assert deletes and deletes[0].data["propagationPolicy"] == "Foreground"
+    deletes = [body for method, path, body in kube.requests() if method == "DELETE" and path.endswith("/jobs/demo")]
+    assert deletes and deletes[0]["propagationPolicy"] == "Foreground"
     with pytest.raises(NotFound):
         backend.get("demo")
 
@@ -356,8 +356,10 @@ def test_cancel_a_finished_job_is_a_conflict(backend, kube, script):
 
 def test_job_being_deleted_shows_cancelled(backend, kube, script):
     submit(backend, script)
-    kube._call("PATCH", kube.path(JOB, "demo"), {"metadata": {"deletionTimestamp": "2026-11-22T08:00:00Z"}},
-               content_type="application/merge-patch+json")
+    # What a foreground delete looks like while the pods are still going away.
+    kube._call("PATCH", kube.path(JOB, "demo"), {"metadata": {
+        "finalizers": ["foregroundDeletion"], "deletionTimestamp": "2026-11-22T08:00:00Z"}},
+        content_type="application/merge-patch+json")
     assert backend.get("demo").state == JobState.CANCELLED
 
 

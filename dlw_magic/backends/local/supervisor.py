@@ -155,7 +155,7 @@ class Supervisor:
             for p in procs:
                 p.poll()
 
-        delay, last_check = 0.01, 0.0
+        began, last_check = time.monotonic(), 0.0
         while True:
             codes = [p.poll() for p in procs]
             failed = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
@@ -183,8 +183,7 @@ class Supervisor:
                     for p in procs:
                         p.wait()
                     return JobState.FAILED, None, "DeadlineExceeded", f"ran longer than its timeout of {timeout}s"
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.2)
+            time.sleep(min(max(0.005, (time.monotonic() - began) / 20), 0.2))
 
     def run(self) -> None:
         self.store.update(self.job_id, supervisor_pid=os.getpid(), supervisor_start=start_time(os.getpid()))

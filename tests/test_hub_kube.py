@@ -1,0 +1,222 @@
+"""KubeSpawner's own code builds the notebook pods the admin YAML describes.
+
+For every profile and GPU choice of the default and the test workspaces, a real ``DLWKubeSpawner``
+(KubeSpawner with ``_mock=True``: no hub, no API calls) applies the profile the way a spawn does
+(``load_user_options``) and builds the pod; the pod must validate against the Kubernetes schema and carry
+the GPU limit, node selector, tolerations, volumes, env and service account the profile says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from traitlets.config import Config
+
+from dlw_magic.workspace import Workspace, load_workspace
+from tests.k8s_schema import validate_object
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKSPACES = [ROOT / "hub_config" / "workspace.yaml", *sorted((ROOT / "tests/data/workspaces").glob("*.yaml"))]
+
+
+class Group:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class User:
+    def __init__(self, name: str, groups: list[str] = ()) -> None:  # type: ignore[assignment]
+        self.name, self.id, self.url = name, 1, f"/user/{name}/"
+        self.groups = [Group(g) for g in groups]
+
+
+class Hub:
+    public_host, url, base_url, api_url = "hub", "http://hub:8081/hub/", "/hub/", "http://hub:8081/hub/api"
+
+
+@pytest.fixture(autouse=True)
+def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """KubeSpawner loads a kubeconfig even with _mock=True; this one points nowhere and is never used."""
+    cfg = tmp_path / "kubeconfig"
+    cfg.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+    }))
+    monkeypatch.setenv("KUBECONFIG", str(cfg))
+
+
+def hub_config(path: Path, base: Config | None = None) -> Config:
+    from dlw_magic.hub.kube import configure
+
+    c = base or Config()
+    configure(c, str(path))
+    return c
+
+
+async def build_pod(path: Path, user: User, options: dict[str, str], base: Config | None = None) -> dict[str, Any]:
+    from kubernetes_asyncio.client import ApiClient
+
+    from dlw_magic.hub.kube import DLWKubeSpawner
+
+    spawner = DLWKubeSpawner(_mock=True, config=hub_config(path, base), user=user, hub=Hub())
+    spawner.user_options = options
+    await spawner.load_user_options()
+    pod = await spawner.get_pod_manifest()
+    async with ApiClient() as api:
+        out = api.sanitize_for_serialization(pod)
+    out["metadata"]["namespace"] = spawner.namespace
+    return out
+
+
+def cases() -> list[tuple[Path, str, int]]:
+    out = []
+    for path in WORKSPACES:
+        for profile in load_workspace(path).profiles:
+            out += [(path, profile.name, n) for n in profile.gpus]
+    return out
+
+
+def user_for(ws: Workspace, profile: str) -> User:
+    groups = ws.profile(profile).groups
+    return User("alice", groups[:1])
+
+
+@pytest.mark.parametrize(("path", "profile", "gpus"), cases(), ids=lambda v: v.name if isinstance(v, Path) else str(v))
+def test_every_profile_builds_a_valid_pod(path: Path, profile: str, gpus: int) -> None:
+    ws = load_workspace(path)
+    prof = ws.profile(profile)
+    pod = asyncio.run(build_pod(path, user_for(ws, profile), {"profile": profile, "gpus": str(gpus)}))
+    validate_object(pod)
+
+    spec = pod["spec"]
+    container = spec["containers"][0]
+    assert container["image"] == prof.image
+    limits = container["resources"].get("limits", {})
+    if gpus:
+        assert limits[prof.gpu_resource] == str(gpus)
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+    else:
+        assert not any(k.startswith("nvidia.com/") for k in limits)
+    if prof.gpu_type:
+        assert spec["nodeSelector"]["nvidia.com/gpu.product"] == prof.gpu_type
+    for k, v in prof.node_selector.items():
+        assert spec["nodeSelector"][k] == v
+    for t in prof.tolerations:
+        assert t in spec["tolerations"]
+
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DLW_PROFILE"] == profile
+    assert env["DLW_GPUS"] == str(gpus)
+    assert env["DLW_IMAGE"] == prof.image
+    assert env["DLW_NAMESPACE"] == ws.namespace_for("alice") == pod["metadata"]["namespace"]
+    assert env["DLW_WORKSPACE_CONFIG"] == "/etc/dlw/workspace.yaml"
+    for k, v in prof.env.items():
+        assert env[k] == v
+
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    names = {v["name"] for v in spec["volumes"]}
+    for vol_name in ([ws.home.name] if ws.home else []) + prof.volumes:
+        vol = ws.volume(vol_name)
+        assert mounts[vol.mount_path]["name"] == f"dlw-{vol_name}"
+        assert mounts[vol.mount_path]["readOnly"] == vol.read_only
+        assert f"dlw-{vol_name}" in names
+    assert mounts["/etc/dlw"]["readOnly"] is True  # the admin YAML, for the job renderer
+
+    assert spec["serviceAccountName"] == ws.hub.service_account
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert not container["securityContext"].get("privileged")
+
+
+def test_memory_and_cpu_come_from_the_profile() -> None:
+    pod = asyncio.run(build_pod(WORKSPACES[0], User("alice"), {"profile": "gpu", "gpus": "4"}))
+    res = pod["spec"]["containers"][0]["resources"]
+    assert res["limits"]["memory"] == 64 * 2**30 and res["requests"]["memory"] == 16 * 2**30
+    assert res["limits"]["cpu"] == 16.0 and res["requests"]["cpu"] == 4.0
+    assert res["limits"]["nvidia.com/gpu"] == "4"
+
+
+def test_default_profile_and_default_gpu_choice() -> None:
+    pod = asyncio.run(build_pod(WORKSPACES[0], User("alice"), {}))
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["DLW_PROFILE"] == "cpu" and env["DLW_GPUS"] == "0"
+    pod = asyncio.run(build_pod(WORKSPACES[0], User("alice"), {"profile": "gpu"}))
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_profiles_are_offered_and_accepted_by_group() -> None:
+    from dlw_magic.hub.kube import profile_list_callable
+
+    spawner_alice = type("S", (), {"user": User("alice")})()
+    spawner_bob = type("S", (), {"user": User("bob", ["research"])})()
+    offer = profile_list_callable(str(WORKSPACES[0]))
+    assert [p["slug"] for p in offer(spawner_alice)] == ["cpu", "gpu"]
+    assert [p["slug"] for p in offer(spawner_bob)] == ["cpu", "gpu", "gpu-research"]
+    with pytest.raises(ValueError, match="No such profile: gpu-research"):
+        asyncio.run(build_pod(WORKSPACES[0], User("alice"), {"profile": "gpu-research"}))
+    pod = asyncio.run(build_pod(WORKSPACES[0], User("bob", ["research"]), {"profile": "gpu-research"}))
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
+
+
+def test_gpu_choice_outside_the_profile_is_refused() -> None:
+    from dlw_magic.hub.kube import DLWKubeSpawner
+
+    spawner = DLWKubeSpawner(_mock=True, config=hub_config(WORKSPACES[0]), user=User("alice"), hub=Hub())
+    spawner.user_options = {"profile": "gpu", "gpus": "3"}
+    with pytest.raises(KeyError):
+        asyncio.run(spawner.load_user_options())
+
+
+def test_profile_volumes_merge_with_volumes_the_hub_already_has() -> None:
+    base = Config()
+    base.KubeSpawner.volumes = [{"name": "site-tools", "configMap": {"name": "tools"}}]
+    base.KubeSpawner.volume_mounts = [{"name": "site-tools", "mountPath": "/opt/tools"}]
+    base.KubeSpawner.tolerations = [{"key": "site", "operator": "Exists"}]
+    pod = asyncio.run(build_pod(WORKSPACES[0], User("alice"), {"profile": "gpu", "gpus": "1"}, base))
+    names = [v["name"] for v in pod["spec"]["volumes"]]
+    assert names[:2] == ["site-tools", "dlw-workspace"]
+    assert {"dlw-home", "dlw-scratch", "dlw-datasets"} <= set(names)
+    mounts = {m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    assert {"/opt/tools", "/etc/dlw", "/home/jovyan", "/scratch", "/data/datasets"} <= mounts
+    assert {"key": "site", "operator": "Exists"} in pod["spec"]["tolerations"]
+
+
+def test_home_claim_matches_the_job_renderers() -> None:
+    from dlw_magic.hub.kube import DLWKubeSpawner
+    from dlw_magic.workspace import home_claim_name
+
+    ws = load_workspace(WORKSPACES[0])
+    user = User("Alice.Smith@x.org")
+    spawner = DLWKubeSpawner(_mock=True, config=hub_config(WORKSPACES[0]), user=user, hub=Hub())
+    assert spawner.pvc_name == home_claim_name(ws.home, user.name)
+    assert spawner.namespace == ws.namespace_for(user.name)
+    pod = asyncio.run(build_pod(WORKSPACES[0], user, {"profile": "cpu"}))
+    home = next(v for v in pod["spec"]["volumes"] if v["name"] == "dlw-home")
+    assert home["persistentVolumeClaim"]["claimName"] == spawner.pvc_name
+
+
+def test_shared_namespace_scheme_and_pull_secret() -> None:
+    path = ROOT / "tests/data/workspaces/shared_kueue.yaml"
+    c = hub_config(path)
+    assert c.KubeSpawner.enable_user_namespaces is False
+    assert c.KubeSpawner.namespace == "ml-users"
+    pod = asyncio.run(build_pod(path, User("alice", ["vision"]), {"profile": "mig"}))
+    assert pod["metadata"]["namespace"] == "ml-users"
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "lab-pull"}]
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/mig-1g.10gb"] == "1"
+
+
+def test_idle_culler_is_configured_unless_the_chart_runs_one() -> None:
+    c = hub_config(WORKSPACES[0])
+    (service,) = [s for s in c.JupyterHub.services if s["name"] == "dlw-idle-culler"]
+    assert "--timeout=3600" in service["command"] and "--cull-every=600" in service["command"]
+    assert any(r["name"] == "dlw-idle-culler" and "delete:servers" in r["scopes"] for r in c.JupyterHub.load_roles)
+    z2jh = Config()
+    z2jh.JupyterHub.services = [{"name": "cull-idle", "command": ["x"]}]
+    c = hub_config(WORKSPACES[0], z2jh)
+    assert [s["name"] for s in c.JupyterHub.services] == ["cull-idle"]
