@@ -3,6 +3,7 @@
 module.exports = {
   testEnvironment: 'jsdom',
   testRegex: 'test/.*\\.spec\\.ts$',
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }]
   }

@@ -157,3 +157,12 @@ def test_schema_is_valid_json_schema(capsys):
     assert "resources" in schema["properties"]
     docs = Path(__file__).resolve().parents[1] / "docs" / "trainingjob.schema.json"
     assert json.loads(docs.read_text()) == schema, "docs/trainingjob.schema.json is stale: dlw schema > it"
+
+
+def test_parameter_types_survive_the_spec(dlw_home, tmp_path):
+    from dlw_magic.spec import parse_spec
+
+    params = {"a": 1, "b": 0, "c": 1.0, "d": "1", "e": True, "f": None, "g": [1, 2]}
+    spec = parse_spec({"name": "p", "source": {"notebook": "x.ipynb"}, "parameters": params})
+    assert spec.parameters == params
+    assert [type(v) for v in spec.parameters.values()] == [type(v) for v in params.values()]

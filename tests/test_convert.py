@@ -302,3 +302,20 @@ def test_every_parameters_cell_gets_its_overrides(tmp_path: Path) -> None:
     namespace = run_script(conv.script)
     assert (namespace["first"], namespace["second"]) == (8, (8, 0.5))
     assert read_parameters(path) == {"lr": 0.1, "epochs": 4}
+
+
+def test_conversion_never_imports_nbformat_or_the_ipython_package(tmp_path: Path) -> None:
+    # `dlw train` pays for every import: json for the notebook, IPython's transformer module alone.
+    import subprocess
+    import sys
+
+    path = write_nb(tmp_path, [code("x = 1\n"), code("!echo hi\n%time y = 2\n")])
+    probe = (
+        "import sys; from pathlib import Path; from dlw_magic.convert import convert_notebook; "
+        f"script = convert_notebook(Path({str(path)!r}), {{}}).script; "
+        "print(\"get_ipython().system('echo hi')\" in script, "
+        "sorted(m for m in ('IPython', 'nbformat', 'nbconvert') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=60)
+    assert result.stdout == "True []\n", result.stderr

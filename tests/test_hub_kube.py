@@ -48,7 +48,15 @@ def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "users": [{"name": "u", "user": {"token": "t"}}],
         "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
     }))
+    point_kubeconfig(cfg, monkeypatch)
+
+
+def point_kubeconfig(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # kubernetes_asyncio reads $KUBECONFIG once, at import: patch its copy too.
+    from kubernetes_asyncio.config import kube_config
+
     monkeypatch.setenv("KUBECONFIG", str(cfg))
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(cfg))
 
 
 def hub_config(path: Path, base: Config | None = None) -> Config:
@@ -164,12 +172,8 @@ def test_profiles_are_offered_and_accepted_by_group() -> None:
 
 
 def test_gpu_choice_outside_the_profile_is_refused() -> None:
-    from dlw_magic.hub.kube import DLWKubeSpawner
-
-    spawner = DLWKubeSpawner(_mock=True, config=hub_config(WORKSPACES[0]), user=User("alice"), hub=Hub())
-    spawner.user_options = {"profile": "gpu", "gpus": "3"}
     with pytest.raises(KeyError):
-        asyncio.run(spawner.load_user_options())
+        asyncio.run(build_pod(WORKSPACES[0], User("alice"), {"profile": "gpu", "gpus": "3"}))
 
 
 def test_profile_volumes_merge_with_volumes_the_hub_already_has() -> None:
@@ -186,7 +190,7 @@ def test_profile_volumes_merge_with_volumes_the_hub_already_has() -> None:
     assert {"key": "site", "operator": "Exists"} in pod["spec"]["tolerations"]
 
 
-def test_home_claim_matches_the_job_renderers() -> None:
+async def test_home_claim_matches_the_job_renderers() -> None:
     from dlw_magic.hub.kube import DLWKubeSpawner
     from dlw_magic.workspace import home_claim_name
 
@@ -195,7 +199,7 @@ def test_home_claim_matches_the_job_renderers() -> None:
     spawner = DLWKubeSpawner(_mock=True, config=hub_config(WORKSPACES[0]), user=user, hub=Hub())
     assert spawner.pvc_name == home_claim_name(ws.home, user.name)
     assert spawner.namespace == ws.namespace_for(user.name)
-    pod = asyncio.run(build_pod(WORKSPACES[0], user, {"profile": "cpu"}))
+    pod = await build_pod(WORKSPACES[0], user, {"profile": "cpu"})
     home = next(v for v in pod["spec"]["volumes"] if v["name"] == "dlw-home")
     assert home["persistentVolumeClaim"]["claimName"] == spawner.pvc_name
 
@@ -220,3 +224,49 @@ def test_idle_culler_is_configured_unless_the_chart_runs_one() -> None:
     z2jh.JupyterHub.services = [{"name": "cull-idle", "command": ["x"]}]
     c = hub_config(WORKSPACES[0], z2jh)
     assert [s["name"] for s in c.JupyterHub.services] == ["cull-idle"]
+
+
+NAMESPACE_RESOURCES = [
+    "v1/namespaces", "v1/serviceaccounts", "v1/configmaps", "v1/resourcequotas", "v1/pods",
+    "v1/persistentvolumeclaims", "rbac.authorization.k8s.io/v1/roles", "rbac.authorization.k8s.io/v1/rolebindings",
+]
+
+
+def test_spawn_sets_up_the_users_namespace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against kmock's KubernetesEmulator: the hub's requests create the notebook's ServiceAccount, Role,
+    RoleBinding, the GPU quota, the admin YAML ConfigMap, the home PVC and the pod in the user's namespace.
+    (kmock cannot create cluster-scoped Namespaces, so KubeSpawner's own namespace POST is not exercised.)"""
+    from dlw_magic.hub.kube import DLWKubeSpawner
+    from tests.k8s_emulator import KubeEmulator
+
+    with KubeEmulator(tmp_path, namespace="dlw-alice", resources=NAMESPACE_RESOURCES) as kube:
+        point_kubeconfig(kube.kubeconfig, monkeypatch)
+
+        async def spawn() -> None:
+            c = hub_config(WORKSPACES[0])
+            c.KubeSpawner.k8s_api_host = kube.url
+            spawner = DLWKubeSpawner(_mock=True, config=c, user=User("alice"), hub=Hub())
+            await spawner.ensure_user_objects()
+            await spawner.ensure_user_objects()  # a second spawn finds everything in place
+            spawner.user_options = {"profile": "gpu", "gpus": "2"}
+            await spawner.load_user_options()
+            await spawner._make_create_pvc_request(spawner.get_pvc_manifest(), 10)
+            await spawner._make_create_pod_request(await spawner.get_pod_manifest(), 10)
+
+        asyncio.run(spawn())
+
+        def names(path: str) -> list[str]:
+            return [i["metadata"]["name"] for i in kube._call("GET", path)["items"]]
+
+        ns = "api/v1/namespaces/dlw-alice"
+        assert names(f"{ns}/serviceaccounts") == ["dlw-notebook"]
+        assert names("apis/rbac.authorization.k8s.io/v1/namespaces/dlw-alice/roles") == ["dlw-notebook"]
+        assert names("apis/rbac.authorization.k8s.io/v1/namespaces/dlw-alice/rolebindings") == ["dlw-notebook"]
+        (quota,) = kube._call("GET", f"{ns}/resourcequotas")["items"]
+        assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "8"}
+        cm = kube._call("GET", f"{ns}/configmaps/dlw-workspace")
+        assert cm["data"]["workspace.yaml"] == WORKSPACES[0].read_text()
+        assert names(f"{ns}/persistentvolumeclaims") == ["claim-alice"]
+        (pod,) = kube._call("GET", f"{ns}/pods")["items"]
+        assert pod["spec"]["serviceAccountName"] == "dlw-notebook"
+        assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"

@@ -371,7 +371,7 @@ def test_cli_train_list_cancel(kube, script, monkeypatch, capsys):
 
     monkeypatch.setenv("DLW_KUBECONFIG", str(kube.kubeconfig))
     assert cli.main(["train", str(script), "--name", "clijob", "--image", "img:1", "--workers", "2"]) == 0
-    assert cli.main(["list", "-o", "json"]) == 0
+    assert cli.main(["jobs", "-o", "json"]) == 0
     out = capsys.readouterr().out
     listed = json.loads(out[out.index("["):])
     assert [(j["name"], j["backend"], j["state"]) for j in listed] == [("clijob", "kubernetes", "Queued")]

@@ -116,6 +116,10 @@ class DLWKubeSpawner(KubeSpawner):
 
     async def _ensure_namespace(self) -> None:
         await super()._ensure_namespace()
+        await self.ensure_user_objects()
+
+    async def ensure_user_objects(self) -> None:
+        """Create what the user's namespace needs (``rbac.user_namespace_objects``); existing ones are kept."""
         from kubernetes_asyncio.client import RbacAuthorizationV1Api
 
         ws = self.workspace

@@ -10,7 +10,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -20,8 +30,9 @@ QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|m|k|M|
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 Engine = Literal["job", "volcano", "pytorchjob"]
+# Strict members: with plain `bool` first, pydantic would turn 1, 1.0 and "1" into True.
 ParamValue = Annotated[
-    bool | int | float | str | list[Any] | dict[str, Any] | None,
+    StrictBool | StrictInt | StrictFloat | StrictStr | list[Any] | dict[str, Any] | None,
     Field(union_mode="left_to_right"),
 ]
 

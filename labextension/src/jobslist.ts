@@ -1,0 +1,192 @@
+/**
+ * The job list of the "DLW Jobs" panel, in plain DOM so it can be measured outside JupyterLab.
+ *
+ * Virtualized: rows are a small pool of absolutely positioned elements re-used while scrolling, and
+ * an update touches only rows whose text changed. ``virtualize: false`` renders every row (the naive
+ * baseline the benchmark compares against).
+ */
+
+import { formatDuration, gpuLabel, isFinished, jobDuration } from './format.js';
+import type { IJob } from './types.js';
+import { visibleRange } from './virtual.js';
+
+export type JobAction = 'logs' | 'cancel' | 'output' | 'yaml';
+
+export interface IJobsListOptions {
+  rowHeight?: number;
+  virtualize?: boolean;
+  onAction: (action: JobAction, job: IJob) => void;
+  now?: () => number; // seconds
+}
+
+interface IRow {
+  el: HTMLElement;
+  state: HTMLElement;
+  name: HTMLElement;
+  meta: HTMLElement;
+  cancel: HTMLButtonElement;
+  key: string;
+}
+
+const ACTIONS: [JobAction, string, string][] = [
+  ['logs', 'Logs', 'Follow the job\'s logs'],
+  ['cancel', 'Cancel', 'Stop every process of the job'],
+  ['output', 'Output', 'Open the job\'s output folder'],
+  ['yaml', 'YAML', 'Copy the job\'s spec as YAML']
+];
+
+export class JobsList {
+  readonly node: HTMLElement;
+  private readonly spacer: HTMLElement;
+  private readonly rowHeight: number;
+  private readonly virtualize: boolean;
+  private readonly opts: IJobsListOptions;
+  private jobs: IJob[] = [];
+  private view: IJob[] = [];
+  private filterText = '';
+  private rows: IRow[] = [];
+  private frame = 0;
+
+  constructor(opts: IJobsListOptions) {
+    this.opts = opts;
+    this.rowHeight = opts.rowHeight ?? 52;
+    this.virtualize = opts.virtualize ?? true;
+    this.node = document.createElement('div');
+    this.node.className = 'dlw-JobsList';
+    this.spacer = document.createElement('div');
+    this.spacer.className = 'dlw-JobsList-spacer';
+    this.node.appendChild(this.spacer);
+    this.node.addEventListener('scroll', () => this.schedule(), { passive: true });
+    this.node.addEventListener('click', ev => this.onClick(ev));
+  }
+
+  get count(): number {
+    return this.view.length;
+  }
+
+  get allJobs(): readonly IJob[] {
+    return this.jobs;
+  }
+
+  setJobs(jobs: IJob[]): void {
+    this.jobs = jobs;
+    this.applyFilter();
+  }
+
+  setFilter(text: string): void {
+    this.filterText = text.trim().toLowerCase();
+    this.applyFilter();
+  }
+
+  private applyFilter(): void {
+    const f = this.filterText;
+    this.view = f
+      ? this.jobs.filter(j => j.name.includes(f) || j.state.toLowerCase().includes(f))
+      : this.jobs;
+    this.spacer.style.height = this.virtualize ? `${this.view.length * this.rowHeight}px` : '0';
+    this.schedule();
+  }
+
+  /** Render on the next animation frame; many updates in one frame cost one render. */
+  schedule(): void {
+    if (!this.frame) {
+      this.frame = requestAnimationFrame(() => {
+        this.frame = 0;
+        this.render();
+      });
+    }
+  }
+
+  render(): void {
+    const { start, end } = this.virtualize
+      ? visibleRange(this.node.scrollTop, this.node.clientHeight || 600, this.rowHeight, this.view.length)
+      : { start: 0, end: this.view.length };
+    const needed = end - start;
+    while (this.rows.length < needed) {
+      this.rows.push(this.makeRow());
+    }
+    while (this.rows.length > needed) {
+      this.rows.pop()!.el.remove();
+    }
+    const now = (this.opts.now ?? (() => Date.now() / 1000))();
+    for (let i = 0; i < needed; i++) {
+      this.fill(this.rows[i], start + i, now);
+    }
+  }
+
+  private makeRow(): IRow {
+    const el = document.createElement('div');
+    el.className = 'dlw-JobRow';
+    el.style.height = `${this.rowHeight}px`;
+    const top = document.createElement('div');
+    top.className = 'dlw-JobRow-top';
+    const name = document.createElement('span');
+    name.className = 'dlw-JobRow-name';
+    const state = document.createElement('span');
+    state.className = 'dlw-JobState';
+    top.append(name, state);
+    const bottom = document.createElement('div');
+    bottom.className = 'dlw-JobRow-bottom';
+    const meta = document.createElement('span');
+    meta.className = 'dlw-JobRow-meta';
+    const actions = document.createElement('span');
+    actions.className = 'dlw-JobRow-actions';
+    let cancel: HTMLButtonElement | null = null;
+    for (const [action, label, title] of ACTIONS) {
+      const b = document.createElement('button');
+      b.className = `dlw-JobRow-action dlw-action-${action}`;
+      b.dataset.action = action;
+      b.textContent = label;
+      b.title = title;
+      actions.appendChild(b);
+      if (action === 'cancel') {
+        cancel = b;
+      }
+    }
+    bottom.append(meta, actions);
+    el.append(top, bottom);
+    this.node.appendChild(el);
+    return { el, state, name, meta, cancel: cancel!, key: '' };
+  }
+
+  private fill(row: IRow, index: number, now: number): void {
+    const job = this.view[index];
+    const duration = formatDuration(jobDuration(job, now));
+    const meta = `${duration} · ${gpuLabel(job)} · ${job.workers}×${job.engine}`;
+    const key = `${index}|${job.name}|${job.state}|${meta}|${job.message ?? ''}`;
+    if (row.key === key) {
+      return; // unchanged since the last frame: no DOM write
+    }
+    row.key = key;
+    row.el.dataset.index = String(index);
+    row.el.dataset.job = job.name;
+    row.el.dataset.state = job.state;
+    row.el.style.transform = this.virtualize ? `translateY(${index * this.rowHeight}px)` : '';
+    row.el.classList.toggle('dlw-mod-virtual', this.virtualize);
+    row.name.textContent = job.name;
+    row.name.title = job.message ? `${job.name}: ${job.message}` : job.name;
+    row.state.textContent = job.state;
+    row.state.className = `dlw-JobState dlw-state-${job.state.toLowerCase()}`;
+    row.state.title = job.reason ? `${job.state} (${job.reason})` : job.state;
+    row.meta.textContent = meta;
+    row.cancel.disabled = isFinished(job.state);
+  }
+
+  private onClick(ev: MouseEvent): void {
+    const target = ev.target as HTMLElement;
+    const action = target.closest<HTMLElement>('[data-action]')?.dataset.action as JobAction | undefined;
+    const rowEl = target.closest<HTMLElement>('.dlw-JobRow');
+    if (!action || !rowEl) {
+      return;
+    }
+    const job = this.view[Number(rowEl.dataset.index)];
+    if (job) {
+      this.opts.onAction(action, job);
+    }
+  }
+
+  dispose(): void {
+    cancelAnimationFrame(this.frame);
+    this.node.remove();
+  }
+}

@@ -1,0 +1,374 @@
+"""Rendering a job for each engine: golden manifests, schema validity, the env contract, refusals.
+
+Golden files live in tests/render_golden/; regenerate them after an intended change with
+``DLW_UPDATE_GOLDEN=1 python -m pytest tests/test_render.py`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from k8s_schema import validate_objects
+
+from dlw_magic import snapshot
+from dlw_magic.backends.base import PreparedJob
+from dlw_magic.errors import DLWError
+from dlw_magic.render import render_objects, render_yaml
+from dlw_magic.render.policy import check_objects
+from dlw_magic.spec import parse_spec
+from dlw_magic.workspace import load_workspace
+
+GOLDEN = Path(__file__).parent / "render_golden"
+WORKSPACE = str(GOLDEN / "workspace.yaml")
+ALL_VOLUMES = [{"name": "datasets"}, {"name": "scratch"}, {"name": "home", "mountPath": "/home/alice"},
+               {"name": "refdata"}]
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project folder as cwd, so the spec holds relative paths and renders the same everywhere."""
+    monkeypatch.setenv("DLW_USER", "alice")
+    for var in ("JUPYTERHUB_USER", "DLW_NAMESPACE", "DLW_WORKSPACE_CONFIG", "DLW_IMAGE", "JUPYTER_IMAGE",
+                "JUPYTER_IMAGE_SPEC"):
+        monkeypatch.delenv(var, raising=False)
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "train.py").write_text("import os\nprint('rank', os.environ['RANK'])\n")
+    monkeypatch.chdir(proj)
+    return proj
+
+
+def prepare(project: Path, **fields: Any) -> PreparedJob:
+    data = {"name": "golden", "source": {"script": "train.py"}, "image": "registry.example/team/train:1", **fields}
+    spec = parse_spec(data)
+    dest = project.parent / f"snap-{len(list(project.parent.iterdir()))}"
+    return snapshot.prepare(spec, dest, "alice")
+
+
+def objects(project: Path, engine: str, **fields: Any) -> list[dict[str, Any]]:
+    return render_objects(prepare(project, **fields), engine, workspace=WORKSPACE)
+
+
+def pod_specs(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for obj in objs:
+        spec = obj.get("spec") or {}
+        if "template" in spec:
+            out.append(spec["template"]["spec"])
+        out += [t["template"]["spec"] for t in spec.get("tasks") or []]
+        out += [r["template"]["spec"] for r in (spec.get("pytorchReplicaSpecs") or {}).values()]
+    return out
+
+
+def env_of(pod: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in pod["containers"][0]["env"]}
+
+
+# -- golden cases: every engine, 1 and 3 workers, GPUs and none, every volume kind -------------------------
+
+CASES = {
+    f"{engine}-{workers}w-{'gpu' if gpus else 'cpu'}": (engine, {
+        "workers": workers,
+        **({"resources": {"gpus": gpus, "gpuType": "NVIDIA-H100-80GB-HBM3", "memory": "64Gi", "cpu": "16",
+                          "shm": "16Gi"},
+            "volumes": ALL_VOLUMES, "queue": "research", "priority": "dlw-high", "retries": 2, "timeout": "4h",
+            "secrets": [{"env": "WANDB_API_KEY", "secret": "wandb", "key": "token"}], "env": {"EPOCHS": "3"}}
+           if gpus else {}),
+    })
+    for engine in ("job", "volcano", "pytorchjob") for workers in (1, 3) for gpus in (0, 2)
+}
+CASES["pytorchjob-2w-mig-torchrun"] = ("pytorchjob", {
+    "workers": 2, "processesPerWorker": 4, "resources": {"gpus": 4, "gpuResource": "nvidia.com/mig-1g.10gb"}})
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden(project: Path, case: str) -> None:
+    engine, fields = CASES[case]
+    text = render_yaml(prepare(project, **fields), engine, workspace=WORKSPACE)
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    assert validate_objects(docs) == len(docs) >= 2
+    golden = GOLDEN / f"{case}.yaml"
+    if os.environ.get("DLW_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text(), f"{case}: rendered YAML differs from {golden} (see module docstring)"
+
+
+def test_default_engine_comes_from_the_spec(project: Path) -> None:
+    text = render_yaml(prepare(project, engine="volcano"), None, workspace=WORKSPACE)
+    assert "apiVersion: batch.volcano.sh/v1alpha1" in text
+
+
+# -- what the manifests promise ------------------------------------------------------------------------------
+
+
+def test_every_object_is_labelled_and_in_the_users_namespace(project: Path) -> None:
+    for engine in ("job", "volcano", "pytorchjob"):
+        for obj in objects(project, engine, workers=3):
+            meta = obj["metadata"]
+            assert meta["namespace"] == "dlw-alice"
+            assert {"dlw.dev/user", "dlw.dev/job", "dlw.dev/job-id"} <= set(meta["labels"])
+            assert meta["labels"]["dlw.dev/job"] == "golden"
+
+
+def test_job_engine_multi_worker_rendezvous(project: Path) -> None:
+    cm, job, svc = objects(project, "job", workers=3, retries=4, timeout="1h")
+    spec = job["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 3, 3)
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"]) == (4, 3600)
+    assert spec["ttlSecondsAfterFinished"] > 0 and spec["podFailurePolicy"]["rules"]
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never" and pod["subdomain"] == svc["metadata"]["name"] == "golden"
+    env = env_of(pod)
+    assert (env["MASTER_ADDR"], env["MASTER_PORT"], env["WORLD_SIZE"]) == ("golden-0.golden", "29500", "3")
+    assert env["DLW_NODE_RANK_FROM"] == "JOB_COMPLETION_INDEX"
+    assert svc["spec"]["selector"] == {"dlw.dev/job-id": job["metadata"]["labels"]["dlw.dev/job-id"]}
+
+
+def test_job_engine_single_worker_is_a_plain_job(project: Path) -> None:
+    objs = objects(project, "job")
+    assert [o["kind"] for o in objs] == ["ConfigMap", "Job"]
+    assert "completionMode" not in objs[1]["spec"]
+    assert env_of(objs[1]["spec"]["template"]["spec"])["MASTER_ADDR"] == "localhost"
+
+
+def test_volcano_gang_tasks_and_policies(project: Path) -> None:
+    vc = objects(project, "volcano", workers=3, queue="research", retries=2)[-1]["spec"]
+    assert (vc["schedulerName"], vc["minAvailable"], vc["queue"], vc["maxRetry"]) == ("volcano", 3, "research", 2)
+    assert vc["priorityClassName"] == "dlw-normal"  # the workspace default class
+    assert [(t["name"], t["replicas"]) for t in vc["tasks"]] == [("master", 1), ("worker", 2)]
+    assert {"event": "PodEvicted", "action": "RestartJob"} in vc["policies"]
+    assert {"event": "PodFailed", "action": "RestartJob"} in vc["policies"]
+    assert vc["tasks"][0]["policies"] == [{"event": "TaskCompleted", "action": "CompleteJob"}]
+    assert set(vc["plugins"]) == {"svc", "env"}
+    master, worker = (env_of(t["template"]["spec"]) for t in vc["tasks"])
+    assert master["MASTER_ADDR"] == worker["MASTER_ADDR"] == "golden-master-0.golden"
+    assert (master["DLW_NODE_RANK_OFFSET"], worker["DLW_NODE_RANK_OFFSET"]) == ("0", "1")
+
+
+def test_pytorchjob_replicas_and_run_policy(project: Path) -> None:
+    pt = objects(project, "pytorchjob", workers=3, processesPerWorker=2, queue="research", retries=1,
+                 timeout=600)[-1]["spec"]
+    assert pt["nprocPerNode"] == "2"
+    assert {k: v["replicas"] for k, v in pt["pytorchReplicaSpecs"].items()} == {"Master": 1, "Worker": 2}
+    rp = pt["runPolicy"]
+    assert (rp["cleanPodPolicy"], rp["backoffLimit"], rp["activeDeadlineSeconds"]) == ("Running", 1, 600)
+    assert rp["schedulingPolicy"] == {"queue": "research", "minAvailable": 3, "priorityClass": "dlw-normal"}
+    container = pt["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]
+    assert container["name"] == "pytorch" and container["ports"][0]["name"] == "pytorchjob-port"
+    assert "MASTER_ADDR" not in env_of(pt["pytorchReplicaSpecs"]["Master"]["template"]["spec"])  # operator sets it
+
+
+def test_gpus_limits_node_selector_and_toleration(project: Path) -> None:
+    pod = pod_specs(objects(project, "job", resources={"gpus": 2, "gpuType": "NVIDIA-A100-SXM4-80GB"}))[0]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 2
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert "NVIDIA_VISIBLE_DEVICES" not in env_of(pod)
+    mig = pod_specs(objects(project, "job", resources={"gpus": 1, "gpuResource": "nvidia.com/mig-3g.40gb"}))[0]
+    assert mig["containers"][0]["resources"]["limits"] == {"nvidia.com/mig-3g.40gb": 1}
+
+
+def test_no_gpu_pod_cannot_see_the_nodes_gpus(project: Path) -> None:
+    for engine in ("job", "volcano", "pytorchjob"):
+        for pod in pod_specs(objects(project, engine, workers=3)):
+            assert env_of(pod)["NVIDIA_VISIBLE_DEVICES"] == "void"
+            assert "nvidia.com/gpu" not in str(pod["containers"][0]["resources"])
+
+
+def test_shm_is_a_memory_emptydir(project: Path) -> None:
+    pod = pod_specs(objects(project, "job", resources={"shm": "8Gi"}))[0]
+    shm = next(v for v in pod["volumes"] if v["name"] == "dlw-shm")
+    assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "8Gi"}
+    assert {"name": "dlw-shm", "mountPath": "/dev/shm"} in pod["containers"][0]["volumeMounts"]
+
+
+def test_catalogue_volumes_render_per_kind(project: Path) -> None:
+    pod = pod_specs(objects(project, "job", volumes=ALL_VOLUMES))[0]
+    vols = {v["name"]: v for v in pod["volumes"]}
+    assert vols["dlw-datasets"]["persistentVolumeClaim"] == {"claimName": "dlw-blob-datasets", "readOnly": True}
+    assert vols["dlw-scratch"]["hostPath"]["path"] == "/mnt/scratch/dlw/alice"
+    assert vols["dlw-home"]["persistentVolumeClaim"]["claimName"] == "claim-alice"
+    assert vols["dlw-refdata"]["persistentVolumeClaim"]["claimName"] == "refdata"
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["/data/datasets"]["readOnly"] is True and "/home/alice" in mounts
+
+
+def test_secrets_only_by_reference(project: Path) -> None:
+    pod = pod_specs(objects(project, "job", secrets=[{"env": "HF_TOKEN", "secret": "hf", "key": "token"}]))[0]
+    assert env_of(pod)["HF_TOKEN"] == {"secretKeyRef": {"name": "hf", "key": "token"}}
+
+
+def test_kueue_label_when_the_workspace_queues_with_kueue(project: Path, tmp_path: Path) -> None:
+    data = yaml.safe_load(Path(WORKSPACE).read_text())
+    data["queueSystem"] = "kueue"
+    ws = tmp_path / "kueue.yaml"
+    ws.write_text(yaml.safe_dump(data))
+    objs = render_objects(prepare(project, queue="research"), "job", workspace=str(ws))
+    job = next(o for o in objs if o["kind"] == "Job")
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "research"
+    assert "schedulerName" not in job["spec"]["template"]["spec"]
+
+
+def test_workspace_from_environment(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLW_WORKSPACE_CONFIG", WORKSPACE)
+    objs = render_objects(prepare(project, volumes=[{"name": "refdata"}]), "job")
+    assert "refdata" in str(pod_specs(objs)[0]["volumes"])
+
+
+def test_cli_render_writes_multi_document_yaml(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.yaml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlw_magic.cli", "render", "train.py", "--name", "clirender", "--engine", "volcano",
+         "--workers", "3", "--image", "img:1", "--workspace", WORKSPACE, "-o", str(out)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(out.read_text()) if d]
+    assert [d["kind"] for d in docs] == ["ConfigMap", "Job"] and validate_objects(docs) == 2
+
+
+# -- code: ConfigMap when small, home volume when large -----------------------------------------------------
+
+
+def test_large_snapshot_needs_a_shared_home(project: Path, tmp_path: Path) -> None:
+    (project / "weights.bin").write_bytes(os.urandom(800 * 1024))
+    with pytest.raises(DLWError, match="over the 900 KiB a ConfigMap holds.*use build: true"):
+        objects(project, "job", source={"script": "train.py", "files": ["weights.bin"]})
+    data = yaml.safe_load(Path(WORKSPACE).read_text())
+    data["volumes"][0]["accessModes"] = ["ReadWriteMany"]
+    ws = tmp_path / "rwx.yaml"
+    ws.write_text(yaml.safe_dump(data))
+    prepared = prepare(project, source={"script": "train.py", "files": ["weights.bin"]})
+    objs = render_objects(prepared, "job", workspace=str(ws))
+    assert [o["kind"] for o in objs] == ["Job"]  # no ConfigMap
+    mounts = {m["mountPath"]: m for m in pod_specs(objs)[0]["containers"][0]["volumeMounts"]}
+    assert mounts["/dlw/snapshot"]["subPath"] == ".dlw/jobs/golden/code"
+    assert mounts["/dlw/output"]["subPath"] == ".dlw/jobs/golden/output"  # outputs outlive the pod
+
+
+def test_binary_files_travel_as_binary_data(project: Path) -> None:
+    (project / "vocab.bin").write_bytes(bytes(range(256)))
+    cm = objects(project, "job", source={"script": "train.py", "files": ["vocab.bin"]})[0]
+    assert any(k.endswith("vocab.bin") for k in cm["binaryData"])
+    assert cm["metadata"]["name"] == "golden-code"
+
+
+# -- the bootstrap every pod runs first ---------------------------------------------------------------------
+
+
+def _bootstrap(tmp_path: Path, env: dict[str, str], argv: list[str]) -> subprocess.CompletedProcess[str]:
+    from dlw_magic.render.pod import BOOTSTRAP
+
+    snap = tmp_path / "snapshot"
+    (snap / "pkg").mkdir(parents=True, exist_ok=True)
+    (snap / "pkg" / "data.txt").write_text("shipped")
+    base = {"PATH": os.environ["PATH"], "DLW_SNAPSHOT_DIR": str(snap), "DLW_CODE_DIR": str(tmp_path / "code"),
+            "DLW_OUTPUT_DIR": str(tmp_path / "out"), "DLW_WORKERS": "3", "DLW_PROCS_PER_WORKER": "1"}
+    return subprocess.run([sys.executable, "-c", BOOTSTRAP, *argv], env={**base, **env},
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_bootstrap_sets_the_rank_and_runs_in_a_writable_copy(tmp_path: Path) -> None:
+    probe = ("import os; print(os.environ['RANK'], os.environ['WORLD_SIZE'], os.environ['LOCAL_RANK'], "
+             "open('pkg/data.txt').read(), os.getcwd()); open('written', 'w').write('ok')")
+    env = {"DLW_NODE_RANK_FROM": "PET_NODE_RANK,VC_TASK_INDEX", "VC_TASK_INDEX": "1", "DLW_NODE_RANK_OFFSET": "1"}
+    proc = _bootstrap(tmp_path, env, [sys.executable, "-c", probe])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["2", "3", "0", "shipped", str(tmp_path / "code")]
+    assert (tmp_path / "out").is_dir() and (tmp_path / "code" / "written").exists()
+
+
+def test_bootstrap_hands_several_processes_to_torchrun(tmp_path: Path) -> None:
+    fake = tmp_path / "bin" / "torchrun"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\nimport sys; print(' '.join(sys.argv[1:]))\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:{os.environ['PATH']}", "DLW_PROCS_PER_WORKER": "4", "DLW_WORKERS": "2",
+           "DLW_NODE_RANK_FROM": "JOB_COMPLETION_INDEX", "JOB_COMPLETION_INDEX": "1",
+           "MASTER_ADDR": "golden-0.golden", "MASTER_PORT": "29500"}
+    proc = _bootstrap(tmp_path, env, ["python", "-m", "dlw_magic.launch", "main.py"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["--nnodes=2", "--nproc-per-node=4", "--node-rank=1",
+                                   "--master-addr=golden-0.golden", "--master-port=29500",
+                                   "-m", "dlw_magic.launch", "main.py"]
+
+
+# -- refusals: one clear line each --------------------------------------------------------------------------
+
+
+def test_unknown_volume_is_refused(project: Path) -> None:
+    with pytest.raises(DLWError, match="volume 'imagenet' is not in the admin's catalogue"):
+        objects(project, "job", volumes=[{"name": "imagenet"}])
+
+
+def test_read_write_on_a_read_only_volume_is_refused(project: Path) -> None:
+    with pytest.raises(DLWError, match="read-only"):
+        objects(project, "job", volumes=[{"name": "datasets", "readOnly": False}])
+
+
+def test_unlisted_hostpath_is_refused(project: Path) -> None:
+    ws = load_workspace(WORKSPACE)
+    ws.volume("scratch").path = "/var/lib/kubelet"  # as if the catalogue's own check were bypassed
+    with pytest.raises(DLWError, match="hostPath /var/lib/kubelet/alice refused: not under the admin's "
+                                       r"hostPathAllowlist \(/mnt/scratch\)"):
+        render_objects(prepare(project, volumes=[{"name": "scratch"}]), "job", workspace=ws)
+
+
+def test_another_namespace_is_refused(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(DLWError, match="namespace 'dlw-bob' refused: alice's jobs run in 'dlw-alice'"):
+        render_objects(prepare(project), "job", workspace=WORKSPACE, namespace="dlw-bob")
+    monkeypatch.setenv("DLW_NAMESPACE", "kube-system")
+    with pytest.raises(DLWError, match="namespace 'kube-system' refused"):
+        render_objects(prepare(project), "job", workspace=WORKSPACE)
+
+
+def test_contract_env_cannot_be_overridden(project: Path) -> None:
+    with pytest.raises(DLWError, match="env.RANK: set by DLW"):
+        objects(project, "job", env={"RANK": "3"})
+
+
+def test_unknown_priority_queue_and_engine_are_refused(project: Path) -> None:
+    with pytest.raises(DLWError, match=r"priority: 'urgent' is not a priority class.*dlw-high \(10000\)"):
+        objects(project, "job", priority="urgent")
+    with pytest.raises(DLWError, match="priority: 5 matches no priority class value"):
+        objects(project, "job", priority=5)
+    assert pod_specs(objects(project, "job", priority=10000))[0]["priorityClassName"] == "dlw-high"
+    with pytest.raises(DLWError, match="queue 'gold' is not defined by the admin"):
+        objects(project, "volcano", queue="gold")
+    with pytest.raises(DLWError, match="engine 'mpijob' is unknown"):
+        render_objects(prepare(project), "mpijob", workspace=WORKSPACE)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda pod: pod["containers"][0]["securityContext"].update(privileged=True), "privileged: refused"),
+    (lambda pod: pod.update(hostNetwork=True), "hostNetwork: refused"),
+    (lambda pod: pod.update(hostPID=True), "hostPID: refused"),
+    (lambda pod: pod["volumes"].append({"name": "s", "secret": {"secretName": "x"}}), "secret volumes are refused"),
+    (lambda pod: pod["containers"][0].setdefault("envFrom", []).append({"secretRef": {"name": "x"}}),
+     "envFrom.secretRef: refused"),
+    (lambda pod: pod["containers"][0]["securityContext"]["capabilities"].update(add=["SYS_ADMIN"]),
+     "capabilities.add: refused"),
+    (lambda pod: pod["volumes"].append({"name": "h", "hostPath": {"path": "/mnt/scratch/../../etc"}}),
+     "hostPath /mnt/scratch/../../etc refused"),
+])
+def test_policy_refuses_what_no_job_may_do(project: Path, change: Any, message: str) -> None:
+    for engine in ("job", "volcano", "pytorchjob"):
+        objs = copy.deepcopy(objects(project, engine, workers=3))
+        for pod in pod_specs(objs):
+            change(pod)
+        with pytest.raises(DLWError, match=message):
+            check_objects(objs, "dlw-alice", ["/mnt/scratch"])
+
+
+def test_policy_refuses_objects_outside_the_namespace(project: Path) -> None:
+    objs = objects(project, "job")
+    objs[0]["metadata"]["namespace"] = "default"
+    with pytest.raises(DLWError, match="namespace 'default' refused"):
+        check_objects(objs, "dlw-alice", [])
