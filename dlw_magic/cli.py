@@ -255,6 +255,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     backend = backend_from(args)
     spec = core.build_spec(args.target, **train_kwargs(args))
     job = core.submit(spec, backend)
+    _print_notes(job.provenance.get("conversion_notes") or [])
     out = sys.stdout
     as_json = args.output == "json"
     if not as_json:
@@ -318,9 +319,15 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from .core import convert, parse_param
 
-    script = convert(args.notebook, dict(parse_param(p) for p in args.param))
-    _write(script, args.out)
+    converted = convert(args.notebook, dict(parse_param(p) for p in args.param))
+    _print_notes(converted.notes)
+    _write(converted.script, args.out)
     return 0
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        sys.stderr.write(f"dlw: note: {note}\n")
 
 
 def cmd_render(args: argparse.Namespace) -> int:

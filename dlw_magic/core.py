@@ -24,6 +24,7 @@ from .errors import DLWError
 # The spec (pydantic) and snapshot modules load lazily: `dlw jobs` and `dlw logs` never need them,
 # and start-up time is most of their run time.
 if TYPE_CHECKING:
+    from .convert import ConvertedNotebook
     from .spec import TrainingJob
 
 
@@ -219,14 +220,14 @@ def gpus(backend: Backend | None = None) -> tuple[list[GpuInfo], str | None]:
     return (backend or get_backend()).gpus()
 
 
-def convert(target: str | Path, params: dict[str, Any] | None = None) -> str:
-    """The exact script a notebook job will run (``dlw convert``)."""
+def convert(target: str | Path, params: dict[str, Any] | None = None) -> ConvertedNotebook:
+    """The exact script a notebook job will run (``dlw convert``), with notes on what was dropped."""
     from .convert import convert_notebook
 
     path = Path(target)
     if path.suffix.lower() != ".ipynb":
         raise DLWError(f"{target}: dlw convert takes a .ipynb notebook")
-    return convert_notebook(path, params or {}).script
+    return convert_notebook(path, params or {})
 
 
 def render(spec: TrainingJob, engine: str | None = None, workspace: str | None = None) -> str:

@@ -108,7 +108,7 @@ def prepare(spec: TrainingJob, dest: Path, user: str) -> PreparedJob:
         shutil.copy2(entry, dest / entry.name)
         (dest / SCRIPT_NAME).write_text(converted.script, encoding="utf-8")
         entrypoint = ["python", "-m", "dlw_magic.launch", SCRIPT_NAME]
-        provenance.update(notebook=str(entry), parameters=converted.parameters)
+        provenance.update(notebook=str(entry), parameters=converted.parameters, conversion_notes=converted.notes)
     else:
         if spec.parameters:
             raise DLWError("parameters: only a notebook source takes parameters (pass script args instead)")

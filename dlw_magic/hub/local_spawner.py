@@ -83,10 +83,15 @@ class DLWLocalSpawner(SimpleLocalProcessSpawner):
         return visible_gpu_indices()
 
     async def start(self) -> Any:
-        profile, gpus = self.chosen()
-        pool = self._gpu_pool() if gpus else []
-        if gpus > len(pool):
-            raise DLWError(f"profile {profile.name!r} with {gpu_label(gpus)}: this machine has {len(pool)} usable GPUs")
+        try:
+            profile, gpus = self.chosen()
+            pool = self._gpu_pool() if gpus else []
+            if gpus > len(pool):
+                raise DLWError(
+                    f"profile {profile.name!r} with {gpu_label(gpus)}: this machine has {len(pool)} usable GPUs"
+                )
+        except DLWError as err:
+            raise refusal(str(err)) from None
         self._dlw_profile, self._dlw_gpus = profile, pool[:gpus]
         self.cpu_limit = cpu_float(profile.cpu.limit) if profile.cpu.limit else None
         self.mem_limit = quantity_bytes(profile.memory.limit) if profile.memory.limit else None
@@ -131,6 +136,15 @@ class DLWLocalSpawner(SimpleLocalProcessSpawner):
                 resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
 
         return preexec
+
+
+def refusal(message: str) -> Exception:
+    """A 400 whose one line the hub shows the user (spawn page and REST API) instead of a bare 500."""
+    from tornado import web
+
+    err = web.HTTPError(400, message)
+    err.jupyterhub_message = message  # type: ignore[attr-defined]
+    return err
 
 
 def render_form(profiles: list[Profile], default: str) -> str:

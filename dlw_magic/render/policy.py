@@ -37,22 +37,29 @@ def _under(path: str, prefixes: list[str]) -> bool:
     return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
 
 
-def check_objects(objects: list[dict[str, Any]], namespace: str, host_path_allowlist: list[str]) -> None:
+def check_objects(
+    objects: list[dict[str, Any]], namespace: str, host_path_allowlist: list[str],
+    secret_volumes: frozenset[str] = frozenset(),
+) -> None:
+    """Raise DLWError for the first thing no job may do. ``secret_volumes``: Secrets DLW itself mounts
+    (the admin's registry credential in a build Job); a user's job gets none."""
     for obj in objects:
         where = f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
         ns = (obj.get("metadata") or {}).get("namespace")
         if ns != namespace:
             raise DLWError(f"{where}: namespace {ns!r} refused: jobs run only in your namespace {namespace!r}")
         for path, pod in pod_specs(obj):
-            _check_pod(f"{where} {path}", pod, host_path_allowlist)
+            _check_pod(f"{where} {path}", pod, host_path_allowlist, secret_volumes)
 
 
-def _check_pod(where: str, pod: dict[str, Any], allowlist: list[str]) -> None:
+def _check_pod(where: str, pod: dict[str, Any], allowlist: list[str], secret_volumes: frozenset[str]) -> None:
     for key in ("hostNetwork", "hostPID", "hostIPC"):
         if pod.get(key):
             raise DLWError(f"{where}.{key}: refused: jobs may not share the node's {key[4:]} namespace")
     for vol in pod.get("volumes") or []:
         source = next((k for k in vol if k != "name"), None)
+        if source == "secret" and vol["secret"].get("secretName") in secret_volumes:
+            continue
         if source not in ALLOWED_VOLUME_SOURCES:
             raise DLWError(
                 f"{where}.volumes[{vol.get('name')}]: {source} volumes are refused "
