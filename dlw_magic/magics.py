@@ -85,11 +85,12 @@ def current_notebook(
 
 def saved_at(path: Path) -> str:
     """``09:31`` today, else ``2026-11-21 17:03``: when the file on disk was last written."""
-    mtime = path.stat().st_mtime
-    fmt = "%H:%M" if time.strftime("%Y-%m-%d", time.localtime(mtime)) == time.strftime("%Y-%m-%d") else "%Y-%m-%d %H:%M"
-    return time.strftime(fmt, time.localtime(mtime))
+    saved = time.localtime(path.stat().st_mtime)
+    today = time.strftime("%Y-%m-%d", saved) == time.strftime("%Y-%m-%d")
+    return time.strftime("%H:%M" if today else "%Y-%m-%d %H:%M", saved)
 
 
+_ABOUT_THIS_MAGIC = re.compile(r"%%?dlw\b|load_ext dlw_magic")
 _ARGPARSE_PREFIX = re.compile(r"^dlw(?: [\w-]+)?: (?:error: )?")
 
 
@@ -159,8 +160,7 @@ class DLWMagics(Magics):
         if args is None:
             return
         target = Path(args.target) if args.target else current_notebook(self.shell.user_ns)
-        spec = core.build_spec(target, **cli.train_kwargs(args))
-        self._submit(spec, args, target)
+        self._submit(core.build_spec(target, **cli.train_kwargs(args)), args)
 
     def _inline(self, argv: list[str], cell: str) -> None:
         args = parse(["train", *argv])
@@ -172,28 +172,29 @@ class DLWMagics(Magics):
         data = {} if data is None else data
         if not isinstance(data, dict):
             raise DLWError("cell: expected a job spec (a YAML mapping)")
-        target: Path | None = None
         if "source" not in data:
-            target = current_notebook(self.shell.user_ns)
-            data["source"] = {"notebook": str(target)}
+            data["source"] = {"notebook": str(current_notebook(self.shell.user_ns, "train"))}
         spec_text = yaml.safe_dump(data, sort_keys=False)
-        spec = core.build_spec(spec_text=spec_text, **cli.train_kwargs(args))
-        self._submit(spec, args, target)
+        self._submit(core.build_spec(spec_text=spec_text, **cli.train_kwargs(args)), args)
 
-    def _submit(self, spec: Any, args: argparse.Namespace, notebook: Path | None) -> None:
+    def _submit(self, spec: Any, args: argparse.Namespace) -> None:
         from .widget import show_job
 
         backend = cli.backend_from(args)
-        notebook = notebook if notebook and notebook.suffix == ".ipynb" else None
         job = core.submit(spec, backend)
         if args.output == "json":
             print(json.dumps(job.to_dict(), indent=2, default=str))
             return
-        if notebook is not None:
-            print(f"Submitted {job.name}: a snapshot of {notebook.name} as last saved at {saved_at(notebook)} "
-                  "(save the notebook first to include newer edits)")
+        # The job runs the notebook as it was on disk, not what the browser shows: say which save.
+        notebook = job.provenance.get("notebook")
+        if notebook and Path(notebook).is_file():
+            print(f"Submitted {job.name}: a snapshot of {Path(notebook).name} as last saved at "
+                  f"{saved_at(Path(notebook))} (unsaved edits are not in it)")
         else:
             print(f"Submitted {job.name}")
+        for note in job.provenance.get("conversion_notes") or []:
+            if not _ABOUT_THIS_MAGIC.search(note):  # that the job skips %dlw goes without saying here
+                print(f"note: {note}")
         sys.stdout.flush()
         show_job(job, backend, self.shell, wait=args.wait, follow=args.follow)
 
@@ -208,7 +209,9 @@ class DLWMagics(Magics):
         with contextlib.redirect_stderr(err):  # the CLI's "dlw: error: ..." becomes our one red line
             cli.main(argv)
         for line in err.getvalue().splitlines():
-            if line.strip():
+            if line.startswith("dlw: note: "):
+                print(line.removeprefix("dlw: "))
+            elif line.strip():
                 report_error(f"%dlw {command}: {_ARGPARSE_PREFIX.sub('', line)}", self.shell)
 
 

@@ -15,13 +15,15 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import core
-from .errors import DLWError
+from .errors import DLWError, NotFound
 
 if TYPE_CHECKING:
     from .backends import Backend, JobInfo
 
 POLL_SECONDS = 1.0
 TAIL_LINES = 15
+MAX_FAILURES = 5  # consecutive failed polls before the widget gives up (the job is not affected)
+MAX_TAIL_RANKS = 8  # the widget reads each rank's log every poll: a 512-rank job would flood the backend
 _COLORS = {"Queued": "#6b7280", "Running": "#2563eb", "Succeeded": "#16a34a", "Failed": "#dc2626",
            "Cancelled": "#b45309"}
 
@@ -39,8 +41,9 @@ def progress(job: JobInfo) -> str:
     elapsed = job.duration if job.started else (time.time() - job.created if job.created else None)
     verb = "after" if job.state.finished else ("for" if job.started else "since")
     text = f"{verb} {clock(elapsed)} ({job.workers} worker(s), {job.backend})"
-    if job.reason or job.message:
-        text += " - " + ": ".join(p for p in (job.reason, job.message) if p)
+    reason = job.reason if job.reason != job.state.value else None  # not "Cancelled - Cancelled: ..."
+    if reason or job.message:
+        text += " - " + ": ".join(p for p in (reason, job.message) if p)
     return text
 
 
@@ -50,15 +53,16 @@ def state_line(job: JobInfo) -> str:
 
 
 class LogTail:
-    """Every rank's log read incrementally by byte offset, split into lines (``[rank N]`` prefixed when
-    the job has several ranks). ``size`` bounds the lines kept (None keeps all until drained)."""
+    """The logs of the first ranks read incrementally by byte offset, split into lines (``[rank N]``
+    prefixed when the job has several ranks); the last ``size`` lines are kept."""
 
-    def __init__(self, name: str, world_size: int, backend: Backend | None, size: int | None = 200) -> None:
+    def __init__(self, name: str, world_size: int, backend: Backend | None, size: int = 200) -> None:
         self.name = name
         self.world_size = max(world_size, 1)
+        self.ranks = min(self.world_size, MAX_TAIL_RANKS)
         self.backend = backend
-        self.offsets = [0] * self.world_size
-        self.partial = [""] * self.world_size
+        self.offsets = [0] * self.ranks
+        self.partial = [""] * self.ranks
         self.lines: deque[str] = deque(maxlen=size)
 
     def _prefix(self, rank: int) -> str:
@@ -66,7 +70,7 @@ class LogTail:
 
     def poll(self) -> None:
         """Read what every rank wrote since the last call."""
-        for rank in range(self.world_size):
+        for rank in range(self.ranks):
             for chunk in core.logs(self.name, rank=rank, offset=self.offsets[rank], backend=self.backend):
                 self.offsets[rank] = chunk.offset
                 *complete, self.partial[rank] = (self.partial[rank] + chunk.text).split("\n")
@@ -75,15 +79,6 @@ class LogTail:
     def tail(self, n: int = TAIL_LINES) -> list[str]:
         pending = [self._prefix(r) + p for r, p in enumerate(self.partial) if p]
         return (list(self.lines) + pending)[-n:]
-
-    def drain(self, final: bool = False) -> list[str]:
-        """The complete lines not handed out yet (and, once the job is over, unterminated last lines)."""
-        out = list(self.lines)
-        self.lines.clear()
-        if final:
-            out += [self._prefix(r) + p for r, p in enumerate(self.partial) if p]
-            self.partial = [""] * self.world_size
-        return out
 
 
 class JobWidget:
@@ -121,28 +116,44 @@ class JobWidget:
         self._stop.set()
 
     def _run(self) -> None:
+        failures = 0
         try:
             while not self._stop.is_set():
-                self.job = core.get_job(self.job.name, backend=self.backend)
-                if self.show_logs:
-                    self.logs.poll()  # after get_job: a finished job's logs are complete here
+                try:
+                    self.job = core.get_job(self.job.name, backend=self.backend)
+                    if self.show_logs:
+                        self.logs.poll()  # after get_job: a finished job's logs are complete here
+                    failures, self.error = 0, None
+                except NotFound as err:  # deleted behind our back: nothing left to watch
+                    self.error = str(err)
+                    break
+                except Exception as err:  # a flaky API server: say so, keep trying a little while
+                    failures += 1
+                    self.error = str(err) if isinstance(err, DLWError) else f"{type(err).__name__}: {err}"
+                    if failures >= MAX_FAILURES:
+                        break
                 if self.job.state.finished:
                     break
                 self.render()
-                self._stop.wait(POLL_SECONDS)
-        except DLWError as err:
-            self.error = str(err)
-        except Exception as err:  # a widget must never take the kernel down: show what broke instead
-            self.error = f"{type(err).__name__}: {err}"
+                self._stop.wait(POLL_SECONDS * (1 + failures))
         finally:
-            self.done.set()
             self.render()
+            self.done.set()
 
     def _on_cancel(self, _button: Any) -> None:
+        # core.cancel waits for the processes to end: do it off the kernel's thread, which draws the UI
+        self.cancel_button.disabled = True
+        self.cancel_button.description = "Cancelling"
+        threading.Thread(target=self._cancel, name=f"dlw-cancel-{self.job.name}", daemon=True).start()
+
+    def _cancel(self) -> None:
         try:
             self.job = core.cancel(self.job.name, backend=self.backend)
         except DLWError as err:
             self.error = str(err)
+        except Exception as err:  # never a traceback from a button
+            self.error = f"{type(err).__name__}: {err}"
+        self.cancel_button.description = "Cancel"
         self.render()
 
     def render(self) -> None:
@@ -150,16 +161,19 @@ class JobWidget:
         color = _COLORS.get(state, "#374151")
         error = f' <span style="color:#dc2626">{html.escape(self.error)}</span>' if self.error else ""
         self.title.value = (
-            f"<b>{html.escape(self.job.name)}</b> <span style=\"color:{color};font-weight:bold\">{state}</span>"
-            f" <span style=\"color:#6b7280\">{html.escape(progress(self.job))}</span>{error}"
+            f'<b>{html.escape(self.job.name)}</b> <span style="color:{color};font-weight:bold">{state}</span>'
+            f' <span style="color:#6b7280">{html.escape(progress(self.job))}</span>{error}'
         )
-        self.cancel_button.disabled = self.job.state.finished or self.done.is_set() or self.cell_busy
+        self.cancel_button.disabled = self.job.state.finished or self.cell_busy
         self.cancel_button.tooltip = (
             "interrupt the kernel to stop waiting (the job keeps running), then Cancel"
             if self.cell_busy else f"stop every process of {self.job.name}")
         if self.show_logs:
             tail = self.logs.tail(self.tail_lines)
             body = html.escape("\n".join(tail)) if tail else "(no output yet)"
+            if self.logs.ranks < self.logs.world_size:
+                body += html.escape(f"\n(ranks 0-{self.logs.ranks - 1} shown; %dlw logs {self.job.name} "
+                                    "--rank R for the others)")
             self.log_view.value = f'<pre style="margin:0;font-size:85%;line-height:1.3">{body}</pre>'
 
     def text(self) -> str:
@@ -229,19 +243,20 @@ def show_job(job: JobInfo, backend: Backend | None, shell: Any, *, wait: bool = 
     return job
 
 
-def _watch(job: JobInfo, backend: Backend | None, out: TextIO, *, follow: bool, print_states: bool) -> JobInfo:
-    tail = LogTail(job.name, job.world_size, backend, size=None)
+def _watch(
+    job: JobInfo, backend: Backend | None, out: TextIO, *, follow: bool, print_states: bool
+) -> JobInfo:
+    if follow:  # the backend's own follow: it returns once the job has finished and its logs are drained
+        for rank, line in core.log_lines(job.name, follow=True, backend=backend):
+            out.write(line if job.world_size == 1 else f"[rank {rank}] {line}")
+            out.flush()
     last = job.state
-    while True:
-        job = core.get_job(job.name, backend=backend)
-        if follow:
-            tail.poll()
-            for line in tail.drain(final=job.state.finished):
-                out.write(line + "\n")
-        if job.state.finished:
-            return job
-        if print_states and job.state != last:
-            out.write(state_line(job) + "\n")
-            last = job.state
-        out.flush()
-        time.sleep(POLL_SECONDS)
+
+    def changed(now: JobInfo) -> None:
+        nonlocal last
+        if print_states and not follow and now.state != last and not now.state.finished:
+            out.write(state_line(now) + "\n")
+            out.flush()
+        last = now.state
+
+    return core.wait(job.name, backend=backend, on_change=changed)

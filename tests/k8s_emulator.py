@@ -157,3 +157,19 @@ def _template_labels(job: dict[str, Any]) -> dict[str, str]:
         return dict(spec["tasks"][0]["template"]["metadata"]["labels"])
     first = next(iter(spec["pytorchReplicaSpecs"].values()))
     return dict(first["template"]["metadata"]["labels"])
+
+
+def serve_forever(tmp_path: Path, namespace: str = "dlw-alice") -> None:
+    """Serve in this process until stdin closes; prints the kubeconfig path (benchmarks: a separate
+    API server process, as in a real cluster, so client and server do not share one interpreter)."""
+    import sys
+
+    with KubeEmulator(tmp_path, namespace) as kube:
+        print(kube.kubeconfig, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve_forever(Path(sys.argv[1]))

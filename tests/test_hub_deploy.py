@@ -161,3 +161,35 @@ def test_render_blobfuse_cli_and_wrong_volume_type(tmp_path: Path) -> None:
     assert bad.stderr.strip().endswith("volume 'scratch' is a hostPath volume, not a blob volume")
     unknown = dlw("admin", "render", str(DEFAULT), "--storage-class", "nope")
     assert unknown.returncode == 1 and "is not in the admin's catalogue" in unknown.stderr
+
+
+def test_checked_in_deploy_files_match_the_default_workspace(tmp_path: Path) -> None:
+    """deploy/values.yaml and deploy/manifests.yaml are what `dlw admin render` writes today."""
+    out = dlw("admin", "render", "hub_config/workspace.yaml", "--all", "--out", str(tmp_path),
+              "--hub-image", "dlw/hub:0.1.0")
+    assert out.returncode == 0, out.stderr
+    for name in ("values.yaml", "manifests.yaml"):
+        assert (ROOT / "deploy" / name).read_text() == (tmp_path / name).read_text(), (
+            f"deploy/{name} is stale: rerun `dlw admin render hub_config/workspace.yaml --all --out deploy "
+            "--hub-image dlw/hub:0.1.0`")
+    objects = [o for o in yaml.safe_load_all((ROOT / "deploy" / "manifests.yaml").read_text()) if o]
+    assert validate_objects(objects) == len(objects)
+
+
+def test_per_user_namespace_gets_its_quota_and_kueue_local_queues() -> None:
+    from dlw_magic.hub.deploy import user_namespace_objects
+    from dlw_magic.workspace import parse_workspace
+
+    data = yaml.safe_load(DEFAULT.read_text())
+    data["queueSystem"] = "kueue"
+    ws = parse_workspace(data, "ws.yaml")
+    objects = user_namespace_objects(ws, "dlw-bob", "bob", ["research"], DEFAULT.read_text())
+    assert kinds(objects) == ["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "ResourceQuota",
+                              "LocalQueue", "LocalQueue"]
+    assert all(o["metadata"]["namespace"] == "dlw-bob" for o in objects)
+    quota = objects[4]
+    assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "32"}  # bob's group quota
+    validate_objects(o for o in objects if o["kind"] != "LocalQueue")
+    hub_role = rbac.hub_cluster_role(ws)
+    assert {"apiGroups": ["kueue.x-k8s.io"], "resources": ["localqueues"], "verbs": ["create", "get"]} in (
+        hub_role["rules"])

@@ -270,3 +270,34 @@ def test_spawn_sets_up_the_users_namespace(tmp_path: Path, monkeypatch: pytest.M
         (pod,) = kube._call("GET", f"{ns}/pods")["items"]
         assert pod["spec"]["serviceAccountName"] == "dlw-notebook"
         assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+
+
+def test_hub_config_file_sets_up_kubespawner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """JupyterHub loads hub_config/jupyterhub_config.py as it would in a cluster."""
+    from jupyterhub.app import JupyterHub
+
+    from dlw_magic.hub.kube import DLWKubeSpawner
+
+    lab = ROOT / "tests/data/workspaces/shared_kueue.yaml"
+    monkeypatch.setenv("DLW_WORKSPACE_CONFIG", str(lab))
+    app = JupyterHub()
+    app.load_config_file(str(ROOT / "hub_config" / "jupyterhub_config.py"))
+    assert app.config.JupyterHub.spawner_class is DLWKubeSpawner
+    assert app.config.KubeSpawner.namespace == "ml-users"
+    assert app.config.KubeSpawner.service_account == "ml-notebook"
+    assert app.config.Authenticator.admin_users == {"root-admin"}
+    spawner = type("S", (), {"user": User("alice", ["vision"])})()
+    assert [p["slug"] for p in app.config.KubeSpawner.profile_list(spawner)] == ["small", "mig"]
+
+
+async def test_spawn_form_lists_the_users_profiles_and_gpu_choices() -> None:
+    """KubeSpawner renders the spawn page from our profile list: names, descriptions, GPU choices."""
+    from dlw_magic.hub.kube import DLWKubeSpawner
+
+    spawner = DLWKubeSpawner(_mock=True, config=hub_config(WORKSPACES[0]), user=User("alice"), hub=Hub())
+    form = await spawner._render_options_form_dynamically(spawner)
+    assert "CPU notebook" in form and "GPU notebook" in form and "1, 2 or 4 NVIDIA GPUs on one node." in form
+    assert "4 GPUs (NVIDIA-H100-80GB-HBM3)" in form
+    assert "gpu-research" not in form
+    options = spawner.options_from_form({"profile": ["gpu"], "profile-option-gpu--gpus": ["4"]})
+    assert options == {"profile": "gpu", "gpus": "4"}

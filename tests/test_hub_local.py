@@ -45,7 +45,7 @@ def have_proxy() -> bool:
 
 
 class LocalHub:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, *extra: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.home = tmp_path / "dlw-home"
@@ -56,7 +56,7 @@ class LocalHub:
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "dlw_magic.cli", "hub", "--port", str(self.port),
-                 "--user", "alice", "--user", "bob", "--group", "research=bob"],
+                 "--user", "alice", "--user", "bob", "--group", "research=bob", *extra],
                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
             )
         self.wait_up()
@@ -92,10 +92,10 @@ class LocalHub:
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[LocalHub]:
+def hub(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LocalHub]:
     if not have_proxy():
         pytest.fail("configurable-http-proxy is missing: run `npm ci --prefix hub_config`")
-    h = LocalHub(tmp_path)
+    h = LocalHub(tmp_path, *getattr(request, "param", ()))
     try:
         yield h
     finally:
@@ -171,10 +171,11 @@ TINY_NOTEBOOK = {
     "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
     "cells": [
         {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "execution_count": None, "outputs": [],
-         "source": "epochs = 3"},
+         "source": "epochs = 3\npause = 0.0"},
         {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-         "source": "import os\nfor i in range(epochs):\n"
-                   "    print(f'step {i} rank {os.environ[\"RANK\"]}', flush=True)\nprint('trained', flush=True)\n"},
+         "source": "import os, time\nfor i in range(epochs):\n"
+                   "    print(f'step {i} rank {os.environ[\"RANK\"]}', flush=True)\n    time.sleep(pause)\n"
+                   "print('trained', flush=True)\n"},
     ],
 }
 
@@ -225,7 +226,7 @@ def test_local_hub_login_spawn_and_train(hub: LocalHub) -> None:
     assert "profile cpu gpus 0 cvd '' ns dlw-alice" in out
     assert "magic True" in out  # the kernel loaded dlw_magic by itself
     cpus = int(out.split("cpus ")[1].split()[0])
-    assert cpus <= 2  # the cpu profile's limit is 2 CPUs
+    assert cpus == min(2, len(os.sched_getaffinity(0)))  # the cpu profile's limit is 2 CPUs
 
     out, err = run_in_kernel(base, "alice", token, "%dlw train tiny.ipynb --name hub-tiny --param epochs=2 --wait")
     assert "Submitted hub-tiny" in out, out + err
@@ -236,6 +237,26 @@ def test_local_hub_login_spawn_and_train(hub: LocalHub) -> None:
     # bob is in the research group: he is offered the 8-GPU profile.
     s_bob, _ = hub.login("bob")
     assert "gpu-research" in s_bob.get(f"{base}/hub/spawn", timeout=10).text
+
+    # Culling (what jupyterhub-idle-culler does: stop the server) never ends a running job.
+    out, err = run_in_kernel(base, "alice", token, "%dlw train tiny.ipynb --name hub-slow -p epochs=4 -p pause=1")
+    assert "Submitted hub-slow" in out, out + err
+    stop = s.delete(f"{base}/hub/api/users/alice/server", headers=xsrf(s), timeout=60)
+    assert stop.status_code in (202, 204)
+    deadline = time.monotonic() + 90
+    state = ""
+    while time.monotonic() < deadline and state not in ("Succeeded", "Failed", "Cancelled"):
+        time.sleep(1)
+        status = subprocess.run([sys.executable, "-m", "dlw_magic.cli", "status", "hub-slow", "-o", "json"],
+                                capture_output=True, text=True, timeout=60, cwd=ROOT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT), "DLW_HOME": str(hub.home),
+                                     "DLW_USER": "alice", "DLW_BACKEND": "local"})
+        state = json.loads(status.stdout)["state"] if status.returncode == 0 else ""
+    assert state == "Succeeded", (status.stdout, status.stderr)
+
+    hub.stop()
+    with pytest.raises(requests.ConnectionError):  # the proxy went down with the hub
+        requests.get(f"{base}/hub/api", timeout=5)
 
 
 @pytest.mark.slow
@@ -250,3 +271,25 @@ def test_local_hub_refuses_profiles_a_user_may_not_use(hub: LocalHub) -> None:
     if r.status_code < 400:  # a machine with 4 GPUs: the spawn is fine
         return
     assert "with 4 GPUs: this machine has" in r.json()["message"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize(
+    "hub", [("--gpu-indices", "3,5,6,7", "--config", str(ROOT / "tests/data/workspaces/one_cpu.yaml"))],
+    indirect=True)
+def test_local_hub_applies_gpus_and_cpus_of_the_profile(hub: LocalHub) -> None:
+    """The GPU choice becomes CUDA_VISIBLE_DEVICES (from the GPUs the hub may hand out), the CPU limit the
+    process's CPU affinity; the REST API takes the same options as the form."""
+    s, _ = hub.login("alice")
+    r = s.post(f"{hub.base}/hub/api/users/alice/server", headers=xsrf(s), json={"profile": "gpu", "gpus": "2"},
+               timeout=120)
+    assert r.status_code in (201, 202), r.text
+    wait_ready(s, hub.base, "alice")
+    token = s.post(f"{hub.base}/hub/api/users/alice/tokens", headers=xsrf(s), json={}, timeout=10).json()["token"]
+    out, err = run_in_kernel(hub.base, "alice", token, (
+        "import os\nprint(os.environ['DLW_PROFILE'], os.environ['DLW_GPUS'], os.environ['CUDA_VISIBLE_DEVICES'],"
+        " os.environ['DLW_GPU_TYPE'], len(os.sched_getaffinity(0)), os.environ['CPU_LIMIT'])"
+    ))
+    assert err == ""
+    assert out.strip() == "gpu 2 3,5 NVIDIA-L4 1 1.0"

@@ -47,6 +47,12 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def kube(env: None, tmp_path: Path):
     with KubeEmulator(tmp_path) as k:
         yield k
+        # Everything dlw created must be a valid manifest (statuses are the tests' own doing).
+        created = [
+            {key: value for key, value in obj.items() if key != "status"}
+            for kind in (JOB, VOLCANO, PYTORCH, CM, SVC) for obj in k.items(kind)
+        ]
+        validate_objects(created)
 
 
 @pytest.fixture
@@ -120,10 +126,13 @@ def test_submit_each_engine_creates_its_kind(backend, kube, script):
     assert {j.name: j.engine for j in backend.list_jobs()} == {"vc": "volcano", "pt": "pytorchjob"}
 
 
-def test_name_taken_is_a_conflict(backend, script):
+def test_name_taken_is_a_conflict_across_engines(backend, kube, script):
     submit(backend, script)
-    with pytest.raises(Conflict, match="demo"):
+    with pytest.raises(Conflict, match="job demo: a job of this name already exists in dlw-alice"):
         submit(backend, script)
+    with pytest.raises(Conflict):  # a Volcano Job is another resource: only the name check catches it
+        submit(backend, script, engine="volcano")
+    assert kube.items(VOLCANO) == []
 
 
 def test_another_namespace_is_refused(kube):
@@ -378,3 +387,72 @@ def test_cli_train_list_cancel(kube, script, monkeypatch, capsys):
     assert cli.main(["cancel", "clijob"]) == 0
     assert cli.main(["status", "clijob"]) == 1
     assert "no such job" in capsys.readouterr().err
+
+
+def test_rendered_yaml_applied_by_hand_is_managed_like_a_submitted_job(backend, kube, script, tmp_path):
+    """`dlw render | kubectl apply -f -` then `dlw jobs`, `dlw rerun`: the labels and spec annotation suffice."""
+    import yaml
+
+    spec = core.build_spec(script, name="applied", workers=3, image="img:1")
+    text = core.render(spec, engine="volcano")
+    for obj in yaml.safe_load_all(text):
+        kube.create(obj)  # what kubectl apply does
+    info = backend.get("applied")
+    assert (info.engine, info.workers, info.state) == ("volcano", 3, JobState.QUEUED)
+    again = core.rerun("applied", "applied-2", backend=backend)
+    assert again.name == "applied-2" and again.engine == "volcano" and again.workers == 3
+    assert kube.get(VOLCANO, "applied-2")["spec"]["minAvailable"] == 3
+
+
+def test_outputs_land_in_a_shared_home(kube, script, tmp_path):
+    import yaml
+
+    from dlw_magic.workspace import default_workspace_path
+
+    data = yaml.safe_load(default_workspace_path().read_text())
+    home = next(v for v in data["volumes"] if v["type"] == "home")
+    home["accessModes"] = ["ReadWriteMany"]
+    ws = tmp_path / "rwx.yaml"
+    ws.write_text(yaml.safe_dump(data))
+    backend = KubernetesBackend(kubeconfig=str(kube.kubeconfig), workspace=str(ws))
+    info = submit(backend, script, name="keep")
+    assert info.output_dir == f"{home['mountPath']}/.dlw/jobs/keep/output"
+    mounts = kube.get(JOB, "keep")["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "dlw-home", "mountPath": "/dlw/output", "subPath": ".dlw/jobs/keep/output"} in mounts
+
+
+def test_api_refusal_is_one_line(backend, kube, script):
+    import kmock
+
+    kube.emulator["post", kmock.resource("batch/v1/jobs")] << kmock.KubernetesError(
+        status=403, reason="Forbidden",
+        message='jobs.batch is forbidden: User "system:serviceaccount:dlw-alice:default" cannot create '
+                'resource "jobs" in API group "batch" in the namespace "dlw-alice"')
+    with pytest.raises(DLWError) as err:
+        submit(backend, script, name="denied")
+    assert str(err.value).startswith("job denied: 403 jobs.batch is forbidden")
+    assert "\n" not in str(err.value)
+
+
+def test_large_snapshot_ships_through_the_shared_home(kube, script, tmp_path, monkeypatch):
+    import os
+
+    import yaml
+
+    from dlw_magic.workspace import default_workspace_path
+
+    data = yaml.safe_load(default_workspace_path().read_text())
+    next(v for v in data["volumes"] if v["type"] == "home")["accessModes"] = ["ReadWriteMany"]
+    ws = tmp_path / "rwx.yaml"
+    ws.write_text(yaml.safe_dump(data))
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("DLW_HOME_MOUNT", str(home))  # where this notebook pod mounts the home claim
+    (script.parent / "weights.bin").write_bytes(os.urandom(1 << 20))
+    backend = KubernetesBackend(kubeconfig=str(kube.kubeconfig), workspace=str(ws))
+    spec = core.build_spec(script, name="big", image="img:1")
+    spec.source.files = ["weights.bin"]
+    core.submit(spec, backend)
+    shipped = home / ".dlw" / "jobs" / "big" / "code"
+    assert (shipped / "weights.bin").stat().st_size == 1 << 20 and (shipped / "train.py").is_file()
+    assert kube.items(CM) == []  # nothing went into a ConfigMap

@@ -72,7 +72,8 @@ def shell(dlw_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
 
 def test_train_promotes_the_current_notebook(shell: Any, notebook: Any, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    nb = notebook("tiny.ipynb", [PARAMS, BODY])
+    # the notebook holds the magic itself, as notebooks do: the job must not submit itself again
+    nb = notebook("tiny.ipynb", [PARAMS, BODY, "%load_ext dlw_magic\n%dlw train --wait"])
     monkeypatch.setenv("JPY_SESSION_NAME", str(nb))
 
     shell.run_line_magic("dlw", "train --param epochs=1 --wait")
@@ -80,6 +81,7 @@ def test_train_promotes_the_current_notebook(shell: Any, notebook: Any, monkeypa
     assert out.err == ""
     name = re.search(r"Submitted (\S+):", out.out).group(1)
     assert "a snapshot of tiny.ipynb as last saved at" in out.out
+    assert "note:" not in out.out  # that the job leaves out %dlw itself goes without saying
     assert lines(out.out)[-1].startswith(f"{name}: Succeeded")
     job = core.get_job(name)
     assert job.state is JobState.SUCCEEDED
@@ -90,6 +92,7 @@ def test_train_promotes_the_current_notebook(shell: Any, notebook: Any, monkeypa
     shell.run_line_magic("dlw", "jobs")
     table = capsys.readouterr().out
     assert re.search(rf"^{name}\s+Succeeded\s+1\b", table, re.M)
+    assert len(core.list_jobs()) == 1
 
 
 def test_follow_streams_every_rank(shell: Any, notebook: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -99,6 +102,14 @@ def test_follow_streams_every_rank(shell: Any, notebook: Any, capsys: pytest.Cap
     assert "[rank 0] epochs 2 rank 0" in out and "[rank 1] epochs 2 rank 1" in out
     assert out.count("[rank 1] step 1") == 1 and "[rank 0] done" in out
     assert out[-1].startswith("two-ranks: Succeeded")
+
+
+def test_a_failed_job_says_why(shell: Any, notebook: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    notebook("broken.ipynb", ["x = 1", "raise ValueError('bad shard')"])
+    shell.run_line_magic("dlw", "train broken.ipynb --name broken --wait")
+    out = lines(capsys.readouterr().out)
+    assert re.match(r"broken: Failed after \d:\d\d:\d\d \(1 worker\(s\), local\) - \w+: .*rank 0", out[-1]), out
+    assert "ValueError: bad shard" in job_log("broken")
 
 
 @pytest.mark.parametrize("options, message", [
@@ -300,6 +311,13 @@ def test_widget_shows_state_logs_and_cancels(kernel: Kernel) -> None:
     updates = widget_updates(msgs)
     assert "Succeeded" in updates and "step 1" in updates and "done" in updates
     assert re.search(r"watched: Succeeded after \d:\d\d:\d\d", text_of(msgs))
+
+    # --follow: the widget keeps state and Cancel, the log lines stream into the cell output
+    msgs = kernel.run("%dlw train --name followed --workers 2 --param epochs=2 --follow")
+    out = lines(text_of(msgs))
+    assert "[rank 1] step 1" in out and "[rank 0] done" in out
+    assert out[-1].startswith("followed: Succeeded after")
+    assert any(m["msg_type"] == "display_data" for m in msgs)
 
     # A long job watched with --wait: interrupting the kernel stops the watching, not the job; then the
     # Cancel button (disabled while the cell blocked) stops it.

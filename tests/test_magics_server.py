@@ -12,12 +12,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 from jupyter_client import BlockingKernelClient
 
 from dlw_magic import core
 from dlw_magic.backends import JobState
-from tests.conftest import write_notebook
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,9 +39,9 @@ def open_session(jp_fetch: Any, jp_asyncio_loop: Any, jp_serverapp: Any, dlw_hom
             jp_fetch("api", "sessions", method="POST", body=json.dumps(body)))
         kernel_id = json.loads(reply.body)["kernel"]["id"]
         km = jp_serverapp.kernel_manager.get_kernel(kernel_id)
-        kc = BlockingKernelClient()
-        kc.load_connection_info(km.get_connection_info(session=True))
-        kc.start_channels()
+        kc = BlockingKernelClient(connection_file=km.connection_file)
+        kc.load_connection_file()
+        kc.start_channels(hb=False)  # a 1 s heartbeat reads a busy CI machine as a dead kernel
         kc.wait_for_ready(timeout=60)
         clients.append(kc)
         return kc
@@ -49,6 +49,17 @@ def open_session(jp_fetch: Any, jp_asyncio_loop: Any, jp_serverapp: Any, dlw_hom
     yield start
     for kc in clients:
         kc.stop_channels()
+
+
+def write_notebook(path: Path, cells: list[str | tuple[str, list[str]]]) -> Path:
+    """A notebook of code cells; a (source, tags) pair tags its cell."""
+    nb = nbformat.v4.new_notebook()
+    for cell in cells:
+        source, tags = (cell, []) if isinstance(cell, str) else cell
+        nb.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": tags} if tags else {}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
 
 
 def run(kc: BlockingKernelClient, code: str) -> tuple[str, str]:
@@ -64,7 +75,6 @@ def run(kc: BlockingKernelClient, code: str) -> tuple[str, str]:
 
 @pytest.mark.slow
 def test_train_finds_the_notebook_of_a_lab_session(open_session: Any, jp_root_dir: Path) -> None:
-    (jp_root_dir / "project").mkdir()
     nb = write_notebook(jp_root_dir / "project" / "exp.ipynb", [
         ("epochs = 5", ["parameters"]),
         "for i in range(epochs):\n    print(f'step {i}')",
@@ -84,7 +94,6 @@ def test_train_finds_the_notebook_of_a_lab_session(open_session: Any, jp_root_di
 
 @pytest.mark.slow
 def test_a_session_without_a_name_gives_a_root_relative_path(open_session: Any, jp_root_dir: Path) -> None:
-    (jp_root_dir / "a" / "b").mkdir(parents=True)
     write_notebook(jp_root_dir / "a" / "b" / "deep.ipynb", [("epochs = 5", ["parameters"]), "print(epochs)"])
     kc = open_session("a/b/deep.ipynb", None)
     out, _ = run(kc, "import os; print(os.environ['JPY_SESSION_NAME']); print(os.getcwd())")

@@ -53,7 +53,10 @@ def prepare(project: Path, **fields: Any) -> PreparedJob:
 
 
 def objects(project: Path, engine: str, **fields: Any) -> list[dict[str, Any]]:
-    return render_objects(prepare(project, **fields), engine, workspace=WORKSPACE)
+    """Rendered objects, each checked against the Kubernetes schema or its CRD on the way."""
+    objs = render_objects(prepare(project, **fields), engine, workspace=WORKSPACE)
+    assert validate_objects(objs) == len(objs)
+    return objs
 
 
 def pod_specs(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -211,6 +214,7 @@ def test_kueue_label_when_the_workspace_queues_with_kueue(project: Path, tmp_pat
     ws = tmp_path / "kueue.yaml"
     ws.write_text(yaml.safe_dump(data))
     objs = render_objects(prepare(project, queue="research"), "job", workspace=str(ws))
+    assert validate_objects(objs) == len(objs)
     job = next(o for o in objs if o["kind"] == "Job")
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "research"
     assert "schedulerName" not in job["spec"]["template"]["spec"]
@@ -219,6 +223,7 @@ def test_kueue_label_when_the_workspace_queues_with_kueue(project: Path, tmp_pat
 def test_workspace_from_environment(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DLW_WORKSPACE_CONFIG", WORKSPACE)
     objs = render_objects(prepare(project, volumes=[{"name": "refdata"}]), "job")
+    assert validate_objects(objs) == len(objs)
     assert "refdata" in str(pod_specs(objs)[0]["volumes"])
 
 
@@ -247,6 +252,7 @@ def test_large_snapshot_needs_a_shared_home(project: Path, tmp_path: Path) -> No
     ws.write_text(yaml.safe_dump(data))
     prepared = prepare(project, source={"script": "train.py", "files": ["weights.bin"]})
     objs = render_objects(prepared, "job", workspace=str(ws))
+    assert validate_objects(objs) == len(objs)
     assert [o["kind"] for o in objs] == ["Job"]  # no ConfigMap
     mounts = {m["mountPath"]: m for m in pod_specs(objs)[0]["containers"][0]["volumeMounts"]}
     assert mounts["/dlw/snapshot"]["subPath"] == ".dlw/jobs/golden/code"

@@ -116,6 +116,16 @@ def test_gpus_on_a_machine_without_nvidia_is_an_empty_list_with_a_reason(api, ap
     assert "NVML" in data["reason"]
 
 
+def test_gpus_on_a_machine_with_nvidia_report_memory(api):
+    from dlw_magic.gpus import local_gpus
+
+    if not local_gpus()[0]:
+        pytest.skip("no NVIDIA GPU on this machine")
+    data = json.loads(api("dlw/api/gpus").body)
+    assert data["reason"] is None
+    assert all(g["memory_total_mib"] > 0 and g["name"] for g in data["gpus"])
+
+
 def test_options_list_the_admin_catalogue(api, api_error, tmp_path, monkeypatch):
     ws = tmp_path / "workspace.yaml"
     ws.write_text(
@@ -196,6 +206,7 @@ def test_spec_naming_a_notebook_outside_the_root_is_refused(api, api_error, jp_r
         ({"notebook": "nb.ipynb", "volumes": [3]}, 400, "volumes[0]: expected a volume name"),
         ({"notebook": "nb.ipynb", "colour": "red"}, 400, "colour: unknown field"),
         ({"notebook": "missing.ipynb"}, 404, "notebook: 'missing.ipynb' not found"),
+        ({"notebook": "nb\u0000.ipynb"}, 400, "notebook: 'nb\\x00.ipynb' is not a usable path"),
         ({"notebook": "data.csv"}, 400, "notebook: 'data.csv' is not a .ipynb"),
         ({"spec": "name: [unclosed"}, 400, "inline spec: line 1"),
         ({"spec": "name: x\nsource: {notebook: nb.ipynb}\nworkers: -1\n"}, 400, "inline spec: workers:"),

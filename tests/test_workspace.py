@@ -73,18 +73,23 @@ def _mutate(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 BAD = [
     ("unknown key", "profiles.0.gpuCount", 2, "profiles[0].gpuCount: unknown field"),
-    ("negative GPU count", "profiles.1.gpus", [1, -2], "profiles[1].gpus[1]: Input should be greater than or equal to 0"),
+    ("negative GPU count", "profiles.1.gpus", [1, -2],
+      "profiles[1].gpus[1]: Input should be greater than or equal to 0"),
     ("no GPU choice", "profiles.1.gpus", [], "profiles[1].gpus: give at least one GPU count"),
-    ("hostPath not absolute", "volumes.1.path", "mnt/scratch", "volumes[1].path: 'mnt/scratch' is not an absolute path"),
+    ("hostPath not absolute", "volumes.1.path", "mnt/scratch",
+      "volumes[1].path: 'mnt/scratch' is not an absolute path"),
     ("mount path not absolute", "volumes.2.mountPath", "data", "volumes[2].mountPath: 'data' is not an absolute path"),
     ("blob without secret or identity", "volumes.2.auth", None, "needs auth: a Secret"),
     ("sas without the Secret", "volumes.2.auth", {"mode": "sas"}, "auth mode 'sas' needs 'secret'"),
     ("msi without identity", "volumes.2.auth", {"mode": "msi"}, "auth mode 'msi' needs the managed identity"),
-    ("unknown auth mode", "volumes.2.auth", {"mode": "password", "secret": "x"}, "volumes[2].auth.mode: Input should be"),
-    ("bad memory quantity", "profiles.0.memory.limit", "4 GB", "profiles[0].memory.limit: '4 GB' is not a Kubernetes quantity"),
+    ("unknown auth mode", "volumes.2.auth", {"mode": "password", "secret": "x"},
+      "volumes[2].auth.mode: Input should be"),
+    ("bad memory quantity", "profiles.0.memory.limit", "4 GB",
+      "profiles[0].memory.limit: '4 GB' is not a Kubernetes quantity"),
     ("unknown volume type", "volumes.1.type", "s3", "volumes[1]: Input tag 's3' found using 'type' does not match"),
     ("priority above the Kubernetes limit", "priorityClasses.0.value", 2000000000, "priorityClasses[0].value"),
-    ("bad namespace scheme", "namespaces.scheme", "per-group", "namespaces.scheme: Input should be 'per-user' or 'shared'"),
+    ("bad namespace scheme", "namespaces.scheme", "per-group",
+      "namespaces.scheme: Input should be 'per-user' or 'shared'"),
 ]
 
 
@@ -177,7 +182,8 @@ def test_schema_describes_the_yaml_keys() -> None:
 
 def test_unknown_volume_names_the_catalogue() -> None:
     ws = load_workspace(DEFAULT)
-    with pytest.raises(DLWError, match=r"^volume 'imagenet' is not in the admin's catalogue \(known: home, scratch, datasets\)$"):
+    known = r"\(known: home, scratch, datasets\)$"
+    with pytest.raises(DLWError, match=r"^volume 'imagenet' is not in the admin's catalogue " + known):
         ws.volume("imagenet")
 
 
@@ -234,3 +240,18 @@ def test_profiles_are_filtered_by_group() -> None:
     ws = load_workspace(DEFAULT)
     assert [p.name for p in ws.profiles_for([])] == ["cpu", "gpu"]
     assert [p.name for p in ws.profiles_for(["research"])] == ["cpu", "gpu", "gpu-research"]
+
+
+def test_reference_page_documents_every_key_and_the_schema_file_is_current() -> None:
+    from dlw_magic.workspace import model
+
+    page = (ROOT / "docs" / "workspace.md").read_text()
+    missing = []
+    for cls in (model.Workspace, model.Namespaces, model.Images, model.Hub, model.Profile, model.Range,
+                model.HomeVolume, model.BlobVolume, model.BlobAuth, model.BlobCache, model.HostPathVolume,
+                model.DatasetVolume, model.NfsSource, model.Queue, model.PriorityClassDef, model.Quotas):
+        for name, field in cls.model_fields.items():
+            if f"`{field.alias or name}" not in page and f"{field.alias or name}`" not in page:
+                missing.append(f"{cls.__name__}.{field.alias or name}")
+    assert missing == []
+    assert (ROOT / "docs" / "workspace.schema.json").read_text() == workspace_json_schema()

@@ -14,12 +14,37 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from ..workspace import BlobVolume, Workspace
 from ..workspace.blob import blob_pv, blob_pvc
 from . import rbac
 from .profiles import WORKSPACE_MOUNT, profile_list
 
 PART_OF = {"app.kubernetes.io/part-of": "dlw"}
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the carried admin YAML, extraConfig code) as readable literal blocks; no anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=110)
+
+
+def dump_yaml_docs(objects: list[dict[str, Any]]) -> str:
+    return "".join("---\n" + dump_yaml(o) for o in objects)
 
 
 def priority_classes(ws: Workspace) -> list[dict[str, Any]]:
@@ -80,11 +105,33 @@ def kueue_queues(ws: Workspace, namespaces: list[str]) -> list[dict[str, Any]]:
                                     "flavors": [{"name": "dlw-default", "resources": resources}]}],
             },
         })
-        for ns in namespaces:
-            out.append({"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "LocalQueue",
-                        "metadata": {"name": q.name, "namespace": ns, "labels": dict(PART_OF)},
-                        "spec": {"clusterQueue": q.name}})
+    for ns in namespaces:
+        out += local_queues(ws, ns)
     return out
+
+
+def local_queues(ws: Workspace, namespace: str) -> list[dict[str, Any]]:
+    return [{"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "LocalQueue",
+             "metadata": {"name": q.name, "namespace": namespace, "labels": dict(PART_OF)},
+             "spec": {"clusterQueue": q.name}} for q in ws.queues]
+
+
+def user_namespace_objects(
+    ws: Workspace, namespace: str, user: str, groups: list[str], workspace_text: str
+) -> list[dict[str, Any]]:
+    """What a user's namespace needs before their first notebook pod (the hub creates these)."""
+    objects = [
+        rbac.service_account(ws, namespace),
+        rbac.notebook_role(ws, namespace),
+        rbac.notebook_role_binding(ws, namespace),
+        rbac.workspace_configmap(namespace, workspace_text),
+    ]
+    quota = ws.gpu_quota(user, groups)
+    if quota is not None and ws.namespaces.scheme == "per-user":
+        objects.append(rbac.gpu_quota(namespace, quota))
+    if ws.queue_system == "kueue":
+        objects += local_queues(ws, namespace)
+    return objects
 
 
 def namespace_objects(ws: Workspace, namespace: str, workspace_text: str) -> list[dict[str, Any]]:

@@ -6,11 +6,12 @@ What a user gets when they pick a profile:
   the GPU toleration; the ``gpus`` option sets the ``nvidia.com/gpu`` (or MIG) limit;
 * the home volume plus the profile's catalogue volumes, mounted by ``workspace.pod_volumes`` (the same
   function the job renderer uses) and *merged* with whatever volumes the spawner already has;
-* env ``DLW_PROFILE``, ``DLW_GPUS``, ``DLW_IMAGE``, ``DLW_NAMESPACE``, ``DLW_WORKSPACE_CONFIG``,
-  ``DLW_BACKEND=kubernetes``;
+* env ``DLW_PROFILE``, ``DLW_GPUS``, ``DLW_GPU_TYPE``, ``DLW_IMAGE``, ``DLW_NAMESPACE`` (read off the
+  finished spawner settings), ``DLW_WORKSPACE_CONFIG``, ``DLW_BACKEND=kubernetes``;
 * the ``dlw-notebook`` ServiceAccount, whose Role (``rbac.notebook_role``) lets it manage jobs in its own
   namespace only. With ``namespaces.scheme: per-user`` the spawner creates that namespace, the account,
-  Role, RoleBinding, GPU ResourceQuota and the ``dlw-workspace`` ConfigMap before the first pod.
+  Role, RoleBinding, GPU ResourceQuota, the ``dlw-workspace`` ConfigMap (and Kueue LocalQueues) before
+  the first pod.
 
 Only profiles whose ``groups`` include one of the user's groups are offered (and accepted).
 """
@@ -18,6 +19,7 @@ Only profiles whose ``groups`` include one of the user's groups are offered (and
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from traitlets import Unicode
 from ..workspace import Workspace, home_claim_name, load_workspace, pod_volumes, workspace_path
 from . import profiles as prof
 from . import rbac
+from .deploy import user_namespace_objects
 
 WORKSPACE_DIR = str(Path(prof.WORKSPACE_MOUNT).parent)
 WORKSPACE_VOLUME = {"name": "dlw-workspace", "configMap": {"name": rbac.WORKSPACE_CONFIGMAP}}
@@ -38,10 +41,25 @@ def _load(path: str, mtime: float) -> Workspace:
     return load_workspace(path)
 
 
+_CHECKED: dict[str | None, tuple[float, Workspace]] = {}
+RECHECK_SECONDS = 2.0
+
+
 def cached_workspace(path: str | None = None) -> Workspace:
-    """The admin YAML, re-read only when the file changes (the hub calls this for every spawn)."""
+    """The admin YAML, re-read when the file changes; the hub calls this for every spawn, so the file's
+    mtime is looked at most every RECHECK_SECONDS."""
+    now = time.monotonic()
+    hit = _CHECKED.get(path)
+    if hit is not None and now - hit[0] < RECHECK_SECONDS:
+        return hit[1]
     p = workspace_path(path)
-    return _load(str(p), p.stat().st_mtime if p.exists() else 0.0)
+    try:
+        mtime = p.stat().st_mtime
+    except FileNotFoundError:
+        mtime = 0.0  # load_workspace names the missing file
+    ws = _load(str(p), mtime)
+    _CHECKED[path] = (now, ws)
+    return ws
 
 
 def _by_name(items: Any) -> list[dict[str, Any]]:
@@ -64,27 +82,42 @@ def volume_overrides(ws: Workspace, profile_name: str) -> dict[str, Any]:
     """Callables KubeSpawner calls with the spawner: per-user volumes merged into the existing ones."""
     profile = ws.profile(profile_name)
     names = ([ws.home.name] if ws.home else []) + list(profile.volumes)
+    wanted_tolerations = prof.profile_override(ws, profile).get("tolerations", [])
+    per_user: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+
+    def for_user(user: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        if user not in per_user:
+            if len(per_user) > 4096:
+                per_user.clear()
+            per_user[user] = pod_volumes(ws, names, user)
+        return per_user[user]
 
     def volumes(spawner: KubeSpawner) -> list[dict[str, Any]]:
-        vols, _ = pod_volumes(ws, names, spawner.user.name)
-        return merge_named(spawner.volumes, vols)
+        return merge_named(spawner.volumes, for_user(spawner.user.name)[0])
 
     def volume_mounts(spawner: KubeSpawner) -> list[dict[str, Any]]:
-        _, mounts = pod_volumes(ws, names, spawner.user.name)
-        return merge_named(spawner.volume_mounts, mounts)
+        return merge_named(spawner.volume_mounts, for_user(spawner.user.name)[1])
 
     def tolerations(spawner: KubeSpawner) -> list[dict[str, Any]]:
-        wanted = prof.profile_override(ws, profile).get("tolerations", [])
         current = _by_name(spawner.tolerations)
-        return current + [t for t in wanted if t not in current]
+        return current + [t for t in wanted_tolerations if t not in current]
 
-    return {"volumes": volumes, "volume_mounts": volume_mounts, "tolerations": tolerations}
+    out: dict[str, Any] = {"volumes": volumes, "volume_mounts": volume_mounts}
+    if wanted_tolerations:
+        out["tolerations"] = tolerations
+    return out
 
 
 def kube_profile_list(ws: Workspace, groups: list[str] | None = None) -> list[dict[str, Any]]:
+    """Entries as KubeSpawner's ``_get_initialized_profile_list`` would leave them (slug, one default
+    profile, a default choice, ``unlisted_choice`` off), plus the per-user volume callables."""
     entries = prof.profile_list(ws, groups)
+    if entries and not any(e["default"] for e in entries):
+        entries[0]["default"] = True  # the admin's default is not open to these groups
     for entry in entries:
         entry["kubespawner_override"].update(volume_overrides(ws, entry["slug"]))
+        for option in entry["profile_options"].values():
+            option["unlisted_choice"] = {"enabled": False}
     return entries
 
 
@@ -109,9 +142,25 @@ class DLWKubeSpawner(KubeSpawner):
             # The same claim name a job gets from workspace.home_claim_name (KubeSpawner's own slug differs).
             self.pvc_name = home_claim_name(ws.home, self.user.name)
 
+    def _get_initialized_profile_list(self, profile_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Our lists are built initialized and nothing in a spawn mutates them (no unlisted choices;
+        # overrides hold only scalars, flat dicts and callables), so skip KubeSpawner's per-spawn deep copy.
+        if any(profile_list is entries for _, entries in _PROFILE_CACHE.values()):
+            return profile_list
+        return super()._get_initialized_profile_list(profile_list)
+
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
-        env["DLW_NAMESPACE"] = self.namespace
+        ws = self.workspace
+        profile = (self.user_options or {}).get("profile") or ws.default_profile.name
+        gpus = sum(int(v) for k, v in self.extra_resource_limits.items() if k.startswith("nvidia.com/"))
+        env.update({
+            "DLW_PROFILE": profile,
+            "DLW_GPUS": str(gpus),
+            "DLW_GPU_TYPE": self.node_selector.get(prof.GPU_PRODUCT_LABEL, ""),
+            "DLW_IMAGE": self.image,
+            "DLW_NAMESPACE": self.namespace,
+        })
         return env
 
     async def _ensure_namespace(self) -> None:
@@ -119,23 +168,25 @@ class DLWKubeSpawner(KubeSpawner):
         await self.ensure_user_objects()
 
     async def ensure_user_objects(self) -> None:
-        """Create what the user's namespace needs (``rbac.user_namespace_objects``); existing ones are kept."""
-        from kubernetes_asyncio.client import RbacAuthorizationV1Api
+        """Create what the user's namespace needs (``deploy.user_namespace_objects``); existing ones are kept."""
+        from kubernetes_asyncio.client import CustomObjectsApi, RbacAuthorizationV1Api
+        from kubernetes_asyncio.client.exceptions import ApiException
 
         ws = self.workspace
         text = workspace_path(self.workspace_config or None).read_text(encoding="utf-8")
         groups = user_groups(self.user)
-        objects = rbac.user_namespace_objects(ws, self.namespace, self.user.name, groups, text)
+        objects = user_namespace_objects(ws, self.namespace, self.user.name, groups, text)
         rbac_api = RbacAuthorizationV1Api(self.api.api_client)
+        custom = CustomObjectsApi(self.api.api_client)
         create = {
             "ServiceAccount": self.api.create_namespaced_service_account,
             "ConfigMap": self.api.create_namespaced_config_map,
             "ResourceQuota": self.api.create_namespaced_resource_quota,
             "Role": rbac_api.create_namespaced_role,
             "RoleBinding": rbac_api.create_namespaced_role_binding,
+            "LocalQueue": lambda ns, obj: custom.create_namespaced_custom_object(
+                "kueue.x-k8s.io", "v1beta1", ns, "localqueues", obj),
         }
-        from kubernetes_asyncio.client.exceptions import ApiException
-
         for obj in objects:
             try:
                 await create[obj["kind"]](self.namespace, obj)
@@ -144,9 +195,28 @@ class DLWKubeSpawner(KubeSpawner):
                     raise
 
 
+_PROFILE_CACHE: dict[tuple[int, tuple[str, ...]], tuple[Workspace, list[dict[str, Any]]]] = {}
+
+
+def _profile_list_for(ws: Workspace, groups: tuple[str, ...]) -> list[dict[str, Any]]:
+    # Shared between spawns: KubeSpawner deep-copies the list before it applies anything.
+    key = (id(ws), groups)
+    hit = _PROFILE_CACHE.get(key)
+    if hit is not None and hit[0] is ws:
+        return hit[1]
+    if len(_PROFILE_CACHE) > 256:
+        _PROFILE_CACHE.clear()
+    entries = kube_profile_list(ws, list(groups))
+    _PROFILE_CACHE[key] = (ws, entries)
+    return entries
+
+
 def profile_list_callable(ws_path: str | None = None) -> Any:
+    """``KubeSpawner.profile_list``: the profiles the spawning user's groups allow, built once per group set
+    (and again when the admin YAML changes)."""
+
     def for_spawner(spawner: KubeSpawner) -> list[dict[str, Any]]:
-        return kube_profile_list(cached_workspace(ws_path), user_groups(spawner.user))
+        return _profile_list_for(cached_workspace(ws_path), tuple(sorted(user_groups(spawner.user))))
 
     return for_spawner
 

@@ -110,6 +110,7 @@ class DLWLocalSpawner(SimpleLocalProcessSpawner):
             "DLW_PROFILE": profile.name,
             "DLW_GPUS": str(len(devices)),
             "DLW_IMAGE": profile.image,
+            "DLW_GPU_TYPE": profile.gpu_type or "",
             "DLW_NAMESPACE": self.workspace.namespace_for(self.user.name),
             "DLW_BACKEND": os.environ.get("DLW_BACKEND", "local"),
             "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in devices),

@@ -1,8 +1,9 @@
 """Workspace profiles -> KubeSpawner ``profile_list`` entries (plain dicts, no cluster needed).
 
 Each profile becomes one entry with ``kubespawner_override`` (image, CPU/memory, node selector on
-``nvidia.com/gpu.product``, GPU tolerations, the DLW environment) and a ``gpus`` profile option whose
-choices set the GPU limit. Volumes are per user, so the hub adds them with a callable (see ``kube``).
+``nvidia.com/gpu.product``, GPU tolerations, the admin's extra env) and a ``gpus`` profile option whose
+choices set the GPU limit. Volumes are per user, so the hub adds them with a callable, and the DLW_* env is
+derived from the finished spawner settings (see ``kube``), so it always says what the pod really gets.
 """
 
 from __future__ import annotations
@@ -21,24 +22,15 @@ def gpu_label(n: int) -> str:
 
 
 def gpu_override(profile: Profile, n: int) -> dict[str, Any]:
-    """What choosing ``n`` GPUs changes: the extended-resource limit and the env the notebook sees."""
-    override: dict[str, Any] = {"environment": {"DLW_GPUS": str(n)}}
-    if n:
-        override["extra_resource_limits"] = {profile.gpu_resource: str(n)}
-    return override
+    """What choosing ``n`` GPUs changes: the extended-resource limit."""
+    return {"extra_resource_limits": {profile.gpu_resource: str(n)}} if n else {}
 
 
 def profile_override(ws: Workspace, profile: Profile) -> dict[str, Any]:
     """Everything a profile sets on the spawner except per-user volumes."""
-    override: dict[str, Any] = {
-        "image": profile.image,
-        "environment": {
-            "DLW_PROFILE": profile.name,
-            "DLW_IMAGE": profile.image,
-            "DLW_GPU_TYPE": profile.gpu_type or "",
-            **profile.env,
-        },
-    }
+    override: dict[str, Any] = {"image": profile.image}
+    if profile.env:
+        override["environment"] = dict(profile.env)
     for trait, value in (
         ("cpu_guarantee", profile.cpu.guarantee),
         ("cpu_limit", profile.cpu.limit),

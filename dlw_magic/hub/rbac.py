@@ -80,22 +80,6 @@ def gpu_quota(namespace: str, gpus: int, resource: str = "nvidia.com/gpu") -> di
     }
 
 
-def user_namespace_objects(
-    ws: Workspace, namespace: str, user: str, groups: list[str], workspace_text: str
-) -> list[dict[str, Any]]:
-    """What a user's namespace needs before their first notebook pod (the hub creates these)."""
-    objects = [
-        service_account(ws, namespace),
-        notebook_role(ws, namespace),
-        notebook_role_binding(ws, namespace),
-        workspace_configmap(namespace, workspace_text),
-    ]
-    quota = ws.gpu_quota(user, groups)
-    if quota is not None and ws.namespaces.scheme == "per-user":
-        objects.append(gpu_quota(namespace, quota))
-    return objects
-
-
 def hub_cluster_role(ws: Workspace) -> dict[str, Any]:
     """Extra rights the hub needs with per-user namespaces: make namespaces and grant the notebook Role.
 
@@ -109,6 +93,8 @@ def hub_cluster_role(ws: Workspace) -> dict[str, Any]:
          "verbs": ["create", "get", "list", "patch"]},
         *NOTEBOOK_RULES,
     ]
+    if ws.queue_system == "kueue":
+        rules.append({"apiGroups": ["kueue.x-k8s.io"], "resources": ["localqueues"], "verbs": ["create", "get"]})
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",

@@ -9,6 +9,7 @@ is confined to the user's namespace and the admin's catalogue.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from types import ModuleType
 from typing import Any
@@ -18,7 +19,7 @@ import yaml
 from ..backends.base import PreparedJob
 from ..errors import DLWError
 from .code import CONFIGMAP_MAX_BYTES, code_source, config_map, encoded_size
-from .context import KUEUE_QUEUE_LABEL, RenderContext, job_id_for
+from .context import KUEUE_QUEUE_LABEL, SPEC_ANNOTATION, CodeSource, RenderContext, job_id_for
 from .policy import check_objects
 
 __all__ = ["ENGINES", "engine_module", "objects_for", "render_context", "render_objects", "render_yaml", "to_yaml"]
@@ -93,12 +94,13 @@ def render_context(
     engine = engine or prepared.spec.engine
     engine_module(engine)
     ns = user_namespace(ws, prepared.user, namespace)
-    size = encoded_size(prepared.snapshot_dir)
+    in_image = bool(prepared.provenance.get("code_in_image"))
+    size = 0 if in_image else encoded_size(prepared.snapshot_dir)
     fits = size <= CONFIGMAP_MAX_BYTES
     ctx = RenderContext(
         prepared=prepared, engine=engine, namespace=ns, job_id=job_id_for(prepared, ns),
         image=prepared.image or prepared.spec.image or ws.images.default, workspace=ws,
-        code=code_source(prepared.snapshot_dir, prepared.spec.name, fits),
+        code=CodeSource(in_image=True) if in_image else code_source(prepared.snapshot_dir, prepared.spec.name, fits),
         priority_class=_priority_class(ws, prepared), queue=_queue(ws, prepared), queue_system=ws.queue_system,
     )
     if not fits:
@@ -122,6 +124,9 @@ def render_objects(
 
 def objects_for(ctx: RenderContext) -> list[dict[str, Any]]:
     objects = engine_module(ctx.engine).render(ctx)
+    # The spec rides on the job object, so `dlw list/rerun` work for jobs applied with kubectl too.
+    objects[0]["metadata"]["annotations"][SPEC_ANNOTATION] = json.dumps(
+        {**ctx.spec.to_yaml_dict(), "engine": ctx.engine}, separators=(",", ":"), sort_keys=True)
     if ctx.queue and ctx.queue_system == "kueue":
         objects[0]["metadata"]["labels"][KUEUE_QUEUE_LABEL] = ctx.queue
     cm = config_map(ctx)

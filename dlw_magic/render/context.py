@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import PreparedJob
-from ..errors import DLWError
 from ..spec import TrainingJob
 
 LABEL_PREFIX = "dlw.dev"
@@ -20,6 +19,7 @@ USER_LABEL = f"{LABEL_PREFIX}/user"
 JOB_LABEL = f"{LABEL_PREFIX}/job"
 JOB_ID_LABEL = f"{LABEL_PREFIX}/job-id"
 ENGINE_LABEL = f"{LABEL_PREFIX}/engine"
+SPEC_ANNOTATION = f"{LABEL_PREFIX}/spec"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 MASTER_PORT = 29500
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600  # finished jobs (and their logs) stay a week unless the admin says otherwise
@@ -53,6 +53,7 @@ class CodeSource:
     config_map: str | None = None
     config_map_items: list[dict[str, str]] = field(default_factory=list)
     home_sub_path: str | None = None
+    in_image: bool = False  # built by `build`: the snapshot is a layer of the image itself
 
 
 @dataclass
@@ -105,13 +106,3 @@ class RenderContext:
             "labels": {**self.labels(), **(extra_labels or {})},
             "annotations": self.annotations(),
         }
-
-
-def resolve_image(prepared: PreparedJob) -> str:
-    image = prepared.image or prepared.spec.image
-    if not image:
-        raise DLWError(
-            f"job {prepared.spec.name}: image: no image to run (set image in the spec, use build, "
-            "or submit from a DLW notebook pod)"
-        )
-    return image

@@ -90,16 +90,16 @@ def _code_volume(ctx: RenderContext) -> tuple[list[dict[str, Any]], list[dict[st
     """
     volumes: list[dict[str, Any]] = [{"name": "dlw-code", "emptyDir": {}}]
     mounts: list[dict[str, Any]] = [{"name": "dlw-code", "mountPath": CODE_DIR}]
-    use_home = ctx.code.home_sub_path is not None or home_shared(ctx)
-    if use_home:
+    if ctx.code.home_sub_path is not None or home_shared(ctx):
         volumes.append(home_volume(ctx)[0])
+    # A built image holds the snapshot at SNAPSHOT_MOUNT itself: nothing to mount then.
     if ctx.code.config_map:
         volumes.append({
             "name": "dlw-snapshot",
             "configMap": {"name": ctx.code.config_map, "items": ctx.code.config_map_items},
         })
         mounts.append({"name": "dlw-snapshot", "mountPath": SNAPSHOT_MOUNT, "readOnly": True})
-    else:
+    elif ctx.code.home_sub_path:
         mounts.append({
             "name": "dlw-home", "mountPath": SNAPSHOT_MOUNT, "readOnly": True, "subPath": ctx.code.home_sub_path,
         })
@@ -179,5 +179,8 @@ def pod_template(
         raise DLWError(f"job {spec.name}: resources.gpuType: set resources.gpus too (a GPU type without GPUs)")
     if ctx.priority_class:
         pod["priorityClassName"] = ctx.priority_class
+    pull_secret = ctx.workspace.images.pull_secret if ctx.workspace is not None else None
+    if pull_secret:  # built job images live in the admin's registry
+        pod["imagePullSecrets"] = [{"name": pull_secret}]
     labels = {**ctx.labels(), "dlw.dev/role": role}
     return {"metadata": {"labels": labels, "annotations": ctx.annotations()}, "spec": pod}

@@ -89,7 +89,10 @@ class DLWHandler(APIHandler):
         """``path`` (relative to the server root, as JupyterLab names files) resolved inside the root."""
         if not isinstance(path, str) or not path.strip():
             raise BadRequest(f"{field}: expected a path relative to the server root")
-        target = (self.root_dir / path.strip().lstrip("/")).resolve()
+        try:
+            target = (self.root_dir / path.strip().lstrip("/")).resolve()
+        except (OSError, ValueError) as err:  # a NUL byte, a symlink loop
+            raise BadRequest(f"{field}: {path!r} is not a usable path ({err})") from None
         if target != self.root_dir and self.root_dir not in target.parents:
             raise Forbidden(f"{field}: {path!r} is outside the server root")
         return target
@@ -97,8 +100,10 @@ class DLWHandler(APIHandler):
     def job_dict(self, info: JobInfo, with_spec: bool = False) -> dict[str, Any]:
         data = info.to_dict()
         spec = data.pop("spec", None)
+        provenance = data.pop("provenance", None)  # pip freeze and more: only for one job, not a list
         if with_spec:
             data["spec"] = spec
+            data["provenance"] = provenance
             data["yaml"] = yaml.safe_dump(spec or {}, sort_keys=False)
         data["output_path"] = self.root_relative(info.output_dir)
         return data
@@ -108,9 +113,13 @@ class DLWHandler(APIHandler):
         if not path:
             return None
         try:
-            return Path(path).resolve().relative_to(self.root_dir).as_posix()
+            rel = Path(path).resolve().relative_to(self.root_dir)
         except ValueError:
             return None
+        allow_hidden = getattr(self.settings.get("contents_manager"), "allow_hidden", False)
+        if not allow_hidden and any(part.startswith(".") for part in rel.parts):
+            return None  # the contents API refuses hidden folders (~/.local/share/dlw by default)
+        return rel.as_posix()
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = (kwargs.get("exc_info") or (None, None, None))[1]
@@ -210,7 +219,10 @@ class JobsHandler(DLWHandler):
         self.inside_root(workdir / (src.notebook or src.script or ""), field)
 
     def inside_root(self, path: Path, field: str) -> Path:
-        target = path.resolve()
+        try:
+            target = path.resolve()
+        except (OSError, ValueError) as err:
+            raise BadRequest(f"{field}: {str(path)!r} is not a usable path ({err})") from None
         if target != self.root_dir and self.root_dir not in target.parents:
             raise Forbidden(f"{field}: {str(path)!r} is outside the server root")
         return target

@@ -109,3 +109,25 @@ export function gpuSummary(
   const count = gpus.length > 1 ? `${gpus.length} GPUs ` : 'GPU ';
   return `${count}${util} · ${used.toFixed(1)}/${total.toFixed(0)} GiB`;
 }
+
+/**
+ * "[3] " before each line of rank 3, for the "all ranks" log view. Chunks may end mid-line, so it
+ * remembers per rank whether the next text starts a line.
+ */
+export class RankPrefixer {
+  private readonly lineStart = new Map<number, boolean>();
+
+  prefix(rank: number, text: string): string {
+    if (!text) {
+      return text;
+    }
+    const tag = `[${rank}] `;
+    const atStart = this.lineStart.get(rank) ?? true;
+    this.lineStart.set(rank, text.endsWith('\n'));
+    return (atStart ? tag : '') + text.replace(/\n(?=.)/g, `\n${tag}`);
+  }
+
+  clear(): void {
+    this.lineStart.clear();
+  }
+}

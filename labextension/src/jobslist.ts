@@ -49,7 +49,7 @@ export class JobsList {
 
   constructor(opts: IJobsListOptions) {
     this.opts = opts;
-    this.rowHeight = opts.rowHeight ?? 52;
+    this.rowHeight = opts.rowHeight ?? 68;
     this.virtualize = opts.virtualize ?? true;
     this.node = document.createElement('div');
     this.node.className = 'dlw-JobsList';
@@ -125,11 +125,9 @@ export class JobsList {
     const state = document.createElement('span');
     state.className = 'dlw-JobState';
     top.append(name, state);
-    const bottom = document.createElement('div');
-    bottom.className = 'dlw-JobRow-bottom';
-    const meta = document.createElement('span');
+    const meta = document.createElement('div');
     meta.className = 'dlw-JobRow-meta';
-    const actions = document.createElement('span');
+    const actions = document.createElement('div');
     actions.className = 'dlw-JobRow-actions';
     let cancel: HTMLButtonElement | null = null;
     for (const [action, label, title] of ACTIONS) {
@@ -143,8 +141,7 @@ export class JobsList {
         cancel = b;
       }
     }
-    bottom.append(meta, actions);
-    el.append(top, bottom);
+    el.append(top, meta, actions);
     this.node.appendChild(el);
     return { el, state, name, meta, cancel: cancel!, key: '' };
   }

@@ -8,6 +8,7 @@
 import { Widget } from '@lumino/widgets';
 
 import { DLWApiError, followLogs } from './api.js';
+import { RankPrefixer } from './format.js';
 import { LogView } from './logview.js';
 import type { IJob, ILogChunk } from './types.js';
 
@@ -19,10 +20,11 @@ export class LogViewer extends Widget {
   private offset = 0;
   private rank: number | undefined;
   private finished = false;
+  private readonly prefixer = new RankPrefixer();
 
   constructor(readonly job: IJob) {
     super();
-    this.id = `dlw-logs-${job.name}`;
+    this.id = `dlw-logs-content-${job.name}`;
     this.addClass('dlw-LogViewer');
     this.title.label = `Logs: ${job.name}`;
     this.title.closable = true;
@@ -32,7 +34,7 @@ export class LogViewer extends Widget {
     const label = document.createElement('label');
     label.textContent = 'Rank ';
     this.rankSelect = document.createElement('select');
-    this.rankSelect.className = 'dlw-LogViewer-rank jp-mod-styled';
+    this.rankSelect.className = 'dlw-LogViewer-rank';
     const ranks = Math.max(1, job.world_size || 1);
     for (let r = 0; r < ranks; r++) {
       this.rankSelect.add(new Option(String(r), String(r)));
@@ -71,6 +73,7 @@ export class LogViewer extends Widget {
     this.view.clear();
     this.offset = 0;
     this.finished = false;
+    this.prefixer.clear();
     const value = this.rankSelect.value;
     this.rank = value === 'all' ? undefined : Number(value);
     void this.follow();
@@ -110,6 +113,7 @@ export class LogViewer extends Widget {
       retries += 1;
       if (this.rank === undefined) {
         this.view.clear(); // offsets are per rank: "all ranks" can only restart
+        this.prefixer.clear();
         this.offset = 0;
       }
       this.setStatus(`reconnecting (${retries})…`);
@@ -119,7 +123,7 @@ export class LogViewer extends Widget {
 
   private onChunks(chunks: ILogChunk[]): void {
     for (const c of chunks) {
-      this.view.append(this.rank === undefined && (this.job.world_size || 1) > 1 ? prefixRank(c) : c.text);
+      this.view.append(this.rank === undefined && (this.job.world_size || 1) > 1 ? this.prefixer.prefix(c.rank, c.text) : c.text);
       if (this.rank !== undefined) {
         this.offset = c.offset;
       }
@@ -138,7 +142,3 @@ export class LogViewer extends Widget {
   }
 }
 
-/** "[3] " before each line of rank 3 when all ranks are shown together. */
-function prefixRank(c: ILogChunk): string {
-  return c.text.replace(/^(?=.)/gm, `[${c.rank}] `);
-}

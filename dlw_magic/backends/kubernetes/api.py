@@ -1,8 +1,8 @@
 """Thin access to the API server through the official client: config, and generic create/read/list/delete.
 
-Objects travel as plain dicts (what the renderer produces, what kubectl shows); the typed client models
-are only used where the official client offers no dict path (core kinds are read with
-``_preload_content=False`` and parsed as JSON, which is also faster).
+Objects travel as plain dicts (what the renderer produces, what kubectl shows) through the official
+client's ``call_api``: one code path for core kinds and custom resources, and no model (de)serialisation.
+Pod logs use the typed call with ``_preload_content=False`` (raw bytes, streamable).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ...errors import DLWError
 
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
-# (apiVersion, kind) -> (group, version, plural, namespaced custom resource?)
+# (apiVersion, kind) -> (group, version, plural): every kind DLW creates or reads, all namespaced
 KINDS: dict[tuple[str, str], tuple[str, str, str]] = {
     ("v1", "ConfigMap"): ("", "v1", "configmaps"),
     ("v1", "Service"): ("", "v1", "services"),
@@ -47,15 +47,6 @@ def api_client(kubeconfig: str | None = None) -> client.ApiClient:
         raise DLWError(f"kubernetes: cannot load {where}: {err}") from None
 
 
-def kubeconfig_namespace(kubeconfig: str | None = None) -> str | None:
-    path = kubeconfig or os.environ.get("DLW_KUBECONFIG")
-    try:
-        _, active = config.list_kube_config_contexts(config_file=path)
-    except (config.ConfigException, OSError, TypeError):
-        return None
-    return (active or {}).get("context", {}).get("namespace")
-
-
 def pod_namespace() -> str | None:
     try:
         return SA_NAMESPACE_FILE.read_text().strip() or None
@@ -80,8 +71,6 @@ class Api:
     def __init__(self, api: client.ApiClient) -> None:
         self.client = api
         self.core = client.CoreV1Api(api)
-        self.batch = client.BatchV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
 
     def _path(self, group: str, version: str, plural: str, namespace: str, name: str | None = None) -> str:
         base = f"/api/{version}" if not group else f"/apis/{group}/{version}"

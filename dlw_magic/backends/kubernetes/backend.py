@@ -14,15 +14,17 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
 from ...errors import Conflict, DLWError, NotFound
+from ...render.context import SPEC_ANNOTATION
 from ...spec import TrainingJob
 from ..base import Backend, GpuInfo, JobInfo, JobState, LogChunk, PreparedJob
-from .api import Api, api_client, api_error, kubeconfig_namespace, pod_namespace
+from .api import Api, api_client, api_error, pod_namespace
 from .logs import follow_logs, pod_rank, read_logs
 from .status import job_status, ts
 
@@ -31,7 +33,6 @@ ENGINE_KINDS: dict[str, tuple[str, str]] = {
     "volcano": ("batch.volcano.sh/v1alpha1", "Job"),
     "pytorchjob": ("kubeflow.org/v1", "PyTorchJob"),
 }
-SPEC_ANNOTATION = "dlw.dev/spec"
 PROVENANCE_ANNOTATION = "dlw.dev/provenance"
 CREATED_ANNOTATION = "dlw.dev/created"
 
@@ -48,12 +49,12 @@ class KubernetesBackend(Backend):
         self.kubeconfig = kubeconfig or os.environ.get("DLW_KUBECONFIG")
         self.workspace = load_workspace_arg(workspace or os.environ.get("DLW_WORKSPACE_CONFIG"))
         self.user = current_user()
+        # The namespace is the user's (workspace scheme); an explicit or detected one must agree with it.
         wanted = namespace or os.environ.get("DLW_NAMESPACE") or pod_namespace()
-        if wanted is None and self.kubeconfig:
-            wanted = kubeconfig_namespace(self.kubeconfig)
         self.namespace = user_namespace(self.workspace, self.user, wanted)
         self.api = Api(api_client(self.kubeconfig))
         self._missing_kinds: set[str] = set()  # engines whose CRD the cluster lacks (404 on list)
+        self._executor: ThreadPoolExecutor | None = None
 
     # -- helpers -----------------------------------------------------------------------------------------
 
@@ -62,21 +63,30 @@ class KubernetesBackend(Backend):
 
         return {"app.kubernetes.io/managed-by": "dlw", USER_LABEL: label_value(self.user), **extra}
 
+    def _pool(self) -> ThreadPoolExecutor:
+        # API calls that do not depend on each other go out together: each costs a round trip.
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dlw-k8s")
+        return self._executor
+
+    def _read_or_none(self, kind: tuple[str, str], name: str) -> dict[str, Any] | None:
+        try:
+            return self.api.read(kind, self.namespace, name)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise api_error(err, f"job {name}") from None
+
     def _find(self, name: str) -> tuple[str, dict[str, Any]]:
         """(engine, object) of the user's job called ``name``; NotFound otherwise (also for others' jobs)."""
         from ...render.context import JOB_LABEL
 
-        for engine, kind in ENGINE_KINDS.items():
-            if engine in self._missing_kinds:
-                continue
-            try:
-                obj = self.api.read(kind, self.namespace, name)
-            except ApiException as err:
-                if err.status == 404:
-                    continue
-                raise api_error(err, f"job {name}") from None
-            labels = (obj.get("metadata") or {}).get("labels") or {}
-            if all(labels.get(k) == v for k, v in self._selector(**{JOB_LABEL: name}).items()):
+        engines = [e for e in ENGINE_KINDS if e not in self._missing_kinds]
+        found = self._pool().map(lambda e: self._read_or_none(ENGINE_KINDS[e], name), engines)
+        wanted = self._selector(**{JOB_LABEL: name})
+        for engine, obj in zip(engines, list(found), strict=True):
+            labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+            if obj is not None and all(labels.get(k) == v for k, v in wanted.items()):
                 return engine, obj
         raise NotFound(f"job {name}: no such job in namespace {self.namespace}")
 
@@ -88,7 +98,9 @@ class KubernetesBackend(Backend):
         except ApiException as err:
             raise api_error(err, "list pods") from None
 
-    def _info(self, engine: str, obj: dict[str, Any], pods: list[dict[str, Any]] | None = None) -> JobInfo:
+    def _info(
+        self, engine: str, obj: dict[str, Any], pods: list[dict[str, Any]] | None = None, events: bool = True
+    ) -> JobInfo:
         from ...render.context import JOB_ID_LABEL
 
         meta = obj.get("metadata") or {}
@@ -99,7 +111,7 @@ class KubernetesBackend(Backend):
             pods = self._pods(job_id) if job_id else []
         ranked = [(pod_rank(engine, p), p) for p in pods]
         st = job_status(engine, obj, ranked, spec)
-        if st.state == JobState.QUEUED and st.reason is None and not pods:
+        if events and st.state == JobState.QUEUED and st.reason is None and not pods:
             st.reason, st.message = self._job_event_reason(meta.get("name", ""))
         workers = int(spec.get("workers", 1))
         res = spec.get("resources") or {}
@@ -111,10 +123,19 @@ class KubernetesBackend(Backend):
             gpus=int(res.get("gpus", 0)),
             created=ts(meta.get("creationTimestamp")) or _float(ann.get(CREATED_ANNOTATION)),
             started=st.started, finished=st.finished, exit_code=st.exit_code, reason=st.reason,
-            message=st.message, attempt=st.attempt, output_dir=None,
+            message=st.message, attempt=st.attempt, output_dir=self._output_dir(meta.get("name", "")),
             priority=values.get(priority, priority if isinstance(priority, int) else 0) if priority else 0,
             queue=spec.get("queue"), provenance=_json(ann.get(PROVENANCE_ANNOTATION)), spec=spec,
         )
+
+    def _output_dir(self, name: str) -> str | None:
+        """Where this notebook sees the job's DLW_OUTPUT_DIR: in the home, when jobs can mount it too."""
+        from ...render.code import HOME_JOBS_DIR
+
+        home = self.workspace.home
+        if home is None or "ReadWriteMany" not in home.access_modes:
+            return None  # an emptyDir in the pod: gone with it
+        return f"{home.mount_path}/{HOME_JOBS_DIR}/{name}/output"
 
     def _job_event_reason(self, name: str) -> tuple[str | None, str | None]:
         """A queued job with no pods: the controller may be refused pods (quota, admission): say why."""
@@ -143,11 +164,25 @@ class KubernetesBackend(Backend):
         return Path(tempfile.mkdtemp(prefix=f"dlw-{spec.name}-"))
 
     def check_name_free(self, name: str) -> None:
-        try:
-            self._find(name)
-        except NotFound:
-            return
-        raise Conflict(f"job {name}: you already have a job of this name (dlw cancel or pick another name)")
+        # Label-selected lists, not reads by name: an empty list is cheaper for an API server than a 404,
+        # and a kind whose CRD is missing shows up once (404 on the list) and is skipped from then on.
+        from ...render.context import JOB_LABEL
+
+        selector = {"app.kubernetes.io/managed-by": "dlw", JOB_LABEL: name}
+
+        def taken(engine: str) -> bool:
+            try:
+                objs = self.api.list(ENGINE_KINDS[engine], self.namespace, selector)
+            except ApiException as err:
+                if err.status == 404:
+                    self._missing_kinds.add(engine)
+                    return False
+                raise api_error(err, f"job {name}") from None
+            return any(o["metadata"].get("name") == name for o in objs)
+
+        engines = [e for e in ENGINE_KINDS if e not in self._missing_kinds]
+        if any(list(self._pool().map(taken, engines))):
+            raise Conflict(f"job {name}: a job of this name already exists in {self.namespace} (pick another name)")
 
     def submit(self, job: PreparedJob) -> JobInfo:
         from ...render import objects_for, render_context
@@ -163,7 +198,6 @@ class KubernetesBackend(Backend):
         kind = ENGINE_KINDS[ctx.engine]
         main = next(o for o in objects if (o["apiVersion"], o["kind"]) == kind)
         main["metadata"]["annotations"].update({
-            SPEC_ANNOTATION: json.dumps(job.spec.to_yaml_dict(), separators=(",", ":")),
             PROVENANCE_ANNOTATION: json.dumps(job.provenance, separators=(",", ":"), default=str),
             CREATED_ANNOTATION: f"{time.time():.3f}",
         })
@@ -177,21 +211,20 @@ class KubernetesBackend(Backend):
                                f"is the {ctx.engine} engine installed? Try --engine job") from None
             raise api_error(err, f"job {job.spec.name}") from None
         uid = (created.get("metadata") or {}).get("uid")
-        owner = [{"apiVersion": kind[0], "kind": kind[1], "name": job.spec.name, "uid": uid,
-                  "blockOwnerDeletion": True}] if uid else None
+        # No blockOwnerDeletion: it needs rights on the owner's finalizers that a notebook does not hold.
+        owner = [{"apiVersion": kind[0], "kind": kind[1], "name": job.spec.name, "uid": uid}] if uid else None
+        rest = [o for o in objects if o is not main]
+        for obj in rest:
+            if owner:  # the ConfigMap and Service go when the job goes (cancel, TTL)
+                obj["metadata"]["ownerReferences"] = owner
         try:
-            for obj in objects:
-                if obj is main:
-                    continue
-                if owner:  # the ConfigMap and Service go when the job goes (cancel, TTL)
-                    obj["metadata"]["ownerReferences"] = owner
-                self.api.create(obj)
+            list(self._pool().map(self.api.create, rest))
         except ApiException as err:
             self._delete_all(ctx.engine, job.spec.name, ctx.job_id)
             raise api_error(err, f"job {job.spec.name}") from None
         finally:
             shutil.rmtree(job.snapshot_dir, ignore_errors=True)
-        return self._info(ctx.engine, created, pods=[])
+        return self._info(ctx.engine, created, pods=[], events=False)
 
     def _ship_to_home(self, job: PreparedJob, sub_path: str) -> None:
         """Copy a large snapshot into the user's home, which this notebook pod mounts and the job will too."""
@@ -205,30 +238,33 @@ class KubernetesBackend(Backend):
         shutil.copytree(job.snapshot_dir, dest)
 
     def list_jobs(self) -> list[JobInfo]:
-        from ...render.context import JOB_ID_LABEL
+        from ...render.context import ENGINE_LABEL, JOB_ID_LABEL
 
-        pods_by_id: dict[str, list[dict[str, Any]]] = {}
-        try:
-            for pod in self.api.list(("v1", "Pod"), self.namespace, self._selector()):
-                pods_by_id.setdefault(pod["metadata"]["labels"].get(JOB_ID_LABEL, ""), []).append(pod)
-        except ApiException as err:
-            raise api_error(err, "list pods") from None
-        out: list[JobInfo] = []
-        for engine, kind in ENGINE_KINDS.items():
-            if engine in self._missing_kinds:
-                continue
+        def fetch(kind: tuple[str, str]) -> list[dict[str, Any]] | None:
             try:
-                objs = self.api.list(kind, self.namespace, self._selector())
+                return self.api.list(kind, self.namespace, self._selector())
             except ApiException as err:
-                if err.status == 404:  # the engine's CRD is not installed: nothing of that kind
-                    self._missing_kinds.add(engine)
-                    continue
+                if err.status == 404 and kind != ("v1", "Pod"):
+                    return None  # the engine's CRD is not installed: nothing of that kind
                 raise api_error(err, "list jobs") from None
+
+        engines = [e for e in ENGINE_KINDS if e not in self._missing_kinds]
+        # Pods and every engine's jobs in one round trip; pods are matched to jobs by job id.
+        pods, *per_engine = self._pool().map(fetch, [("v1", "Pod"), *(ENGINE_KINDS[e] for e in engines)])
+        pods_by_id: dict[str, list[dict[str, Any]]] = {}
+        for pod in pods or []:
+            pods_by_id.setdefault(pod["metadata"]["labels"].get(JOB_ID_LABEL, ""), []).append(pod)
+        out: list[JobInfo] = []
+        for engine, objs in zip(engines, per_engine, strict=True):
+            if objs is None:
+                self._missing_kinds.add(engine)
+                continue
             for obj in objs:
-                if (obj.get("metadata") or {}).get("labels", {}).get("dlw.dev/engine", engine) != engine:
-                    continue  # batch/v1 and Volcano both say "Job" in some servers' listings
-                job_id = obj["metadata"]["labels"].get(JOB_ID_LABEL, "")
-                out.append(self._info(engine, obj, pods_by_id.get(job_id, [])))
+                labels = (obj.get("metadata") or {}).get("labels") or {}
+                if labels.get(ENGINE_LABEL, engine) != engine:
+                    continue  # batch/v1 and Volcano both say "Job": trust the label on servers that mix them
+                # No per-job event lookups in a listing: `dlw status NAME` explains a stuck job.
+                out.append(self._info(engine, obj, pods_by_id.get(labels.get(JOB_ID_LABEL, ""), []), events=False))
         out.sort(key=lambda j: j.created or 0, reverse=True)
         return out
 

@@ -1,0 +1,126 @@
+"""End to end through the local JupyterHub (``dlw hub``): log in, spawn the CPU profile, train the digits
+example with the "Train as job" button in the spawned JupyterLab, and watch it succeed in the panel.
+
+The hub's user servers run with HOME under the hub's data dir, so the test gives alice a Jupyter config
+enabling the DLW server extension and a link to the built lab extension there: nothing is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+BUILT = ROOT / "dlw_magic" / "labextension"
+PASSWORD = "e2e-horse-battery"
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(480)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[str]:
+    if not shutil.which("configurable-http-proxy") and not (ROOT / "hub_config" / "node_modules").is_dir():
+        pytest.skip("configurable-http-proxy is missing: run `npm ci --prefix hub_config`")
+    if not (BUILT / "package.json").is_file():
+        pytest.fail(f"{BUILT} is not built: run `cd labextension && jlpm build`")
+    home = tmp_path / "dlw-home"
+    alice = home / "hub" / "users" / "alice"
+    (alice / ".jupyter" / "labconfig").mkdir(parents=True)
+    (alice / ".jupyter" / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"jpserver_extensions": {"dlw_magic": True}}})
+    )
+    (alice / ".jupyter" / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    )
+    exts = alice / ".local" / "share" / "jupyter" / "labextensions"
+    exts.mkdir(parents=True)
+    (exts / "dlw-labextension").symlink_to(BUILT)
+    shutil.copytree(ROOT / "examples", alice / "examples")
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           "DLW_HOME": str(home), "DLW_HUB_PASSWORD": PASSWORD, "DLW_BACKEND": "local"}
+    env.pop("DLW_WORKSPACE_CONFIG", None)
+    env.pop("JUPYTERHUB_USER", None)
+    log = tmp_path / "hub.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dlw_magic.cli", "hub", "--port", str(port), "--user", "alice"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/hub/api", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"dlw hub did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(0.3)
+        yield base
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # the hub stops its proxy and alice's server
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log, ARTIFACTS / "hub.log")
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def test_train_as_job_through_the_local_hub(page: Page, hub: str):
+    page.goto(f"{hub}/hub/login")
+    page.fill("input[name='username']", "alice")
+    page.fill("input[name='password']", PASSWORD)
+    page.click("[type='submit']")
+    # The spawn form offers the workspace's profiles; the CPU one is enough here.
+    page.wait_for_url(re.compile(r".*/hub/spawn.*"), timeout=30_000)
+    page.locator("input[value='cpu']").check()
+    shot(page, "hub-01-spawn-form")
+    page.locator("form [type='submit']").first.click()
+    page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=150_000)
+
+    page.goto(f"{hub}/user/alice/lab/tree/examples/digits_ddp.ipynb")
+    page.locator(".jp-NotebookPanel-toolbar [data-command='dlw:train-notebook']").click(timeout=90_000)
+    form = page.locator(".dlw-TrainForm")
+    expect(form.locator("input[name='param-epochs']")).to_have_value("12", timeout=30_000)
+    form.locator("input[name='name']").fill("hub-digits")
+    form.locator("input[name='workers']").fill("2")
+    form.locator("input[name='param-epochs']").fill("2")
+    page.get_by_role("button", name="Submit").click()
+
+    row = page.locator(".dlw-JobRow[data-job='hub-digits']")
+    expect(row).to_have_attribute("data-state", "Succeeded", timeout=240_000)
+    row.locator(".dlw-action-logs").click()
+    expect(page.locator(".dlw-LogView")).to_contain_text(re.compile(r"accuracy: 0\.\d{4}"), timeout=30_000)
+    shot(page, "hub-02-succeeded-with-logs")
+    assert not page.errors, page.errors

@@ -1,0 +1,116 @@
+"""End to end in a real browser: train the digits example from JupyterLab and watch it in the panel.
+
+Chromium (Debian's) drives a real JupyterLab whose jobs run on the real local backend.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(420)]
+
+TRAIN_BUTTON = ".jp-NotebookPanel-toolbar [data-command='dlw:train-notebook']"
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def open_train_dialog(page: Page, lab, notebook: str) -> None:
+    page.goto(lab.lab_url(notebook))
+    page.locator(TRAIN_BUTTON).click(timeout=90_000)
+    expect(page.locator(".dlw-TrainForm")).to_be_visible(timeout=30_000)
+
+
+def fill_dialog(page: Page, name: str, workers: int, params: dict[str, str]) -> None:
+    form = page.locator(".dlw-TrainForm")
+    form.locator("input[name='name']").fill(name)
+    form.locator("input[name='workers']").fill(str(workers))
+    for key, value in params.items():
+        form.locator(f"input[name='param-{key}']").fill(value)
+
+
+def job_row(page: Page, name: str):
+    return page.locator(f".dlw-JobRow[data-job='{name}']")
+
+
+def test_train_notebook_as_job_watch_it_succeed_and_read_its_logs(page: Page, lab):
+    open_train_dialog(page, lab, "examples/digits_ddp.ipynb")
+    form = page.locator(".dlw-TrainForm")
+    # Prefilled from the notebook's parameters cell and the admin's catalogue.
+    expect(form.locator("input[name='param-epochs']")).to_have_value("12")
+    expect(form.locator("input[name='param-lr']")).to_have_value("0.05")
+    fill_dialog(page, "digits-e2e", workers=2, params={"epochs": "3"})
+    shot(page, "01-train-dialog")
+    page.get_by_role("button", name="Submit").click()
+
+    row = job_row(page, "digits-e2e")
+    expect(row).to_be_visible(timeout=30_000)
+    shot(page, "02-panel-submitted")
+    expect(row).to_have_attribute("data-state", "Succeeded", timeout=240_000)
+    expect(row.locator(".dlw-JobRow-meta")).to_contain_text("2×job")
+    expect(row.locator(".dlw-action-cancel")).to_be_disabled()
+    shot(page, "03-panel-succeeded")
+
+    row.locator(".dlw-action-logs").click()
+    viewer = page.locator(".dlw-LogViewer").filter(has=page.locator(".dlw-LogViewer-status"))
+    expect(viewer.locator(".dlw-LogView")).to_contain_text(re.compile(r"accuracy: 0\.\d{4}"), timeout=30_000)
+    expect(viewer.locator(".dlw-LogViewer-status")).to_contain_text("Succeeded", timeout=30_000)
+    expect(viewer.locator(".dlw-LogView")).to_contain_text("epoch 3/3")
+    shot(page, "04-logs-rank0")
+    # Rank 1 has its own log: it starts, trains its shard, and never prints the accuracy.
+    viewer.locator("select.dlw-LogViewer-rank").select_option("1")
+    expect(viewer.locator(".dlw-LogView")).to_contain_text("rank 1/2 starting", timeout=30_000)
+    expect(viewer.locator(".dlw-LogView")).not_to_contain_text("accuracy")
+    shot(page, "05-logs-rank1")
+
+    # The output folder lives in DLW_HOME, outside the file browser's root: the panel says where.
+    row.locator(".dlw-action-output").click()
+    dialog = page.locator(".jp-Dialog").filter(has_text="Output of digits-e2e")
+    expect(dialog).to_contain_text(str(lab.dlw_home))
+    dialog.get_by_role("button", name="Ok").click()
+    # Copy YAML puts the job's spec on the clipboard.
+    row.locator(".dlw-action-yaml").click()
+    expect(page.locator(".jp-toast-message").filter(has_text="Copied the YAML")).to_be_visible()
+    clip = page.evaluate("navigator.clipboard.readText()")
+    assert "name: digits-e2e" in clip and "epochs: 3" in clip, clip
+
+    # The status bar tells why there is no GPU on this machine instead of showing nothing.
+    expect(page.locator(".dlw-GpuStatus")).to_have_text(re.compile(r"GPU"))
+    assert lab.api("jobs/digits-e2e")["state"] == "Succeeded"
+    assert not page.errors, page.errors
+
+
+def test_cancel_a_long_job_from_the_panel(page: Page, lab):
+    open_train_dialog(page, lab, "examples/digits_ddp.ipynb")
+    fill_dialog(page, "long-e2e", workers=1, params={"epochs": "100000"})
+    page.get_by_role("button", name="Submit").click()
+    row = job_row(page, "long-e2e")
+    expect(row).to_have_attribute("data-state", "Running", timeout=60_000)
+    shot(page, "06-long-running")
+
+    row.locator(".dlw-action-cancel").click()
+    page.get_by_role("button", name="Cancel job").click()
+    expect(row).to_have_attribute("data-state", "Cancelled", timeout=60_000)
+    expect(row.locator(".dlw-action-cancel")).to_be_disabled()
+    shot(page, "07-long-cancelled")
+    assert lab.api("jobs/long-e2e")["state"] == "Cancelled"
+
+
+def test_a_bad_name_is_refused_with_the_servers_message_and_the_dialog_comes_back(page: Page, lab):
+    open_train_dialog(page, lab, "examples/digits_ddp.ipynb")
+    fill_dialog(page, "Not_A_Valid_Name", workers=1, params={})
+    page.get_by_role("button", name="Submit").click()
+    error = page.locator(".jp-Dialog").filter(has_text="Cannot submit the job")
+    expect(error).to_contain_text("name:")
+    shot(page, "08-bad-name-error")
+    error.get_by_role("button").last.click()
+    # What the user typed is still there to fix.
+    expect(page.locator(".dlw-TrainForm input[name='name']")).to_have_value("Not_A_Valid_Name")
