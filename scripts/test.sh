@@ -12,6 +12,10 @@ fi
 # Python packages (torch is pinned to the CPU build in pyproject.toml).
 python -m pip install -q -e ".[test]"
 
+# npm packages: the JupyterLab extension, built into dlw_magic/labextension/ (jlpm ships with JupyterLab).
+(cd labextension && jlpm install --immutable >/dev/null && jlpm build:prod >/dev/null)
+jupyter server extension enable --sys-prefix dlw_magic >/dev/null 2>&1 || true
+
 ruff check .
 
 python -m pytest -q -p no:cacheprovider "$@"

@@ -456,3 +456,26 @@ def test_large_snapshot_ships_through_the_shared_home(kube, script, tmp_path, mo
     shipped = home / ".dlw" / "jobs" / "big" / "code"
     assert (shipped / "weights.bin").stat().st_size == 1 << 20 and (shipped / "train.py").is_file()
     assert kube.items(CM) == []  # nothing went into a ConfigMap
+
+
+def test_magics_work_unchanged_on_this_backend(kube, tmp_path, monkeypatch, capsys):
+    """`%dlw train` from a notebook kernel submits to the cluster; `%dlw jobs` and `%dlw cancel` follow."""
+    from conftest import write_notebook
+    from IPython.core.interactiveshell import InteractiveShell
+
+    nb = write_notebook(tmp_path / "digits.ipynb", [("epochs = 3", ["parameters"]), "print('epochs', epochs)"])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DLW_KUBECONFIG", str(kube.kubeconfig))
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "dlw_magic")
+    shell.run_line_magic("dlw", f"train {nb.name} --name magic-job --workers 2 --image img:1 --param epochs=5")
+    assert "magic-job" in capsys.readouterr().out
+    job = kube.get(JOB, "magic-job")
+    assert job["spec"]["completions"] == 2
+    cm = kube.get(CM, "magic-job-code")
+    assert any("epochs = 5" in text for text in cm["data"].values())  # the converted main.py, parameter applied
+    shell.run_line_magic("dlw", "jobs")
+    assert "magic-job" in capsys.readouterr().out
+    shell.run_line_magic("dlw", "cancel magic-job")
+    assert kube.items(JOB) == []
