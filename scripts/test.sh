@@ -17,5 +17,6 @@ python -m pip install -q -e ".[test]"
 jupyter server extension enable --sys-prefix dlw_magic >/dev/null 2>&1 || true
 
 ruff check .
+(cd labextension && jlpm lint:check && jlpm test --silent)
 
 python -m pytest -q -p no:cacheprovider "$@"
