@@ -458,12 +458,11 @@ def test_large_snapshot_ships_through_the_shared_home(kube, script, tmp_path, mo
     assert kube.items(CM) == []  # nothing went into a ConfigMap
 
 
-def test_magics_work_unchanged_on_this_backend(kube, tmp_path, monkeypatch, capsys):
+def test_magics_work_unchanged_on_this_backend(kube, notebook, tmp_path, monkeypatch, capsys):
     """`%dlw train` from a notebook kernel submits to the cluster; `%dlw jobs` and `%dlw cancel` follow."""
-    from conftest import write_notebook
     from IPython.core.interactiveshell import InteractiveShell
 
-    nb = write_notebook(tmp_path / "digits.ipynb", [("epochs = 3", ["parameters"]), "print('epochs', epochs)"])
+    nb = notebook("digits.ipynb", [("epochs = 3", ["parameters"]), "print('epochs', epochs)"])
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DLW_KUBECONFIG", str(kube.kubeconfig))
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)

@@ -18,48 +18,22 @@ Only profiles whose ``groups`` include one of the user's groups are offered (and
 
 from __future__ import annotations
 
-import functools
-import time
 from pathlib import Path
 from typing import Any
 
 from kubespawner import KubeSpawner
 from traitlets import Unicode
 
-from ..workspace import Workspace, home_claim_name, load_workspace, pod_volumes, workspace_path
+from ..workspace import Workspace, home_claim_name, pod_volumes, workspace_path
 from . import profiles as prof
 from . import rbac
+from .culler import add_culler, culler_service  # noqa: F401 - part of this module's API
 from .deploy import user_namespace_objects
+from .workspace_cache import cached_workspace, user_groups
 
 WORKSPACE_DIR = str(Path(prof.WORKSPACE_MOUNT).parent)
 WORKSPACE_VOLUME = {"name": "dlw-workspace", "configMap": {"name": rbac.WORKSPACE_CONFIGMAP}}
 WORKSPACE_VOLUME_MOUNT = {"name": "dlw-workspace", "mountPath": WORKSPACE_DIR, "readOnly": True}
-
-
-@functools.lru_cache(maxsize=8)
-def _load(path: str, mtime: float) -> Workspace:
-    return load_workspace(path)
-
-
-_CHECKED: dict[str | None, tuple[float, Workspace]] = {}
-RECHECK_SECONDS = 2.0
-
-
-def cached_workspace(path: str | None = None) -> Workspace:
-    """The admin YAML, re-read when the file changes; the hub calls this for every spawn, so the file's
-    mtime is looked at most every RECHECK_SECONDS."""
-    now = time.monotonic()
-    hit = _CHECKED.get(path)
-    if hit is not None and now - hit[0] < RECHECK_SECONDS:
-        return hit[1]
-    p = workspace_path(path)
-    try:
-        mtime = p.stat().st_mtime
-    except FileNotFoundError:
-        mtime = 0.0  # load_workspace names the missing file
-    ws = _load(str(p), mtime)
-    _CHECKED[path] = (now, ws)
-    return ws
 
 
 def _by_name(items: Any) -> list[dict[str, Any]]:
@@ -72,10 +46,6 @@ def merge_named(existing: Any, extra: list[dict[str, Any]], key: str = "name") -
     seen = {item.get(key) for item in out}
     out.extend(item for item in extra if item.get(key) not in seen)
     return out
-
-
-def user_groups(user: Any) -> list[str]:
-    return [getattr(g, "name", g) for g in (getattr(user, "groups", None) or [])]
 
 
 def volume_overrides(ws: Workspace, profile_name: str) -> dict[str, Any]:
@@ -199,7 +169,8 @@ _PROFILE_CACHE: dict[tuple[int, tuple[str, ...]], tuple[Workspace, list[dict[str
 
 
 def _profile_list_for(ws: Workspace, groups: tuple[str, ...]) -> list[dict[str, Any]]:
-    # Shared between spawns: KubeSpawner deep-copies the list before it applies anything.
+    # One list per (workspace, group set), shared by spawns: nothing in a spawn mutates it (see
+    # DLWKubeSpawner._get_initialized_profile_list). A new admin YAML is a new Workspace object.
     key = (id(ws), groups)
     hit = _PROFILE_CACHE.get(key)
     if hit is not None and hit[0] is ws:
@@ -255,37 +226,6 @@ def spawner_settings(ws: Workspace, ws_path: str | None = None) -> dict[str, Any
         if home.storage_class:
             settings["storage_class"] = home.storage_class
     return settings
-
-
-def culler_service(ws: Workspace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """jupyterhub-idle-culler as a hub service and its role. It stops notebook servers only: jobs are
-    separate Kubernetes objects (or detached local processes), so culling never ends a training run."""
-    import sys
-
-    service = {
-        "name": "dlw-idle-culler",
-        "command": [
-            sys.executable, "-m", "jupyterhub_idle_culler",
-            f"--timeout={ws.hub.idle_timeout}", f"--cull-every={ws.hub.cull_every}",
-        ],
-    }
-    role = {
-        "name": "dlw-idle-culler",
-        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
-        "services": ["dlw-idle-culler"],
-    }
-    return service, role
-
-
-def add_culler(c: Any, ws: Workspace) -> None:
-    """Add the culler unless the deployment already runs one (z2jh's ``cull.enabled``)."""
-    services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
-    if any("cull" in s.get("name", "") for s in services):
-        return
-    service, role = culler_service(ws)
-    c.JupyterHub.services = [*services, service]
-    roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
-    c.JupyterHub.load_roles = [*roles, role]
 
 
 def configure(c: Any, path: str | None = None, cull: bool = True) -> Workspace:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import DLWError
 from ..workspace import load_workspace, workspace_path
-from .kube import add_culler
+from .culler import add_culler
 
 PROXY = "configurable-http-proxy"
 

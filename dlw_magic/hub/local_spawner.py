@@ -20,8 +20,8 @@ from traitlets import Bool, Unicode, default
 
 from ..errors import DLWError
 from ..workspace import Profile, Workspace, safe_name
-from .kube import cached_workspace, user_groups
 from .profiles import cpu_float, gpu_label, quantity_bytes
+from .workspace_cache import cached_workspace, user_groups
 
 
 class DLWLocalSpawner(SimpleLocalProcessSpawner):

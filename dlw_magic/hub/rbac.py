@@ -81,14 +81,18 @@ def gpu_quota(namespace: str, gpus: int, resource: str = "nvidia.com/gpu") -> di
 
 
 def hub_cluster_role(ws: Workspace) -> dict[str, Any]:
-    """Extra rights the hub needs with per-user namespaces: make namespaces and grant the notebook Role.
+    """Rights the hub needs with per-user namespaces (z2jh's own Role covers only the hub's namespace):
+    spawn pods and home claims anywhere, make namespaces and grant the notebook Role.
 
     Kubernetes lets the hub create a Role only with rights it holds itself, so it holds NOTEBOOK_RULES too.
     """
     rules = [
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create", "get", "list"]},
-        {"apiGroups": [""], "resources": ["serviceaccounts", "configmaps", "resourcequotas",
-                                          "persistentvolumeclaims"], "verbs": ["create", "get", "list", "patch"]},
+        # KubeSpawner itself, across user namespaces: notebook pods, home claims, their events.
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "list", "watch", "delete"]},
+        {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["create", "get", "list", "delete"]},
+        {"apiGroups": [""], "resources": ["serviceaccounts", "configmaps", "resourcequotas"],
+         "verbs": ["create", "get", "list", "patch"]},
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
          "verbs": ["create", "get", "list", "patch"]},
         *NOTEBOOK_RULES,

@@ -11,41 +11,34 @@ choices), ``volumes`` (the catalogue: home / blob / hostPath / dataset, discrimi
 
 from __future__ import annotations
 
-import posixpath
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
 
-from ..spec.model import DNS1123_LABEL, ENV_NAME, check_quantity, parse_duration
+from ..errors import DLWError
+from ..spec.model import ENV_NAME, check_quantity, parse_duration
+from .base import WsModel, abs_path, label
+from .catalogue import (  # noqa: F401 - re-exported: the catalogue is part of the workspace model
+    BlobAuth,
+    BlobCache,
+    BlobVolume,
+    DatasetVolume,
+    HomeVolume,
+    HostPathVolume,
+    NfsSource,
+    VolumeDef,
+)
+from .names import safe_name
 
 GPU_RESOURCE = re.compile(r"^nvidia\.com/(gpu|mig-[0-9a-z.]+)$")
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
-
-
-def _label(v: str, what: str = "name") -> str:
-    if len(v) > 40 or not DNS1123_LABEL.match(v):
-        raise ValueError(f"{v!r} is not a valid {what} (lowercase letters, digits and '-', at most 40 characters)")
-    return v
-
-
-def _abs_path(v: str) -> str:
-    if not v.startswith("/"):
-        raise ValueError(f"{v!r} is not an absolute path")
-    if ".." in v.split("/"):
-        raise ValueError(f"{v!r} must not contain '..'")
-    return posixpath.normpath(v)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Namespaces, images, hub
 
 
-class Namespaces(_Model):
+class Namespaces(WsModel):
     """Where each user's notebooks and jobs run. ``per-user`` confines a user by RBAC; ``shared`` cannot."""
 
     scheme: Literal["per-user", "shared"] = "per-user"
@@ -63,10 +56,10 @@ class Namespaces(_Model):
     @field_validator("shared", "hub")
     @classmethod
     def _ns(cls, v: str) -> str:
-        return _label(v, "namespace")
+        return label(v, "namespace")
 
 
-class Images(_Model):
+class Images(WsModel):
     registry: str = Field(
         "localhost:5000/dlw", description="Where `dlw train --build` pushes images (repository prefix)."
     )
@@ -81,7 +74,7 @@ class Images(_Model):
         return v
 
 
-class Hub(_Model):
+class Hub(WsModel):
     idle_timeout: int = Field(3600, description="Cull notebook servers idle this long (seconds or 1h).")
     cull_every: int = Field(600, description="How often the idle culler looks (seconds or 10m).")
     admin_users: list[str] = Field(default_factory=list)
@@ -95,176 +88,14 @@ class Hub(_Model):
     @field_validator("service_account")
     @classmethod
     def _sa(cls, v: str) -> str:
-        return _label(v, "service account name")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Volume catalogue
-
-
-class _Volume(_Model):
-    name: str = Field(description="Catalogue name; jobs and profiles refer to volumes by it.")
-    mount_path: str = Field(description="Where the volume appears in notebooks and job containers.")
-    read_only: bool = False
-    description: str = ""
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return _label(v, "volume name")
-
-    @field_validator("mount_path")
-    @classmethod
-    def _mount(cls, v: str) -> str:
-        return _abs_path(v)
-
-
-class HomeVolume(_Volume):
-    """The per-user home: a PVC per user, created by the hub (z2jh ``singleuser.storage``)."""
-
-    type: Literal["home"]
-    mount_path: str = "/home/jovyan"
-    size: str = "10Gi"
-    storage_class: str | None = None
-    access_modes: list[Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]] = Field(
-        default_factory=lambda: ["ReadWriteOnce"],
-        description="ReadWriteMany lets jobs mount the home while the notebook runs.",
-    )
-    claim_name_template: str = Field("claim-{username}", description="z2jh's default PVC name.")
-
-    @field_validator("size", mode="before")
-    @classmethod
-    def _size(cls, v: Any) -> str:
-        return check_quantity(v) or "10Gi"
-
-
-class BlobCache(_Model):
-    """blobfuse2 caching: ``file`` (whole files on local disk) or ``block`` (streamed blocks)."""
-
-    kind: Literal["file", "block"] = "file"
-    size_mb: int = Field(10240, ge=1, description="Cache size on the node, MiB.")
-    timeout_sec: int = Field(120, ge=0, description="Seconds a cached file/attr stays valid.")
-    path: str = Field("/mnt/blobfuse-cache", description="Cache directory on the node.")
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        return _abs_path(v)
-
-
-class BlobAuth(_Model):
-    """How blobfuse2 authenticates. Secrets are referenced by name, never written here."""
-
-    mode: Literal["key", "sas", "msi", "spn"]
-    secret: str | None = Field(
-        None,
-        description="key: Secret with azurestorageaccountname/azurestorageaccountkey; sas: with "
-        "azurestorageaccountsastoken; spn: with azurestoragespnclientsecret. Must exist in each user namespace.",
-    )
-    client_id: str | None = Field(None, description="msi: user-assigned identity client id; spn: app id.")
-    object_id: str | None = None
-    resource_id: str | None = None
-    tenant_id: str | None = Field(None, description="spn: the Entra tenant.")
-
-    @model_validator(mode="after")
-    def _complete(self) -> BlobAuth:
-        if self.mode in ("key", "sas", "spn") and not self.secret:
-            raise ValueError(f"auth mode {self.mode!r} needs 'secret' (the Secret that holds the credential)")
-        if self.mode == "msi" and not (self.client_id or self.object_id or self.resource_id):
-            raise ValueError("auth mode 'msi' needs the managed identity: clientId, objectId or resourceId")
-        if self.mode == "spn" and not (self.client_id and self.tenant_id):
-            raise ValueError("auth mode 'spn' needs clientId and tenantId")
-        return self
-
-
-class BlobVolume(_Volume):
-    """An Azure Blob container mounted with blobfuse2 through the Blob CSI driver (PV + PVC per namespace)."""
-
-    type: Literal["blob"]
-    read_only: bool = True
-    storage_account: str
-    container: str
-    resource_group: str | None = None
-    auth: BlobAuth | None = None
-    cache: BlobCache = Field(default_factory=BlobCache)
-    size: str = Field("1Ti", description="Nominal PV capacity (Blob has no real limit).")
-    mount_options: list[str] = Field(default_factory=list, description="Extra blobfuse2 flags.")
-    claim_name: str | None = Field(None, description="PVC name in each namespace; default dlw-blob-<name>.")
-
-    @field_validator("storage_account")
-    @classmethod
-    def _account(cls, v: str) -> str:
-        if not re.match(r"^[a-z0-9]{3,24}$", v):
-            raise ValueError(f"{v!r} is not a storage account name (3-24 lowercase letters and digits)")
-        return v
-
-    @field_validator("container")
-    @classmethod
-    def _container(cls, v: str) -> str:
-        if not re.match(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$", v):
-            raise ValueError(f"{v!r} is not a blob container name (3-63 lowercase letters, digits, '-')")
-        return v
-
-    @model_validator(mode="after")
-    def _needs_auth(self) -> BlobVolume:
-        if self.auth is None:
-            raise ValueError(
-                f"blob volume {self.name!r} needs auth: a Secret (key, sas, spn) or a managed identity (msi)"
-            )
-        return self
-
-    @property
-    def pvc_name(self) -> str:
-        return self.claim_name or f"dlw-blob-{self.name}"
-
-
-class HostPathVolume(_Volume):
-    """A node-local scratch disk. The path must sit under an entry of ``hostPathAllowlist``."""
-
-    type: Literal["hostPath"]
-    path: str = Field(description="Directory on the node.")
-    host_path_type: Literal["Directory", "DirectoryOrCreate"] = "DirectoryOrCreate"
-    per_user: bool = Field(True, description="Mount <path>/<user> so users don't see each other's files.")
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        return _abs_path(v)
-
-
-class NfsSource(_Model):
-    server: str
-    path: str
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        return _abs_path(v)
-
-
-class DatasetVolume(_Volume):
-    """A shared data set: an existing PVC (in each user namespace) or an NFS export."""
-
-    type: Literal["dataset"]
-    read_only: bool = True
-    claim_name: str | None = None
-    nfs: NfsSource | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> DatasetVolume:
-        if bool(self.claim_name) == bool(self.nfs):
-            raise ValueError(f"dataset volume {self.name!r}: give exactly one of claimName or nfs")
-        return self
-
-
-VolumeDef = Annotated[HomeVolume | BlobVolume | HostPathVolume | DatasetVolume, Field(discriminator="type")]
+        return label(v, "service account name")
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Profiles
 
 
-class Range(_Model):
+class Range(WsModel):
     """Kubernetes guarantee (request) and limit."""
 
     guarantee: str | None = None
@@ -276,7 +107,7 @@ class Range(_Model):
         return check_quantity(v)
 
 
-class Profile(_Model):
+class Profile(WsModel):
     name: str = Field(description="Slug: what a user picks and what notebooks see in DLW_PROFILE.")
     display_name: str
     description: str = ""
@@ -298,7 +129,7 @@ class Profile(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        return _label(v, "profile name")
+        return label(v, "profile name")
 
     @field_validator("gpus")
     @classmethod
@@ -336,7 +167,7 @@ class Profile(_Model):
 # Scheduling
 
 
-class Queue(_Model):
+class Queue(WsModel):
     """A Volcano Queue (or Kueue LocalQueue + ClusterQueue) jobs name in ``queue:``."""
 
     name: str
@@ -350,7 +181,7 @@ class Queue(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        return _label(v, "queue name")
+        return label(v, "queue name")
 
     @field_validator("cpu", "memory", mode="before")
     @classmethod
@@ -358,7 +189,7 @@ class Queue(_Model):
         return check_quantity(v)
 
 
-class PriorityClassDef(_Model):
+class PriorityClassDef(WsModel):
     name: str
     value: int = Field(ge=-2147483648, le=1000000000, description="Higher preempts lower (Kubernetes limit 1e9).")
     description: str = ""
@@ -370,10 +201,10 @@ class PriorityClassDef(_Model):
     def _name(cls, v: str) -> str:
         if v.startswith("system-"):
             raise ValueError("names starting with 'system-' are reserved by Kubernetes")
-        return _label(v, "priority class name")
+        return label(v, "priority class name")
 
 
-class Quotas(_Model):
+class Quotas(WsModel):
     """GPU quotas, enforced as a ResourceQuota in each per-user namespace. A user entry wins over groups."""
 
     default_user_gpus: int | None = Field(None, ge=0, description="GPUs for users with no entry; none = unlimited.")
@@ -389,7 +220,7 @@ def _dups(names: list[str]) -> list[str]:
     return sorted({n for n in names if names.count(n) > 1})
 
 
-class Workspace(_Model):
+class Workspace(WsModel):
     api_version: Literal["dlw/v1"] = "dlw/v1"
     kind: Literal["Workspace"] = "Workspace"
     name: str = Field("dlw", description="Workspace name; labels and Helm release names derive from it.")
@@ -409,12 +240,12 @@ class Workspace(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        return _label(v, "workspace name")
+        return label(v, "workspace name")
 
     @field_validator("host_path_allowlist")
     @classmethod
     def _allow(cls, v: list[str]) -> list[str]:
-        out = [_abs_path(p) for p in v]
+        out = [abs_path(p) for p in v]
         if "/" in out:
             raise ValueError("'/' would allow every node path; list specific directories")
         return out
@@ -456,8 +287,6 @@ class Workspace(_Model):
     # -- look-ups used by the hub and the job renderer ------------------------------------------------
 
     def volume(self, name: str) -> HomeVolume | BlobVolume | HostPathVolume | DatasetVolume:
-        from ..errors import DLWError
-
         for v in self.volumes:
             if v.name == name:
                 return v
@@ -469,8 +298,6 @@ class Workspace(_Model):
         return next((v for v in self.volumes if isinstance(v, HomeVolume)), None)
 
     def profile(self, name: str) -> Profile:
-        from ..errors import DLWError
-
         for p in self.profiles:
             if p.name == name:
                 return p
@@ -485,8 +312,6 @@ class Workspace(_Model):
         return [p for p in self.profiles if p.allowed_for(groups)]
 
     def namespace_for(self, user: str) -> str:
-        from .names import safe_name
-
         if self.namespaces.scheme == "shared":
             return self.namespaces.shared
         prefix = self.namespaces.prefix
@@ -502,8 +327,6 @@ class Workspace(_Model):
         return next((p.name for p in self.priority_classes if p.default), None)
 
     def queue(self, name: str) -> Queue:
-        from ..errors import DLWError
-
         for q in self.queues:
             if q.name == name:
                 return q
