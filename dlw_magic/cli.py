@@ -286,11 +286,19 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    job = backend_from(args).get(args.name)
+    backend = backend_from(args)
+    job = backend.get(args.name)
+    events = backend.events(args.name)
     if args.output == "json":
-        _print_json(job.to_dict(), sys.stdout)
-    else:
-        describe(job, sys.stdout)
+        _print_json({**job.to_dict(), "events": events}, sys.stdout)
+        return 0
+    describe(job, sys.stdout)
+    if events:
+        sys.stdout.write("\nEvents:\n")
+        rows = [["TIME", "TYPE", "REASON", "OBJECT", "MESSAGE"]]
+        rows += [[str(e.get("time") or ""), str(e.get("type") or ""), str(e.get("reason") or ""),
+                  str(e.get("object") or ""), str(e.get("message") or "")] for e in events[-20:]]
+        format_table(rows, sys.stdout)
     return 0
 
 

@@ -255,6 +255,20 @@ def test_queued_job_without_pods_reports_a_quota_refusal(backend, kube, script):
     assert any(e["reason"] == "FailedCreate" for e in backend.events("demo"))
 
 
+def test_status_shows_the_jobs_events(kube, script, monkeypatch, capsys):
+    from dlw_magic import cli
+
+    monkeypatch.setenv("DLW_KUBECONFIG", str(kube.kubeconfig))
+    assert cli.main(["train", str(script), "--name", "evjob", "--image", "img:1", "--gpus", "2"]) == 0
+    kube.create({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "evjob.1"}, "type": "Warning",
+                 "reason": "FailedScheduling", "involvedObject": {"kind": "Job", "name": "evjob"},
+                 "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."})
+    capsys.readouterr()
+    assert cli.main(["status", "evjob"]) == 0
+    out = capsys.readouterr().out
+    assert "Events:" in out and "FailedScheduling" in out and "Insufficient nvidia.com/gpu" in out
+
+
 def test_running_then_succeeded(backend, kube, script):
     submit(backend, script)
     job = kube.get(JOB, "demo")

@@ -152,6 +152,11 @@ class Backend(ABC):
         ``offset`` resumes one rank's log at a byte offset (only with a rank).
         """
 
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """Cluster events of the job and its pods (type, reason, object, message, time); none locally."""
+        self.get(name)
+        return []
+
     def snapshot_of(self, name: str) -> Path | None:
         """The kept code snapshot of a job, for ``rerun``; None where the backend keeps none locally."""
         return None

@@ -22,6 +22,8 @@ from . import rbac
 from .profiles import WORKSPACE_MOUNT, profile_list
 
 PART_OF = {"app.kubernetes.io/part-of": "dlw"}
+# Served by every Kueue release so far; newer ones also serve v1beta2 (same shape for what DLW writes).
+KUEUE_API = "kueue.x-k8s.io/v1beta1"
 
 
 class _Dumper(yaml.SafeDumper):
@@ -87,7 +89,7 @@ def volcano_queues(ws: Workspace) -> list[dict[str, Any]]:
 
 def kueue_queues(ws: Workspace, namespaces: list[str]) -> list[dict[str, Any]]:
     """One ResourceFlavor, a ClusterQueue per queue (GPU nominal quota), a LocalQueue per namespace."""
-    out: list[dict[str, Any]] = [{"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "ResourceFlavor",
+    out: list[dict[str, Any]] = [{"apiVersion": KUEUE_API, "kind": "ResourceFlavor",
                                   "metadata": {"name": "dlw-default", "labels": dict(PART_OF)}, "spec": {}}]
     big = "1000000"  # Kueue needs a number; a queue without a cap gets an unreachable one
     for q in ws.queues:
@@ -97,7 +99,7 @@ def kueue_queues(ws: Workspace, namespaces: list[str]) -> list[dict[str, Any]]:
             {"name": "nvidia.com/gpu", "nominalQuota": str(q.gpus) if q.gpus is not None else big},
         ]
         out.append({
-            "apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "ClusterQueue",
+            "apiVersion": KUEUE_API, "kind": "ClusterQueue",
             "metadata": {"name": q.name, "labels": dict(PART_OF)},
             "spec": {
                 "namespaceSelector": {"matchLabels": dict(PART_OF)},
@@ -111,7 +113,7 @@ def kueue_queues(ws: Workspace, namespaces: list[str]) -> list[dict[str, Any]]:
 
 
 def local_queues(ws: Workspace, namespace: str) -> list[dict[str, Any]]:
-    return [{"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "LocalQueue",
+    return [{"apiVersion": KUEUE_API, "kind": "LocalQueue",
              "metadata": {"name": q.name, "namespace": namespace, "labels": dict(PART_OF)},
              "spec": {"clusterQueue": q.name}} for q in ws.queues]
 

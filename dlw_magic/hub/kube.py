@@ -155,7 +155,7 @@ class DLWKubeSpawner(KubeSpawner):
             "Role": rbac_api.create_namespaced_role,
             "RoleBinding": rbac_api.create_namespaced_role_binding,
             "LocalQueue": lambda ns, obj: custom.create_namespaced_custom_object(
-                "kueue.x-k8s.io", "v1beta1", ns, "localqueues", obj),
+                *obj["apiVersion"].split("/"), ns, "localqueues", obj),
         }
         for obj in objects:
             try:
