@@ -15,6 +15,8 @@ python -m pip install -q -e ".[test]"
 # npm packages: the JupyterLab extension, built into dlw_magic/labextension/ (jlpm ships with JupyterLab).
 (cd labextension && jlpm install --immutable >/dev/null && jlpm build:prod >/dev/null)
 jupyter server extension enable --sys-prefix dlw_magic >/dev/null 2>&1 || true
+# configurable-http-proxy for the local JupyterHub (`dlw hub`), pinned in hub_config/package-lock.json.
+npm ci --prefix hub_config --no-audit --no-fund >/dev/null
 
 ruff check .
 (cd labextension && jlpm lint:check && jlpm test --silent)

@@ -232,18 +232,25 @@ NAMESPACE_RESOURCES = [
 ]
 
 
-def test_spawn_sets_up_the_users_namespace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("queue_system", ["volcano", "kueue"])
+def test_spawn_sets_up_the_users_namespace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, queue_system: str) -> None:
     """Against kmock's KubernetesEmulator: the hub's requests create the notebook's ServiceAccount, Role,
-    RoleBinding, the GPU quota, the admin YAML ConfigMap, the home PVC and the pod in the user's namespace.
-    (kmock cannot create cluster-scoped Namespaces, so KubeSpawner's own namespace POST is not exercised.)"""
+    RoleBinding, the GPU quota, the admin YAML ConfigMap (and Kueue LocalQueues), the home PVC and the pod in
+    the user's namespace. (kmock cannot create cluster-scoped Namespaces, so KubeSpawner's own namespace
+    POST is not exercised.)"""
     from dlw_magic.hub.kube import DLWKubeSpawner
     from tests.k8s_emulator import KubeEmulator
 
-    with KubeEmulator(tmp_path, namespace="dlw-alice", resources=NAMESPACE_RESOURCES) as kube:
+    data = yaml.safe_load(WORKSPACES[0].read_text())
+    data["queueSystem"] = queue_system
+    ws_file = tmp_path / "workspace.yaml"
+    ws_file.write_text(yaml.safe_dump(data))
+    resources = [*NAMESPACE_RESOURCES, "kueue.x-k8s.io/v1beta1/localqueues"]
+    with KubeEmulator(tmp_path, namespace="dlw-alice", resources=resources) as kube:
         point_kubeconfig(kube.kubeconfig, monkeypatch)
 
         async def spawn() -> None:
-            c = hub_config(WORKSPACES[0])
+            c = hub_config(ws_file)
             c.KubeSpawner.k8s_api_host = kube.url
             spawner = DLWKubeSpawner(_mock=True, config=c, user=User("alice"), hub=Hub())
             await spawner.ensure_user_objects()
@@ -256,7 +263,7 @@ def test_spawn_sets_up_the_users_namespace(tmp_path: Path, monkeypatch: pytest.M
         asyncio.run(spawn())
 
         def names(path: str) -> list[str]:
-            return [i["metadata"]["name"] for i in kube._call("GET", path)["items"]]
+            return sorted(i["metadata"]["name"] for i in kube._call("GET", path)["items"])
 
         ns = "api/v1/namespaces/dlw-alice"
         assert names(f"{ns}/serviceaccounts") == ["dlw-notebook"]
@@ -265,7 +272,9 @@ def test_spawn_sets_up_the_users_namespace(tmp_path: Path, monkeypatch: pytest.M
         (quota,) = kube._call("GET", f"{ns}/resourcequotas")["items"]
         assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "8"}
         cm = kube._call("GET", f"{ns}/configmaps/dlw-workspace")
-        assert cm["data"]["workspace.yaml"] == WORKSPACES[0].read_text()
+        assert cm["data"]["workspace.yaml"] == ws_file.read_text()
+        queues = names("apis/kueue.x-k8s.io/v1beta1/namespaces/dlw-alice/localqueues")
+        assert queues == (["default", "research"] if queue_system == "kueue" else [])
         assert names(f"{ns}/persistentvolumeclaims") == ["claim-alice"]
         (pod,) = kube._call("GET", f"{ns}/pods")["items"]
         assert pod["spec"]["serviceAccountName"] == "dlw-notebook"
