@@ -11,25 +11,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from labserver import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, jupyter_lab, need_chromium
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 BUILT = ROOT / "dlw_magic" / "labextension"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
 
 
 @dataclass
@@ -53,13 +43,8 @@ class Lab:
             return json.loads(r.read())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
+# Module scope: torn down with its test module, so later tests start with no server or browser.
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if not (BUILT / "package.json").is_file():
         pytest.fail(f"{BUILT} is not built: run `cd labextension && jlpm install && jlpm build`")
@@ -76,7 +61,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
     )
     token = "e2e-" + os.urandom(8).hex()
-    port = _free_port()
     env = {
         **os.environ,
         "DLW_HOME": str(base / "dlw-home"),
@@ -84,43 +68,23 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         "JUPYTER_CONFIG_DIR": str(config),
         "JUPYTER_DATA_DIR": str(base / "data"),
         "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     env.pop("JUPYTERHUB_USER", None)
     log = base / "lab.log"
-    cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--allow-root", "--no-browser", f"--port={port}",
-        "--ip=127.0.0.1", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
-        "--ServerApp.jpserver_extensions=dlw_magic=True", f"--LabApp.extra_labextensions_path={exts}",
-    ]
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+    extra = ["--ServerApp.jpserver_extensions=dlw_magic=True", f"--LabApp.extra_labextensions_path={exts}"]
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}api/status?token={token}", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"jupyter lab did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.3)
-        yield Lab(url=url, token=token, root=root, dlw_home=base / "dlw-home", log=log)
+        with jupyter_lab(root, token, env, log, *extra) as url:
+            yield Lab(url=url, token=token, root=root, dlw_home=base / "dlw-home", log=log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(log, ARTIFACTS / "jupyterlab.log")
 
 
-@pytest.fixture(scope="session")
+# Module scope matters: sync Playwright keeps an event loop running in the main thread while it lives,
+# and asyncio.run() in any later test would fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("needs Debian's chromium (apt-get install -y chromium)")
+    need_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,20 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from labserver import ARTIFACTS, ROOT, free_port
 from playwright.sync_api import Page, expect
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 BUILT = ROOT / "dlw_magic" / "labextension"
 PASSWORD = "e2e-horse-battery"
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(480)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -57,7 +49,7 @@ def hub(tmp_path: Path) -> Iterator[str]:
     (exts / "dlw-labextension").symlink_to(BUILT)
     shutil.copytree(ROOT / "examples", alice / "examples")
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "DLW_HOME": str(home), "DLW_HUB_PASSWORD": PASSWORD, "DLW_BACKEND": "local"}
     env.pop("DLW_WORKSPACE_CONFIG", None)
