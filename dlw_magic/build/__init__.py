@@ -1,0 +1,96 @@
+"""Build an image for a job (``build: true`` / ``dlw train --build``) and return the reference to run.
+
+Builders, in the order tried: the cluster's (a Kaniko Job in the user's namespace, when a cluster is
+configured: in a notebook pod or with DLW_KUBECONFIG), then a local ``docker`` or ``podman`` whose engine
+answers. ``DLW_BUILDER=kaniko|docker|podman`` forces one. No builder: a DLWError that says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from ..backends.base import PreparedJob
+from ..errors import DLWError
+from .dockerfile import context_tarball, dockerfile, pinned_requirements, write_context
+
+__all__ = [
+    "build_image", "context_tarball", "dockerfile", "image_reference", "local_engine", "pinned_requirements",
+]
+
+
+def image_reference(prepared: PreparedJob, registry: str) -> str:
+    """``<registry>/<user>/<job>:<snapshot hash>``: a new tag per snapshot, one repository per job name."""
+    from ..workspace import safe_name
+
+    return f"{registry}/{safe_name(prepared.user)}/{prepared.spec.name}:{prepared.snapshot_hash.split(':')[-1][:16]}"
+
+
+def base_image(prepared: PreparedJob, ws: object) -> str:
+    from ..snapshot import current_image
+
+    return prepared.spec.build.base_image or prepared.spec.image or current_image() or ws.images.default  # type: ignore[attr-defined]
+
+
+def engine_answers(tool: str) -> bool:
+    """True when ``tool info`` succeeds: the client is installed *and* its engine runs."""
+    if shutil.which(tool) is None:
+        return False
+    try:
+        return subprocess.run([tool, "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def local_engine() -> str | None:
+    """``docker`` or ``podman`` when its engine answers (a client alone cannot build)."""
+    return next((tool for tool in ("docker", "podman") if engine_answers(tool)), None)
+
+
+def _cluster_configured() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get("DLW_KUBECONFIG"))
+
+
+def build_image(prepared: PreparedJob) -> str:
+    """Build and push the job's image; returns ``repo@sha256:...`` (or the pushed tag) to run."""
+    from ..render import load_workspace_arg
+
+    ws = load_workspace_arg(None)
+    base = base_image(prepared, ws)
+    ref = image_reference(prepared, ws.images.registry)
+    choice = os.environ.get("DLW_BUILDER")
+    if choice not in (None, "", "kaniko", "docker", "podman"):
+        raise DLWError(f"DLW_BUILDER={choice!r}: choose kaniko, docker or podman")
+    if choice == "kaniko" or (not choice and _cluster_configured()):
+        from .cluster import build_in_cluster
+
+        digest = build_in_cluster(prepared, ws, base, ref)
+    else:
+        tool = choice if choice and engine_answers(choice) else None if choice else local_engine()
+        if tool is None:
+            raise DLWError(
+                f"job {prepared.spec.name}: build: no image builder here: no {choice or 'docker/podman'} engine "
+                "answers and no cluster is configured (run from a DLW notebook pod or set DLW_KUBECONFIG), "
+                "or drop build to run on the notebook's image"
+            )
+        digest = _build_locally(tool, prepared, base, ref)
+    prepared.provenance["build"] = {"image": digest, "base": base}
+    prepared.provenance["code_in_image"] = True
+    return digest
+
+
+def _build_locally(tool: str, prepared: PreparedJob, base: str, ref: str) -> str:
+    with tempfile.TemporaryDirectory(prefix="dlw-build-") as tmp:
+        ctx = write_context(prepared, base, Path(tmp))
+        for argv in ([tool, "build", "-t", ref, str(ctx)], [tool, "push", ref]):
+            proc = subprocess.run(argv, capture_output=True, text=True)
+            if proc.returncode != 0:
+                last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["failed"]
+                raise DLWError(f"job {prepared.spec.name}: {' '.join(argv[:2])}: {last[0]}")
+        proc = subprocess.run([tool, "image", "inspect", ref, "--format", "{{index .RepoDigests 0}}"],
+                              capture_output=True, text=True)
+        return proc.stdout.strip() or ref
+
