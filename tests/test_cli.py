@@ -166,3 +166,18 @@ def test_parameter_types_survive_the_spec(dlw_home, tmp_path):
     spec = parse_spec({"name": "p", "source": {"notebook": "x.ipynb"}, "parameters": params})
     assert spec.parameters == params
     assert [type(v) for v in spec.parameters.values()] == [type(v) for v in params.values()]
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("env", {"1BAD": "x"}, "env: '1BAD' is not an environment variable name"),
+    ("resources", {"gpuResource": "amd.com/gpu"}, "resources.gpuResource: must be nvidia.com/gpu or a MIG"),
+    ("resources", {"memory": "4Gx"}, "resources.memory: '4Gx' is not a Kubernetes quantity"),
+    ("workers", 0, "workers: Input should be greater than or equal to 1"),
+])
+def test_bad_spec_fields_name_their_path(field, value, message):
+    from dlw_magic.errors import DLWError
+    from dlw_magic.spec import parse_spec
+
+    with pytest.raises(DLWError) as err:
+        parse_spec({"name": "p", "source": {"notebook": "x.ipynb"}, field: value}, "job.yaml")
+    assert str(err.value).startswith(f"job.yaml: {message}")

@@ -11,6 +11,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -28,6 +29,26 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Kubernetes resource quantities: "2", "500m", "4Gi", "1.5", "1e3".
 QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+GPU_RESOURCE = re.compile(r"^nvidia\.com/(gpu|mig-[0-9a-z.]+)$")
+
+
+def _env_names(env: dict[str, str]) -> dict[str, str]:
+    for key in env:
+        if not ENV_NAME.match(key):
+            raise ValueError(f"{key!r} is not an environment variable name")
+    return env
+
+
+def _gpu_resource(name: str) -> str:
+    if not GPU_RESOURCE.match(name):
+        raise ValueError("must be nvidia.com/gpu or a MIG resource such as nvidia.com/mig-1g.10gb")
+    return name
+
+
+# Shared with the admin YAML (dlw_magic.workspace), so jobs and notebook profiles check them alike.
+EnvMap = Annotated[dict[str, str], AfterValidator(_env_names)]
+GpuResourceName = Annotated[str, AfterValidator(_gpu_resource)]
 
 Engine = Literal["job", "volcano", "pytorchjob"]
 # Strict members: with plain `bool` first, pydantic would turn 1, 1.0 and "1" into True.
@@ -97,7 +118,9 @@ class Resources(_Model):
 
     gpus: int = Field(0, ge=0, le=64)
     gpu_type: str | None = Field(None, description="Node label nvidia.com/gpu.product, e.g. NVIDIA-H100-80GB-HBM3")
-    gpu_resource: str = Field("nvidia.com/gpu", description="Extended resource name; MIG: nvidia.com/mig-1g.10gb")
+    gpu_resource: GpuResourceName = Field(
+        "nvidia.com/gpu", description="Extended resource name; MIG: nvidia.com/mig-1g.10gb"
+    )
     cpu: str | None = None
     memory: str | None = None
     shm: str | None = Field(None, description="Size of /dev/shm (a memory-backed emptyDir).")
@@ -106,13 +129,6 @@ class Resources(_Model):
     @classmethod
     def _quantity(cls, v: Any) -> str | None:
         return check_quantity(v)
-
-    @field_validator("gpu_resource")
-    @classmethod
-    def _gpu_resource(cls, v: str) -> str:
-        if not re.match(r"^nvidia\.com/(gpu|mig-[0-9a-z.]+)$", v):
-            raise ValueError("must be nvidia.com/gpu or a MIG resource such as nvidia.com/mig-1g.10gb")
-        return v
 
 
 class VolumeRef(_Model):
@@ -170,7 +186,7 @@ class TrainingJob(_Model):
     queue: str | None = None
     priority: int | str | None = Field(None, description="A priority class name or an integer.")
     volumes: list[VolumeRef] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
+    env: EnvMap = Field(default_factory=dict)
     secrets: list[SecretRef] = Field(default_factory=list)
     retries: int = Field(0, ge=0, le=100)
     timeout: int | None = Field(None, description="Seconds, or a duration such as 30m, 2h.")
@@ -193,14 +209,6 @@ class TrainingJob(_Model):
     @classmethod
     def _build_shorthand(cls, v: Any) -> Any:
         return {"enabled": v} if isinstance(v, bool) else v
-
-    @field_validator("env")
-    @classmethod
-    def _env(cls, v: dict[str, str]) -> dict[str, str]:
-        for key in v:
-            if not ENV_NAME.match(key):
-                raise ValueError(f"{key!r} is not an environment variable name")
-        return v
 
     @model_validator(mode="after")
     def _unique_volumes(self) -> TrainingJob:

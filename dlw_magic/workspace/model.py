@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..errors import DLWError
-from ..spec.model import ENV_NAME, check_quantity, parse_duration
+from ..spec.model import EnvMap, GpuResourceName, check_quantity, parse_duration
 from .base import WsModel, abs_path, label
 from .catalogue import (  # noqa: F401 - re-exported: the catalogue is part of the workspace model
     BlobAuth,
@@ -30,9 +30,6 @@ from .catalogue import (  # noqa: F401 - re-exported: the catalogue is part of t
     VolumeDef,
 )
 from .names import safe_name
-
-GPU_RESOURCE = re.compile(r"^nvidia\.com/(gpu|mig-[0-9a-z.]+)$")
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Namespaces, images, hub
@@ -117,14 +114,14 @@ class Profile(WsModel):
         default_factory=lambda: [0], description="GPU counts a user can choose; the first is the default."
     )
     gpu_type: str | None = Field(None, description="Node label nvidia.com/gpu.product, e.g. NVIDIA-H100-80GB-HBM3.")
-    gpu_resource: str = "nvidia.com/gpu"
+    gpu_resource: GpuResourceName = "nvidia.com/gpu"
     cpu: Range = Field(default_factory=Range)
     memory: Range = Field(default_factory=Range)
     groups: list[str] = Field(default_factory=list, description="Groups allowed to use it; empty = everyone.")
     volumes: list[str] = Field(default_factory=list, description="Catalogue volumes mounted besides the home.")
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
+    env: EnvMap = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -138,21 +135,6 @@ class Profile(WsModel):
             raise ValueError("give at least one GPU count (0 for a CPU profile)")
         if len(set(v)) != len(v):
             raise ValueError("GPU counts listed twice")
-        return v
-
-    @field_validator("gpu_resource")
-    @classmethod
-    def _gpu_resource(cls, v: str) -> str:
-        if not GPU_RESOURCE.match(v):
-            raise ValueError("must be nvidia.com/gpu or a MIG resource such as nvidia.com/mig-1g.10gb")
-        return v
-
-    @field_validator("env")
-    @classmethod
-    def _env(cls, v: dict[str, str]) -> dict[str, str]:
-        for key in v:
-            if not ENV_NAME.match(key):
-                raise ValueError(f"{key!r} is not an environment variable name")
         return v
 
     @property
