@@ -304,12 +304,11 @@ def test_every_parameters_cell_gets_its_overrides(tmp_path: Path) -> None:
     assert read_parameters(path) == {"lr": 0.1, "epochs": 4}
 
 
-def test_conversion_never_imports_nbformat_or_the_ipython_package(tmp_path: Path) -> None:
-    # `dlw train` pays for every import: json for the notebook, IPython's transformer module alone.
+def _imports_after_converting(path: Path) -> str:
+    """Convert in a fresh interpreter; report whether `!echo` became a shell call and what got imported."""
     import subprocess
     import sys
 
-    path = write_nb(tmp_path, [code("x = 1\n"), code("!echo hi\n%time y = 2\n")])
     probe = (
         "import sys; from pathlib import Path; from dlw_magic.convert import convert_notebook; "
         f"script = convert_notebook(Path({str(path)!r}), {{}}).script; "
@@ -318,4 +317,18 @@ def test_conversion_never_imports_nbformat_or_the_ipython_package(tmp_path: Path
     )
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=60)
-    assert result.stdout == "True []\n", result.stderr
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_plain_python_notebooks_convert_without_ipython_or_nbformat(tmp_path: Path) -> None:
+    # `dlw train` pays for every import: a notebook of plain Python needs json and nothing more.
+    assert _imports_after_converting(write_nb(tmp_path, [code("x = 1\n"), code("print(x)\n")])) == "False []\n"
+
+
+def test_magics_convert_without_nbformat_or_nbconvert(tmp_path: Path) -> None:
+    # IPython's transformer is loaded alone where IPython allows it (8.x); 9.x's needs the package.
+    path = write_nb(tmp_path, [code("x = 1\n"), code("!echo hi\n%time y = 2\n")])
+    out = _imports_after_converting(path)
+    assert out.startswith("True [")
+    assert "nbformat" not in out and "nbconvert" not in out
