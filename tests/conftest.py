@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+# pytest-jupyter's real Jupyter server, for the REST handler and magic tests.
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
@@ -25,6 +28,12 @@ def dlw_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     backends._cache.clear()
     yield home
     backends._cache.clear()
+
+
+@pytest.fixture
+def jp_server_config() -> dict[str, Any]:
+    """Servers started by pytest-jupyter load DLW's server extension, as an installed one does."""
+    return {"ServerApp": {"jpserver_extensions": {"dlw_magic": True}}}
 
 
 def write_notebook(path: Path, cells: list[str | tuple[str, list[str]]], kernel: str = "python3") -> Path:

@@ -16,18 +16,7 @@ from tornado.httpclient import HTTPClientError
 
 from dlw_magic.server import HANDLERS, JOB_NAME
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
-
-@pytest.fixture
-def jp_server_config():
-    return {"ServerApp": {"jpserver_extensions": {"dlw_magic": True}}}
-
-
-@pytest.fixture(autouse=True)
-def _dlw_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("DLW_HOME", str(tmp_path / "dlw-home"))
-    monkeypatch.setenv("DLW_BACKEND", "local")
+pytestmark = pytest.mark.usefixtures("dlw_home")  # every test gets its own DLW data directory
 
 
 def _example_url(pattern: str) -> str:

@@ -9,26 +9,7 @@ import time
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from dlw_magic.backends import _cache
-
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
-pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-def jp_server_config():
-    return {"ServerApp": {"jpserver_extensions": {"dlw_magic": True}}}
-
-
-@pytest.fixture(autouse=True)
-def _dlw_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("DLW_HOME", str(tmp_path / "dlw-home"))
-    monkeypatch.setenv("DLW_BACKEND", "local")
-    monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
-    _cache.clear()
-    yield
-    _cache.clear()
+pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("dlw_home")]
 
 
 @pytest.fixture
