@@ -14,7 +14,9 @@ from __future__ import annotations
 import __future__
 
 import ast
+import atexit
 import builtins
+import gc
 import inspect
 import linecache
 import os
@@ -85,6 +87,21 @@ def start_shell(module: types.ModuleType) -> None:
     InteractiveShell.instance(config=config, user_module=module)  # puts get_ipython into the namespace
 
 
+def release_globals(module: types.ModuleType) -> None:
+    """Drop the notebook's globals, newest first, and collect them.
+
+    Runs from atexit after the notebook's own handlers (it is registered before any cell runs, and
+    atexit is last-in, first-out), while the interpreter is whole: a DDP model still holding its gloo
+    group, or a file never closed, is released here in order rather than during interpreter teardown,
+    where C++ destructors racing with the runtime's own shutdown can abort a rank
+    ("terminate called without an active exception") after a job has finished its work.
+    """
+    namespace = module.__dict__
+    for name in reversed([k for k in namespace if not (k.startswith("__") and k.endswith("__"))]):
+        namespace.pop(name, None)
+    gc.collect()
+
+
 def run_cells(codes: list[types.CodeType], namespace: dict[str, Any]) -> None:
     loop = None
     for code in codes:
@@ -135,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exception(type(err), err, None)
         return 1
     module = main_module(script)
+    atexit.register(release_globals, module)
     try:
         if "get_ipython" in source:
             start_shell(module)

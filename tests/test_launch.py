@@ -150,3 +150,18 @@ def test_future_imports_apply_from_the_top_in_both_runners(tmp_path: Path) -> No
         result = launch(tmp_path, cells, plain=plain)
         assert result.returncode == 0, result.stderr
         assert result.stdout == "Undefined AlsoUndefined\n"
+
+
+def test_globals_are_released_after_the_notebooks_exit_handlers(tmp_path: Path) -> None:
+    # The notebook's atexit handlers still see its globals; afterwards its objects are finalized (and a
+    # file it never closed is flushed) while the interpreter is whole, not during its teardown.
+    cells = [
+        code("import atexit, sys\nclass Resource:\n    def __del__(self):\n"
+             "        print('released while finalizing:', sys.is_finalizing(), flush=True)\n"),
+        code("res = Resource()\nlog = open('unclosed.txt', 'w')\nlog.write('kept')\n"),
+        code("atexit.register(lambda: print('exit handler sees', type(res).__name__, flush=True))\n"),
+    ]
+    result = launch(tmp_path, cells)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == ["exit handler sees Resource", "released while finalizing: False"]
+    assert (tmp_path / "unclosed.txt").read_text() == "kept"
