@@ -9,9 +9,6 @@ from typing import Any
 
 import pytest
 
-# pytest-jupyter's real Jupyter server, for the REST handler and magic tests.
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
@@ -32,7 +29,11 @@ def dlw_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 @pytest.fixture
 def jp_server_config() -> dict[str, Any]:
-    """Servers started by pytest-jupyter load DLW's server extension, as an installed one does."""
+    """Servers started by pytest-jupyter load DLW's server extension, as an installed one does.
+
+    The plugin itself is enabled per module (``pytest_plugins``), not here: its event-loop fixture
+    would close the loop that the browser tests' Playwright runs.
+    """
     return {"ServerApp": {"jpserver_extensions": {"dlw_magic": True}}}
 
 

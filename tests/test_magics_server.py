@@ -19,6 +19,8 @@ from jupyter_client import BlockingKernelClient
 from dlw_magic import core
 from dlw_magic.backends import JobState
 
+pytest_plugins = ["pytest_jupyter.jupyter_server"]  # a real Jupyter server per test
+
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,6 +16,8 @@ from tornado.httpclient import HTTPClientError
 
 from dlw_magic.server import HANDLERS, JOB_NAME
 
+pytest_plugins = ["pytest_jupyter.jupyter_server"]  # a real Jupyter server per test
+
 pytestmark = pytest.mark.usefixtures("dlw_home")  # every test gets its own DLW data directory
 
 

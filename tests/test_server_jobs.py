@@ -9,6 +9,8 @@ import time
 import pytest
 from tornado.httpclient import HTTPClientError
 
+pytest_plugins = ["pytest_jupyter.jupyter_server"]  # a real Jupyter server per test
+
 pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("dlw_home")]
 
 

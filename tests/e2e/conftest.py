@@ -113,3 +113,16 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
+
+
+# pytest-jupyter's autouse fixtures reach these tests once a module enables the plugin. Its loop fixture
+# closes the current event loop at teardown, which here is the one Playwright's sync API keeps running;
+# the browser tests start their servers as processes, so both fixtures have nothing to do here.
+@pytest.fixture
+def jp_asyncio_loop():
+    yield None
+
+
+@pytest.fixture
+def jp_server_cleanup():
+    yield
