@@ -40,6 +40,19 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
+def wait_until_up(proc: subprocess.Popen, url: str, log: Path, what: str, timeout: float = 60) -> None:
+    """Poll ``url`` until it answers; fail with the log's tail if the process dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{what} did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+
+
 @contextlib.contextmanager
 def jupyter_lab(root: Path, token: str, env: dict[str, str], log: Path, *extra: str) -> Iterator[str]:
     """``jupyter lab`` serving ``root`` on a free loopback port; yields its base URL once it answers."""
@@ -53,15 +66,7 @@ def jupyter_lab(root: Path, token: str, env: dict[str, str], log: Path, *extra: 
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}api/status?token={token}", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"jupyter lab did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.3)
+        wait_until_up(proc, f"{url}api/status?token={token}", log, "jupyter lab")
         yield url
     finally:
         proc.terminate()

@@ -14,13 +14,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labserver import ARTIFACTS, ROOT, free_port
+from labserver import ARTIFACTS, ROOT, free_port, wait_until_up
 from playwright.sync_api import Page, expect
 
 BUILT = ROOT / "dlw_magic" / "labextension"
@@ -62,15 +60,7 @@ def hub(tmp_path: Path) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/hub/api", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"dlw hub did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.3)
+        wait_until_up(proc, f"{base}/hub/api", log, "dlw hub")
         yield base
     finally:
         if proc.poll() is None:
