@@ -93,9 +93,10 @@ def build_spec(
             raise DLWError(f"{target}: expected a .ipynb notebook, a .py script or a .yaml job spec")
     if not isinstance(data, dict):
         raise DLWError(f"{origin}: expected a mapping at the top level")
-    data.setdefault("name", name or default_name(_entry_of(data) or "job"))
     if name:
         data["name"] = name
+    else:
+        data.setdefault("name", default_name(_entry_of(data) or "job"))
     if workers is not None:
         data["workers"] = workers
     if params:
@@ -103,9 +104,9 @@ def build_spec(
     resources = dict(data.get("resources") or {})
     if gpus is not None:
         resources["gpus"] = gpus
-    if overrides.get("gpu_type") is not None:
-        resources["gpuType"] = overrides.pop("gpu_type")
-    overrides.pop("gpu_type", None)
+    gpu_type = overrides.pop("gpu_type", None)
+    if gpu_type is not None:
+        resources["gpuType"] = gpu_type
     if resources:
         data["resources"] = resources
     for key, value in overrides.items():

@@ -153,8 +153,10 @@ class Backend(ABC):
         """
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        """Cluster events of the job and its pods (type, reason, object, message, time); none locally."""
-        self.get(name)
+        """Cluster events of the job and its pods (type, reason, object, message, time); none locally.
+
+        Callers look the job up first (``get``), so an unknown name has already raised NotFound.
+        """
         return []
 
     def snapshot_of(self, name: str) -> Path | None:

@@ -114,29 +114,25 @@ class Store:
                 "SELECT id, gpus * workers AS need FROM jobs WHERE state = 'Queued' AND cancel_requested = 0 "
                 "ORDER BY priority DESC, created ASC"
             ).fetchall()
+            blocked = False  # set by the first GPU job that does not fit: GPU jobs behind it wait
+            start: list[int] | None = None
             for row in rows:
                 need = row["need"]
-                if need and need > len(free):
-                    break  # the first GPU job that does not fit blocks the GPU jobs behind it
-                take, free = free[:need], free[need:]
+                if need and (blocked or need > len(free)):
+                    blocked = True
+                    take = None
+                else:
+                    take, free = free[:need], free[need:]
                 if row["id"] == job_id:
-                    db.execute(
-                        "UPDATE jobs SET state = 'Running', started = ?, assigned_gpus = ? WHERE id = ?",
-                        (time.time(), json.dumps(take), job_id),
-                    )
-                    db.execute("COMMIT")
-                    return take
-            # Jobs needing no GPU are never held back by a blocked GPU job.
-            mine = db.execute("SELECT gpus FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if mine is not None and mine["gpus"] == 0:
+                    start = take
+                    break
+            if start is not None:
                 db.execute(
-                    "UPDATE jobs SET state = 'Running', started = ?, assigned_gpus = '[]' WHERE id = ? "
-                    "AND state = 'Queued' AND cancel_requested = 0", (time.time(), job_id),
+                    "UPDATE jobs SET state = 'Running', started = ?, assigned_gpus = ? WHERE id = ?",
+                    (time.time(), json.dumps(start), job_id),
                 )
-                db.execute("COMMIT")
-                return []
             db.execute("COMMIT")
-            return None
+            return start
         except BaseException:
             db.execute("ROLLBACK")
             raise
