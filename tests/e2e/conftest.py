@@ -1,8 +1,8 @@
 """A real JupyterLab (with the DLW server and lab extensions) and a real Chromium for the e2e tests.
 
 The lab server runs from a temporary root holding a copy of ``examples/``, with its own DLW_HOME and
-Jupyter dirs, and loads the lab extension straight from ``dlw_magic/labextension`` (built by
-``cd labextension && jlpm build``), so nothing needs installing. Screenshots go to
+Jupyter dirs, and the lab extension as the README's commands install it (linked into the project's
+virtualenv by ``scripts/env.sh``): what a user gets is what the browser sees. Screenshots go to
 ``tests/e2e/artifacts/`` (kept by CI).
 """
 
@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from labserver import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, jupyter_lab, need_chromium
-
-BUILT = ROOT / "dlw_magic" / "labextension"
+from labserver import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, jupyter_lab, need_chromium, need_installed_extension
 
 
 @dataclass
@@ -46,14 +44,10 @@ class Lab:
 # Module scope: torn down with its test module, so later tests start with no server or browser.
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if not (BUILT / "package.json").is_file():
-        pytest.fail(f"{BUILT} is not built: run `cd labextension && jlpm install && jlpm build`")
+    need_installed_extension()
     base = tmp_path_factory.mktemp("lab")
     root = base / "root"
     shutil.copytree(ROOT / "examples", root / "examples")
-    exts = base / "labextensions"
-    exts.mkdir()
-    (exts / "dlw-labextension").symlink_to(BUILT)
     # No announcement toast over the panel; everything else as a user gets it.
     config = base / "config"
     (config / "labconfig").mkdir(parents=True)
@@ -71,9 +65,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     }
     env.pop("JUPYTERHUB_USER", None)
     log = base / "lab.log"
-    extra = ["--ServerApp.jpserver_extensions=dlw_magic=True", f"--LabApp.extra_labextensions_path={exts}"]
     try:
-        with jupyter_lab(root, token, env, log, *extra) as url:
+        with jupyter_lab(root, token, env, log) as url:
             yield Lab(url=url, token=token, root=root, dlw_home=base / "dlw-home", log=log)
     finally:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

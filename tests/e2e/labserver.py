@@ -35,6 +35,14 @@ def need_chromium() -> None:
         pytest.skip("needs Debian's chromium (apt-get install -y chromium)")
 
 
+def need_installed_extension() -> None:
+    """Fail unless the DLW lab extension is installed and enabled where this Python's `jupyter` looks."""
+    out = subprocess.run([sys.executable, "-m", "jupyter", "labextension", "list"], capture_output=True, text=True)
+    line = next((ln for ln in (out.stdout + out.stderr).splitlines() if "dlw-labextension" in ln), "")
+    if "enabled" not in line or "OK" not in line:
+        pytest.fail(f"the DLW lab extension is not installed in {sys.prefix}: run `bash scripts/test.sh`")
+
+
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
