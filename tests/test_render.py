@@ -19,9 +19,11 @@ from k8s_schema import validate_objects
 
 from dlw_magic import snapshot
 from dlw_magic.backends.base import PreparedJob
+from dlw_magic.engines import get, names
 from dlw_magic.errors import DLWError
 from dlw_magic.render import render_objects, render_yaml
 from dlw_magic.render.policy import check_objects
+from dlw_magic.render.policy import pod_specs as policy_pod_specs
 from dlw_magic.spec import parse_spec
 from dlw_magic.workspace import load_workspace
 
@@ -60,14 +62,8 @@ def objects(project: Path, engine: str, **fields: Any) -> list[dict[str, Any]]:
 
 
 def pod_specs(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for obj in objs:
-        spec = obj.get("spec") or {}
-        if "template" in spec:
-            out.append(spec["template"]["spec"])
-        out += [t["template"]["spec"] for t in spec.get("tasks") or []]
-        out += [r["template"]["spec"] for r in (spec.get("pytorchReplicaSpecs") or {}).values()]
-    return out
+    """Every pod template, found where each engine says they are."""
+    return [pod for obj in objs for _, pod in policy_pod_specs(obj)]
 
 
 def env_of(pod: dict[str, Any]) -> dict[str, Any]:
@@ -76,16 +72,27 @@ def env_of(pod: dict[str, Any]) -> dict[str, Any]:
 
 # -- golden cases: every engine, 1 and 3 workers, GPUs and none, every volume kind -------------------------
 
+ENGINES = names()
+
+
+def _full(engine: str, workers: int) -> dict[str, Any]:
+    """Every option at once, less what the engine refuses (see test_engine_refuses_what_it_cannot_run)."""
+    fields: dict[str, Any] = {
+        "resources": {"gpus": 2, "gpuType": "NVIDIA-H100-80GB-HBM3", "memory": "64Gi", "cpu": "16", "shm": "16Gi"},
+        "volumes": ALL_VOLUMES, "queue": "research", "priority": "dlw-high", "retries": 2, "timeout": "4h",
+        "secrets": [{"env": "WANDB_API_KEY", "secret": "wandb", "key": "token"}], "env": {"EPOCHS": "3"},
+    }
+    if workers > 1 and not get(engine).restarts_all_ranks:
+        del fields["retries"]
+    if engine == "volcano":
+        del fields["timeout"]
+    return fields
+
+
 CASES = {
     f"{engine}-{workers}w-{'gpu' if gpus else 'cpu'}": (engine, {
-        "workers": workers,
-        **({"resources": {"gpus": gpus, "gpuType": "NVIDIA-H100-80GB-HBM3", "memory": "64Gi", "cpu": "16",
-                          "shm": "16Gi"},
-            "volumes": ALL_VOLUMES, "queue": "research", "priority": "dlw-high", "retries": 2, "timeout": "4h",
-            "secrets": [{"env": "WANDB_API_KEY", "secret": "wandb", "key": "token"}], "env": {"EPOCHS": "3"}}
-           if gpus else {}),
-    })
-    for engine in ("job", "volcano", "pytorchjob") for workers in (1, 3) for gpus in (0, 2)
+        "workers": workers, **(_full(engine, workers) if gpus else {})})
+    for engine in ENGINES for workers in (1, 3) for gpus in (0, 2)
 }
 CASES["pytorchjob-2w-mig-torchrun"] = ("pytorchjob", {
     "workers": 2, "processesPerWorker": 4, "resources": {"gpus": 4, "gpuResource": "nvidia.com/mig-1g.10gb"}})
@@ -112,7 +119,7 @@ def test_default_engine_comes_from_the_spec(project: Path) -> None:
 
 
 def test_every_object_is_labelled_and_in_the_users_namespace(project: Path) -> None:
-    for engine in ("job", "volcano", "pytorchjob"):
+    for engine in ENGINES:
         for obj in objects(project, engine, workers=3):
             meta = obj["metadata"]
             assert meta["namespace"] == "dlw-alice"
@@ -121,10 +128,10 @@ def test_every_object_is_labelled_and_in_the_users_namespace(project: Path) -> N
 
 
 def test_job_engine_multi_worker_rendezvous(project: Path) -> None:
-    cm, job, svc = objects(project, "job", workers=3, retries=4, timeout="1h")
+    cm, job, svc = objects(project, "job", workers=3, timeout="1h")
     spec = job["spec"]
     assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 3, 3)
-    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"]) == (4, 3600)
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"]) == (0, 3600)
     assert spec["ttlSecondsAfterFinished"] > 0 and spec["podFailurePolicy"]["rules"]
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["subdomain"] == svc["metadata"]["name"] == "golden"
@@ -156,12 +163,12 @@ def test_volcano_gang_tasks_and_policies(project: Path) -> None:
 
 
 def test_pytorchjob_replicas_and_run_policy(project: Path) -> None:
-    pt = objects(project, "pytorchjob", workers=3, processesPerWorker=2, queue="research", retries=1,
-                 timeout=600)[-1]["spec"]
+    pt = objects(project, "pytorchjob", workers=3, processesPerWorker=2, queue="research", timeout=600)[-1]["spec"]
     assert pt["nprocPerNode"] == "2"
     assert {k: v["replicas"] for k, v in pt["pytorchReplicaSpecs"].items()} == {"Master": 1, "Worker": 2}
+    assert {v["restartPolicy"] for v in pt["pytorchReplicaSpecs"].values()} == {"Never"}
     rp = pt["runPolicy"]
-    assert (rp["cleanPodPolicy"], rp["backoffLimit"], rp["activeDeadlineSeconds"]) == ("Running", 1, 600)
+    assert (rp["cleanPodPolicy"], rp["backoffLimit"], rp["activeDeadlineSeconds"]) == ("Running", 0, 600)
     assert rp["schedulingPolicy"] == {"queue": "research", "minAvailable": 3, "priorityClass": "dlw-normal"}
     container = pt["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]
     assert container["name"] == "pytorch" and container["ports"][0]["name"] == "pytorchjob-port"
@@ -179,7 +186,7 @@ def test_gpus_limits_node_selector_and_toleration(project: Path) -> None:
 
 
 def test_no_gpu_pod_cannot_see_the_nodes_gpus(project: Path) -> None:
-    for engine in ("job", "volcano", "pytorchjob"):
+    for engine in ENGINES:
         for pod in pod_specs(objects(project, engine, workers=3)):
             assert env_of(pod)["NVIDIA_VISIBLE_DEVICES"] == "void"
             assert "nvidia.com/gpu" not in str(pod["containers"][0]["resources"])
@@ -365,7 +372,7 @@ def test_unknown_priority_queue_and_engine_are_refused(project: Path) -> None:
      "hostPath /mnt/scratch/../../etc refused"),
 ])
 def test_policy_refuses_what_no_job_may_do(project: Path, change: Any, message: str) -> None:
-    for engine in ("job", "volcano", "pytorchjob"):
+    for engine in ENGINES:
         objs = copy.deepcopy(objects(project, engine, workers=3))
         for pod in pod_specs(objs):
             change(pod)

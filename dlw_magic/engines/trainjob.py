@@ -57,7 +57,8 @@ class TrainJobEngine(Engine):
             "failurePolicy": {
                 "maxRestarts": spec.retries,
                 # A missing command (the Job failed by its pod failure policy) fails at once.
-                "rules": [{"action": "FailJobSet", "onJobFailureReasons": ["PodFailurePolicy"]}],
+                "rules": [{"name": "missing-command", "action": "FailJobSet",
+                           "onJobFailureReasons": ["PodFailurePolicy"]}],
             },
             "ttlSecondsAfterFinished": ctx.ttl_seconds,
         }
