@@ -385,3 +385,107 @@ def test_policy_refuses_objects_outside_the_namespace(project: Path) -> None:
     objs[0]["metadata"]["namespace"] = "default"
     with pytest.raises(DLWError, match="namespace 'default' refused"):
         check_objects(objs, "dlw-alice", [])
+
+
+# -- what each engine's controller accepts, refused up front in one line -------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["volcano", "pytorchjob", "trainjob"])
+def test_names_must_start_with_a_letter_where_a_service_is_made_from_them(project: Path, engine: str) -> None:
+    with pytest.raises(DLWError, match=rf"job 01-mnist: name: the {engine} engine needs .*DNS-1035.*nb-01-mnist"):
+        objects(project, engine, name="01-mnist")
+
+
+def test_job_engine_takes_a_digit_first_name_with_a_lettered_service(project: Path) -> None:
+    cm, job, svc = objects(project, "job", name="01-mnist", workers=2)
+    assert job["metadata"]["name"] == "01-mnist" and svc["metadata"]["name"] == "dlw-01-mnist"
+    assert job["spec"]["template"]["spec"]["subdomain"] == "dlw-01-mnist"
+
+
+def test_generated_names_suit_every_engine() -> None:
+    from dlw_magic.core import default_name
+
+    name = default_name("notebooks/01_mnist.ipynb")
+    assert name.startswith("nb-01-mnist-") and name[0].isalpha()
+    assert default_name("digits_ddp.ipynb").startswith("digits-ddp-")
+    for engine in ENGINES:
+        get(engine).check_name(name)  # no DLWError
+
+
+@pytest.mark.parametrize("engine", ["job", "pytorchjob"])
+def test_retries_of_several_workers_need_an_engine_that_restarts_all_ranks(project: Path, engine: str) -> None:
+    with pytest.raises(DLWError, match=rf"retries: the {engine} engine restarts a failed rank alone.*"
+                                       "--engine volcano or trainjob"):
+        objects(project, engine, workers=2, retries=1)
+    single = objects(project, engine, retries=3)[-1]["spec"]
+    assert single.get("backoffLimit", single.get("runPolicy", {}).get("backoffLimit")) == 3
+
+
+def test_pytorchjob_retries_by_exit_code(project: Path) -> None:
+    pt = objects(project, "pytorchjob", retries=2)[-1]["spec"]
+    assert pt["pytorchReplicaSpecs"]["Master"]["restartPolicy"] == "ExitCode"
+    assert pt["runPolicy"]["backoffLimit"] == 2
+
+
+def test_volcano_refuses_a_timeout_that_each_restart_would_renew(project: Path) -> None:
+    with pytest.raises(DLWError, match="timeout: a Volcano Job has no job-wide deadline"):
+        objects(project, "volcano", workers=2, retries=1, timeout="1h")
+    vc = objects(project, "volcano", workers=2, timeout="1h")[-1]["spec"]
+    assert {"event": "PodFailed", "action": "TerminateJob"} in vc["policies"]
+    assert {t["template"]["spec"]["activeDeadlineSeconds"] for t in vc["tasks"]} == {3600}
+
+
+def test_a_kueue_queue_is_not_a_volcano_queue(project: Path, tmp_path: Path) -> None:
+    data = yaml.safe_load(Path(WORKSPACE).read_text())
+    data["queueSystem"] = "kueue"
+    ws = tmp_path / "kueue.yaml"
+    ws.write_text(yaml.safe_dump(data))
+    vc = render_objects(prepare(project, queue="research"), "volcano", workspace=str(ws))[-1]
+    assert vc["spec"]["queue"] == "default"
+
+
+def test_trainjob_runs_on_its_own_runtime_and_restarts_all_ranks(project: Path) -> None:
+    cm, train, runtime = objects(project, "trainjob", workers=3, processesPerWorker=2, retries=2, timeout="2h")
+    spec = train["spec"]
+    assert spec["runtimeRef"] == {"apiGroup": "trainer.kubeflow.org", "kind": "TrainingRuntime", "name": "golden"}
+    assert spec["trainer"] == {"numNodes": 3, "numProcPerNode": 2}
+    assert spec["activeDeadlineSeconds"] == 7200  # one deadline for the whole job
+    assert runtime["metadata"]["name"] == "golden" and runtime["spec"]["mlPolicy"]["torch"] == {}
+    jobset = runtime["spec"]["template"]["spec"]
+    assert jobset["failurePolicy"]["maxRestarts"] == 2  # JobSet recreates every rank together
+    [node] = jobset["replicatedJobs"]
+    assert node["name"] == "node" and node["template"]["spec"]["backoffLimit"] == 0
+    pod = node["template"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["name"] == "node" and pod["restartPolicy"] == "Never"
+    env = env_of(pod)
+    assert env["DLW_NODE_RANK_FROM"] == "PET_NODE_RANK" and "MASTER_ADDR" not in env  # Trainer injects PET_*
+
+
+def test_engines_from_other_packages_register_by_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            project: Path) -> None:
+    import importlib
+
+    from dlw_magic import engines
+
+    pkg = tmp_path / "site"
+    (pkg / "myengine.py").parent.mkdir()
+    (pkg / "myengine.py").write_text(
+        "from dlw_magic.engines.job import JobEngine\n"
+        "class Mine(JobEngine):\n    name = 'mine'\nENGINE = Mine()\n")
+    dist = pkg / "myengine-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: myengine\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[dlw_magic.engines]\nmine = myengine:ENGINE\n")
+    monkeypatch.syspath_prepend(str(pkg))
+    importlib.invalidate_caches()
+    engines._registry.cache_clear()
+    try:
+        assert engines.names()[-1] == "mine"
+        job = objects(project, "mine")[-1]
+        assert job["metadata"]["labels"]["dlw.dev/engine"] == "mine"
+        assert parse_spec({"name": "x", "source": {"script": "train.py"}, "engine": "mine"}).engine == "mine"
+    finally:
+        monkeypatch.undo()
+        engines._registry.cache_clear()
+    with pytest.raises(DLWError, match="engine: 'mine' is not an engine"):
+        parse_spec({"name": "x", "source": {"script": "train.py"}, "engine": "mine"})
