@@ -58,7 +58,13 @@ def _engine(name: str) -> str:
     return name
 
 
-Engine = Annotated[str, AfterValidator(_engine)]
+def _engine_choices(schema: dict[str, Any]) -> None:
+    from ..engines import names
+
+    schema["enum"] = names()  # the JSON schema (and the lab's types) list what is registered
+
+
+Engine = Annotated[str, AfterValidator(_engine), Field(json_schema_extra=_engine_choices)]
 # Strict members: with plain `bool` first, pydantic would turn 1, 1.0 and "1" into True.
 ParamValue = Annotated[
     StrictBool | StrictInt | StrictFloat | StrictStr | list[Any] | dict[str, Any] | None,
