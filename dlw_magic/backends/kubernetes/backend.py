@@ -21,14 +21,14 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from ... import engines
-from ...engines.base import Engine
+from ...engines.base import Engine, ts
 from ...errors import Conflict, DLWError, NotFound
 from ...render.context import SPEC_ANNOTATION
 from ...spec import TrainingJob
 from ..base import Backend, GpuInfo, JobInfo, JobState, LogChunk, PreparedJob
 from .api import Api, api_client, api_error, pod_namespace
 from .logs import follow_logs, read_logs
-from .status import job_status, ts
+from .status import job_status
 
 PROVENANCE_ANNOTATION = "dlw.dev/provenance"
 ROLE_LABEL = "dlw.dev/role"

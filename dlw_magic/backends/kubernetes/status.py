@@ -13,7 +13,7 @@ from typing import Any
 from ...engines.base import Engine, Status, ts
 from ..base import JobState
 
-__all__ = ["Status", "job_status", "pod_problem", "ts"]
+__all__ = ["job_status", "pod_problem"]
 
 PULL_ERRORS = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
 CONFIG_ERRORS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
