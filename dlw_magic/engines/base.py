@@ -91,7 +91,7 @@ class Engine(ABC):
     # Names end up as Service names (DNS-1035: a letter first) and pod host names.
     name_rule: re.Pattern[str] = DNS_1035
     name_rule_text = "lower-case letters, digits and '-', starting with a letter (DNS-1035)"
-    max_name_length = 50  # leaves room for the suffixes controllers add to pod and host names
+    max_name_length = 52  # host names <name>-worker-<i> (Volcano), <name>-node-0-<i> (JobSet) stay under 63
     # Whether a retry restarts every rank together (a lone restarted rank cannot rejoin a static rendezvous).
     restarts_all_ranks = True
 
