@@ -33,8 +33,11 @@ def current_user() -> str:
 
 
 def default_name(entry: str | Path) -> str:
-    """``digits_ddp.ipynb`` -> ``digits-ddp-x7k2q``: a valid, almost surely unused job name."""
+    """``digits_ddp.ipynb`` -> ``digits-ddp-x7k2q``, ``01_mnist.ipynb`` -> ``nb-01-mnist-x7k2q``: a name
+    every engine accepts, almost surely unused."""
     stem = re.sub(r"[^a-z0-9]+", "-", Path(entry).stem.lower()).strip("-")[:40] or "job"
+    if not stem[0].isalpha():  # `01_mnist`: Services and most controllers need a letter first (DNS-1035)
+        stem = f"nb-{stem}"
     alphabet = "bcdfghjklmnpqrstvwxz2456789"
     return f"{stem}-{''.join(secrets.choice(alphabet) for _ in range(5))}"
 

@@ -21,6 +21,7 @@ import yaml
 RESOURCES = [
     "v1/pods", "v1/configmaps", "v1/services", "v1/events",
     "batch/v1/jobs", "batch.volcano.sh/v1alpha1/jobs", "kubeflow.org/v1/pytorchjobs",
+    "trainer.kubeflow.org/v1alpha1/trainjobs", "trainer.kubeflow.org/v1alpha1/trainingruntimes",
 ]
 PLURALS = {
     ("v1", "Pod"): "api/v1/namespaces/{ns}/pods",
@@ -30,6 +31,9 @@ PLURALS = {
     ("batch/v1", "Job"): "apis/batch/v1/namespaces/{ns}/jobs",
     ("batch.volcano.sh/v1alpha1", "Job"): "apis/batch.volcano.sh/v1alpha1/namespaces/{ns}/jobs",
     ("kubeflow.org/v1", "PyTorchJob"): "apis/kubeflow.org/v1/namespaces/{ns}/pytorchjobs",
+    ("trainer.kubeflow.org/v1alpha1", "TrainJob"): "apis/trainer.kubeflow.org/v1alpha1/namespaces/{ns}/trainjobs",
+    ("trainer.kubeflow.org/v1alpha1", "TrainingRuntime"):
+        "apis/trainer.kubeflow.org/v1alpha1/namespaces/{ns}/trainingruntimes",
 }
 
 
@@ -155,6 +159,8 @@ def _template_labels(job: dict[str, Any]) -> dict[str, str]:
         return dict(spec["template"]["metadata"]["labels"])
     if "tasks" in spec:
         return dict(spec["tasks"][0]["template"]["metadata"]["labels"])
+    if "runtimeRef" in spec:  # a TrainJob: its pods carry the labels of the runtime's pod template
+        return {k: v for k, v in job["metadata"]["labels"].items()} | {"dlw.dev/role": "node"}
     first = next(iter(spec["pytorchReplicaSpecs"].values()))
     return dict(first["template"]["metadata"]["labels"])
 

@@ -69,6 +69,7 @@ def test_notebook_role_allows_jobs_in_its_namespace_only() -> None:
     allowed = {(g, r): set(rule["verbs"]) for rule in role["rules"]
                for g in rule["apiGroups"] for r in rule["resources"]}
     for key in [("batch", "jobs"), ("batch.volcano.sh", "jobs"), ("kubeflow.org", "pytorchjobs"),
+                ("trainer.kubeflow.org", "trainjobs"), ("trainer.kubeflow.org", "trainingruntimes"),
                 ("", "services"), ("", "configmaps")]:
         assert {"create", "list", "watch", "delete"} <= allowed[key]
     assert {"list", "watch", "delete"} <= allowed[("", "pods")] and "create" not in allowed[("", "pods")]

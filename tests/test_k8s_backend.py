@@ -25,6 +25,8 @@ from dlw_magic.errors import Conflict, DLWError, NotFound
 JOB = ("batch/v1", "Job")
 VOLCANO = ("batch.volcano.sh/v1alpha1", "Job")
 PYTORCH = ("kubeflow.org/v1", "PyTorchJob")
+TRAINJOB = ("trainer.kubeflow.org/v1alpha1", "TrainJob")
+RUNTIME = ("trainer.kubeflow.org/v1alpha1", "TrainingRuntime")
 CM = ("v1", "ConfigMap")
 SVC = ("v1", "Service")
 
@@ -50,7 +52,7 @@ def kube(env: None, tmp_path: Path):
         # Everything dlw created must be a valid manifest (statuses are the tests' own doing).
         created = [
             {key: value for key, value in obj.items() if key != "status"}
-            for kind in (JOB, VOLCANO, PYTORCH, CM, SVC) for obj in k.items(kind)
+            for kind in (JOB, VOLCANO, PYTORCH, TRAINJOB, RUNTIME, CM, SVC) for obj in k.items(kind)
         ]
         validate_objects(created)
 
@@ -214,7 +216,7 @@ def test_oomkilled_names_the_rank_and_the_memory_limit(backend, kube, script):
 
 
 def test_evicted_pod_explains_a_restart(backend, kube, script):
-    submit(backend, script, workers=3, retries=2)
+    submit(backend, script, workers=3)
     job = kube.get(JOB, "demo")
     kube.add_pod(job, "demo-1-x", {"phase": "Failed", "reason": "Evicted",
                                    "message": "The node was low on resource: ephemeral-storage."},
@@ -302,12 +304,53 @@ def test_pytorchjob_conditions(backend, kube, script, cond, state):
     assert backend.get("demo").state == state
 
 
+def test_trainjob_runtime_exists_before_the_trainjob_and_goes_with_it(backend, kube, script):
+    info = submit(backend, script, engine="trainjob", workers=2, retries=1)
+    assert (info.engine, info.workers, info.state) == ("trainjob", 2, JobState.QUEUED)
+    created = [path.rsplit("/", 1)[-1] for method, path, _ in kube.requests() if method == "POST"]
+    assert created.index("trainingruntimes") < created.index("trainjobs")  # the webhook resolves runtimeRef
+    train, runtime = kube.get(TRAINJOB, "demo"), kube.get(RUNTIME, "demo")
+    assert train["spec"]["runtimeRef"]["name"] == runtime["metadata"]["name"] == "demo"
+    assert runtime["spec"]["template"]["spec"]["failurePolicy"]["maxRestarts"] == 1
+    assert [j.name for j in backend.list_jobs()] == ["demo"]  # the runtime is no job of its own
+    info = core.cancel("demo", backend=backend)
+    assert info.state == JobState.CANCELLED
+    assert kube.items(TRAINJOB) == [] and kube.items(RUNTIME) == [] and kube.items(CM) == []
+
+
+@pytest.mark.parametrize(("status", "state", "reason"), [
+    ({"conditions": [{"type": "Created", "status": "True", "reason": "JobsCreated"}]}, JobState.QUEUED, None),
+    ({"conditions": [{"type": "Suspended", "status": "True", "reason": "Suspended", "message": "by Kueue"}]},
+     JobState.QUEUED, "Suspended"),
+    ({"jobsStatus": [{"name": "node", "active": 2, "ready": 0, "succeeded": 0, "failed": 0, "suspended": 0}]},
+     JobState.RUNNING, None),
+    ({"conditions": [{"type": "Complete", "status": "True", "reason": "JobsCompleted"}]}, JobState.SUCCEEDED, None),
+    ({"conditions": [{"type": "Failed", "status": "True", "reason": "JobsFailed", "message": "node failed"}]},
+     JobState.FAILED, "JobsFailed"),
+])
+def test_trainjob_conditions(backend, kube, script, status, state, reason):
+    submit(backend, script, engine="trainjob", workers=2)
+    kube.set_status(TRAINJOB, "demo", status)
+    info = backend.get("demo")
+    assert (info.state, info.reason) == (state, reason)
+
+
+def test_the_build_job_is_not_a_training_job(backend, kube, script):
+    submit(backend, script, name="demo")
+    build = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "demo-build", "labels": {
+        **kube.get(JOB, "demo")["metadata"]["labels"], "dlw.dev/role": "build"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "kaniko", "image": "kaniko"}],
+                                       "restartPolicy": "Never"}}}}
+    kube.create(build)
+    assert [j.name for j in backend.list_jobs()] == ["demo"]
+
+
 # -- logs --------------------------------------------------------------------------------------------------
 
 
 def _three_ranks(backend, kube, script, engine: str = "job"):
     submit(backend, script, engine=engine, workers=3)
-    kind = {"job": JOB, "volcano": VOLCANO, "pytorchjob": PYTORCH}[engine]
+    kind = {"job": JOB, "volcano": VOLCANO, "pytorchjob": PYTORCH, "trainjob": TRAINJOB}[engine]
     job = kube.get(kind, "demo")
     for rank in range(3):
         if engine == "job":
@@ -316,6 +359,9 @@ def _three_ranks(backend, kube, script, engine: str = "job"):
             task, idx = ("master", 0) if rank == 0 else ("worker", rank - 1)
             name, labels = f"demo-{task}-{idx}", {}
             ann = {"volcano.sh/task-spec": task, "volcano.sh/task-index": str(idx)}
+        elif engine == "trainjob":  # JobSet's Job "<job>-node-0": its pods' completion index is the rank
+            name, ann = f"demo-node-0-{rank}-x", {}
+            labels = {"jobset.sigs.k8s.io/job-index": "0", "batch.kubernetes.io/job-completion-index": str(rank)}
         else:
             role, idx = ("master", 0) if rank == 0 else ("worker", rank - 1)
             name, ann = f"demo-{role}-{idx}", {}
@@ -325,7 +371,7 @@ def _three_ranks(backend, kube, script, engine: str = "job"):
     return kind
 
 
-@pytest.mark.parametrize("engine", ["job", "volcano", "pytorchjob"])
+@pytest.mark.parametrize("engine", ["job", "volcano", "pytorchjob", "trainjob"])
 def test_logs_of_every_rank(backend, kube, script, engine):
     _three_ranks(backend, kube, script, engine)
     lines = list(core.log_lines("demo", backend=backend))

@@ -19,9 +19,11 @@ from k8s_schema import validate_objects
 
 from dlw_magic import snapshot
 from dlw_magic.backends.base import PreparedJob
+from dlw_magic.engines import get, names
 from dlw_magic.errors import DLWError
 from dlw_magic.render import render_objects, render_yaml
 from dlw_magic.render.policy import check_objects
+from dlw_magic.render.policy import pod_specs as policy_pod_specs
 from dlw_magic.spec import parse_spec
 from dlw_magic.workspace import load_workspace
 
@@ -60,14 +62,8 @@ def objects(project: Path, engine: str, **fields: Any) -> list[dict[str, Any]]:
 
 
 def pod_specs(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for obj in objs:
-        spec = obj.get("spec") or {}
-        if "template" in spec:
-            out.append(spec["template"]["spec"])
-        out += [t["template"]["spec"] for t in spec.get("tasks") or []]
-        out += [r["template"]["spec"] for r in (spec.get("pytorchReplicaSpecs") or {}).values()]
-    return out
+    """Every pod template, found where each engine says they are."""
+    return [pod for obj in objs for _, pod in policy_pod_specs(obj)]
 
 
 def env_of(pod: dict[str, Any]) -> dict[str, Any]:
@@ -76,16 +72,27 @@ def env_of(pod: dict[str, Any]) -> dict[str, Any]:
 
 # -- golden cases: every engine, 1 and 3 workers, GPUs and none, every volume kind -------------------------
 
+ENGINES = names()
+
+
+def _full(engine: str, workers: int) -> dict[str, Any]:
+    """Every option at once, less what the engine refuses (see test_engine_refuses_what_it_cannot_run)."""
+    fields: dict[str, Any] = {
+        "resources": {"gpus": 2, "gpuType": "NVIDIA-H100-80GB-HBM3", "memory": "64Gi", "cpu": "16", "shm": "16Gi"},
+        "volumes": ALL_VOLUMES, "queue": "research", "priority": "dlw-high", "retries": 2, "timeout": "4h",
+        "secrets": [{"env": "WANDB_API_KEY", "secret": "wandb", "key": "token"}], "env": {"EPOCHS": "3"},
+    }
+    if workers > 1 and not get(engine).restarts_all_ranks:
+        del fields["retries"]
+    if engine == "volcano":
+        del fields["timeout"]
+    return fields
+
+
 CASES = {
     f"{engine}-{workers}w-{'gpu' if gpus else 'cpu'}": (engine, {
-        "workers": workers,
-        **({"resources": {"gpus": gpus, "gpuType": "NVIDIA-H100-80GB-HBM3", "memory": "64Gi", "cpu": "16",
-                          "shm": "16Gi"},
-            "volumes": ALL_VOLUMES, "queue": "research", "priority": "dlw-high", "retries": 2, "timeout": "4h",
-            "secrets": [{"env": "WANDB_API_KEY", "secret": "wandb", "key": "token"}], "env": {"EPOCHS": "3"}}
-           if gpus else {}),
-    })
-    for engine in ("job", "volcano", "pytorchjob") for workers in (1, 3) for gpus in (0, 2)
+        "workers": workers, **(_full(engine, workers) if gpus else {})})
+    for engine in ENGINES for workers in (1, 3) for gpus in (0, 2)
 }
 CASES["pytorchjob-2w-mig-torchrun"] = ("pytorchjob", {
     "workers": 2, "processesPerWorker": 4, "resources": {"gpus": 4, "gpuResource": "nvidia.com/mig-1g.10gb"}})
@@ -112,7 +119,7 @@ def test_default_engine_comes_from_the_spec(project: Path) -> None:
 
 
 def test_every_object_is_labelled_and_in_the_users_namespace(project: Path) -> None:
-    for engine in ("job", "volcano", "pytorchjob"):
+    for engine in ENGINES:
         for obj in objects(project, engine, workers=3):
             meta = obj["metadata"]
             assert meta["namespace"] == "dlw-alice"
@@ -121,10 +128,10 @@ def test_every_object_is_labelled_and_in_the_users_namespace(project: Path) -> N
 
 
 def test_job_engine_multi_worker_rendezvous(project: Path) -> None:
-    cm, job, svc = objects(project, "job", workers=3, retries=4, timeout="1h")
+    cm, job, svc = objects(project, "job", workers=3, timeout="1h")
     spec = job["spec"]
     assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 3, 3)
-    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"]) == (4, 3600)
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"]) == (0, 3600)
     assert spec["ttlSecondsAfterFinished"] > 0 and spec["podFailurePolicy"]["rules"]
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["subdomain"] == svc["metadata"]["name"] == "golden"
@@ -156,12 +163,12 @@ def test_volcano_gang_tasks_and_policies(project: Path) -> None:
 
 
 def test_pytorchjob_replicas_and_run_policy(project: Path) -> None:
-    pt = objects(project, "pytorchjob", workers=3, processesPerWorker=2, queue="research", retries=1,
-                 timeout=600)[-1]["spec"]
+    pt = objects(project, "pytorchjob", workers=3, processesPerWorker=2, queue="research", timeout=600)[-1]["spec"]
     assert pt["nprocPerNode"] == "2"
     assert {k: v["replicas"] for k, v in pt["pytorchReplicaSpecs"].items()} == {"Master": 1, "Worker": 2}
+    assert {v["restartPolicy"] for v in pt["pytorchReplicaSpecs"].values()} == {"Never"}
     rp = pt["runPolicy"]
-    assert (rp["cleanPodPolicy"], rp["backoffLimit"], rp["activeDeadlineSeconds"]) == ("Running", 1, 600)
+    assert (rp["cleanPodPolicy"], rp["backoffLimit"], rp["activeDeadlineSeconds"]) == ("Running", 0, 600)
     assert rp["schedulingPolicy"] == {"queue": "research", "minAvailable": 3, "priorityClass": "dlw-normal"}
     container = pt["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]
     assert container["name"] == "pytorch" and container["ports"][0]["name"] == "pytorchjob-port"
@@ -179,7 +186,7 @@ def test_gpus_limits_node_selector_and_toleration(project: Path) -> None:
 
 
 def test_no_gpu_pod_cannot_see_the_nodes_gpus(project: Path) -> None:
-    for engine in ("job", "volcano", "pytorchjob"):
+    for engine in ENGINES:
         for pod in pod_specs(objects(project, engine, workers=3)):
             assert env_of(pod)["NVIDIA_VISIBLE_DEVICES"] == "void"
             assert "nvidia.com/gpu" not in str(pod["containers"][0]["resources"])
@@ -365,7 +372,7 @@ def test_unknown_priority_queue_and_engine_are_refused(project: Path) -> None:
      "hostPath /mnt/scratch/../../etc refused"),
 ])
 def test_policy_refuses_what_no_job_may_do(project: Path, change: Any, message: str) -> None:
-    for engine in ("job", "volcano", "pytorchjob"):
+    for engine in ENGINES:
         objs = copy.deepcopy(objects(project, engine, workers=3))
         for pod in pod_specs(objs):
             change(pod)
@@ -378,3 +385,107 @@ def test_policy_refuses_objects_outside_the_namespace(project: Path) -> None:
     objs[0]["metadata"]["namespace"] = "default"
     with pytest.raises(DLWError, match="namespace 'default' refused"):
         check_objects(objs, "dlw-alice", [])
+
+
+# -- what each engine's controller accepts, refused up front in one line -------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["volcano", "pytorchjob", "trainjob"])
+def test_names_must_start_with_a_letter_where_a_service_is_made_from_them(project: Path, engine: str) -> None:
+    with pytest.raises(DLWError, match=rf"job 01-mnist: name: the {engine} engine needs .*DNS-1035.*nb-01-mnist"):
+        objects(project, engine, name="01-mnist")
+
+
+def test_job_engine_takes_a_digit_first_name_with_a_lettered_service(project: Path) -> None:
+    cm, job, svc = objects(project, "job", name="01-mnist", workers=2)
+    assert job["metadata"]["name"] == "01-mnist" and svc["metadata"]["name"] == "dlw-01-mnist"
+    assert job["spec"]["template"]["spec"]["subdomain"] == "dlw-01-mnist"
+
+
+def test_generated_names_suit_every_engine() -> None:
+    from dlw_magic.core import default_name
+
+    name = default_name("notebooks/01_mnist.ipynb")
+    assert name.startswith("nb-01-mnist-") and name[0].isalpha()
+    assert default_name("digits_ddp.ipynb").startswith("digits-ddp-")
+    for engine in ENGINES:
+        get(engine).check_name(name)  # no DLWError
+
+
+@pytest.mark.parametrize("engine", ["job", "pytorchjob"])
+def test_retries_of_several_workers_need_an_engine_that_restarts_all_ranks(project: Path, engine: str) -> None:
+    with pytest.raises(DLWError, match=rf"retries: the {engine} engine restarts a failed rank alone.*"
+                                       "--engine volcano or trainjob"):
+        objects(project, engine, workers=2, retries=1)
+    single = objects(project, engine, retries=3)[-1]["spec"]
+    assert single.get("backoffLimit", single.get("runPolicy", {}).get("backoffLimit")) == 3
+
+
+def test_pytorchjob_retries_by_exit_code(project: Path) -> None:
+    pt = objects(project, "pytorchjob", retries=2)[-1]["spec"]
+    assert pt["pytorchReplicaSpecs"]["Master"]["restartPolicy"] == "ExitCode"
+    assert pt["runPolicy"]["backoffLimit"] == 2
+
+
+def test_volcano_refuses_a_timeout_that_each_restart_would_renew(project: Path) -> None:
+    with pytest.raises(DLWError, match="timeout: a Volcano Job has no job-wide deadline"):
+        objects(project, "volcano", workers=2, retries=1, timeout="1h")
+    vc = objects(project, "volcano", workers=2, timeout="1h")[-1]["spec"]
+    assert {"event": "PodFailed", "action": "TerminateJob"} in vc["policies"]
+    assert {t["template"]["spec"]["activeDeadlineSeconds"] for t in vc["tasks"]} == {3600}
+
+
+def test_a_kueue_queue_is_not_a_volcano_queue(project: Path, tmp_path: Path) -> None:
+    data = yaml.safe_load(Path(WORKSPACE).read_text())
+    data["queueSystem"] = "kueue"
+    ws = tmp_path / "kueue.yaml"
+    ws.write_text(yaml.safe_dump(data))
+    vc = render_objects(prepare(project, queue="research"), "volcano", workspace=str(ws))[-1]
+    assert vc["spec"]["queue"] == "default"
+
+
+def test_trainjob_runs_on_its_own_runtime_and_restarts_all_ranks(project: Path) -> None:
+    cm, train, runtime = objects(project, "trainjob", workers=3, processesPerWorker=2, retries=2, timeout="2h")
+    spec = train["spec"]
+    assert spec["runtimeRef"] == {"apiGroup": "trainer.kubeflow.org", "kind": "TrainingRuntime", "name": "golden"}
+    assert spec["trainer"] == {"numNodes": 3, "numProcPerNode": 2}
+    assert spec["activeDeadlineSeconds"] == 7200  # one deadline for the whole job
+    assert runtime["metadata"]["name"] == "golden" and runtime["spec"]["mlPolicy"]["torch"] == {}
+    jobset = runtime["spec"]["template"]["spec"]
+    assert jobset["failurePolicy"]["maxRestarts"] == 2  # JobSet recreates every rank together
+    [node] = jobset["replicatedJobs"]
+    assert node["name"] == "node" and node["template"]["spec"]["backoffLimit"] == 0
+    pod = node["template"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["name"] == "node" and pod["restartPolicy"] == "Never"
+    env = env_of(pod)
+    assert env["DLW_NODE_RANK_FROM"] == "PET_NODE_RANK" and "MASTER_ADDR" not in env  # Trainer injects PET_*
+
+
+def test_engines_from_other_packages_register_by_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            project: Path) -> None:
+    import importlib
+
+    from dlw_magic import engines
+
+    pkg = tmp_path / "site"
+    (pkg / "myengine.py").parent.mkdir()
+    (pkg / "myengine.py").write_text(
+        "from dlw_magic.engines.job import JobEngine\n"
+        "class Mine(JobEngine):\n    name = 'mine'\nENGINE = Mine()\n")
+    dist = pkg / "myengine-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: myengine\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[dlw_magic.engines]\nmine = myengine:ENGINE\n")
+    monkeypatch.syspath_prepend(str(pkg))
+    importlib.invalidate_caches()
+    engines._registry.cache_clear()
+    try:
+        assert engines.names()[-1] == "mine"
+        job = objects(project, "mine")[-1]
+        assert job["metadata"]["labels"]["dlw.dev/engine"] == "mine"
+        assert parse_spec({"name": "x", "source": {"script": "train.py"}, "engine": "mine"}).engine == "mine"
+    finally:
+        monkeypatch.undo()
+        engines._registry.cache_clear()
+    with pytest.raises(DLWError, match="engine: 'mine' is not an engine"):
+        parse_spec({"name": "x", "source": {"script": "train.py"}, "engine": "mine"})

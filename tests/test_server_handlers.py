@@ -139,7 +139,7 @@ def test_options_without_workspace_config_are_empty_with_a_reason(api, api_error
     data = json.loads((api("dlw/api/options")).body)
     assert data["volumes"] == [] and data["queues"] == []
     assert "missing.yaml" in data["reason"]
-    assert data["engines"] == ["job", "volcano", "pytorchjob"]
+    assert data["engines"] == ["job", "volcano", "pytorchjob", "trainjob"]
 
 
 def test_parameters_prefill_reads_the_parameters_cell(api, api_error, jp_root_dir):

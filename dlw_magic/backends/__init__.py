@@ -1,23 +1,39 @@
 """Backends by name, imported only when used (papermill-style registry).
 
 ``local`` runs jobs as processes on this machine (the embedded default); ``kubernetes`` submits the
-rendered manifests to a cluster. A new backend registers here; nothing else changes.
+rendered manifests to a cluster. Another package adds one with an entry point in the
+``dlw_magic.backends`` group (``name = "mypkg.backend:MyBackend"``, a ``Backend`` subclass); built-ins
+keep their names.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+from importlib.metadata import entry_points
 
 from ..errors import DLWError
 from .base import Backend, GpuInfo, JobInfo, JobState, LogChunk, PreparedJob
 
-__all__ = ["Backend", "GpuInfo", "JobInfo", "JobState", "LogChunk", "PreparedJob", "get_backend"]
+__all__ = ["Backend", "GpuInfo", "JobInfo", "JobState", "LogChunk", "PreparedJob", "backend_names", "get_backend"]
 
 BACKENDS: dict[str, str] = {
     "local": "dlw_magic.backends.local:LocalBackend",
     "kubernetes": "dlw_magic.backends.kubernetes:KubernetesBackend",
 }
+ENTRY_POINT_GROUP = "dlw_magic.backends"
+
+
+def _targets() -> dict[str, str]:
+    """Built-ins, then what installed packages register (a built-in keeps its name)."""
+    found = dict(BACKENDS)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def backend_names() -> list[str]:
+    return list(_targets())
 
 _cache: dict[tuple[str, tuple], Backend] = {}
 
@@ -36,9 +52,10 @@ def get_backend(name: str | None = None, **options: str) -> Backend:
     name = name or default_backend_name()
     key = (name, tuple(sorted(options.items())))
     if key not in _cache:
-        target = BACKENDS.get(name)
+        targets = _targets()
+        target = targets.get(name)
         if target is None:
-            raise DLWError(f"backend {name!r} is unknown (choose from {', '.join(BACKENDS)})")
+            raise DLWError(f"backend {name!r} is unknown (choose from {', '.join(targets)})")
         module, cls = target.split(":")
         try:
             backend_cls = getattr(importlib.import_module(module), cls)

@@ -1,7 +1,7 @@
 """What a notebook may do in Kubernetes, as manifests (plain dicts).
 
 The notebook's ServiceAccount gets a namespaced Role: create/get/list/watch/delete the job kinds DLW
-renders (batch Jobs, Volcano Jobs, PyTorchJobs) and their Services and ConfigMaps; read and delete pods,
+renders (each engine lists its own kinds) and their Services and ConfigMaps; read and delete pods,
 read logs and events. Nothing cluster-wide, no Secrets, no RBAC objects, so a notebook cannot widen its
 own rights. With per-user namespaces this confines each user to their own jobs; a shared namespace
 cannot (Kubernetes RBAC does not filter by label) and is documented as such.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..engines import all_engines
 from ..workspace import Workspace
 
 WORKSPACE_CONFIGMAP = "dlw-workspace"
@@ -19,9 +20,7 @@ JOB_VERBS = ["create", "get", "list", "watch", "delete", "patch"]
 READ_VERBS = ["get", "list", "watch"]
 
 NOTEBOOK_RULES: list[dict[str, Any]] = [
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": JOB_VERBS},
-    {"apiGroups": ["batch.volcano.sh"], "resources": ["jobs"], "verbs": JOB_VERBS},
-    {"apiGroups": ["kubeflow.org"], "resources": ["pytorchjobs"], "verbs": JOB_VERBS},
+    *(rule for engine in all_engines() for rule in engine.rbac_rules()),
     {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": JOB_VERBS},
     {"apiGroups": [""], "resources": ["pods"], "verbs": [*READ_VERBS, "delete"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get", "list"]},

@@ -1,41 +1,26 @@
-"""Render a prepared job into Kubernetes objects for one engine (papermill-style registry).
+"""Render a prepared job into Kubernetes objects for one engine (``dlw_magic.engines``).
 
-``job`` (batch/v1 Job), ``volcano`` (Volcano Job, gang-scheduled) and ``pytorchjob`` (Kubeflow) each live
-in one module with ``render(ctx) -> list[dict]`` and their API coordinates; a new engine registers
-here and nothing else changes. Every render ends in ``policy.check_objects``: what leaves this package
+This package builds what every engine shares (the context, the pod template, the code ConfigMap) and
+asks the engine for the rest. Every render ends in ``policy.check_objects``: what leaves this package
 is confined to the user's namespace and the admin's catalogue.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-from types import ModuleType
 from typing import Any
 
 import yaml
 
+from .. import engines
 from ..backends.base import PreparedJob
 from ..errors import DLWError
 from .code import CONFIGMAP_MAX_BYTES, code_source, config_map, encoded_size
 from .context import KUEUE_QUEUE_LABEL, SPEC_ANNOTATION, CodeSource, RenderContext, job_id_for
 from .policy import check_objects
 
-__all__ = ["ENGINES", "engine_module", "objects_for", "render_context", "render_objects", "render_yaml", "to_yaml"]
-
-ENGINES: dict[str, str] = {
-    "job": "dlw_magic.render.job",
-    "volcano": "dlw_magic.render.volcano",
-    "pytorchjob": "dlw_magic.render.pytorchjob",
-}
-
-
-def engine_module(name: str) -> ModuleType:
-    target = ENGINES.get(name)
-    if target is None:
-        raise DLWError(f"engine {name!r} is unknown (choose from {', '.join(ENGINES)})")
-    return importlib.import_module(target)
+__all__ = ["objects_for", "render_context", "render_objects", "render_yaml", "to_yaml"]
 
 
 def load_workspace_arg(workspace: Any = None) -> Any:
@@ -92,7 +77,7 @@ def render_context(
 ) -> RenderContext:
     ws = load_workspace_arg(workspace)
     engine = engine or prepared.spec.engine
-    engine_module(engine)
+    engines.get(engine)  # an unknown engine fails here, in one line
     ns = user_namespace(ws, prepared.user, namespace)
     in_image = bool(prepared.provenance.get("code_in_image"))
     size = 0 if in_image else encoded_size(prepared.snapshot_dir)
@@ -123,7 +108,9 @@ def render_objects(
 
 
 def objects_for(ctx: RenderContext) -> list[dict[str, Any]]:
-    objects = engine_module(ctx.engine).render(ctx)
+    engine = engines.get(ctx.engine)
+    engine.check(ctx)
+    objects = engine.render(ctx)
     # The spec rides on the job object, so `dlw list/rerun` work for jobs applied with kubectl too.
     objects[0]["metadata"]["annotations"][SPEC_ANNOTATION] = json.dumps(
         {**ctx.spec.to_yaml_dict(), "engine": ctx.engine}, separators=(",", ":"), sort_keys=True)

@@ -16,6 +16,9 @@ node = int(found[0] if found else 0) + int(e.get("DLW_NODE_RANK_OFFSET", "0"))
 nodes, procs = int(e["DLW_WORKERS"]), int(e["DLW_PROCS_PER_WORKER"])
 argv = sys.argv[1:]
 e["NODE_RANK"] = str(node)
+for k in ("MASTER_ADDR", "MASTER_PORT"):  # Kubeflow Trainer sets only the PET_* (torchrun) names
+    if not e.get(k) and e.get("PET_" + k):
+        e[k] = e["PET_" + k]
 if procs == 1:
     e.update(RANK=str(node), WORLD_SIZE=str(nodes), LOCAL_RANK="0", LOCAL_WORLD_SIZE="1")
     os.execvp(argv[0], argv)

@@ -12,6 +12,7 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
+from .. import engines
 from ..errors import DLWError
 
 # Volume sources a job may use; anything else (secret, hostPath outside the allowlist, csi inline...) is refused.
@@ -19,17 +20,28 @@ ALLOWED_VOLUME_SOURCES = {"emptyDir", "configMap", "persistentVolumeClaim", "hos
 
 
 def pod_specs(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, pod spec) for every pod template inside a Job, Volcano Job or PyTorchJob."""
-    spec = obj.get("spec") or {}
-    kind = obj.get("kind")
-    if kind == "Pod":
-        yield "spec", spec
-    if "template" in spec:
-        yield "spec.template.spec", (spec["template"].get("spec") or {})
-    for i, task in enumerate(spec.get("tasks") or []):
-        yield f"spec.tasks[{i}].template.spec", ((task.get("template") or {}).get("spec") or {})
-    for role, rs in (spec.get("pytorchReplicaSpecs") or {}).items():
-        yield f"spec.pytorchReplicaSpecs.{role}.template.spec", ((rs.get("template") or {}).get("spec") or {})
+    """(where, pod spec) for every pod template inside an object: its engine knows where they live;
+    for any other kind, every mapping with ``containers`` is taken for a pod spec (nothing slips by)."""
+    if obj.get("apiVersion") == "v1" and obj.get("kind") == "Pod":
+        yield "spec", obj.get("spec") or {}
+        return
+    engine = engines.for_kind(obj.get("apiVersion"), obj.get("kind"))
+    if engine is not None:
+        yield from engine.pod_specs(obj)
+    else:
+        yield from _anywhere(obj.get("spec"), "spec")
+
+
+def _anywhere(value: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(value, dict):
+        if isinstance(value.get("containers"), list):
+            yield where, value
+            return
+        for key, item in value.items():
+            yield from _anywhere(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _anywhere(item, f"{where}[{i}]")
 
 
 def _under(path: str, prefixes: list[str]) -> bool:

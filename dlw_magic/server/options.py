@@ -6,15 +6,15 @@ the lists are empty and ``reason`` says why, so the dialog shows that instead of
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Any
 
+from ..engines import names
 from ..errors import DLWError
-from ..spec.model import Engine
 
 
 def job_options() -> dict[str, Any]:
     result: dict[str, Any] = {
-        "engines": list(get_args(Engine)), "volumes": [], "queues": [], "priorityClasses": [],
+        "engines": names(), "volumes": [], "queues": [], "priorityClasses": [],
         "profiles": [], "queueSystem": None, "reason": None,
     }
     try:

@@ -50,7 +50,21 @@ def _gpu_resource(name: str) -> str:
 EnvMap = Annotated[dict[str, str], AfterValidator(_env_names)]
 GpuResourceName = Annotated[str, AfterValidator(_gpu_resource)]
 
-Engine = Literal["job", "volcano", "pytorchjob"]
+def _engine(name: str) -> str:
+    from ..engines import names  # the registry (built-ins and entry points); imported late: it renders
+
+    if name not in names():
+        raise ValueError(f"{name!r} is not an engine (choose from {', '.join(names())})")
+    return name
+
+
+def _engine_choices(schema: dict[str, Any]) -> None:
+    from ..engines import names
+
+    schema["enum"] = names()  # the JSON schema (and the lab's types) list what is registered
+
+
+Engine = Annotated[str, AfterValidator(_engine), Field(json_schema_extra=_engine_choices)]
 # Strict members: with plain `bool` first, pydantic would turn 1, 1.0 and "1" into True.
 ParamValue = Annotated[
     StrictBool | StrictInt | StrictFloat | StrictStr | list[Any] | dict[str, Any] | None,

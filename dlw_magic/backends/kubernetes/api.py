@@ -19,16 +19,26 @@ from ...errors import DLWError
 
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
-# (apiVersion, kind) -> (group, version, plural): every kind DLW creates or reads, all namespaced
-KINDS: dict[tuple[str, str], tuple[str, str, str]] = {
+# (apiVersion, kind) -> (group, version, plural) of the core kinds; engines add their own (``coordinates``)
+CORE_KINDS: dict[tuple[str, str], tuple[str, str, str]] = {
     ("v1", "ConfigMap"): ("", "v1", "configmaps"),
     ("v1", "Service"): ("", "v1", "services"),
     ("v1", "Pod"): ("", "v1", "pods"),
     ("v1", "Event"): ("", "v1", "events"),
-    ("batch/v1", "Job"): ("batch", "v1", "jobs"),
-    ("batch.volcano.sh/v1alpha1", "Job"): ("batch.volcano.sh", "v1alpha1", "jobs"),
-    ("kubeflow.org/v1", "PyTorchJob"): ("kubeflow.org", "v1", "pytorchjobs"),
 }
+
+
+def coordinates(kind: tuple[str, str]) -> tuple[str, str, str]:
+    """(group, version, plural) of a core kind or of any kind a registered engine renders."""
+    if kind in CORE_KINDS:
+        return CORE_KINDS[kind]
+    from ...engines import all_engines
+
+    for engine in all_engines():
+        for k in engine.kinds():
+            if k.key == kind:
+                return k.group, k.version, k.plural
+    raise DLWError(f"kubernetes: {kind[1]} ({kind[0]}) is not a kind DLW knows")
 
 
 def api_client(kubeconfig: str | None = None) -> client.ApiClient:
@@ -96,27 +106,27 @@ class Api:
         return json.loads(data) if data else None
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
-        group, version, plural = KINDS[(obj["apiVersion"], obj["kind"])]
+        group, version, plural = coordinates((obj["apiVersion"], obj["kind"]))
         return self.call("POST", self._path(group, version, plural, obj["metadata"]["namespace"]), obj)
 
     def read(self, kind: tuple[str, str], namespace: str, name: str) -> dict[str, Any]:
-        return self.call("GET", self._path(*KINDS[kind], namespace, name))
+        return self.call("GET", self._path(*coordinates(kind), namespace, name))
 
     def list(self, kind: tuple[str, str], namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
         """Objects whose labels match ``selector``; filtered here too, for servers that ignore selectors."""
         query = [("labelSelector", ",".join(f"{k}={v}" for k, v in selector.items()))]
-        items = (self.call("GET", self._path(*KINDS[kind], namespace), query=query) or {}).get("items") or []
+        items = (self.call("GET", self._path(*coordinates(kind), namespace), query=query) or {}).get("items") or []
         return [o for o in items if _matches(o, selector)]
 
     def patch(self, kind: tuple[str, str], namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         return self.call(
-            "PATCH", self._path(*KINDS[kind], namespace, name), patch, content_type="application/merge-patch+json"
+            "PATCH", self._path(*coordinates(kind), namespace, name), patch, content_type="application/merge-patch+json"
         )
 
     def delete(self, kind: tuple[str, str], namespace: str, name: str) -> None:
         # Foreground: the job object stays (with a deletionTimestamp) until its pods are gone.
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"}
-        self.call("DELETE", self._path(*KINDS[kind], namespace, name), body)
+        self.call("DELETE", self._path(*coordinates(kind), namespace, name), body)
 
     def pod_log(
         self, namespace: str, pod: str, container: str, follow: bool = False, timeout: float | None = None

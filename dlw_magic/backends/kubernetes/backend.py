@@ -1,4 +1,4 @@
-"""The Kubernetes backend: the same jobs as the local runner, as Jobs, Volcano Jobs or PyTorchJobs.
+"""The Kubernetes backend: the same jobs as the local runner, as the objects of any registered engine.
 
 submit renders the prepared job (``dlw_magic.render``) and creates the objects in the user's namespace;
 everything else reads them back by label (``dlw.dev/user``, ``dlw.dev/job``, ``dlw.dev/job-id``), so a job
@@ -20,20 +20,18 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from ... import engines
+from ...engines.base import Engine, ts
 from ...errors import Conflict, DLWError, NotFound
 from ...render.context import SPEC_ANNOTATION
 from ...spec import TrainingJob
 from ..base import Backend, GpuInfo, JobInfo, JobState, LogChunk, PreparedJob
 from .api import Api, api_client, api_error, pod_namespace
-from .logs import follow_logs, pod_rank, read_logs
-from .status import job_status, ts
+from .logs import follow_logs, read_logs
+from .status import job_status
 
-ENGINE_KINDS: dict[str, tuple[str, str]] = {
-    "job": ("batch/v1", "Job"),
-    "volcano": ("batch.volcano.sh/v1alpha1", "Job"),
-    "pytorchjob": ("kubeflow.org/v1", "PyTorchJob"),
-}
 PROVENANCE_ANNOTATION = "dlw.dev/provenance"
+ROLE_LABEL = "dlw.dev/role"
 CREATED_ANNOTATION = "dlw.dev/created"
 
 
@@ -53,7 +51,7 @@ class KubernetesBackend(Backend):
         wanted = namespace or os.environ.get("DLW_NAMESPACE") or pod_namespace()
         self.namespace = user_namespace(self.workspace, self.user, wanted)
         self.api = Api(api_client(self.kubeconfig))
-        self._missing_kinds: set[str] = set()  # engines whose CRD the cluster lacks (404 on list)
+        self._missing_kinds: set[str] = set()  # names of engines whose CRD the cluster lacks (404 on list)
         self._executor: ThreadPoolExecutor | None = None
 
     # -- helpers -----------------------------------------------------------------------------------------
@@ -77,14 +75,17 @@ class KubernetesBackend(Backend):
                 return None
             raise api_error(err, f"job {name}") from None
 
-    def _find(self, name: str) -> tuple[str, dict[str, Any]]:
-        """(engine, object) of the user's job called ``name``; NotFound otherwise (also for others' jobs)."""
-        from ...render.context import JOB_LABEL
+    def _engines(self) -> list[Engine]:
+        return [e for e in engines.all_engines() if e.name not in self._missing_kinds]
 
-        engines = [e for e in ENGINE_KINDS if e not in self._missing_kinds]
-        found = self._pool().map(lambda e: self._read_or_none(ENGINE_KINDS[e], name), engines)
-        wanted = self._selector(**{JOB_LABEL: name})
-        for engine, obj in zip(engines, list(found), strict=True):
+    def _find(self, name: str) -> tuple[Engine, dict[str, Any]]:
+        """(engine, object) of the user's job called ``name``; NotFound otherwise (also for others' jobs)."""
+        from ...render.context import ENGINE_LABEL, JOB_LABEL
+
+        candidates = self._engines()
+        found = self._pool().map(lambda e: self._read_or_none(e.main.key, name), candidates)
+        for engine, obj in zip(candidates, list(found), strict=True):
+            wanted = self._selector(**{JOB_LABEL: name, ENGINE_LABEL: engine.name})
             labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
             if obj is not None and all(labels.get(k) == v for k, v in wanted.items()):
                 return engine, obj
@@ -99,7 +100,7 @@ class KubernetesBackend(Backend):
             raise api_error(err, "list pods") from None
 
     def _info(
-        self, engine: str, obj: dict[str, Any], pods: list[dict[str, Any]] | None = None, events: bool = True
+        self, engine: Engine, obj: dict[str, Any], pods: list[dict[str, Any]] | None = None, events: bool = True
     ) -> JobInfo:
         from ...render.context import JOB_ID_LABEL
 
@@ -109,7 +110,7 @@ class KubernetesBackend(Backend):
         job_id = (meta.get("labels") or {}).get(JOB_ID_LABEL, "")
         if pods is None:
             pods = self._pods(job_id) if job_id else []
-        ranked = [(pod_rank(engine, p), p) for p in pods]
+        ranked = [(engine.pod_rank(p), p) for p in pods]
         st = job_status(engine, obj, ranked, spec)
         if events and st.state == JobState.QUEUED and st.reason is None and not pods:
             st.reason, st.message = self._job_event_reason(meta.get("name", ""))
@@ -118,7 +119,7 @@ class KubernetesBackend(Backend):
         priority = spec.get("priority")
         values = self.workspace.priority_values
         return JobInfo(
-            name=meta.get("name", ""), user=self.user, state=st.state, backend=self.name, engine=engine,
+            name=meta.get("name", ""), user=self.user, state=st.state, backend=self.name, engine=engine.name,
             id=job_id, workers=workers, world_size=workers * int(spec.get("processesPerWorker", 1)),
             gpus=int(res.get("gpus", 0)),
             created=ts(meta.get("creationTimestamp")) or _float(ann.get(CREATED_ANNOTATION)),
@@ -170,18 +171,17 @@ class KubernetesBackend(Backend):
 
         selector = {"app.kubernetes.io/managed-by": "dlw", JOB_LABEL: name}
 
-        def taken(engine: str) -> bool:
+        def taken(engine: Engine) -> bool:
             try:
-                objs = self.api.list(ENGINE_KINDS[engine], self.namespace, selector)
+                objs = self.api.list(engine.main.key, self.namespace, selector)
             except ApiException as err:
                 if err.status == 404:
-                    self._missing_kinds.add(engine)
+                    self._missing_kinds.add(engine.name)
                     return False
                 raise api_error(err, f"job {name}") from None
             return any(o["metadata"].get("name") == name for o in objs)
 
-        engines = [e for e in ENGINE_KINDS if e not in self._missing_kinds]
-        if any(list(self._pool().map(taken, engines))):
+        if any(list(self._pool().map(taken, self._engines()))):
             raise Conflict(f"job {name}: a job of this name already exists in {self.namespace} (pick another name)")
 
     def submit(self, job: PreparedJob) -> JobInfo:
@@ -195,36 +195,47 @@ class KubernetesBackend(Backend):
         objects = objects_for(ctx)
         if ctx.code.home_sub_path:
             self._ship_to_home(job, ctx.code.home_sub_path)
-        kind = ENGINE_KINDS[ctx.engine]
-        main = next(o for o in objects if (o["apiVersion"], o["kind"]) == kind)
+        engine = engines.get(ctx.engine)
+        kind = engine.main
+        main = next(o for o in objects if (o["apiVersion"], o["kind"]) == kind.key)
         main["metadata"]["annotations"].update({
             PROVENANCE_ANNOTATION: json.dumps(job.provenance, separators=(",", ":"), default=str),
             CREATED_ANNOTATION: f"{time.time():.3f}",
         })
+        first = [o for o in objects if o is not main and engine.created_before_job(o)]
+        rest = [o for o in objects if o is not main and o not in first]
         try:
+            for obj in first:
+                self.api.create(obj)
             created = self.api.create(main)
         except ApiException as err:
+            if first:
+                self._delete_all(engine, job.spec.name, ctx.job_id)
+            shutil.rmtree(job.snapshot_dir, ignore_errors=True)
             if err.status == 409:
                 raise Conflict(f"job {job.spec.name}: a job of this name already exists in {self.namespace}") from None
             if err.status == 404:
-                raise DLWError(f"job {job.spec.name}: the cluster has no {kind[1]} ({kind[0]}): "
-                               f"is the {ctx.engine} engine installed? Try --engine job") from None
+                raise DLWError(f"job {job.spec.name}: the cluster has no {kind.kind} ({kind.api_version}): "
+                               f"is the {engine.name} engine installed? Try --engine job") from None
             raise api_error(err, f"job {job.spec.name}") from None
         uid = (created.get("metadata") or {}).get("uid")
         # No blockOwnerDeletion: it needs rights on the owner's finalizers that a notebook does not hold.
-        owner = [{"apiVersion": kind[0], "kind": kind[1], "name": job.spec.name, "uid": uid}] if uid else None
-        rest = [o for o in objects if o is not main]
+        owner = [{"apiVersion": kind.api_version, "kind": kind.kind, "name": job.spec.name, "uid": uid}] if uid else []
         for obj in rest:
             if owner:  # the ConfigMap and Service go when the job goes (cancel, TTL)
                 obj["metadata"]["ownerReferences"] = owner
         try:
+            if owner:  # what had to exist before the job goes with it too
+                for obj in first:
+                    self.api.patch((obj["apiVersion"], obj["kind"]), self.namespace, obj["metadata"]["name"],
+                                   {"metadata": {"ownerReferences": owner}})
             list(self._pool().map(self.api.create, rest))
         except ApiException as err:
-            self._delete_all(ctx.engine, job.spec.name, ctx.job_id)
+            self._delete_all(engine, job.spec.name, ctx.job_id)
             raise api_error(err, f"job {job.spec.name}") from None
         finally:
             shutil.rmtree(job.snapshot_dir, ignore_errors=True)
-        return self._info(ctx.engine, created, pods=[], events=False)
+        return self._info(engine, created, pods=[], events=False)
 
     def _ship_to_home(self, job: PreparedJob, sub_path: str) -> None:
         """Copy a large snapshot into the user's home, which this notebook pod mounts and the job will too."""
@@ -248,21 +259,23 @@ class KubernetesBackend(Backend):
                     return None  # the engine's CRD is not installed: nothing of that kind
                 raise api_error(err, "list jobs") from None
 
-        engines = [e for e in ENGINE_KINDS if e not in self._missing_kinds]
+        candidates = self._engines()
         # Pods and every engine's jobs in one round trip; pods are matched to jobs by job id.
-        pods, *per_engine = self._pool().map(fetch, [("v1", "Pod"), *(ENGINE_KINDS[e] for e in engines)])
+        pods, *per_engine = self._pool().map(fetch, [("v1", "Pod"), *(e.main.key for e in candidates)])
         pods_by_id: dict[str, list[dict[str, Any]]] = {}
         for pod in pods or []:
             pods_by_id.setdefault(pod["metadata"]["labels"].get(JOB_ID_LABEL, ""), []).append(pod)
         out: list[JobInfo] = []
-        for engine, objs in zip(engines, per_engine, strict=True):
+        for engine, objs in zip(candidates, per_engine, strict=True):
             if objs is None:
-                self._missing_kinds.add(engine)
+                self._missing_kinds.add(engine.name)
                 continue
             for obj in objs:
                 labels = (obj.get("metadata") or {}).get("labels") or {}
-                if labels.get(ENGINE_LABEL, engine) != engine:
-                    continue  # batch/v1 and Volcano both say "Job": trust the label on servers that mix them
+                # batch/v1 and Volcano both say "Job": trust the label on servers that mix them; a
+                # labelled role (the Kaniko build Job) is a helper of a training job, not one.
+                if labels.get(ENGINE_LABEL) != engine.name or ROLE_LABEL in labels:
+                    continue
                 # No per-job event lookups in a listing: `dlw status NAME` explains a stuck job.
                 out.append(self._info(engine, obj, pods_by_id.get(labels.get(JOB_ID_LABEL, ""), []), events=False))
         out.sort(key=lambda j: j.created or 0, reverse=True)
@@ -282,16 +295,16 @@ class KubernetesBackend(Backend):
         info.finished = time.time()
         return info
 
-    def _delete_all(self, engine: str, name: str, job_id: str) -> None:
+    def _delete_all(self, engine: Engine, name: str, job_id: str) -> None:
         from ...render.context import JOB_ID_LABEL
 
         try:
-            self.api.delete(ENGINE_KINDS[engine], self.namespace, name)
+            self.api.delete(engine.main.key, self.namespace, name)
         except ApiException as err:
             if err.status != 404:
                 raise api_error(err, f"cancel {name}") from None
         # Owner references remove these too on a real cluster; delete them here for servers without a GC.
-        for kind in (("v1", "ConfigMap"), ("v1", "Service")):
+        for kind in (("v1", "ConfigMap"), *(k.key for k in engine.owned)):
             try:
                 for obj in self.api.list(kind, self.namespace, self._selector(**{JOB_ID_LABEL: job_id})):
                     self.api.delete(kind, self.namespace, obj["metadata"]["name"])
@@ -306,9 +319,8 @@ class KubernetesBackend(Backend):
             raise DLWError("logs: an offset needs a rank")
         engine, obj = self._find(name)
         job_id = (obj["metadata"].get("labels") or {}).get("dlw.dev/job-id", "")
-        container = "pytorch" if engine == "pytorchjob" else "trainer"
         if not follow:
-            yield from read_logs(self.api, self.namespace, engine, self._pods(job_id), container, rank, offset)
+            yield from read_logs(self.api, self.namespace, engine, self._pods(job_id), rank, offset)
             return
 
         def poll() -> tuple[list[dict[str, Any]], bool]:
@@ -319,7 +331,7 @@ class KubernetesBackend(Backend):
             pods = self._pods(job_id)
             return pods, self._info(eng, current, pods).state.finished
 
-        yield from follow_logs(self.api, self.namespace, engine, container, poll, rank, offset)
+        yield from follow_logs(self.api, self.namespace, engine, poll, rank, offset)
 
     def events(self, name: str) -> list[dict[str, Any]]:
         """Events of the job and its pods, oldest first (``kubectl describe`` in one list)."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from ...engines.base import Engine
 from ..base import LogChunk
 from .api import Api
 
@@ -23,50 +24,28 @@ POLL_SECONDS = 1.0
 _STARTED = {"Running", "Succeeded", "Failed"}
 
 
-def pod_rank(engine: str, pod: dict[str, Any]) -> int:
-    """The node rank of a pod (0 = the master), from the labels/annotations its controller sets."""
-    meta = pod.get("metadata") or {}
-    labels, ann = meta.get("labels") or {}, meta.get("annotations") or {}
-    if engine == "volcano":
-        index = ann.get("volcano.sh/task-index") or labels.get("volcano.sh/task-index")
-        task = ann.get("volcano.sh/task-spec") or labels.get("volcano.sh/task-spec") or labels.get("dlw.dev/role")
-        return int(index or _name_index(meta)) + (1 if task == "worker" else 0)
-    if engine == "pytorchjob":
-        index = labels.get("training.kubeflow.org/replica-index")
-        role = (labels.get("training.kubeflow.org/replica-type") or labels.get("dlw.dev/role") or "").lower()
-        return int(index or _name_index(meta)) + (1 if role == "worker" else 0)
-    index = ann.get("batch.kubernetes.io/job-completion-index") or labels.get(
-        "batch.kubernetes.io/job-completion-index")
-    return int(index or 0)
-
-
-def _name_index(meta: dict[str, Any]) -> int:
-    tail = (meta.get("name") or "").rsplit("-", 1)[-1]
-    return int(tail) if tail.isdigit() else 0
-
-
 def _started(pod: dict[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") in _STARTED
 
 
-def _newest_per_rank(engine: str, pods: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+def _newest_per_rank(engine: Engine, pods: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     """A retried rank has several pods: show the newest one that has started."""
     out: dict[int, dict[str, Any]] = {}
     for pod in sorted(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or ""):
         if _started(pod):
-            out[pod_rank(engine, pod)] = pod
+            out[engine.pod_rank(pod)] = pod
     return out
 
 
 def read_logs(
-    api: Api, namespace: str, engine: str, pods: list[dict[str, Any]], container: str,
+    api: Api, namespace: str, engine: Engine, pods: list[dict[str, Any]],
     rank: int | None, offset: int,
 ) -> Iterator[LogChunk]:
     for r, pod in sorted(_newest_per_rank(engine, pods).items()):
         if rank is not None and r != rank:
             continue
         try:
-            data = api.pod_log(namespace, pod["metadata"]["name"], container).data
+            data = api.pod_log(namespace, pod["metadata"]["name"], engine.container).data
         except ApiException:
             continue  # the container has not started or its node is gone: nothing to show yet
         data = data[offset:] if offset else data
@@ -75,7 +54,7 @@ def read_logs(
 
 
 def follow_logs(
-    api: Api, namespace: str, engine: str, container: str,
+    api: Api, namespace: str, engine: Engine,
     poll: Callable[[], tuple[list[dict[str, Any]], bool]], rank: int | None, offset: int,
 ) -> Iterator[LogChunk]:
     """Stream every started pod's log from a thread each; stop once the job is finished and drained."""
@@ -90,7 +69,7 @@ def follow_logs(
 
     def pump(pod_name: str, r: int) -> None:
         try:
-            resp = api.pod_log(namespace, pod_name, container, follow=True)
+            resp = api.pod_log(namespace, pod_name, engine.container, follow=True)
             live[pod_name] = resp
             for data in resp.stream(4096, decode_content=False):
                 if stop.is_set():
@@ -108,7 +87,7 @@ def follow_logs(
         while True:
             pods, finished = poll()
             for pod in pods:
-                name, r = pod["metadata"]["name"], pod_rank(engine, pod)
+                name, r = pod["metadata"]["name"], engine.pod_rank(pod)
                 if name in streamed or not _started(pod) or (rank is not None and r != rank):
                     continue
                 streamed.add(name)

@@ -8,86 +8,15 @@ is what a researcher can act on. Pure functions over dicts: easy to test with ha
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from ...engines.base import Engine, Status, ts
 from ..base import JobState
+
+__all__ = ["job_status", "pod_problem"]
 
 PULL_ERRORS = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
 CONFIG_ERRORS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
-
-
-@dataclass
-class Status:
-    state: JobState
-    reason: str | None = None
-    message: str | None = None
-    exit_code: int | None = None
-    started: float | None = None
-    finished: float | None = None
-    attempt: int = 0
-
-
-def ts(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def _true_conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
-
-
-def engine_state(engine: str, obj: dict[str, Any]) -> Status:
-    """What the engine's controller says, before looking at pods."""
-    status = obj.get("status") or {}
-    conds = _true_conditions(obj)
-    if engine == "volcano":
-        phase = (status.get("state") or {}).get("phase") or "Pending"
-        attempt = int(status.get("retryCount") or 0)
-        when = ts((status.get("state") or {}).get("lastTransitionTime"))
-        msg = (status.get("state") or {}).get("message") or None
-        if phase in ("Completed", "Completing"):
-            return Status(JobState.SUCCEEDED, finished=when, attempt=attempt)
-        if phase in ("Failed", "Terminated", "Terminating", "Aborted", "Aborting"):
-            return Status(JobState.FAILED, reason=phase, message=msg, finished=when, attempt=attempt)
-        if phase in ("Running", "Restarting"):
-            return Status(JobState.RUNNING, reason="Restarting" if phase == "Restarting" else None, attempt=attempt)
-        return Status(JobState.QUEUED, reason="Inqueue" if phase == "Inqueue" else None, attempt=attempt)
-    if engine == "pytorchjob":
-        restarts = sum(int(r.get("failed") or 0) for r in (status.get("replicaStatuses") or {}).values())
-        for kind, state in (("Succeeded", JobState.SUCCEEDED), ("Failed", JobState.FAILED)):
-            if kind in conds:
-                c = conds[kind]
-                return Status(state, reason=c.get("reason") if state == JobState.FAILED else None,
-                              message=c.get("message") if state == JobState.FAILED else None,
-                              finished=ts(status.get("completionTime") or c.get("lastTransitionTime")),
-                              started=ts(status.get("startTime")), attempt=restarts)
-        if "Suspended" in conds:
-            return Status(JobState.QUEUED, reason="Suspended", message=conds["Suspended"].get("message"))
-        if "Running" in conds or "Restarting" in conds:
-            return Status(JobState.RUNNING, reason="Restarting" if "Restarting" in conds else None,
-                          started=ts(status.get("startTime")), attempt=restarts)
-        return Status(JobState.QUEUED, attempt=restarts)
-    # batch/v1 Job
-    attempt = int(status.get("failed") or 0)
-    started = ts(status.get("startTime"))
-    if "Complete" in conds or "SuccessCriteriaMet" in conds:
-        return Status(JobState.SUCCEEDED, started=started, attempt=attempt,
-                      finished=ts(status.get("completionTime") or conds.get("Complete", {}).get("lastTransitionTime")))
-    if "Failed" in conds or "FailureTarget" in conds:
-        c = conds.get("Failed") or conds["FailureTarget"]
-        return Status(JobState.FAILED, reason=c.get("reason"), message=c.get("message"), started=started,
-                      finished=ts(c.get("lastTransitionTime")), attempt=attempt)
-    if "Suspended" in conds or (obj.get("spec") or {}).get("suspend"):
-        return Status(JobState.QUEUED, reason="Suspended", message="waiting for the queue to admit the job (Kueue)")
-    if int(status.get("active") or 0) or int(status.get("ready") or 0):
-        return Status(JobState.RUNNING, started=started, attempt=attempt)
-    return Status(JobState.QUEUED, attempt=attempt)
 
 
 # --- pods -------------------------------------------------------------------------------------------------
@@ -158,10 +87,10 @@ _ORDER = ["OOMKilled", "Evicted", "Preempted", "Error", "ImagePullBackOff", "Cre
 
 
 def job_status(
-    engine: str, obj: dict[str, Any], pods: list[tuple[int | None, dict[str, Any]]], spec: dict[str, Any]
+    engine: Engine, obj: dict[str, Any], pods: list[tuple[int | None, dict[str, Any]]], spec: dict[str, Any]
 ) -> Status:
     """The job's state with the most useful reason from its pods ((rank, pod) pairs)."""
-    status = engine_state(engine, obj)
+    status = engine.state(obj)
     if (obj.get("metadata") or {}).get("deletionTimestamp"):
         return Status(JobState.CANCELLED, reason="Cancelled", message="deleted (cancel) and stopping its pods",
                       started=status.started, finished=ts(obj["metadata"]["deletionTimestamp"]))
