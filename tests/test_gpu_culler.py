@@ -97,6 +97,22 @@ def test_without_a_timeout_there_is_no_gpu_culler(tmp_path: Path) -> None:
         Policy.from_workspace(load_workspace(ws_file))
 
 
+def test_the_service_command_fails_in_one_line_outside_a_hub_or_without_a_timeout(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    ws_file = tmp_path / "ws.yaml"
+    ws_file.write_text(yaml.safe_dump({**WORKSPACE, "hub": {}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+    env["PYTHONPATH"] = str(ROOT)
+    cmd = [sys.executable, "-m", "dlw_magic.hub.gpu_culler", f"--workspace={ws_file}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "JUPYTERHUB_API_TOKEN" in out.stderr
+    env.update(JUPYTERHUB_API_URL="http://127.0.0.1:1/hub/api", JUPYTERHUB_API_TOKEN="t")
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "hub.gpuIdleTimeout is not set" in out.stderr
+
+
 @pytest.mark.parametrize("chart_culls", [False, True], ids=["own hub", "z2jh culls"])
 def test_the_gpu_culler_runs_beside_any_idle_culler(tmp_path: Path, chart_culls: bool) -> None:
     from dlw_magic.hub.kube import configure

@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -178,6 +179,9 @@ async def cull_once(
 
 async def _check(hub: Hub, policy: Policy, idle_since: dict[str, float], server: Server, now: float) -> str:
     r = await hub.fetch(server.url + "dlw/api/gpus")
+    if r.code == 404:  # a server without DLW's extension: nothing to measure
+        idle_since.pop(server.key, None)
+        return "no-dlw"
     if r.code != 200:
         raise RuntimeError(f"GET dlw/api/gpus: HTTP {r.code}")
     info = json.loads(r.body).get("server") or {}
@@ -237,12 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(asctime)s %(name)s] %(message)s")
     api_url, token = os.environ.get("JUPYTERHUB_API_URL"), os.environ.get("JUPYTERHUB_API_TOKEN")
-    if not api_url or not token:
-        parser.error("JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN must be set (run it as a hub service)")
     try:
+        if not api_url or not token:
+            raise DLWError("JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN are not set (run it as a hub service)")
         policy = Policy.from_workspace(load_workspace(args.workspace))
     except DLWError as err:
-        parser.error(str(err))
+        print(f"dlw gpu culler: error: {err}", file=sys.stderr)
+        return 2
     every = args.every or check_every(int(policy.timeout))
     log.info("GPU-idle culler: %s under %d%% for %s, every %ss", ", ".join(
         f"{p}={a}" for p, a in policy.actions.items()), policy.threshold, _duration(policy.timeout), every)
