@@ -274,7 +274,9 @@ def test_culler_warns_then_stops_idle_gpu_servers_and_spares_busy_ones(
         gpus.set(0, 0, 0, 0)
         t1 = t0 + 3400
         assert cull(t1) == {"alice/": "idle", "bob/": "idle"}
-        assert cull(t1 + 3600) == {"alice/": "stopped", "bob/": "warned"}
+        assert cull(t1 + 3600) == {"alice/": "warned", "bob/": "warned"}  # a stop is always announced first
+        assert server_gpus(hub, alice, "alice")["idle"]["stopAt"] == t1 + 3600
+        assert cull(t1 + 3660) == {"alice/": "stopped", "bob/": "warned"}
         assert not has_server(hub, alice, "alice")
         assert has_server(hub, bob, "bob")
         assert "Please stop the server" in server_gpus(hub, bob, "bob")["idle"]["message"]

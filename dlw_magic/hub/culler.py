@@ -49,7 +49,7 @@ def gpu_culler_service(ws: Workspace, ws_path: str) -> tuple[dict[str, Any], dic
         "name": SERVICE_NAME,
         "command": [
             sys.executable, "-m", "dlw_magic.hub.gpu_culler", f"--workspace={ws_path}",
-            f"--every={check_every(ws.hub.gpu_idle_timeout or 0)}",
+            f"--every={check_every(ws.hub.gpu_idle_timeout or 0, ws.hub.gpu_idle_warning)}",
         ],
     }
     return service, {"name": SERVICE_NAME, "scopes": list(SCOPES), "services": [SERVICE_NAME]}

@@ -160,7 +160,7 @@ async def cull_once(
 ) -> dict[str, str]:
     """One pass over the ready servers. ``idle_since`` (server key -> unix time its GPUs were first seen
     idle) carries over between passes. Returns what happened per ``user/server``: busy, idle, warned,
-    stopped, no-gpus, or an error."""
+    stopped, no-gpus, no-dlw (a server without DLW's extension), or an error."""
     now = time.time() if now is None else now
     outcome: dict[str, str] = {}
     servers = await ready_servers(hub)
@@ -198,7 +198,7 @@ async def _check(hub: Hub, policy: Policy, idle_since: dict[str, float], server:
     since = idle_since.setdefault(server.key, now)
     idle_for = now - since
     action = policy.action(server.user_options)
-    if action == "stop" and idle_for >= policy.timeout:
+    if action == "stop" and idle_for >= policy.timeout and warned:  # never a stop the Lab did not announce
         r = await hub.stop(server.user, server.name)
         if r.code not in (202, 204):
             raise RuntimeError(f"stopping the server: HTTP {r.code} {r.body[:200]!r}")
@@ -208,7 +208,7 @@ async def _check(hub: Hub, policy: Policy, idle_since: dict[str, float], server:
     warn_from = policy.timeout - policy.warning if action == "stop" else policy.timeout
     if idle_for < warn_from:
         return "idle"
-    stop_at = since + policy.timeout if action == "stop" else None
+    stop_at = max(since + policy.timeout, now) if action == "stop" else None
     body = {"message": warning_message(policy, action, len(gpus), idle_for, stop_at),
             "idleSince": since, "stopAt": stop_at}
     if warned != body:
@@ -229,9 +229,10 @@ async def run(hub: Hub, policy: Policy, every: float) -> None:
         await asyncio.sleep(every)
 
 
-def check_every(timeout: int) -> int:
-    """Seconds between passes: a minute, or a tenth of the timeout when that is shorter."""
-    return max(1, min(60, timeout // 10))
+def check_every(timeout: int, warning: int) -> int:
+    """Seconds between passes: a minute, or a tenth of the timeout or half the warning time when shorter
+    (so the Lab shows the warning at least one pass before the stop)."""
+    return max(1, min(60, timeout // 10, warning // 2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     except DLWError as err:
         print(f"dlw gpu culler: error: {err}", file=sys.stderr)
         return 2
-    every = args.every or check_every(int(policy.timeout))
+    every = args.every or check_every(int(policy.timeout), int(policy.warning))
     log.info("GPU-idle culler: %s under %d%% for %s, every %ss", ", ".join(
         f"{p}={a}" for p, a in policy.actions.items()), policy.threshold, _duration(policy.timeout), every)
     asyncio.run(run(Hub(api_url, token), policy, every))
