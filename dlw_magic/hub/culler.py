@@ -34,10 +34,12 @@ def add_culler(c: Any, ws: Workspace) -> None:
     services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
     if any("cull" in s.get("name", "") for s in services):
         return
-    service, role = culler_service(ws)
-    c.JupyterHub.services = [*services, service]
-    roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
-    c.JupyterHub.load_roles = [*roles, role]
+    _add_service(c, *culler_service(ws))
+
+
+def _add_service(c: Any, service: dict[str, Any], role: dict[str, Any]) -> None:
+    c.JupyterHub.services = [*(c.JupyterHub.services if "services" in c.JupyterHub else []), service]
+    c.JupyterHub.load_roles = [*(c.JupyterHub.load_roles if "load_roles" in c.JupyterHub else []), role]
 
 
 def gpu_culler_service(ws: Workspace, ws_path: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -60,7 +62,4 @@ def add_gpu_culler(c: Any, ws: Workspace, ws_path: str) -> None:
     services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
     if not ws.hub.gpu_idle_timeout or any(s.get("name") == SERVICE_NAME for s in services):
         return
-    service, role = gpu_culler_service(ws, ws_path)
-    c.JupyterHub.services = [*services, service]
-    roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
-    c.JupyterHub.load_roles = [*roles, role]
+    _add_service(c, *gpu_culler_service(ws, ws_path))
