@@ -49,10 +49,13 @@ def local_gpus() -> tuple[list[GpuInfo], str | None]:
 
 def visible_gpu_indices() -> list[int]:
     """GPU indices jobs may use: all NVML GPUs, narrowed by CUDA_VISIBLE_DEVICES when it lists indices."""
-    gpus, _ = local_gpus()
-    indices = [g.index for g in gpus]
+    return [g.index for g in visible_gpus(local_gpus()[0])]
+
+
+def visible_gpus(gpus: list[GpuInfo]) -> list[GpuInfo]:
+    """``gpus`` narrowed by CUDA_VISIBLE_DEVICES when it lists indices (NVML itself ignores it)."""
     cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
     if cvd is not None and all(p.strip().isdigit() for p in cvd.split(",") if p.strip()):
         allowed = {int(p) for p in cvd.split(",") if p.strip()}
-        indices = [i for i in indices if i in allowed]
-    return indices
+        return [g for g in gpus if g.index in allowed]
+    return gpus

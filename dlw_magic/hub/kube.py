@@ -27,7 +27,7 @@ from traitlets import Unicode
 from ..workspace import Workspace, home_claim_name, pod_volumes, workspace_path
 from . import profiles as prof
 from . import rbac
-from .culler import add_culler, culler_service  # noqa: F401 - part of this module's API
+from .culler import add_culler, add_gpu_culler, culler_service  # noqa: F401 - part of this module's API
 from .deploy import user_namespace_objects
 from .workspace_cache import cached_workspace, user_groups
 
@@ -245,4 +245,5 @@ def configure(c: Any, path: str | None = None, cull: bool = True) -> Workspace:
         c.Authenticator.admin_users = set(ws.hub.admin_users)
     if cull:
         add_culler(c, ws)
+    add_gpu_culler(c, ws, str(workspace_path(path)))  # z2jh's culler counts browser activity only
     return ws

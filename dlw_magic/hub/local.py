@@ -4,7 +4,7 @@
 replaces itself with ``python -m jupyterhub``, so Ctrl-C or SIGTERM reach the hub, which then stops the
 proxy and the notebook servers. Pieces: configurable-http-proxy (``npm ci --prefix hub_config``, or on
 PATH), ``LocalPasswordAuthenticator``, ``DLWLocalSpawner`` (the workspace profiles), JupyterLab with
-``dlw_magic`` loaded in every kernel, and jupyterhub-idle-culler.
+``dlw_magic`` loaded in every kernel, jupyterhub-idle-culler and the GPU-idle culler.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import DLWError
 from ..workspace import load_workspace, workspace_path
-from .culler import add_culler
+from .culler import add_culler, add_gpu_culler
 
 PROXY = "configurable-http-proxy"
 
@@ -113,6 +113,7 @@ def configure_local(
     if os.geteuid() == 0:
         c.Spawner.args = ["--allow-root"]
     add_culler(c, ws)
+    add_gpu_culler(c, ws, workspace)
 
 
 def render_config(

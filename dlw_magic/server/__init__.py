@@ -12,9 +12,9 @@ from jupyter_server.utils import url_path_join
 from traitlets import Float, Int, Unicode
 from traitlets.config import Configurable
 
+from .gpu_idle import GpuIdleHandler, GpusHandler
 from .handlers import (
     CancelHandler,
-    GpusHandler,
     JobHandler,
     JobsHandler,
     LogsHandler,
@@ -33,6 +33,7 @@ HANDLERS: list[tuple[str, type]] = [
     (rf"jobs/{JOB_NAME}/rerun", RerunHandler),
     (rf"jobs/{JOB_NAME}/logs", LogsHandler),
     (r"gpus", GpusHandler),
+    (r"gpus/idle", GpuIdleHandler),
     (r"options", OptionsHandler),
     (r"parameters", ParametersHandler),
 ]

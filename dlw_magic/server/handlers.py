@@ -334,14 +334,6 @@ class LogsHandler(DLWHandler):
             self.pump.stop()
 
 
-class GpusHandler(DLWHandler):
-    @web.authenticated
-    @authorized
-    async def get(self) -> None:
-        gpus, reason = await self.call(core.gpus, self.backend())
-        self.reply({"gpus": [g.to_dict() for g in gpus], "reason": reason})
-
-
 class OptionsHandler(DLWHandler):
     @web.authenticated
     @authorized

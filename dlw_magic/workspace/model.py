@@ -76,11 +76,16 @@ class Hub(WsModel):
     cull_every: int = Field(600, description="How often the idle culler looks (seconds or 10m).")
     admin_users: list[str] = Field(default_factory=list)
     service_account: str = Field("dlw-notebook", description="Notebook pods' ServiceAccount (job RBAC).")
+    gpu_idle_timeout: int | None = Field(
+        None, description="Act on GPU notebook servers whose GPUs stay below gpuIdleThreshold this long "
+        "(seconds or 2h; each profile's gpuIdleAction says how); none: off.")
+    gpu_idle_threshold: int = Field(5, ge=0, le=100, description="GPU utilization (%) below which a GPU is idle.")
+    gpu_idle_warning: int = Field(600, description="Warn the user in JupyterLab this long before the stop.")
 
-    @field_validator("idle_timeout", "cull_every", mode="before")
+    @field_validator("idle_timeout", "cull_every", "gpu_idle_timeout", "gpu_idle_warning", mode="before")
     @classmethod
-    def _duration(cls, v: Any) -> int:
-        return parse_duration(v)
+    def _duration(cls, v: Any) -> int | None:
+        return None if v is None else parse_duration(v)
 
     @field_validator("service_account")
     @classmethod
@@ -122,6 +127,8 @@ class Profile(WsModel):
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
     env: EnvMap = Field(default_factory=dict)
+    gpu_idle_action: Literal["stop", "warn"] = Field(
+        "stop", description="After hub.gpuIdleTimeout of idle GPUs: stop the server (warned first), or only warn.")
 
     @field_validator("name")
     @classmethod
