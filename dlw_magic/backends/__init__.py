@@ -7,7 +7,6 @@ rendered manifests to a cluster. A new backend registers here; nothing else chan
 from __future__ import annotations
 
 import importlib
-import os
 
 from ..errors import DLWError
 from .base import Backend, GpuInfo, JobInfo, JobState, LogChunk, PreparedJob
@@ -24,12 +23,9 @@ _cache: dict[tuple[str, tuple], Backend] = {}
 
 def default_backend_name() -> str:
     """DLW_BACKEND wins; inside a cluster pod (or with a kubeconfig named by DLW_KUBECONFIG) use Kubernetes."""
-    name = os.environ.get("DLW_BACKEND")
-    if name:
-        return name
-    if os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get("DLW_KUBECONFIG"):
-        return "kubernetes"
-    return "local"
+    from ..settings import current
+
+    return current().default_backend
 
 
 def get_backend(name: str | None = None, **options: str) -> Backend:

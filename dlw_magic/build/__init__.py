@@ -12,10 +12,14 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..backends.base import PreparedJob
 from ..errors import DLWError
+from ..types import PreparedJob
 from .dockerfile import context_tarball, dockerfile, pinned_requirements, write_context
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
 
 __all__ = [
     "build_image", "context_tarball", "dockerfile", "image_reference", "local_engine", "pinned_requirements",
@@ -50,12 +54,18 @@ def local_engine() -> str | None:
     return next((tool for tool in ("docker", "podman") if engine_answers(tool)), None)
 
 
-def _cluster_configured() -> bool:
+def _cluster_configured(backend: Backend | None = None) -> bool:
+    if backend is not None and backend.name == "kubernetes":
+        return True
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get("DLW_KUBECONFIG"))
 
 
-def build_image(prepared: PreparedJob) -> str:
-    """Build and push the job's image; returns ``repo@sha256:...`` (or the pushed tag) to run."""
+def build_image(prepared: PreparedJob, backend: Backend | None = None) -> str:
+    """Build and push the job's image; returns ``repo@sha256:...`` (or the pushed tag) to run.
+
+    ``backend`` is the one the job goes to: a Kubernetes backend builds in its own cluster and namespace
+    (its kubeconfig), not the default one.
+    """
     from ..render import load_workspace_arg
 
     ws = load_workspace_arg(None)
@@ -64,10 +74,10 @@ def build_image(prepared: PreparedJob) -> str:
     choice = os.environ.get("DLW_BUILDER")
     if choice not in (None, "", "kaniko", "docker", "podman"):
         raise DLWError(f"DLW_BUILDER={choice!r}: choose kaniko, docker or podman")
-    if choice == "kaniko" or (not choice and _cluster_configured()):
+    if choice == "kaniko" or (not choice and _cluster_configured(backend)):
         from .cluster import build_in_cluster
 
-        digest = build_in_cluster(prepared, ws, base, ref)
+        digest = build_in_cluster(prepared, ws, base, ref, backend)
     else:
         tool = choice if choice and engine_answers(choice) else None if choice else local_engine()
         if tool is None:
@@ -78,7 +88,8 @@ def build_image(prepared: PreparedJob) -> str:
             )
         digest = _build_locally(tool, prepared, base, ref)
     prepared.provenance["build"] = {"image": digest, "base": base}
-    prepared.provenance["code_in_image"] = True
+    prepared.code_in_image = True
+    prepared.provenance["code_in_image"] = True  # until render reads the typed field
     return digest
 
 

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ...failure import log_exception_line
 from ..base import JobState
 from .procs import free_port, kill_group, start_time
 from .store import Store
@@ -166,6 +167,8 @@ class Supervisor:
                     p.wait()
                 how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
                 hint = f"see: dlw logs {self.row['name']} --rank {rank}"
+                why = log_exception_line(logs / f"rank-{rank}.log")
+                how += f": {why}" if why else ""
                 return JobState.FAILED, code, "Error", f"rank {rank} {how}; {hint}"
             if all(c == 0 for c in codes):
                 kill_group(pgid, grace=1, reap=reap)  # a rank's leftover children must not outlive the job
