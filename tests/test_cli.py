@@ -69,6 +69,28 @@ def test_wait_exits_non_zero_when_the_job_fails(dlw_home, tmp_path, capsys):
     assert "boom: Failed" in out and "exited with code 4" in out
 
 
+def test_status_says_why_a_job_failed(dlw_home, tmp_path, capsys):
+    script = tmp_path / "crash.py"
+    script.write_text("import os\nif os.environ['RANK'] == '1':\n    raise ValueError('lr must be positive')\n")
+    assert main(["train", str(script), "--name", "crash", "--workers", "2", "--wait"]) == 1
+    capsys.readouterr()
+    assert main(["status", "crash"]) == 0
+    message = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("Message:"))
+    assert "rank 1 exited with code 1: ValueError: lr must be positive" in message
+    assert "see: dlw logs crash --rank 1" in message
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["--engine", "volcan"], "dlw train: --engine: invalid choice 'volcan' (choose from job, volcano, pytorchjob)"),
+    (["--workers", "two"], "dlw train: --workers: expected an integer, got 'two'"),
+    (["--bogus"], "dlw train: unrecognized arguments: --bogus"),
+])
+def test_a_mistyped_option_is_one_line_with_the_choices(dlw_home, args, line):
+    result = dlw("train", "x.ipynb", *args)
+    assert result.returncode == 2
+    assert result.stderr == line + "\n"
+
+
 def test_follow_prints_rank_prefixed_logs(dlw_home, tmp_path, capsys):
     script = tmp_path / "hi.py"
     script.write_text("import os\nprint('hi from', os.environ['RANK'])\n")

@@ -109,6 +109,7 @@ def test_a_failed_job_says_why(shell: Any, notebook: Any, capsys: pytest.Capture
     shell.run_line_magic("dlw", "train broken.ipynb --name broken --wait")
     out = lines(capsys.readouterr().out)
     assert re.match(r"broken: Failed after \d:\d\d:\d\d \(1 worker\(s\), local\) - \w+: .*rank 0", out[-1]), out
+    assert "ValueError: bad shard" in out[-1] and "see: %dlw logs broken --rank 0" in out[-1], out[-1]
     assert "ValueError: bad shard" in job_log("broken")
 
 
