@@ -20,7 +20,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .. import core
-from ..backends import Backend, get_backend
+from ..backends import Backend
 from ..errors import Conflict, DLWError, NotFound
 from ..options import parse_options
 from ..types import JobInfo
@@ -58,7 +58,7 @@ class DLWHandler(APIHandler):
         return Path(self.settings["dlw_root_dir"]).expanduser().resolve()
 
     def backend(self) -> Backend:
-        return get_backend(self.dlw.backend or None)
+        return self.dlw.make_backend()  # type: ignore[no-any-return]
 
     async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a blocking core call off the event loop (backends touch disk, processes or the API)."""
@@ -303,7 +303,7 @@ class OptionsHandler(DLWHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        options = await self.call(job_options)
+        options = await self.call(job_options, self.dlw.workspace_config or None)
         options["backend"] = self.backend().name
         self.reply(options)
 
