@@ -207,7 +207,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
     jobs = list_jobs(backend_from(args))
     if args.output == "json":
-        fmt.print_json([j.to_dict() for j in jobs], sys.stdout)
+        fmt.print_json([fmt.job_summary(j) for j in jobs], sys.stdout)
     elif jobs:
         fmt.jobs_table(jobs, sys.stdout)
     else:

@@ -121,6 +121,14 @@ def final_line(job: JobInfo) -> str:
     return f"{job.name}: {job.state.value}{detail}"
 
 
+def job_summary(job: JobInfo) -> dict[str, Any]:
+    """A job as listed (``dlw jobs -o json``): no spec and no pip freeze, which ``status`` shows."""
+    data = job.to_dict()
+    data.pop("spec", None)
+    data["provenance"] = {k: v for k, v in job.provenance.items() if k != "pip_freeze"}
+    return data
+
+
 def print_json(data: Any, out: TextIO) -> None:
     # Indented for people; compact for pipes, where json's C encoder is several times faster.
     indent = 2 if out.isatty() else None

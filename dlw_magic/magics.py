@@ -211,7 +211,7 @@ class DLWMagics(Magics):
     def _cmd_jobs(self, args: argparse.Namespace) -> None:
         jobs = core.list_jobs(cli.backend_from(args))
         if args.output == "json":
-            fmt.print_json([j.to_dict() for j in jobs], sys.stdout)
+            fmt.print_json([fmt.job_summary(j) for j in jobs], sys.stdout)
         elif jobs:
             fmt.jobs_table(jobs, sys.stdout)
         else:

@@ -52,7 +52,12 @@ def test_train_wait_json_and_tables(dlw_home, notebook, capsys):
     assert table[1].split()[:2] == ["tiny", "Succeeded"]
 
     assert main(["jobs", "--output", "json"]) == 0
-    assert [j["name"] for j in json.loads(capsys.readouterr().out)] == ["tiny"]
+    listed = json.loads(capsys.readouterr().out)
+    assert [j["name"] for j in listed] == ["tiny"]
+    # as docs/cli.md says: the listing leaves out the spec and the pip freeze, `status -o json` has them
+    assert "spec" not in listed[0] and "pip_freeze" not in listed[0]["provenance"]
+    assert main(["status", "tiny", "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"]["name"] == "tiny"
 
     assert main(["status", "tiny"]) == 0
     assert "State:" in capsys.readouterr().out
@@ -203,3 +208,10 @@ def test_bad_spec_fields_name_their_path(field, value, message):
     with pytest.raises(DLWError) as err:
         parse_spec({"name": "p", "source": {"notebook": "x.ipynb"}, field: value}, "job.yaml")
     assert str(err.value).startswith(f"job.yaml: {message}")
+
+
+def test_benchmark_runner_prints_help_instead_of_running():
+    runner = Path(__file__).resolve().parents[1] / "benchmarks" / "run_all.py"
+    result = subprocess.run([sys.executable, str(runner), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "usage: run_all.py" in result.stdout
+    assert '"name"' not in result.stdout  # no benchmark ran (they print JSON lines)
