@@ -150,12 +150,16 @@ class DLWMagics(Magics):
         except KeyboardInterrupt:
             report_error(f"{label}: interrupted (jobs keep running; %dlw cancel NAME stops one)", self.shell)
 
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        return self.shell.user_ns if self.shell is not None else {}
+
     # -- commands
     def _train(self, rest: list[str]) -> None:
         args = parse(["train", *rest])
         if args is None:
             return
-        target = Path(args.target) if args.target else current_notebook(self.shell.user_ns)
+        target = Path(args.target) if args.target else current_notebook(self._user_ns)
         self._submit(core.build_spec(target, options=cli.job_options(args)), args)
 
     def _inline(self, argv: list[str], cell: str) -> None:
@@ -169,7 +173,7 @@ class DLWMagics(Magics):
         if not isinstance(data, dict):
             raise DLWError("cell: expected a job spec (a YAML mapping)")
         if "source" not in data:
-            data["source"] = {"notebook": str(current_notebook(self.shell.user_ns, "train"))}
+            data["source"] = {"notebook": str(current_notebook(self._user_ns, "train"))}
         spec_text = yaml.safe_dump(data, sort_keys=False)
         self._submit(core.build_spec(spec_text=spec_text, options=cli.job_options(args)), args)
 
@@ -198,7 +202,7 @@ class DLWMagics(Magics):
         """Every command but train: the CLI's options, run through the core; no path means this notebook."""
         command = argv[0]
         if command in ("convert", "render") and not _has_positional(argv):
-            argv = [command, str(current_notebook(self.shell.user_ns, command)), *argv[1:]]
+            argv = [command, str(current_notebook(self._user_ns, command)), *argv[1:]]
         args = parse(argv)
         if args is None:
             return

@@ -8,6 +8,7 @@ its own, as jupyter-scheduler's ``scheduler_class``). Handlers only translate HT
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from jupyter_server.utils import url_path_join
@@ -71,7 +72,8 @@ class DLWServer(Configurable):
         if self.backend_class is not None:
             with self._lock:
                 if self._instance is None:
-                    self._instance = self.backend_class()
+                    factory: Callable[[], Backend] = self.backend_class
+                    self._instance = factory()
                 return self._instance
         options = {key: value for key, value in (
             ("kubeconfig", self.kubeconfig), ("namespace", self.namespace), ("workspace", self.workspace_config),

@@ -58,7 +58,7 @@ class DLWHandler(APIHandler):
         return Path(self.settings["dlw_root_dir"]).expanduser().resolve()
 
     def backend(self) -> Backend:
-        return self.dlw.make_backend()  # type: ignore[no-any-return]
+        return self.dlw.make_backend()
 
     async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a blocking core call off the event loop (backends touch disk, processes or the API)."""

@@ -46,7 +46,7 @@ def environment_freeze() -> str:
 
     seen = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
+        name = dist.metadata.get("Name")  # type: ignore[attr-defined]  # email.Message, not in the protocol
         if name and name.lower() not in seen:
             seen[name.lower()] = f"{name}=={dist.version}"
     return "\n".join(sorted(seen.values(), key=str.lower)) + "\n"
@@ -151,7 +151,8 @@ class Supervisor:
         deadline = None
         timeout = self.spec.get("timeout")
         if timeout:
-            deadline = (self.store.row(self.job_id)["started"] or time.time()) + float(timeout)
+            row = self.store.row(self.job_id)
+            deadline = ((row["started"] if row is not None else None) or time.time()) + float(timeout)
         def reap() -> None:
             for p in procs:
                 p.poll()
