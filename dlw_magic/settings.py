@@ -21,6 +21,8 @@ class Settings:
     kubeconfig: str | None = None  # DLW_KUBECONFIG: a kubeconfig file (implies the kubernetes backend)
     namespace: str | None = None  # DLW_NAMESPACE: the Kubernetes namespace jobs go to
     in_cluster: bool = False  # KUBERNETES_SERVICE_HOST is set: this process runs in a pod
+    pod_name: str | None = None  # DLW_POD_NAME: the notebook pod whose image jobs run on
+    home_mount: str | None = None  # DLW_HOME_MOUNT: where this pod mounts the home claim
     workspace_config: str | None = None  # DLW_WORKSPACE_CONFIG: the admin YAML
     home: str | None = None  # DLW_HOME: the local backend's data folder
     secrets_dir: str | None = None  # DLW_SECRETS_DIR: local stand-ins for Kubernetes Secrets
@@ -55,6 +57,8 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         kubeconfig=get("DLW_KUBECONFIG"),
         namespace=get("DLW_NAMESPACE"),
         in_cluster=bool(get("KUBERNETES_SERVICE_HOST")),
+        pod_name=get("DLW_POD_NAME"),
+        home_mount=get("DLW_HOME_MOUNT"),
         workspace_config=get("DLW_WORKSPACE_CONFIG"),
         home=get("DLW_HOME"),
         secrets_dir=get("DLW_SECRETS_DIR"),

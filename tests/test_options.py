@@ -86,3 +86,12 @@ def test_blank_options_keep_the_specs_values():
 ])
 def test_the_failing_ranks_exception_line(log, line):
     assert exception_line(log) == line
+
+
+def test_settings_read_the_environment_in_one_place():
+    from dlw_magic.settings import from_env
+
+    s = from_env({"DLW_KUBECONFIG": "/k", "DLW_USER": "ada", "DLW_BUILD_TIMEOUT": "60"})
+    assert (s.default_backend, s.user, s.build_timeout) == ("kubernetes", "ada", 60)
+    s = from_env({"JUPYTERHUB_USER": "bob", "DLW_USER": "ada", "DLW_BACKEND": "local", "KUBERNETES_SERVICE_HOST": "x"})
+    assert (s.default_backend, s.user) == ("local", "bob")
