@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import format as fmt
 from .errors import DLWError
@@ -231,12 +231,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_logs(args: argparse.Namespace) -> int:
+def stream_logs(name: str, rank: int | None, follow: bool, backend: Backend, out: TextIO) -> None:
+    """Print the logs as they come (``[rank N]``-prefixed for all ranks of a multi-rank job)."""
     from .core import printable_lines
 
-    for line in printable_lines(args.name, args.rank, args.follow, backend_from(args)):
-        sys.stdout.write(line)
-        sys.stdout.flush()
+    for line in printable_lines(name, rank, follow, backend):
+        out.write(line)
+        out.flush()
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    stream_logs(args.name, args.rank, args.follow, backend_from(args), sys.stdout)
     return 0
 
 

@@ -234,9 +234,7 @@ class DLWMagics(Magics):
             fmt.events_table(events, sys.stdout)
 
     def _cmd_logs(self, args: argparse.Namespace) -> None:
-        for line in core.printable_lines(args.name, args.rank, args.follow, cli.backend_from(args)):
-            sys.stdout.write(line)
-            sys.stdout.flush()
+        cli.stream_logs(args.name, args.rank, args.follow, cli.backend_from(args), sys.stdout)
 
     def _cmd_cancel(self, args: argparse.Namespace) -> None:
         job = core.cancel(args.name, cli.backend_from(args))
