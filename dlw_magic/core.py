@@ -83,7 +83,7 @@ def build_spec(
     from .spec.validation import load_yaml, read_text
 
     if options is None or overrides:
-        given = options.model_dump(exclude_none=True) if options is not None else {}
+        given = options.model_dump(exclude_unset=True) if options is not None else {}
         options = parse_options({**given, **overrides})
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     if spec_text is not None:
