@@ -7,13 +7,13 @@ answers. ``DLW_BUILDER=kaniko|docker|podman`` forces one. No builder: a DLWError
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import settings
 from ..errors import DLWError
 from ..types import PreparedJob
 from .dockerfile import context_tarball, dockerfile, pinned_requirements, write_context
@@ -57,7 +57,8 @@ def local_engine() -> str | None:
 def _cluster_configured(backend: Backend | None = None) -> bool:
     if backend is not None and backend.name == "kubernetes":
         return True
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get("DLW_KUBECONFIG"))
+    env = settings.current()
+    return bool(env.in_cluster or env.kubeconfig)
 
 
 def build_image(prepared: PreparedJob, backend: Backend | None = None) -> str:
@@ -71,7 +72,7 @@ def build_image(prepared: PreparedJob, backend: Backend | None = None) -> str:
     ws = load_workspace_arg(None)
     base = base_image(prepared, ws)
     ref = image_reference(prepared, ws.images.registry)
-    choice = os.environ.get("DLW_BUILDER")
+    choice = settings.current().builder
     if choice not in (None, "", "kaniko", "docker", "podman"):
         raise DLWError(f"DLW_BUILDER={choice!r}: choose kaniko, docker or podman")
     if choice == "kaniko" or (not choice and _cluster_configured(backend)):

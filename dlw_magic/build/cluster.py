@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from .. import settings
 from ..errors import DLWError
 from ..types import PreparedJob
 from .dockerfile import context_tarball, write_context
@@ -36,7 +36,7 @@ def build_in_cluster(prepared: PreparedJob, ws: Any, base: str, ref: str, backen
 
     backend = _backend(backend)
     api, ns = backend.api, backend.namespace
-    timeout = int(os.environ.get("DLW_BUILD_TIMEOUT", "1800"))
+    timeout = settings.current().build_timeout
     prepared.code_in_image = True
     prepared.provenance["code_in_image"] = True  # labels and metadata only: the code goes into the image
     ctx = render_context(prepared, "job", workspace=backend.workspace, namespace=ns)
