@@ -2,7 +2,8 @@
 
 notebook -> job spec (``build_spec``) -> snapshot + convert (``snapshot.prepare``) -> [image build]
 -> backend (``submit``) -> status / logs / cancel back to the faces.
-Faces parse their own syntax into the keyword arguments here and format what comes back; nothing else.
+Faces parse their own syntax into ``JobOptions`` (``dlw_magic.options``), call these functions with the
+backend they were told to use, and format what comes back (``dlw_magic.format``); no face calls a backend.
 """
 
 from __future__ import annotations
