@@ -1,22 +1,55 @@
 """``dlw``: the command-line face over ``dlw_magic.core``.
 
-Parses options, calls the core, formats the answer: tables on a terminal, JSON with ``--output json``.
-A DLWError becomes one line on stderr and exit code 1; nothing here decides how jobs run.
-The ``%dlw`` magic reuses ``build_parser``/``train_kwargs``/``main``, so both take the same options.
+Parses options, calls the core, formats the answer (``dlw_magic.format``): tables on a terminal, JSON
+with ``--output json``. A DLWError becomes one line on stderr and exit code 1; a mistyped option or value
+is one line too (what is wrong, the valid choices) and exit code 2. Nothing here decides how jobs run.
+The job options come from ``dlw_magic.options.JobOptions``; the ``%dlw`` magic parses with ``build_parser``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import re
 import sys
-import time
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
+from . import format as fmt
 from .errors import DLWError
 
 if TYPE_CHECKING:
-    from .backends import Backend, JobInfo
+    from .backends import Backend
+    from .options import JobOptions
+
+JOB_COMMANDS = ("train", "render")  # the commands that take job options (they load pydantic)
+
+
+class UsageError(DLWError):
+    """A mistyped command line: ``prog`` (``dlw train``) and what is wrong, in one line."""
+
+    def __init__(self, prog: str, detail: str) -> None:
+        super().__init__(f"{prog}: {detail}")
+        self.prog, self.detail = prog, detail
+
+
+def _one_line(message: str) -> str:
+    """argparse's wording, shortened: ``argument --engine: invalid choice: 'x' (choose from 'a', 'b')``
+    -> ``--engine: invalid choice 'x' (choose from a, b)``."""
+    message = message.removeprefix("argument ").replace("COMMAND: invalid choice", "invalid command")
+    choice = re.match(r"(.*): invalid choice: (.*) \(choose from (.*)\)$", message)
+    if choice:
+        options = ", ".join(o.strip().strip("'") for o in choice.group(3).split(","))
+        return f"{choice.group(1)}: invalid choice {choice.group(2)} (choose from {options})"
+    number = re.match(r"(.*): invalid int value: (.*)$", message)
+    if number:
+        return f"{number.group(1)}: expected an integer, got {number.group(2)}"
+    return message
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are a UsageError (one line), not a usage dump and exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self.prog, _one_line(message))
 
 
 def _backend_options(p: argparse.ArgumentParser) -> None:
@@ -31,32 +64,22 @@ def _output_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", choices=["table", "json"], default="table", help="output format")
 
 
-def _job_options(p: argparse.ArgumentParser) -> None:
-    """Options that shape a job spec: shared by train and render."""
+def _job_options(p: argparse.ArgumentParser, command: str | None) -> None:
+    """Options that shape a job spec (``JobOptions``): shared by train and render."""
     p.add_argument("target", nargs="?", help="notebook (.ipynb), script (.py) or job spec (.yaml)")
-    p.add_argument("--name", help="job name (default: from the file name plus a random suffix)")
-    p.add_argument("--workers", type=int, help="number of workers (pods or local process groups)")
-    p.add_argument("--procs-per-worker", type=int, dest="processes_per_worker", help="ranks per worker")
-    p.add_argument("--gpus", type=int, help="GPUs per worker")
-    p.add_argument("--gpu-type", help="GPU product, e.g. NVIDIA-A100-SXM4-80GB")
-    p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a notebook parameter (repeatable); values are typed: 3, 0.1, true, [1,2]")
-    p.add_argument("--engine", choices=["job", "volcano", "pytorchjob"], help="Kubernetes engine")
-    p.add_argument("--queue", help="queue (Volcano/Kueue) or local queue name")
-    p.add_argument("--priority", help="priority class name or integer")
-    p.add_argument("--image", help="container image (default: the notebook's)")
-    p.add_argument("--build", action="store_true", default=None, help="build an image for the job")
-    p.add_argument("--timeout", help="seconds or a duration such as 30m, 2h")
-    p.add_argument("--retries", type=int, help="restarts after a failure")
+    if command is None or command in JOB_COMMANDS:  # `dlw jobs` need not import pydantic
+        from .options import add_arguments
+
+        add_arguments(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dlw", description="Promote a notebook into a training job and watch it run.")
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``dlw`` parser; with ``command`` known, the job options are only built where they are needed."""
+    parser = Parser(prog="dlw", description="Promote a notebook into a training job and watch it run.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("train", help="submit a notebook, script or job spec as a training job")
-    _job_options(p)
+    _job_options(p, command)
     _backend_options(p)
     w = p.add_mutually_exclusive_group()
     w.add_argument("--wait", action="store_true", help="wait until the job finishes; exit 1 unless it succeeds")
@@ -101,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("render", help="print Kubernetes manifests for a job (kubectl apply -f -)")
-    _job_options(p)
+    _job_options(p, command)
     p.add_argument("--workspace", help="admin YAML (default: DLW_WORKSPACE_CONFIG, else the built-in default)")
     p.add_argument("-o", "--out", help="write to this file instead of stdout")
     p.set_defaults(func=cmd_render)
@@ -126,124 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------- helpers
 
 
-def train_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """Parsed job options -> keyword arguments of ``core.build_spec``."""
-    from .core import parse_param
+def job_options(args: argparse.Namespace) -> JobOptions:
+    """Parsed job options -> the ``JobOptions`` of ``core.build_spec``."""
+    from .options import from_args
 
-    return {
-        "name": args.name,
-        "workers": args.workers,
-        "gpus": args.gpus,
-        "params": dict(parse_param(p) for p in args.param),
-        "gpu_type": args.gpu_type,
-        "processes_per_worker": args.processes_per_worker,
-        "engine": args.engine,
-        "queue": args.queue,
-        "priority": _int_or_str(args.priority),
-        "image": args.image,
-        "build": args.build,
-        "timeout": args.timeout,
-        "retries": args.retries,
-    }
-
-
-def _int_or_str(value: str | None) -> int | str | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return value
+    return from_args(args)
 
 
 def backend_from(args: argparse.Namespace) -> Backend:
-    from .backends import get_backend
+    from .core import backend_for
 
-    options = {}
-    if getattr(args, "kubeconfig", None):
-        options["kubeconfig"] = args.kubeconfig
-    if getattr(args, "namespace", None):
-        options["namespace"] = args.namespace
-    name = getattr(args, "backend", None) or ("kubernetes" if options else None)
-    return get_backend(name, **options)
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600}h"
-
-
-def format_table(rows: list[list[str]], out: TextIO) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
-
-
-def jobs_table(jobs: list[JobInfo], out: TextIO) -> None:
-    now = time.time()
-    rows = [["NAME", "STATE", "WORKERS", "GPUS", "DURATION", "AGE", "REASON"]]
-    for j in jobs:
-        rows.append([
-            j.name, j.state.value, str(j.workers), str(j.gpus * j.workers), _age(j.duration),
-            _age(now - j.created if j.created else None), j.reason or "",
-        ])
-    format_table(rows, out)
-
-
-def describe(job: JobInfo, out: TextIO) -> None:
-    fields = [
-        ("Name", job.name), ("State", job.state.value), ("Reason", job.reason), ("Message", job.message),
-        ("Exit code", job.exit_code), ("Backend", f"{job.backend} ({job.engine})"),
-        ("Workers", f"{job.workers} x {job.world_size // max(job.workers, 1)} process(es), "
-                    f"{job.gpus} GPU(s) each"),
-        ("Attempt", job.attempt + 1), ("Duration", _age(job.duration)), ("Output", job.output_dir),
-        ("Image", job.provenance.get("image")), ("Snapshot", job.provenance.get("snapshot_hash")),
-        ("Git commit", job.provenance.get("git_commit")),
-        ("Parameters", json.dumps(job.provenance.get("parameters")) if job.provenance.get("parameters") else None),
-    ]
-    width = max(len(k) for k, _ in fields)
-    for key, value in fields:
-        if value not in (None, ""):
-            out.write(f"{key + ':':<{width + 2}}{value}\n")
-
-
-def _print_json(data: Any, out: TextIO) -> None:
-    # Indented for people; compact for pipes, where json's C encoder is several times faster.
-    indent = 2 if out.isatty() else None
-    out.write(json.dumps(data, indent=indent, default=str) + "\n")
-
-
-def stream_logs(name: str, rank: int | None, follow: bool, backend: Backend, out: TextIO) -> None:
-    from .core import log_lines
-
-    prefixed = rank is None and backend.get(name).world_size > 1
-    for r, line in log_lines(name, rank=rank, follow=follow, backend=backend):
-        out.write(f"[rank {r}] {line}" if prefixed else line)
-        out.flush()
-
-
-def wait_for(name: str, backend: Backend, out: TextIO, quiet: bool = False) -> JobInfo:
-    """Poll until the job finishes, printing each state change on a terminal."""
-    from .core import wait
-
-    last = None
-
-    def progress(job: JobInfo) -> None:
-        nonlocal last
-        if not quiet and job.state != last and not job.state.finished:
-            out.write(f"{job.name}: {job.state.value}\n")
-            out.flush()
-            last = job.state
-
-    return wait(name, backend=backend, on_change=progress)
+    return backend_for(getattr(args, "backend", None), getattr(args, "kubeconfig", None),
+                       getattr(args, "namespace", None))
 
 
 # ---------------------------------------------------------------- commands
@@ -253,7 +170,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from . import core
 
     backend = backend_from(args)
-    spec = core.build_spec(args.target, **train_kwargs(args))
+    spec = core.build_spec(args.target, options=job_options(args))
     job = core.submit(spec, backend)
     _print_notes(job.provenance.get("conversion_notes") or [])
     out = sys.stdout
@@ -262,44 +179,65 @@ def cmd_train(args: argparse.Namespace) -> int:
         out.write(f"Submitted {job.name} ({job.backend}, {spec.workers} worker(s)); "
                   f"follow with: dlw logs -f {job.name}\n")
         out.flush()
-    if args.follow:
-        stream_logs(job.name, None, True, backend, out)
     if args.wait or args.follow:
-        job = wait_for(job.name, backend, out, quiet=as_json or args.follow)
+        last = None
+
+        def progress(now: Any) -> None:
+            nonlocal last
+            if not (as_json or args.follow) and now.state != last and not now.state.finished:
+                out.write(f"{now.name}: {now.state.value}\n")
+                out.flush()
+                last = now.state
+
+        def line(text: str) -> None:
+            out.write(text)
+            out.flush()
+
+        job = core.watch(job.name, backend, follow=args.follow, on_line=line, on_change=progress,
+                         world_size=job.world_size)
         if not as_json:
-            out.write(f"{job.name}: {job.state.value}"
-                      + (f" ({job.reason}: {job.message})" if job.reason and job.message else "") + "\n")
+            out.write(fmt.final_line(job) + "\n")
     if as_json:
-        _print_json(job.to_dict(), out)
+        fmt.print_json(job.to_dict(), out)
     return 0 if not (args.wait or args.follow) or job.state.value == "Succeeded" else 1
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    jobs = backend_from(args).list_jobs()
+    from .core import list_jobs
+
+    jobs = list_jobs(backend_from(args))
     if args.output == "json":
-        _print_json([j.to_dict() for j in jobs], sys.stdout)
+        fmt.print_json([fmt.job_summary(j) for j in jobs], sys.stdout)
     elif jobs:
-        jobs_table(jobs, sys.stdout)
+        fmt.jobs_table(jobs, sys.stdout)
     else:
         print("No jobs yet. Submit one with: dlw train NOTEBOOK.ipynb")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from .core import events, get_job
+
     backend = backend_from(args)
-    job = backend.get(args.name)
-    events = backend.events(args.name)
+    job = get_job(args.name, backend)
+    job_events = events(args.name, backend)
     if args.output == "json":
-        _print_json({**job.to_dict(), "events": events}, sys.stdout)
+        fmt.print_json({**job.to_dict(), "events": job_events}, sys.stdout)
         return 0
-    describe(job, sys.stdout)
-    if events:
+    fmt.describe(job, sys.stdout)
+    if job_events:
         sys.stdout.write("\nEvents:\n")
-        rows = [["TIME", "TYPE", "REASON", "OBJECT", "MESSAGE"]]
-        rows += [[str(e.get("time") or ""), str(e.get("type") or ""), str(e.get("reason") or ""),
-                  str(e.get("object") or ""), str(e.get("message") or "")] for e in events[-20:]]
-        format_table(rows, sys.stdout)
+        fmt.events_table(job_events, sys.stdout)
     return 0
+
+
+def stream_logs(name: str, rank: int | None, follow: bool, backend: Backend, out: TextIO) -> None:
+    """Print the logs as they come (``[rank N]``-prefixed for all ranks of a multi-rank job)."""
+    from .core import printable_lines
+
+    for line in printable_lines(name, rank, follow, backend):
+        out.write(line)
+        out.flush()
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -308,7 +246,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    job = backend_from(args).cancel(args.name)
+    from .core import cancel
+
+    job = cancel(args.name, backend_from(args))
     print(f"{job.name}: {job.state.value}")
     return 0
 
@@ -318,7 +258,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
     job = rerun(args.name, args.new_name, backend_from(args))
     if args.output == "json":
-        _print_json(job.to_dict(), sys.stdout)
+        fmt.print_json(job.to_dict(), sys.stdout)
     else:
         print(f"Submitted {job.name} (same spec and code as {args.name})")
     return 0
@@ -341,24 +281,21 @@ def _print_notes(notes: list[str]) -> None:
 def cmd_render(args: argparse.Namespace) -> int:
     from .core import build_spec, render
 
-    spec = build_spec(args.target, **train_kwargs(args))
+    spec = build_spec(args.target, options=job_options(args))
     _write(render(spec, engine=args.engine, workspace=args.workspace), args.out)
     return 0
 
 
 def cmd_gpus(args: argparse.Namespace) -> int:
-    gpus, reason = backend_from(args).gpus()
+    from .core import gpus as list_gpus
+
+    gpus, reason = list_gpus(backend_from(args))
     if args.output == "json":
-        _print_json({"gpus": [g.to_dict() for g in gpus], "reason": reason}, sys.stdout)
+        fmt.print_json({"gpus": [g.to_dict() for g in gpus], "reason": reason}, sys.stdout)
     elif not gpus:
         print(f"No GPUs: {reason}")
     else:
-        rows = [["INDEX", "NAME", "MEMORY", "UTIL", "TEMP"]]
-        for g in gpus:
-            rows.append([str(g.index), g.name, f"{g.memory_used_mib}/{g.memory_total_mib} MiB",
-                         "-" if g.utilization_pct is None else f"{g.utilization_pct}%",
-                         "-" if g.temperature_c is None else f"{g.temperature_c}C"])
-        format_table(rows, sys.stdout)
+        fmt.gpus_table(gpus, sys.stdout)
     return 0
 
 
@@ -377,9 +314,29 @@ def _write(text: str, path: str | None) -> None:
         sys.stdout.write(text)
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """``argv`` parsed; a UsageError names the command (``dlw train: unrecognized arguments: --x``)."""
+    command = _command_of(argv)
+    try:
+        return build_parser(command).parse_args(argv)
+    except UsageError as err:
+        if err.prog == "dlw" and command and err.detail.startswith("unrecognized arguments"):
+            raise UsageError(f"dlw {command}", err.detail) from None
+        raise
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parse_args(argv)
+    except UsageError as err:
+        sys.stderr.write(f"{err}\n")
+        return 2
     try:
         return int(args.func(args) or 0)
     except DLWError as err:

@@ -2,14 +2,13 @@
 
 notebook -> job spec (``build_spec``) -> snapshot + convert (``snapshot.prepare``) -> [image build]
 -> backend (``submit``) -> status / logs / cancel back to the faces.
-Faces parse their own syntax into the keyword arguments here and format what comes back; nothing else.
+Faces parse their own syntax into ``JobOptions`` (``dlw_magic.options``), call these functions with the
+backend they were told to use, and format what comes back (``dlw_magic.format``); no face calls a backend.
 """
 
 from __future__ import annotations
 
-import getpass
 import io
-import os
 import re
 import secrets
 import tempfile
@@ -18,18 +17,28 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backends import Backend, GpuInfo, JobInfo, LogChunk, get_backend
+from . import settings
+from .backends import Backend, get_backend
 from .errors import DLWError
+from .format import rank_prefix
+from .types import GpuInfo, JobInfo, LogChunk
 
 # The spec (pydantic) and snapshot modules load lazily: `dlw jobs` and `dlw logs` never need them,
 # and start-up time is most of their run time.
 if TYPE_CHECKING:
     from .convert import ConvertedNotebook
+    from .options import JobOptions
     from .spec import TrainingJob
 
 
 def current_user() -> str:
-    return os.environ.get("JUPYTERHUB_USER") or os.environ.get("DLW_USER") or getpass.getuser()
+    return settings.current().user
+
+
+def backend_for(name: str | None = None, kubeconfig: str | None = None, namespace: str | None = None) -> Backend:
+    """The backend a face's options select: a kubeconfig or namespace implies Kubernetes."""
+    options = {k: v for k, v in (("kubeconfig", kubeconfig), ("namespace", namespace)) if v}
+    return get_backend(name or ("kubernetes" if options else None), **options)
 
 
 def default_name(entry: str | Path) -> str:
@@ -63,59 +72,74 @@ def build_spec(
     target: str | Path | None = None,
     *,
     spec_text: str | None = None,
-    name: str | None = None,
-    workers: int | None = None,
-    gpus: int | None = None,
-    params: dict[str, Any] | None = None,
+    options: JobOptions | None = None,
+    base_dir: str | Path | None = None,
     **overrides: Any,
 ) -> TrainingJob:
-    """A validated spec from a notebook, script or job YAML path (or inline YAML), plus face options.
+    """A validated spec from a notebook, script or job YAML path (or inline YAML), plus the face's options.
 
-    ``overrides`` take spec field names (``engine``, ``queue``, ``priority``, ``image``, ``timeout``,
-    ``retries``, ``build``, ``processes_per_worker``, ``gpu_type``); None means "keep the spec's value".
+    ``options`` (or, for Python callers, ``overrides`` named like its fields: ``workers=2``) replace the
+    spec's values; None keeps them. Relative paths mean ``base_dir`` (default: the working directory):
+    a relative ``target``, and the ``workdir`` of inline YAML. A YAML file's paths are relative to its folder.
     """
-    from .spec import load_spec, parse_spec
-    from .spec.validation import load_yaml
+    from .options import parse_options
+    from .spec import parse_spec
+    from .spec.validation import load_yaml, read_text
 
+    if options is None or overrides:
+        given = options.model_dump(exclude_unset=True) if options is not None else {}
+        options = parse_options({**given, **overrides})
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
     if spec_text is not None:
-        data = load_yaml(spec_text, "inline spec") or {}
-        origin = "inline spec"
+        data = load_yaml(spec_text, "inline spec")
+        data = {} if data is None else data
+        origin, spec_dir = "inline spec", base
+        resolve = True
     elif target is None:
         raise DLWError("give a notebook, a script or a job YAML")
     else:
-        path = Path(target)
+        path = Path(target) if base_dir is None else base / target  # as given: errors name it so
         suffix = path.suffix.lower()
         if suffix in (".yaml", ".yml"):
-            data = load_spec(path).model_dump(by_alias=True, exclude_unset=True)
-            origin = str(path)
+            origin = str(target)
+            data = load_yaml(read_text(path, "job spec"), origin)
+            spec_dir, resolve = path.resolve().parent, True
         elif suffix in (".ipynb", ".py"):
             key = "notebook" if suffix == ".ipynb" else "script"
             data = {"source": {key: str(path)}}
-            origin = str(path)
+            origin, spec_dir, resolve = str(target), base, False
         else:
             raise DLWError(f"{target}: expected a .ipynb notebook, a .py script or a .yaml job spec")
     if not isinstance(data, dict):
         raise DLWError(f"{origin}: expected a mapping at the top level")
-    if name:
-        data["name"] = name
-    else:
-        data.setdefault("name", default_name(_entry_of(data) or "job"))
-    if workers is not None:
-        data["workers"] = workers
-    if params:
-        data["parameters"] = {**(data.get("parameters") or {}), **params}
-    resources = dict(data.get("resources") or {})
-    if gpus is not None:
-        resources["gpus"] = gpus
-    gpu_type = overrides.pop("gpu_type", None)
-    if gpu_type is not None:
-        resources["gpuType"] = gpu_type
-    if resources:
-        data["resources"] = resources
-    for key, value in overrides.items():
-        if value is not None:
-            data[key] = value
-    return parse_spec(data, origin)
+    if resolve:
+        _resolve_workdir(data, spec_dir)
+    return parse_spec(merge_options(data, options), origin)
+
+
+def _resolve_workdir(data: dict[str, Any], spec_dir: Path) -> None:
+    """A spec's relative paths mean the folder it lives in (its file's, or the face's base for inline text)."""
+    src = data.get("source")
+    if not isinstance(src, dict):
+        return
+    workdir = src.get("workdir")
+    if workdir is None:
+        src["workdir"] = str(spec_dir)
+    elif isinstance(workdir, str) and not Path(workdir).is_absolute():
+        src["workdir"] = str((spec_dir / workdir).resolve())
+
+
+def merge_options(data: dict[str, Any], options: JobOptions) -> dict[str, Any]:
+    """The spec mapping with the options applied (parameters and resources merged key by key)."""
+    merged = dict(data)
+    for key, value in options.spec_overrides().items():
+        if key in ("parameters", "resources"):
+            merged[key] = {**(merged.get(key) or {}), **value}
+        else:
+            merged[key] = value
+    if not merged.get("name"):
+        merged["name"] = default_name(_entry_of(merged) or "job")
+    return merged
 
 
 def _entry_of(data: dict[str, Any]) -> str | None:
@@ -144,7 +168,7 @@ def submit(spec: TrainingJob, backend: Backend | None = None, rerun_of: JobInfo 
         if spec.build.enabled:
             from .build import build_image
 
-            prepared.image = build_image(prepared)
+            prepared.image = build_image(prepared, backend)
         return backend.submit(prepared)
     except BaseException:
         backend.discard_staging(staging)
@@ -169,6 +193,13 @@ def list_jobs(backend: Backend | None = None) -> list[JobInfo]:
 
 def get_job(name: str, backend: Backend | None = None) -> JobInfo:
     return (backend or get_backend()).get(name)
+
+
+def events(name: str, backend: Backend | None = None) -> list[dict[str, Any]]:
+    """Cluster events of the job and its pods (none locally); NotFound for an unknown job."""
+    backend = backend or get_backend()
+    backend.get(name)
+    return backend.events(name)
 
 
 def cancel(name: str, backend: Backend | None = None) -> JobInfo:
@@ -196,6 +227,41 @@ def log_lines(
             yield chunk.rank, line
     for r, rest in sorted(pending.items()):
         yield r, rest + "\n"
+
+
+def printable_lines(
+    name: str, rank: int | None = None, follow: bool = False, backend: Backend | None = None,
+    world_size: int | None = None,
+) -> Iterator[str]:
+    """Log lines ready to print: ``[rank N]``-prefixed when all ranks of a multi-rank job are shown."""
+    backend = backend or get_backend()
+    if rank is not None:
+        size = 1
+    elif world_size is not None:
+        size = world_size
+    else:
+        size = backend.get(name).world_size
+    for r, line in log_lines(name, rank=rank, follow=follow, backend=backend):
+        yield rank_prefix(r, size) + line
+
+
+def watch(
+    name: str,
+    backend: Backend | None = None,
+    *,
+    follow: bool = False,
+    on_line: Callable[[str], None] | None = None,
+    on_change: Callable[[JobInfo], None] | None = None,
+    world_size: int | None = None,
+) -> JobInfo:
+    """Follow-then-wait: with ``follow``, every log line (prefixed) goes to ``on_line`` until the job ends
+    and its logs are drained; then wait for the final state, calling ``on_change`` on each poll."""
+    backend = backend or get_backend()
+    if follow:
+        for line in printable_lines(name, follow=True, backend=backend, world_size=world_size):
+            if on_line is not None:
+                on_line(line)
+    return wait(name, backend=backend, on_change=on_change)
 
 
 def wait(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 
-from .backends.base import GpuInfo
+from . import settings
+from .types import GpuInfo
 
 
 def local_gpus() -> tuple[list[GpuInfo], str | None]:
-    if os.environ.get("DLW_FAKE_NO_NVML"):
+    if settings.current().fake_no_nvml:
         return [], "NVML disabled by DLW_FAKE_NO_NVML"
     try:
         import pynvml

@@ -1,9 +1,10 @@
 """``%dlw`` and ``%%dlw``: the notebook face over ``dlw_magic.core``.
 
-Options are the CLI's (``dlw_magic.cli.build_parser``), so ``%dlw train --workers 2`` and
-``dlw train nb.ipynb --workers 2`` mean the same. The only things the magic adds: it knows which notebook
-the kernel runs (``%dlw train`` with no path), it shows a live widget, and it prints a DLWError as one
-line instead of a traceback.
+Options are the CLI's (``dlw_magic.cli.build_parser``, built from ``dlw_magic.options``), so
+``%dlw train --workers 2`` and ``dlw train nb.ipynb --workers 2`` mean the same. Each command calls
+``dlw_magic.core`` and prints with ``dlw_magic.format``, like the CLI. What the magic adds: it knows which
+notebook the kernel runs (``%dlw train`` with no path), it shows a live widget, its hints read
+``%dlw logs NAME``, and a DLWError or a mistyped option is one red line instead of a traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import re
 import shlex
@@ -24,6 +24,7 @@ import yaml
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from . import cli, core
+from . import format as fmt
 from .errors import DLWError
 from .spec.validation import load_yaml
 
@@ -91,27 +92,20 @@ def saved_at(path: Path) -> str:
 
 
 _ABOUT_THIS_MAGIC = re.compile(r"%%?dlw\b|load_ext dlw_magic")
-_ARGPARSE_PREFIX = re.compile(r"^dlw(?: [\w-]+)?: (?:error: )?")
-
-
-class _ParseError(Exception):
-    """argparse refused the options; the message is argparse's own last line."""
 
 
 def parse(argv: list[str]) -> argparse.Namespace | None:
-    """The CLI parser on ``argv``; None after ``--help`` (already printed)."""
-    parser = cli.build_parser()
-    err, out = io.StringIO(), io.StringIO()
+    """The CLI parser on ``argv``; None after ``--help`` (already printed, as ``%dlw``).
+
+    A mistyped option raises the parser's one-line ``UsageError``.
+    """
+    out = io.StringIO()
     try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-            return parser.parse_args(argv)
-    except SystemExit as exit_:
-        if exit_.code in (0, None):
-            sys.stdout.write(out.getvalue().replace("usage: dlw", "usage: %dlw"))
-            return None
-        lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
-        message = lines[-1] if lines else "invalid options"
-        raise _ParseError(_ARGPARSE_PREFIX.sub("", message)) from None
+        with contextlib.redirect_stdout(out):
+            return cli.parse_args(argv)
+    except SystemExit:  # only --help exits: errors raise UsageError
+        sys.stdout.write(out.getvalue().replace("usage: dlw", "usage: %dlw"))
+        return None
 
 
 def report_error(message: str, shell: Any) -> None:
@@ -149,33 +143,39 @@ class DLWMagics(Magics):
                 self._train(argv[1:])
             else:
                 self._delegate(argv)
-        except (_ParseError, DLWError) as err:
-            report_error(f"{label}: {err}", self.shell)
+        except cli.UsageError as err:
+            report_error(f"{'%%dlw' if cell is not None else '%' + err.prog}: {err.detail}", self.shell)
+        except DLWError as err:
+            report_error(f"{label}: {fmt.for_notebook(str(err))}", self.shell)
         except KeyboardInterrupt:
             report_error(f"{label}: interrupted (jobs keep running; %dlw cancel NAME stops one)", self.shell)
+
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        return self.shell.user_ns if self.shell is not None else {}
 
     # -- commands
     def _train(self, rest: list[str]) -> None:
         args = parse(["train", *rest])
         if args is None:
             return
-        target = Path(args.target) if args.target else current_notebook(self.shell.user_ns)
-        self._submit(core.build_spec(target, **cli.train_kwargs(args)), args)
+        target = Path(args.target) if args.target else current_notebook(self._user_ns)
+        self._submit(core.build_spec(target, options=cli.job_options(args)), args)
 
     def _inline(self, argv: list[str], cell: str) -> None:
         args = parse(["train", *argv])
         if args is None:
             return
         if args.target:
-            raise _ParseError("%%dlw takes its job spec from the cell; put the path in source.notebook")
+            raise DLWError("%%dlw takes its job spec from the cell; put the path in source.notebook")
         data = load_yaml(cell, "cell")
         data = {} if data is None else data
         if not isinstance(data, dict):
             raise DLWError("cell: expected a job spec (a YAML mapping)")
         if "source" not in data:
-            data["source"] = {"notebook": str(current_notebook(self.shell.user_ns, "train"))}
+            data["source"] = {"notebook": str(current_notebook(self._user_ns, "train"))}
         spec_text = yaml.safe_dump(data, sort_keys=False)
-        self._submit(core.build_spec(spec_text=spec_text, **cli.train_kwargs(args)), args)
+        self._submit(core.build_spec(spec_text=spec_text, options=cli.job_options(args)), args)
 
     def _submit(self, spec: Any, args: argparse.Namespace) -> None:
         from .widget import show_job
@@ -183,7 +183,7 @@ class DLWMagics(Magics):
         backend = cli.backend_from(args)
         job = core.submit(spec, backend)
         if args.output == "json":
-            print(json.dumps(job.to_dict(), indent=2, default=str))
+            fmt.print_json(job.to_dict(), sys.stdout)
             return
         # The job runs the notebook as it was on disk, not what the browser shows: say which save.
         notebook = job.provenance.get("notebook")
@@ -199,20 +199,84 @@ class DLWMagics(Magics):
         show_job(job, backend, self.shell, wait=args.wait, follow=args.follow)
 
     def _delegate(self, argv: list[str]) -> None:
-        """Every command but train is the CLI's own; the magic only fills in this notebook's path."""
+        """Every command but train: the CLI's options, run through the core; no path means this notebook."""
         command = argv[0]
         if command in ("convert", "render") and not _has_positional(argv):
-            argv = [command, str(current_notebook(self.shell.user_ns, command)), *argv[1:]]
-        if parse(argv) is None:
+            argv = [command, str(current_notebook(self._user_ns, command)), *argv[1:]]
+        args = parse(argv)
+        if args is None:
             return
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err):  # the CLI's "dlw: error: ..." becomes our one red line
-            cli.main(argv)
-        for line in err.getvalue().splitlines():
-            if line.startswith("dlw: note: "):
-                print(line.removeprefix("dlw: "))
-            elif line.strip():
-                report_error(f"%dlw {command}: {_ARGPARSE_PREFIX.sub('', line)}", self.shell)
+        run = getattr(self, f"_cmd_{command}", None)
+        if run is None:  # admin and hub commands are the CLI's own: they print their errors themselves
+            args.func(args)
+        else:
+            run(args)
+
+    def _cmd_jobs(self, args: argparse.Namespace) -> None:
+        jobs = core.list_jobs(cli.backend_from(args))
+        if args.output == "json":
+            fmt.print_json([fmt.job_summary(j) for j in jobs], sys.stdout)
+        elif jobs:
+            fmt.jobs_table(jobs, sys.stdout)
+        else:
+            print("No jobs yet. Submit this notebook with: %dlw train")
+
+    def _cmd_status(self, args: argparse.Namespace) -> None:
+        backend = cli.backend_from(args)
+        job = core.get_job(args.name, backend)
+        events = core.events(args.name, backend)
+        if args.output == "json":
+            fmt.print_json({**job.to_dict(), "events": events}, sys.stdout)
+            return
+        fmt.describe(job, sys.stdout, notebook=True)
+        if events:
+            print("\nEvents:")
+            fmt.events_table(events, sys.stdout)
+
+    def _cmd_logs(self, args: argparse.Namespace) -> None:
+        cli.stream_logs(args.name, args.rank, args.follow, cli.backend_from(args), sys.stdout)
+
+    def _cmd_cancel(self, args: argparse.Namespace) -> None:
+        job = core.cancel(args.name, cli.backend_from(args))
+        print(f"{job.name}: {job.state.value}")
+
+    def _cmd_rerun(self, args: argparse.Namespace) -> None:
+        job = core.rerun(args.name, args.new_name, cli.backend_from(args))
+        if args.output == "json":
+            fmt.print_json(job.to_dict(), sys.stdout)
+        else:
+            print(f"Submitted {job.name} (same spec and code as {args.name})")
+
+    def _cmd_gpus(self, args: argparse.Namespace) -> None:
+        gpus, reason = core.gpus(cli.backend_from(args))
+        if args.output == "json":
+            fmt.print_json({"gpus": [g.to_dict() for g in gpus], "reason": reason}, sys.stdout)
+        elif not gpus:
+            print(f"No GPUs: {reason}")
+        else:
+            fmt.gpus_table(gpus, sys.stdout)
+
+    def _cmd_convert(self, args: argparse.Namespace) -> None:
+        converted = core.convert(args.notebook, dict(core.parse_param(p) for p in args.param))
+        for note in converted.notes:
+            print(f"note: {note}")
+        _write(converted.script, args.out)
+
+    def _cmd_render(self, args: argparse.Namespace) -> None:
+        spec = core.build_spec(args.target, options=cli.job_options(args))
+        _write(core.render(spec, engine=args.engine, workspace=args.workspace), args.out)
+
+    def _cmd_schema(self, args: argparse.Namespace) -> None:
+        from .spec import spec_json_schema
+
+        sys.stdout.write(spec_json_schema())
+
+
+def _write(text: str, path: str | None) -> None:
+    if path:
+        Path(path).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
 
 
 def _has_positional(argv: list[str]) -> bool:
@@ -221,6 +285,6 @@ def _has_positional(argv: list[str]) -> bool:
         return True
     try:
         args = parse(argv)
-    except _ParseError:
+    except cli.UsageError:
         return False
     return bool(getattr(args, "notebook", None) or getattr(args, "target", None))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,9 +16,10 @@ from typing import Any
 
 import yaml
 
-from .backends.base import PreparedJob
+from . import settings
 from .errors import DLWError
 from .spec import TrainingJob
+from .types import PreparedJob
 
 SCRIPT_NAME = "main.py"
 MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024
@@ -92,7 +92,7 @@ def git_commit(folder: Path) -> str | None:
 
 def current_image() -> str | None:
     """The image this notebook runs in: set by the hub (DLW_IMAGE) or by the image itself (JUPYTER_IMAGE)."""
-    return os.environ.get("DLW_IMAGE") or os.environ.get("JUPYTER_IMAGE_SPEC") or os.environ.get("JUPYTER_IMAGE")
+    return settings.current().image
 
 
 def prepare(spec: TrainingJob, dest: Path, user: str) -> PreparedJob:

@@ -10,15 +10,16 @@ from __future__ import annotations
 import html
 import sys
 import threading
-import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import core
+from . import format as fmt
 from .errors import DLWError, NotFound
 
 if TYPE_CHECKING:
-    from .backends import Backend, JobInfo
+    from .backends import Backend
+    from .types import JobInfo
 
 POLL_SECONDS = 1.0
 TAIL_LINES = 15
@@ -28,28 +29,9 @@ _COLORS = {"Queued": "#6b7280", "Running": "#2563eb", "Succeeded": "#16a34a", "F
            "Cancelled": "#b45309"}
 
 
-def clock(seconds: float | None) -> str:
-    """``75.3`` -> ``0:01:15``."""
-    if seconds is None:
-        return "-"
-    s = max(int(seconds), 0)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def progress(job: JobInfo) -> str:
-    """``for 0:00:12 (2 worker(s), local)``, plus the reason when there is one."""
-    elapsed = job.duration if job.started else (time.time() - job.created if job.created else None)
-    verb = "after" if job.state.finished else ("for" if job.started else "since")
-    text = f"{verb} {clock(elapsed)} ({job.workers} worker(s), {job.backend})"
-    reason = job.reason if job.reason != job.state.value else None  # not "Cancelled - Cancelled: ..."
-    if reason or job.message:
-        text += " - " + ": ".join(p for p in (reason, job.message) if p)
-    return text
-
-
 def state_line(job: JobInfo) -> str:
-    """``digits-ddp-x7k2q: Running for 0:00:12 (2 worker(s), local)``."""
-    return f"{job.name}: {job.state.value} {progress(job)}"
+    """``digits-ddp-x7k2q: Running for 0:00:12 (2 worker(s), local)``, hints as ``%dlw`` commands."""
+    return fmt.state_line(job, notebook=True)
 
 
 class LogTail:
@@ -66,7 +48,7 @@ class LogTail:
         self.lines: deque[str] = deque(maxlen=size)
 
     def _prefix(self, rank: int) -> str:
-        return f"[rank {rank}] " if self.world_size > 1 else ""
+        return fmt.rank_prefix(rank, self.world_size)
 
     def poll(self) -> None:
         """Read what every rank wrote since the last call."""
@@ -162,7 +144,7 @@ class JobWidget:
         error = f' <span style="color:#dc2626">{html.escape(self.error)}</span>' if self.error else ""
         self.title.value = (
             f'<b>{html.escape(self.job.name)}</b> <span style="color:{color};font-weight:bold">{state}</span>'
-            f' <span style="color:#6b7280">{html.escape(progress(self.job))}</span>{error}'
+            f' <span style="color:#6b7280">{html.escape(fmt.progress(self.job, notebook=True))}</span>{error}'
         )
         self.cancel_button.disabled = self.job.state.finished or self.cell_busy
         self.cancel_button.tooltip = (
@@ -246,11 +228,11 @@ def show_job(job: JobInfo, backend: Backend | None, shell: Any, *, wait: bool = 
 def _watch(
     job: JobInfo, backend: Backend | None, out: TextIO, *, follow: bool, print_states: bool
 ) -> JobInfo:
-    if follow:  # the backend's own follow: it returns once the job has finished and its logs are drained
-        for rank, line in core.log_lines(job.name, follow=True, backend=backend):
-            out.write(line if job.world_size == 1 else f"[rank {rank}] {line}")
-            out.flush()
     last = job.state
+
+    def line(text: str) -> None:
+        out.write(text)
+        out.flush()
 
     def changed(now: JobInfo) -> None:
         nonlocal last
@@ -259,4 +241,4 @@ def _watch(
             out.flush()
         last = now.state
 
-    return core.wait(job.name, backend=backend, on_change=changed)
+    return core.watch(job.name, backend, follow=follow, on_line=line, on_change=changed, world_size=job.world_size)

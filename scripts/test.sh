@@ -13,6 +13,7 @@ source "$(dirname "$0")/env.sh" test
 cd "$DLW_ROOT"
 
 ruff check .
+mypy dlw_magic
 (cd labextension && jlpm lint:check && jlpm test --silent)
 
 python -m pytest -q -p no:cacheprovider "$@"

@@ -92,7 +92,7 @@ def test_kaniko_job_renders_valid_and_confined(env: Path, tmp_path: Path) -> Non
     ws_file = tmp_path / "ws.yaml"
     ws_file.write_text(yaml.safe_dump(data))
     prepared = prepare(env)
-    prepared.provenance["code_in_image"] = True
+    prepared.code_in_image = True
     ctx = render_context(prepared, "job", workspace=str(ws_file))
     ref = image_reference(prepared, "registry.example/dlw")
     assert ref.startswith("registry.example/dlw/alice/built:")
@@ -163,3 +163,17 @@ def test_cluster_build_failure_says_why(env: Path, tmp_path: Path, monkeypatch) 
         with pytest.raises(DLWError, match="build failed in built-build: .*No matching distribution"):
             core.submit(core.build_spec("train.py", name="built", build=True))
         assert kube.items(JOB) == [] or all(j["metadata"]["name"] == "built-build" for j in kube.items(JOB))
+
+
+def test_the_jobs_own_kubeconfig_builds_it(env: Path, tmp_path: Path, monkeypatch) -> None:
+    """`dlw train --kubeconfig X --build`: the build runs in X's cluster, with no DLW_KUBECONFIG set."""
+    from dlw_magic.backends import get_backend
+
+    digest = "sha256:" + "c" * 64
+    monkeypatch.setenv("PATH", str(tmp_path / "no-docker"))  # no local engine to fall back to
+    with KubeEmulator(tmp_path) as kube:
+        backend = get_backend("kubernetes", kubeconfig=str(kube.kubeconfig))
+        _play_kaniko(kube, digest + "\n", "Complete")
+        core.submit(core.build_spec("train.py", name="built", build=True), backend)
+        container = kube.get(JOB, "built")["spec"]["template"]["spec"]["containers"][0]
+        assert container["image"] == f"registry.example/dlw/alice/built@{digest}"

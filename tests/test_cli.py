@@ -52,7 +52,12 @@ def test_train_wait_json_and_tables(dlw_home, notebook, capsys):
     assert table[1].split()[:2] == ["tiny", "Succeeded"]
 
     assert main(["jobs", "--output", "json"]) == 0
-    assert [j["name"] for j in json.loads(capsys.readouterr().out)] == ["tiny"]
+    listed = json.loads(capsys.readouterr().out)
+    assert [j["name"] for j in listed] == ["tiny"]
+    # as docs/cli.md says: the listing leaves out the spec and the pip freeze, `status -o json` has them
+    assert "spec" not in listed[0] and "pip_freeze" not in listed[0]["provenance"]
+    assert main(["status", "tiny", "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"]["name"] == "tiny"
 
     assert main(["status", "tiny"]) == 0
     assert "State:" in capsys.readouterr().out
@@ -67,6 +72,29 @@ def test_wait_exits_non_zero_when_the_job_fails(dlw_home, tmp_path, capsys):
     assert main(["train", str(script), "--name", "boom", "--wait"]) == 1
     out = capsys.readouterr().out
     assert "boom: Failed" in out and "exited with code 4" in out
+
+
+def test_status_says_why_a_job_failed(dlw_home, tmp_path, capsys):
+    script = tmp_path / "crash.py"
+    script.write_text("import os\nif os.environ['RANK'] == '1':\n    raise ValueError('lr must be positive')\n")
+    assert main(["train", str(script), "--name", "crash", "--workers", "2", "--wait"]) == 1
+    capsys.readouterr()
+    assert main(["status", "crash"]) == 0
+    message = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("Message:"))
+    assert "rank 1 exited with code 1: ValueError: lr must be positive" in message
+    assert "see: dlw logs crash --rank 1" in message
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["--engine", "volcan"],
+     "dlw train: --engine: invalid choice 'volcan' (choose from job, volcano, pytorchjob, trainjob)"),
+    (["--workers", "two"], "dlw train: --workers: expected an integer, got 'two'"),
+    (["--bogus"], "dlw train: unrecognized arguments: --bogus"),
+])
+def test_a_mistyped_option_is_one_line_with_the_choices(dlw_home, args, line):
+    result = dlw("train", "x.ipynb", *args)
+    assert result.returncode == 2
+    assert result.stderr == line + "\n"
 
 
 def test_follow_prints_rank_prefixed_logs(dlw_home, tmp_path, capsys):
@@ -181,3 +209,10 @@ def test_bad_spec_fields_name_their_path(field, value, message):
     with pytest.raises(DLWError) as err:
         parse_spec({"name": "p", "source": {"notebook": "x.ipynb"}, field: value}, "job.yaml")
     assert str(err.value).startswith(f"job.yaml: {message}")
+
+
+def test_benchmark_runner_prints_help_instead_of_running():
+    runner = Path(__file__).resolve().parents[1] / "benchmarks" / "run_all.py"
+    result = subprocess.run([sys.executable, str(runner), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "usage: run_all.py" in result.stdout
+    assert '"name"' not in result.stdout  # no benchmark ran (they print JSON lines)

@@ -109,11 +109,13 @@ def test_a_failed_job_says_why(shell: Any, notebook: Any, capsys: pytest.Capture
     shell.run_line_magic("dlw", "train broken.ipynb --name broken --wait")
     out = lines(capsys.readouterr().out)
     assert re.match(r"broken: Failed after \d:\d\d:\d\d \(1 worker\(s\), local\) - \w+: .*rank 0", out[-1]), out
+    assert "ValueError: bad shard" in out[-1] and "see: %dlw logs broken --rank 0" in out[-1], out[-1]
     assert "ValueError: bad shard" in job_log("broken")
 
 
 @pytest.mark.parametrize("options, message", [
-    ("--workers two", "%dlw train: argument --workers: invalid int value: 'two'"),
+    ("--workers two", "%dlw train: --workers: expected an integer, got 'two'$"),
+    ("--engine volcan", r"%dlw train: --engine: invalid choice 'volcan' \(choose from job, volcano, pytorchjob, trainjob\)$"),
     ("--bogus", "%dlw train: unrecognized arguments: --bogus"),
     ("--param 1x=3", r"%dlw train: --param '1x=3': expected NAME=VALUE with NAME a Python identifier"),
     ("--name Not_A_Name", "%dlw train: /.*/tiny.ipynb: name: 'Not_A_Name' is not a valid job name"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,8 @@ def test_golden(project: Path, case: str) -> None:
     text = render_yaml(prepare(project, **fields), engine, workspace=WORKSPACE)
     docs = [d for d in yaml.safe_load_all(text) if d]
     assert validate_objects(docs) == len(docs) >= 2
+    # Anchors and aliases (&id001 / *id001) are valid YAML but unreadable in a review or a kubectl diff.
+    assert not re.search(r"[&*]id\d+", text), f"{case}: rendered YAML has anchors or aliases"
     golden = GOLDEN / f"{case}.yaml"
     if os.environ.get("DLW_UPDATE_GOLDEN"):
         golden.write_text(text)

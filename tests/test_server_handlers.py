@@ -232,3 +232,16 @@ def test_bad_log_arguments_are_a_400(api, api_error, params, starts):
 def test_job_urls_only_take_job_names(api, api_error):
     code, _ = api_error("dlw/api/jobs/..%2F..%2Fetc")
     assert code == 404
+
+
+def test_backend_class_is_configurable_like_a_scheduler_class(dlw_home):
+    from traitlets.config import Config
+
+    from dlw_magic.backends.local import LocalBackend
+    from dlw_magic.server import DLWServer
+
+    config = Config({"DLWServer": {"backend_class": "dlw_magic.backends.local.LocalBackend"}})
+    server = DLWServer(config=config)
+    backend = server.make_backend()
+    assert isinstance(backend, LocalBackend) and server.make_backend() is backend
+    assert DLWServer(config=Config({"DLWServer": {"backend": "local"}})).make_backend().name == "local"

@@ -9,7 +9,6 @@ keep their names.
 from __future__ import annotations
 
 import importlib
-import os
 from importlib.metadata import entry_points
 
 from ..errors import DLWError
@@ -35,17 +34,15 @@ def _targets() -> dict[str, str]:
 def backend_names() -> list[str]:
     return list(_targets())
 
+
 _cache: dict[tuple[str, tuple], Backend] = {}
 
 
 def default_backend_name() -> str:
     """DLW_BACKEND wins; inside a cluster pod (or with a kubeconfig named by DLW_KUBECONFIG) use Kubernetes."""
-    name = os.environ.get("DLW_BACKEND")
-    if name:
-        return name
-    if os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get("DLW_KUBECONFIG"):
-        return "kubernetes"
-    return "local"
+    from ..settings import current
+
+    return current().default_backend
 
 
 def get_backend(name: str | None = None, **options: str) -> Backend:

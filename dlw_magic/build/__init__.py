@@ -7,15 +7,19 @@ answers. ``DLW_BUILDER=kaniko|docker|podman`` forces one. No builder: a DLWError
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..backends.base import PreparedJob
+from .. import settings
 from ..errors import DLWError
+from ..types import PreparedJob
 from .dockerfile import context_tarball, dockerfile, pinned_requirements, write_context
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
 
 __all__ = [
     "build_image", "context_tarball", "dockerfile", "image_reference", "local_engine", "pinned_requirements",
@@ -50,24 +54,31 @@ def local_engine() -> str | None:
     return next((tool for tool in ("docker", "podman") if engine_answers(tool)), None)
 
 
-def _cluster_configured() -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get("DLW_KUBECONFIG"))
+def _cluster_configured(backend: Backend | None = None) -> bool:
+    if backend is not None and backend.name == "kubernetes":
+        return True
+    env = settings.current()
+    return bool(env.in_cluster or env.kubeconfig)
 
 
-def build_image(prepared: PreparedJob) -> str:
-    """Build and push the job's image; returns ``repo@sha256:...`` (or the pushed tag) to run."""
+def build_image(prepared: PreparedJob, backend: Backend | None = None) -> str:
+    """Build and push the job's image; returns ``repo@sha256:...`` (or the pushed tag) to run.
+
+    ``backend`` is the one the job goes to: a Kubernetes backend builds in its own cluster and namespace
+    (its kubeconfig), not the default one.
+    """
     from ..render import load_workspace_arg
 
     ws = load_workspace_arg(None)
     base = base_image(prepared, ws)
     ref = image_reference(prepared, ws.images.registry)
-    choice = os.environ.get("DLW_BUILDER")
+    choice = settings.current().builder
     if choice not in (None, "", "kaniko", "docker", "podman"):
         raise DLWError(f"DLW_BUILDER={choice!r}: choose kaniko, docker or podman")
-    if choice == "kaniko" or (not choice and _cluster_configured()):
+    if choice == "kaniko" or (not choice and _cluster_configured(backend)):
         from .cluster import build_in_cluster
 
-        digest = build_in_cluster(prepared, ws, base, ref)
+        digest = build_in_cluster(prepared, ws, base, ref, backend)
     else:
         tool = choice if choice and engine_answers(choice) else None if choice else local_engine()
         if tool is None:
@@ -78,7 +89,7 @@ def build_image(prepared: PreparedJob) -> str:
             )
         digest = _build_locally(tool, prepared, base, ref)
     prepared.provenance["build"] = {"image": digest, "base": base}
-    prepared.provenance["code_in_image"] = True
+    prepared.code_in_image = True
     return digest
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -10,33 +9,35 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from ..backends.base import PreparedJob
+from .. import settings
 from ..errors import DLWError
+from ..types import PreparedJob
 from .dockerfile import context_tarball, write_context
 from .kaniko import build_objects
 
 POLL_SECONDS = 1.0
 
 
-def _backend() -> Any:
+def _backend(given: Any = None) -> Any:
+    """The job's own Kubernetes backend (its kubeconfig and namespace), else the default one."""
     from ..backends import get_backend
     from ..backends.kubernetes import KubernetesBackend
 
-    backend = get_backend("kubernetes")
+    backend = given if isinstance(given, KubernetesBackend) else get_backend("kubernetes")
     assert isinstance(backend, KubernetesBackend)
     return backend
 
 
-def build_in_cluster(prepared: PreparedJob, ws: Any, base: str, ref: str) -> str:
+def build_in_cluster(prepared: PreparedJob, ws: Any, base: str, ref: str, backend: Any = None) -> str:
     from ..render import render_context
     from ..render.code import CONFIGMAP_MAX_BYTES
     from ..render.context import JOB_ID_LABEL
     from ..render.policy import check_objects
 
-    backend = _backend()
+    backend = _backend(backend)
     api, ns = backend.api, backend.namespace
-    timeout = int(os.environ.get("DLW_BUILD_TIMEOUT", "1800"))
-    prepared.provenance["code_in_image"] = True  # labels and metadata only: the code goes into the image
+    timeout = settings.current().build_timeout
+    prepared.code_in_image = True
     ctx = render_context(prepared, "job", workspace=backend.workspace, namespace=ns)
     with tempfile.TemporaryDirectory(prefix="dlw-build-") as tmp:
         tar = context_tarball(write_context(prepared, base, Path(tmp)))

@@ -45,7 +45,7 @@ def pinned_requirements() -> str:
     """
     pins: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
-        name = dist.metadata.get("Name")
+        name = dist.metadata.get("Name")  # type: ignore[attr-defined]  # email.Message, not in the protocol
         if not name or _canonical(name) in SKIP:
             continue
         direct = dist.read_text("direct_url.json")

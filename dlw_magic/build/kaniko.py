@@ -8,11 +8,11 @@ privileges nor a Docker daemon, which is why it is the default cluster builder.
 from __future__ import annotations
 
 import base64
-import os
 from typing import Any
 
-from ..backends.base import PreparedJob
+from .. import settings
 from ..render.context import RenderContext
+from ..types import PreparedJob
 
 # The admin mirrors the Kaniko executor into their registry (clusters often cannot pull from outside);
 # DLW_BUILDER_IMAGE overrides.
@@ -21,7 +21,7 @@ CONTEXT_MOUNT = "/workspace"
 
 
 def builder_image(registry: str) -> str:
-    return os.environ.get("DLW_BUILDER_IMAGE") or f"{registry}/{BUILDER_TAG}"
+    return settings.current().builder_image or f"{registry}/{BUILDER_TAG}"
 
 
 def build_objects(

@@ -152,9 +152,8 @@ def _apply_policy(notebook: str, number: int, code: str, tree: ast.Module) -> Ce
         action, why = decision
         shown = ("%" if kind == "line" else "%%") + name + (f" {line}" if kind == "line" and line else "")
         if action == "refuse":
-            raise DLWError(
-                f"{notebook}: cell {number}: {shown.strip()} at line {node.lineno} cannot run in a job: {why}"
-            )
+            where = getattr(node, "lineno", "?")
+            raise DLWError(f"{notebook}: cell {number}: {shown.strip()} at line {where} cannot run in a job: {why}")
         if isinstance(node, ast.Expr):  # as a value (`x = %time f()`) it is kept
             drops[id(node)] = (node, shown.strip(), why)
     if not drops:

@@ -56,6 +56,8 @@ def parse_parameters(code: str, cell: int) -> list[Parameter]:
         else:
             continue
         value = stmt.value
+        if value is None:  # `x: int` alone (excluded above; says so to the type checker)
+            continue
         try:
             default, literal = ast.literal_eval(value), True
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):

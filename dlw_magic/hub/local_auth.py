@@ -38,7 +38,7 @@ class LocalPasswordAuthenticator(Authenticator):
 
     password_file = Unicode("", config=True, help="File holding the shared password (created 0600 if missing).")
 
-    async def authenticate(self, handler, data):  # type: ignore[override]
+    async def authenticate(self, handler, data):
         username = (data or {}).get("username", "")
         given = (data or {}).get("password", "")
         if not username or not self.password_file:

@@ -79,7 +79,7 @@ def render_context(
     engine = engine or prepared.spec.engine
     engines.get(engine)  # an unknown engine fails here, in one line
     ns = user_namespace(ws, prepared.user, namespace)
-    in_image = bool(prepared.provenance.get("code_in_image"))
+    in_image = prepared.code_in_image
     size = 0 if in_image else encoded_size(prepared.snapshot_dir)
     fits = size <= CONFIGMAP_MAX_BYTES
     ctx = RenderContext(
@@ -124,7 +124,8 @@ def objects_for(ctx: RenderContext) -> list[dict[str, Any]]:
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # shared dicts (two replicas' pod templates) are written out in full: no &id/*id for kubectl
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> Any:

@@ -1,17 +1,21 @@
 """The lab extension's REST API under ``{base_url}/dlw/api/``: a thin face over ``dlw_magic.core``.
 
 The handler table below is the whole server side at a glance; ``DLWServer`` holds what a deployment
-may configure (``c.DLWServer.backend = "kubernetes"``). Handlers only translate HTTP to core calls.
+may configure (``c.DLWServer.backend = "kubernetes"``, or ``c.DLWServer.backend_class`` for a backend of
+its own, as jupyter-scheduler's ``scheduler_class``). Handlers only translate HTTP to core calls.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from jupyter_server.utils import url_path_join
-from traitlets import Float, Int, Unicode
+from traitlets import Float, Int, Type, Unicode
 from traitlets.config import Configurable
 
+from ..backends import Backend, get_backend
 from .gpu_idle import GpuIdleHandler, GpusHandler
 from .handlers import (
     CancelHandler,
@@ -45,12 +49,38 @@ class DLWServer(Configurable):
     backend = Unicode(
         "", config=True, help="Backend name (local, kubernetes); empty: DLW_BACKEND or auto-detect."
     )
+    backend_class = Type(
+        None, klass=Backend, allow_none=True, config=True,
+        help="A Backend subclass to run jobs with instead of a named backend; built with no arguments.",
+    )
+    kubeconfig = Unicode("", config=True, help="kubeconfig file of the kubernetes backend; empty: DLW_KUBECONFIG.")
+    namespace = Unicode("", config=True, help="Namespace of the kubernetes backend; empty: DLW_NAMESPACE or the pod's.")
+    workspace_config = Unicode(
+        "", config=True, help="The admin's workspace.yaml; empty: DLW_WORKSPACE_CONFIG, else the shipped default."
+    )
     log_batch_bytes = Int(
         256 * 1024, config=True, help="Largest log event sent at once; bigger bursts are split."
     )
     keepalive_seconds = Float(
         15.0, config=True, help="Seconds between SSE keep-alive comments on a quiet log stream."
     )
+
+    _lock = threading.Lock()
+    _instance: Backend | None = None
+
+    def make_backend(self) -> Backend:
+        """The backend every request uses: ``backend_class`` if set, else the named one with its options."""
+        if self.backend_class is not None:
+            with self._lock:
+                if self._instance is None:
+                    factory: Callable[[], Backend] = self.backend_class
+                    self._instance = factory()
+                return self._instance
+        options = {key: value for key, value in (
+            ("kubeconfig", self.kubeconfig), ("namespace", self.namespace), ("workspace", self.workspace_config),
+        ) if value}
+        name = self.backend or ("kubernetes" if options else None)
+        return get_backend(name, **options)
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:

@@ -20,18 +20,12 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .. import core
-from ..backends import Backend, JobInfo, get_backend
+from ..backends import Backend
 from ..errors import Conflict, DLWError, NotFound
+from ..options import parse_options
+from ..types import JobInfo
 from .logstream import LogPump
 from .options import job_options
-
-# Request fields of a submit, as JSON keys -> build_spec keyword.
-SUBMIT_FIELDS = {
-    "name": "name", "workers": "workers", "gpus": "gpus", "gpuType": "gpu_type",
-    "processesPerWorker": "processes_per_worker", "engine": "engine", "queue": "queue",
-    "priority": "priority", "image": "image", "timeout": "timeout", "parameters": "params",
-    "volumes": "volumes",
-}
 
 
 class BadRequest(DLWError):
@@ -64,7 +58,7 @@ class DLWHandler(APIHandler):
         return Path(self.settings["dlw_root_dir"]).expanduser().resolve()
 
     def backend(self) -> Backend:
-        return get_backend(self.dlw.backend or None)
+        return self.dlw.make_backend()
 
     async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a blocking core call off the event loop (backends touch disk, processes or the API)."""
@@ -153,12 +147,9 @@ class JobsHandler(DLWHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
+        """Body: ``notebook`` (a path under the root) or ``spec`` (job YAML text), plus ``JobOptions``."""
         body = self.body()
-        unknown = sorted(set(body) - set(SUBMIT_FIELDS) - {"notebook", "spec"})
-        if unknown:
-            raise BadRequest(f"{unknown[0]}: unknown field (expected one of notebook, spec, "
-                             f"{', '.join(SUBMIT_FIELDS)})")
-        kwargs = self.submit_options(body)
+        options = parse_options({k: v for k, v in body.items() if k not in ("notebook", "spec")})
         if ("notebook" in body) == ("spec" in body):
             raise BadRequest("notebook: give exactly one of notebook (a path) or spec (job YAML text)")
         if "notebook" in body:
@@ -167,54 +158,20 @@ class JobsHandler(DLWHandler):
                 raise BadRequest(f"notebook: {body['notebook']!r} is not a .ipynb notebook or .py script")
             if not path.is_file():
                 raise NotFound(f"notebook: {body['notebook']!r} not found")
-            spec = await self.call(core.build_spec, path, **kwargs)
+            spec = await self.call(core.build_spec, path, options=options, base_dir=self.root_dir)
         else:
             if not isinstance(body["spec"], str):
                 raise BadRequest("spec: expected job YAML text")
-            spec = await self.call(core.build_spec, spec_text=body["spec"], **kwargs)
+            # The spec's relative paths mean the server root, not the server's working directory.
+            spec = await self.call(core.build_spec, spec_text=body["spec"], options=options, base_dir=self.root_dir)
             self.confine_spec(spec)
         info = await self.call(core.submit, spec, self.backend())
         self.reply(self.job_dict(info), status=201)
 
-    def submit_options(self, body: dict[str, Any]) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {}
-        for key, kw in SUBMIT_FIELDS.items():
-            value = body.get(key)
-            if value is None or value == "":
-                continue
-            if key in ("workers", "gpus", "processesPerWorker") and (
-                isinstance(value, bool) or not isinstance(value, int)
-            ):
-                raise BadRequest(f"{key}: expected an integer, got {value!r}")
-            if key == "parameters" and not isinstance(value, dict):
-                raise BadRequest("parameters: expected an object of name -> value")
-            if key == "volumes":
-                value = self.volume_refs(value)
-            if key == "name" and not isinstance(value, str):
-                raise BadRequest(f"name: expected text, got {value!r}")
-            kwargs[kw] = value
-        return kwargs
-
-    @staticmethod
-    def volume_refs(value: Any) -> list[dict[str, Any]]:
-        if not isinstance(value, list):
-            raise BadRequest("volumes: expected a list of volume names from the admin's catalogue")
-        refs = []
-        for i, v in enumerate(value):
-            if isinstance(v, str) and v:
-                refs.append({"name": v})
-            elif isinstance(v, dict) and isinstance(v.get("name"), str):
-                refs.append(v)
-            else:
-                raise BadRequest(f"volumes[{i}]: expected a volume name")
-        return refs
-
     def confine_spec(self, spec: Any) -> None:
         """A pasted spec may only name files under the server root, like a notebook path may."""
         src = spec.source
-        root = self.root_dir
-        workdir = self.inside_root(root / (src.workdir or "."), "spec.source.workdir")
-        src.workdir = str(workdir)  # relative paths mean the root, not the server's cwd
+        workdir = self.inside_root(Path(src.workdir or self.root_dir), "spec.source.workdir")
         field = "spec.source.notebook" if src.notebook else "spec.source.script"
         self.inside_root(workdir / (src.notebook or src.script or ""), field)
 
@@ -338,7 +295,7 @@ class OptionsHandler(DLWHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        options = await self.call(job_options)
+        options = await self.call(job_options, self.dlw.workspace_config or None)
         options["backend"] = self.backend().name
         self.reply(options)
 

@@ -12,7 +12,8 @@ from ..engines import names
 from ..errors import DLWError
 
 
-def job_options() -> dict[str, Any]:
+def job_options(workspace: str | None = None) -> dict[str, Any]:
+    """The dialog's choices from ``workspace`` (a path; default: DLW_WORKSPACE_CONFIG or the shipped one)."""
     result: dict[str, Any] = {
         "engines": names(), "volumes": [], "queues": [], "priorityClasses": [],
         "profiles": [], "queueSystem": None, "reason": None,
@@ -23,7 +24,7 @@ def job_options() -> dict[str, Any]:
         result["reason"] = "this DLW version has no workspace support (dlw_magic.workspace)"
         return result
     try:
-        ws = load_workspace()
+        ws = load_workspace(workspace)
     except DLWError as err:
         result["reason"] = str(err)
         return result

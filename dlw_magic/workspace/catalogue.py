@@ -41,7 +41,7 @@ class HomeVolume(_Volume):
     size: str = "10Gi"
     storage_class: str | None = None
     access_modes: list[Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]] = Field(
-        default_factory=lambda: ["ReadWriteOnce"],
+        default_factory=lambda: ["ReadWriteOnce"],  # type: ignore[arg-type]
         description="ReadWriteMany lets jobs mount the home while the notebook runs.",
     )
     claim_name_template: str = Field("claim-{username}", description="z2jh's default PVC name.")

@@ -12,6 +12,7 @@ choices), ``volumes`` (the catalogue: home / blob / hostPath / dataset, discrimi
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -326,7 +327,7 @@ class Workspace(WsModel):
     def default_queue(self) -> str | None:
         return next((q.name for q in self.queues if q.default), None)
 
-    def gpu_quota(self, user: str, groups: list[str] | set[str] = ()) -> int | None:
+    def gpu_quota(self, user: str, groups: Collection[str] = ()) -> int | None:
         """GPUs ``user`` may hold at once: their own entry, else the largest of their groups', else default."""
         q = self.quotas
         if user in q.users:

@@ -1,5 +1,9 @@
 /** Shapes of the REST API's JSON (see docs/labextension.md). */
 
+import type { IJobOptions } from './generated/options.js';
+
+export type { IJobOptions, IVolumeRef } from './generated/options.js';
+
 export interface IJob {
   name: string;
   user: string;
@@ -48,17 +52,11 @@ export interface IOptions {
   reason: string | null;
 }
 
-export interface ISubmitRequest {
+/** POST /dlw/api/jobs: a notebook (path under the root) or a spec (job YAML), plus the job options.
+ * The options are generated from the Python model (dlw_magic.options.JobOptions). */
+export interface ISubmitRequest extends IJobOptions {
   notebook?: string;
   spec?: string;
-  name?: string;
-  workers?: number;
-  gpus?: number;
-  engine?: string;
-  queue?: string;
-  priority?: string | number;
-  parameters?: Record<string, unknown>;
-  volumes?: string[];
 }
 
 export interface ILogChunk {

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from ...errors import Conflict, DLWError
 from ..base import Backend, JobInfo, JobState, LogChunk, PreparedJob
@@ -64,7 +64,7 @@ def resolve_priority(value: int | str | None) -> int:
     try:
         from ...workspace import load_workspace
 
-        classes = load_workspace().priority_classes
+        classes = {p.name: p.value for p in load_workspace().priority_classes}
     except Exception:  # no admin YAML here: only the built-in names exist
         classes = {}
     if value in classes:
@@ -203,7 +203,7 @@ class LocalBackend(Backend):
         if procs.alive(pid, started):  # a supervisor that ignores us: end it and its ranks ourselves
             os.kill(pid, signal.SIGKILL)
         fresh = self.store.row(row["id"])
-        if fresh["state"] in (JobState.QUEUED.value, JobState.RUNNING.value):
+        if fresh is not None and fresh["state"] in (JobState.QUEUED.value, JobState.RUNNING.value):
             procs.kill_group(fresh["pgid"], grace=2)
             self.store.finish(row["id"], JobState.CANCELLED, None, "Cancelled", "cancelled by the user")
         return self.get(name)
@@ -219,7 +219,7 @@ class LocalBackend(Backend):
         return self._follow(row["id"], Path(row["job_dir"]) / "logs", ranks, follow, offset)
 
     def _follow(self, job_id: str, logs: Path, ranks: list[int], follow: bool, offset: int) -> Iterator[LogChunk]:
-        files: dict[int, object] = {}
+        files: dict[int, BinaryIO] = {}
         offsets = {r: offset for r in ranks}
         decoders = {r: codecs.getincrementaldecoder("utf-8")("replace") for r in ranks}
         delay = 0.02

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ...failure import log_exception_line
 from ..base import JobState
 from .procs import free_port, kill_group, start_time
 from .store import Store
@@ -45,7 +46,7 @@ def environment_freeze() -> str:
 
     seen = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
+        name = dist.metadata.get("Name")  # type: ignore[attr-defined]  # email.Message, not in the protocol
         if name and name.lower() not in seen:
             seen[name.lower()] = f"{name}=={dist.version}"
     return "\n".join(sorted(seen.values(), key=str.lower)) + "\n"
@@ -150,7 +151,8 @@ class Supervisor:
         deadline = None
         timeout = self.spec.get("timeout")
         if timeout:
-            deadline = (self.store.row(self.job_id)["started"] or time.time()) + float(timeout)
+            row = self.store.row(self.job_id)
+            deadline = ((row["started"] if row is not None else None) or time.time()) + float(timeout)
         def reap() -> None:
             for p in procs:
                 p.poll()
@@ -166,6 +168,8 @@ class Supervisor:
                     p.wait()
                 how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
                 hint = f"see: dlw logs {self.row['name']} --rank {rank}"
+                why = log_exception_line(logs / f"rank-{rank}.log")
+                how += f": {why}" if why else ""
                 return JobState.FAILED, code, "Error", f"rank {rank} {how}; {hint}"
             if all(c == 0 for c in codes):
                 kill_group(pgid, grace=1, reap=reap)  # a rank's leftover children must not outlive the job

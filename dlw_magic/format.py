@@ -1,0 +1,135 @@
+"""How jobs read as text, the same in every face: tables, durations, state lines, rank prefixes.
+
+The CLI prints these, the magics print them in a notebook, the widget puts them in its title. A face
+only picks the hint style (``dlw logs NAME`` in a shell, ``%dlw logs NAME`` in a notebook).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from .types import GpuInfo, JobInfo
+
+
+def age(seconds: float | None) -> str:
+    """``75`` -> ``1m15s``; ``-`` for unknown."""
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600}h"
+
+
+def clock(seconds: float | None) -> str:
+    """``75.3`` -> ``0:01:15``."""
+    if seconds is None:
+        return "-"
+    s = max(int(seconds), 0)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def rank_prefix(rank: int, world_size: int) -> str:
+    """``[rank 3] `` before a log line of a job with several ranks; nothing for a single process."""
+    return f"[rank {rank}] " if world_size > 1 else ""
+
+
+def for_notebook(text: str) -> str:
+    """A message's ``dlw COMMAND`` hints as a notebook user types them: ``%dlw COMMAND``."""
+    return text.replace("see: dlw ", "see: %dlw ").replace("with: dlw ", "with: %dlw ")
+
+
+def table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    """Columns padded to their widest cell; the first row is the header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
+
+
+def jobs_table(jobs: Sequence[JobInfo], out: TextIO) -> None:
+    now = time.time()
+    rows = [["NAME", "STATE", "WORKERS", "GPUS", "DURATION", "AGE", "REASON"]]
+    for j in jobs:
+        rows.append([
+            j.name, j.state.value, str(j.workers), str(j.gpus * j.workers), age(j.duration),
+            age(now - j.created if j.created else None), j.reason or "",
+        ])
+    table(rows, out)
+
+
+def describe(job: JobInfo, out: TextIO, notebook: bool = False) -> None:
+    """``dlw status NAME``: one ``Key: value`` line per known fact."""
+    message = for_notebook(job.message) if notebook and job.message else job.message
+    fields: list[tuple[str, Any]] = [
+        ("Name", job.name), ("State", job.state.value), ("Reason", job.reason), ("Message", message),
+        ("Exit code", job.exit_code), ("Backend", f"{job.backend} ({job.engine})"),
+        ("Workers", f"{job.workers} x {job.world_size // max(job.workers, 1)} process(es), "
+                    f"{job.gpus} GPU(s) each"),
+        ("Attempt", job.attempt + 1), ("Duration", age(job.duration)), ("Output", job.output_dir),
+        ("Image", job.provenance.get("image")), ("Snapshot", job.provenance.get("snapshot_hash")),
+        ("Git commit", job.provenance.get("git_commit")),
+        ("Parameters", json.dumps(job.provenance.get("parameters")) if job.provenance.get("parameters") else None),
+    ]
+    width = max(len(k) for k, _ in fields)
+    for key, value in fields:
+        if value not in (None, ""):
+            out.write(f"{key + ':':<{width + 2}}{value}\n")
+
+
+def events_table(events: Sequence[dict[str, Any]], out: TextIO, last: int = 20) -> None:
+    rows = [["TIME", "TYPE", "REASON", "OBJECT", "MESSAGE"]]
+    rows += [[str(e.get(k) or "") for k in ("time", "type", "reason", "object", "message")] for e in events[-last:]]
+    table(rows, out)
+
+
+def gpus_table(gpus: Sequence[GpuInfo], out: TextIO) -> None:
+    rows = [["INDEX", "NAME", "MEMORY", "UTIL", "TEMP"]]
+    for g in gpus:
+        rows.append([str(g.index), g.name, f"{g.memory_used_mib}/{g.memory_total_mib} MiB",
+                     "-" if g.utilization_pct is None else f"{g.utilization_pct}%",
+                     "-" if g.temperature_c is None else f"{g.temperature_c}C"])
+    table(rows, out)
+
+
+def progress(job: JobInfo, notebook: bool = False) -> str:
+    """``for 0:00:12 (2 worker(s), local)``, plus the reason when there is one."""
+    elapsed = job.duration if job.started else (time.time() - job.created if job.created else None)
+    verb = "after" if job.state.finished else ("for" if job.started else "since")
+    text = f"{verb} {clock(elapsed)} ({job.workers} worker(s), {job.backend})"
+    reason = job.reason if job.reason != job.state.value else None  # not "Cancelled - Cancelled: ..."
+    message = for_notebook(job.message) if notebook and job.message else job.message
+    if reason or message:
+        text += " - " + ": ".join(p for p in (reason, message) if p)
+    return text
+
+
+def state_line(job: JobInfo, notebook: bool = False) -> str:
+    """``digits-ddp-x7k2q: Running for 0:00:12 (2 worker(s), local)``."""
+    return f"{job.name}: {job.state.value} {progress(job, notebook)}"
+
+
+def final_line(job: JobInfo) -> str:
+    """``boom: Failed (Error: rank 0 exited with code 4; ...)``: how ``--wait`` ends in a shell."""
+    detail = f" ({job.reason}: {job.message})" if job.reason and job.message else ""
+    return f"{job.name}: {job.state.value}{detail}"
+
+
+def job_summary(job: JobInfo) -> dict[str, Any]:
+    """A job as listed (``dlw jobs -o json``): no spec and no pip freeze, which ``status`` shows."""
+    data = job.to_dict()
+    data.pop("spec", None)
+    data["provenance"] = {k: v for k, v in job.provenance.items() if k != "pip_freeze"}
+    return data
+
+
+def print_json(data: Any, out: TextIO) -> None:
+    # Indented for people; compact for pipes, where json's C encoder is several times faster.
+    indent = 2 if out.isatty() else None
+    out.write(json.dumps(data, indent=indent, default=str) + "\n")

@@ -1,0 +1,77 @@
+"""Every ``DLW_*`` environment variable in one place, with its meaning and default.
+
+Modules ask ``settings.current()`` instead of reading ``os.environ`` themselves, so the variables are
+documented once and a test (or a notebook that sets one) changes them in one place. ``current()`` reads
+the environment at each call: it is a handful of dictionary lookups, and a value set after import counts.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The environment as DLW understands it; ``None`` means "not set"."""
+
+    backend: str | None = None  # DLW_BACKEND: local | kubernetes
+    kubeconfig: str | None = None  # DLW_KUBECONFIG: a kubeconfig file (implies the kubernetes backend)
+    namespace: str | None = None  # DLW_NAMESPACE: the Kubernetes namespace jobs go to
+    in_cluster: bool = False  # KUBERNETES_SERVICE_HOST is set: this process runs in a pod
+    pod_name: str | None = None  # DLW_POD_NAME: the notebook pod whose image jobs run on
+    home_mount: str | None = None  # DLW_HOME_MOUNT: where this pod mounts the home claim
+    workspace_config: str | None = None  # DLW_WORKSPACE_CONFIG: the admin YAML
+    home: str | None = None  # DLW_HOME: the local backend's data folder
+    secrets_dir: str | None = None  # DLW_SECRETS_DIR: local stand-ins for Kubernetes Secrets
+    image: str | None = None  # DLW_IMAGE, else JUPYTER_IMAGE_SPEC / JUPYTER_IMAGE: the notebook's image
+    builder: str | None = None  # DLW_BUILDER: kaniko | docker | podman
+    builder_image: str | None = None  # DLW_BUILDER_IMAGE: the Kaniko executor image
+    build_timeout: int = 1800  # DLW_BUILD_TIMEOUT: seconds a cluster build may take
+    jupyterhub_user: str | None = None  # JUPYTERHUB_USER: set by the hub in every notebook server
+    dlw_user: str | None = None  # DLW_USER: the user name outside a hub
+    fake_no_nvml: bool = False  # DLW_FAKE_NO_NVML: behave as if there were no NVIDIA driver (tests)
+
+    @property
+    def user(self) -> str:
+        """Whose jobs these are: the hub's user, else DLW_USER, else the login name."""
+        return self.jupyterhub_user or self.dlw_user or getpass.getuser()
+
+    @property
+    def default_backend(self) -> str:
+        """DLW_BACKEND wins; inside a cluster pod (or with a kubeconfig named by DLW_KUBECONFIG) Kubernetes."""
+        if self.backend:
+            return self.backend
+        return "kubernetes" if self.in_cluster or self.kubeconfig else "local"
+
+
+def from_env(environ: Mapping[str, str]) -> Settings:
+    def get(key: str) -> str | None:
+        return environ.get(key) or None
+
+    timeout = get("DLW_BUILD_TIMEOUT")
+    return Settings(
+        backend=get("DLW_BACKEND"),
+        kubeconfig=get("DLW_KUBECONFIG"),
+        namespace=get("DLW_NAMESPACE"),
+        in_cluster=bool(get("KUBERNETES_SERVICE_HOST")),
+        pod_name=get("DLW_POD_NAME"),
+        home_mount=get("DLW_HOME_MOUNT"),
+        workspace_config=get("DLW_WORKSPACE_CONFIG"),
+        home=get("DLW_HOME"),
+        secrets_dir=get("DLW_SECRETS_DIR"),
+        image=get("DLW_IMAGE") or get("JUPYTER_IMAGE_SPEC") or get("JUPYTER_IMAGE"),
+        builder=get("DLW_BUILDER"),
+        builder_image=get("DLW_BUILDER_IMAGE"),
+        build_timeout=int(timeout) if timeout and timeout.isdigit() else 1800,
+        jupyterhub_user=get("JUPYTERHUB_USER"),
+        dlw_user=get("DLW_USER"),
+        fake_no_nvml=bool(get("DLW_FAKE_NO_NVML")),
+    )
+
+
+def current() -> Settings:
+    """The settings of this process's environment, now."""
+    return from_env(os.environ)
