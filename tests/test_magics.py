@@ -115,7 +115,8 @@ def test_a_failed_job_says_why(shell: Any, notebook: Any, capsys: pytest.Capture
 
 @pytest.mark.parametrize("options, message", [
     ("--workers two", "%dlw train: --workers: expected an integer, got 'two'$"),
-    ("--engine volcan", r"%dlw train: --engine: invalid choice 'volcan' \(choose from job, volcano, pytorchjob, trainjob\)$"),
+    ("--engine volcan",
+     r"%dlw train: --engine: invalid choice 'volcan' \(choose from job, volcano, pytorchjob, trainjob\)$"),
     ("--bogus", "%dlw train: unrecognized arguments: --bogus"),
     ("--param 1x=3", r"%dlw train: --param '1x=3': expected NAME=VALUE with NAME a Python identifier"),
     ("--name Not_A_Name", "%dlw train: /.*/tiny.ipynb: name: 'Not_A_Name' is not a valid job name"),
