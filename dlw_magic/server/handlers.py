@@ -20,7 +20,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .. import core
-from ..backends import Backend, JobInfo, get_backend
+from ..backends import Backend, JobInfo, default_backend_name, get_backend
 from ..errors import Conflict, DLWError, NotFound
 from .logstream import LogPump
 from .options import job_options
@@ -346,8 +346,8 @@ class OptionsHandler(DLWHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        options = await self.call(job_options)
-        options["backend"] = self.backend().name
+        # By name: the dialog must open even when the backend itself cannot be reached.
+        options = await self.call(job_options, self.dlw.backend or default_backend_name())
         self.reply(options)
 
 
