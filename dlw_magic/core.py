@@ -64,12 +64,14 @@ def build_spec(
     workers: int | None = None,
     gpus: int | None = None,
     params: dict[str, Any] | None = None,
+    files: list[str] | None = None,
     **overrides: Any,
 ) -> TrainingJob:
     """A validated spec from a notebook, script or job YAML path (or inline YAML), plus face options.
 
     ``overrides`` take spec field names (``engine``, ``queue``, ``priority``, ``image``, ``timeout``,
     ``retries``, ``build``, ``processes_per_worker``, ``gpu_type``); None means "keep the spec's value".
+    ``files`` adds ``source.files`` patterns (``["**"]``: the whole folder of the notebook).
     """
     from .spec import load_spec, parse_spec
     from .spec.validation import load_yaml
@@ -101,6 +103,9 @@ def build_spec(
         data["workers"] = workers
     if params:
         data["parameters"] = {**(data.get("parameters") or {}), **params}
+    if files and isinstance(data.get("source"), dict):
+        source = data["source"] = dict(data["source"])
+        source["files"] = [*(source.get("files") or []), *(f for f in files if f not in (source.get("files") or []))]
     resources = dict(data.get("resources") or {})
     if gpus is not None:
         resources["gpus"] = gpus
@@ -170,6 +175,11 @@ def get_job(name: str, backend: Backend | None = None) -> JobInfo:
 
 def cancel(name: str, backend: Backend | None = None) -> JobInfo:
     return (backend or get_backend()).cancel(name)
+
+
+def delete(name: str, backend: Backend | None = None) -> None:
+    """Forget a finished job and remove its files."""
+    (backend or get_backend()).delete(name)
 
 
 def logs(

@@ -30,7 +30,7 @@ SUBMIT_FIELDS = {
     "name": "name", "workers": "workers", "gpus": "gpus", "gpuType": "gpu_type",
     "processesPerWorker": "processes_per_worker", "engine": "engine", "queue": "queue",
     "priority": "priority", "image": "image", "timeout": "timeout", "parameters": "params",
-    "volumes": "volumes",
+    "volumes": "volumes", "files": "files",
 }
 
 
@@ -186,6 +186,8 @@ class JobsHandler(DLWHandler):
                 isinstance(value, bool) or not isinstance(value, int)
             ):
                 raise BadRequest(f"{key}: expected an integer, got {value!r}")
+            if key == "files" and not (isinstance(value, list) and all(isinstance(f, str) for f in value)):
+                raise BadRequest("files: expected a list of glob patterns relative to the notebook's folder")
             if key == "parameters" and not isinstance(value, dict):
                 raise BadRequest("parameters: expected an object of name -> value")
             if key == "volumes":
@@ -234,6 +236,13 @@ class JobHandler(DLWHandler):
     async def get(self, name: str) -> None:
         info = await self.call(core.get_job, name, self.backend())
         self.reply(self.job_dict(info, with_spec=True))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, name: str) -> None:
+        await self.call(core.delete, name, self.backend())
+        self.set_status(204)
+        self.finish()
 
 
 class CancelHandler(DLWHandler):

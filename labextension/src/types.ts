@@ -46,6 +46,8 @@ export interface IOptions {
   profiles: INamed[];
   backend?: string;
   reason: string | null;
+  /** What the active backend cannot run, with why (the dialog leaves it out and says so). */
+  unavailable?: Record<string, string>;
 }
 
 export interface ISubmitRequest {
@@ -59,6 +61,7 @@ export interface ISubmitRequest {
   priority?: string | number;
   parameters?: Record<string, unknown>;
   volumes?: string[];
+  files?: string[];
 }
 
 export interface ILogChunk {
