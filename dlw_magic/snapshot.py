@@ -48,7 +48,7 @@ def _job_data_dirs() -> list[Path]:
 
 def _copy_files(patterns: list[str], workdir: Path, dest: Path) -> list[str]:
     copied: list[str] = []
-    skip = [d for d in _job_data_dirs() if d == workdir or workdir in d.parents]
+    skip = _job_data_dirs()  # also reached through the lab's dlw-outputs/ links
     for pattern in patterns:
         if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
             raise DLWError(f"source.files: {pattern!r} must be a relative path inside the working directory")
@@ -57,7 +57,8 @@ def _copy_files(patterns: list[str], workdir: Path, dest: Path) -> list[str]:
             raise DLWError(f"source.files: {pattern!r} matches no file in {workdir}")
         for rel in matches:
             src = workdir / rel
-            if skip and any(d == src.resolve() or d in src.resolve().parents for d in skip):
+            real = src.resolve()
+            if any(d == real or d in real.parents for d in skip):
                 continue  # earlier jobs' snapshots and outputs
             target = dest / rel
             if src.is_dir():

@@ -199,10 +199,14 @@ def test_shipping_the_notebooks_folder_lets_the_job_read_files_by_relative_path(
     (jp_root_dir / "data").mkdir()
     (jp_root_dir / "data" / "numbers.txt").write_text("1 2 3\n")
     (jp_root_dir / ".secret").write_text("not shipped\n")
-    notebook(jp_root_dir, "reader.ipynb", "import os\nprint(open('data/numbers.txt').read().split())\n"
-             "print('hidden shipped:', os.path.exists('.secret'))\n")
+    notebook(jp_root_dir, "reader.ipynb", "import os\n"
+             "open(os.path.join(os.environ['DLW_OUTPUT_DIR'], 'out.txt'), 'w').write('x')\n"
+             "print(open('data/numbers.txt').read().split())\n"
+             "print('hidden shipped:', os.path.exists('.secret'))\n"
+             "print('outputs shipped:', os.path.exists('dlw-outputs'))\n")
     api("jobs", "POST", {"notebook": "reader.ipynb", "name": "alone"})
     failed = wait_state(api, "alone", {"Succeeded", "Failed"})
+    assert (jp_root_dir / "dlw-outputs" / "alone" / "out.txt").is_file()
     assert failed["state"] == "Failed"
     log = "".join(c["text"] for c in api("jobs/alone/logs")["chunks"])
     assert "Ship the notebook's folder" in log
@@ -210,3 +214,18 @@ def test_shipping_the_notebooks_folder_lets_the_job_read_files_by_relative_path(
     assert wait_state(api, "shipped", {"Succeeded", "Failed"})["state"] == "Succeeded"
     log = "".join(c["text"] for c in api("jobs/shipped/logs")["chunks"])
     assert "['1', '2', '3']" in log and "hidden shipped: False" in log
+    assert "outputs shipped: False" in log  # the earlier job's output, linked into the root, stays out
+
+
+def test_outputs_outside_the_root_open_in_the_file_browser_through_a_link(api, jp_root_dir, jp_fetch,
+                                                                         jp_asyncio_loop):
+    notebook(jp_root_dir, "writer.ipynb", "import os\nopen(os.path.join(os.environ['DLW_OUTPUT_DIR'], "
+             "'metrics.json'), 'w').write('{}')\n")
+    job = api("jobs", "POST", {"notebook": "writer.ipynb", "name": "writer"})
+    assert job["output_path"] == "dlw-outputs/writer"
+    assert wait_state(api, "writer", {"Succeeded", "Failed"})["state"] == "Succeeded"
+    assert api("jobs/writer/output", "POST", {}) == {"path": "dlw-outputs/writer"}
+    listing = jp_asyncio_loop.run_until_complete(jp_fetch("api", "contents", "dlw-outputs", "writer"))
+    assert [f["name"] for f in json.loads(listing.body)["content"]] == ["metrics.json"]
+    api("jobs/writer", "DELETE")
+    assert not (jp_root_dir / "dlw-outputs" / "writer").is_symlink()

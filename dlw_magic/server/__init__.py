@@ -19,6 +19,7 @@ from .handlers import (
     JobsHandler,
     LogsHandler,
     OptionsHandler,
+    OutputHandler,
     ParametersHandler,
     RerunHandler,
 )
@@ -31,6 +32,7 @@ HANDLERS: list[tuple[str, type]] = [
     (rf"jobs/{JOB_NAME}", JobHandler),
     (rf"jobs/{JOB_NAME}/cancel", CancelHandler),
     (rf"jobs/{JOB_NAME}/rerun", RerunHandler),
+    (rf"jobs/{JOB_NAME}/output", OutputHandler),
     (rf"jobs/{JOB_NAME}/logs", LogsHandler),
     (r"gpus", GpusHandler),
     (r"options", OptionsHandler),
