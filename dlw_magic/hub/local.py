@@ -51,13 +51,19 @@ def free_port() -> int:
 
 
 def write_ipython_profile(data_dir: Path) -> Path:
-    """An IPYTHONDIR whose kernels run ``%load_ext dlw_magic``."""
+    """An IPYTHONDIR whose kernels have ``%dlw`` from the start.
+
+    The magics are registered by calling the extension's hook rather than listing it in ``extensions``:
+    IPython then does not count it as loaded, so a notebook's own ``%load_ext dlw_magic`` (needed
+    anywhere else) stays silent instead of printing "already loaded".
+    """
     ipdir = data_dir / "ipython"
     prof = ipdir / "profile_default"
     prof.mkdir(parents=True, exist_ok=True)
     (prof / "ipython_kernel_config.py").write_text(
         "# Written by `dlw hub`: every kernel of the local hub has %dlw.\n"
-        "c.InteractiveShellApp.extensions = ['dlw_magic']\n", encoding="utf-8")
+        "c.InteractiveShellApp.exec_lines = [\"__import__('dlw_magic').load_ipython_extension(get_ipython())\"]\n",
+        encoding="utf-8")
     return ipdir
 
 
