@@ -266,6 +266,10 @@ def test_local_hub_refuses_profiles_a_user_may_not_use(hub: LocalHub) -> None:
     r = s.post(f"{hub.base}/hub/api/users/alice/server", headers=xsrf(s), json={"profile": "gpu-research"}, timeout=30)
     assert r.status_code >= 400
     assert "profile 'gpu-research' is not available to 'alice' (choose from cpu, gpu)" in r.json()["message"]
+    # The same through the spawn form (a hand-made post: the form only lists alice's profiles).
+    page = s.post(f"{hub.base}/hub/spawn/alice", data={"profile": "gpu-research", "_xsrf": s.cookies.get("_xsrf", "")},
+                  timeout=30)
+    assert page.status_code == 400 and "is not available to" in page.text
     r = s.post(f"{hub.base}/hub/api/users/alice/server", headers=xsrf(s), json={"profile": "gpu", "gpus": "4"},
                timeout=30)
     if r.status_code < 400:  # a machine with 4 GPUs: the spawn is fine

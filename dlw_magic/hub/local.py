@@ -10,6 +10,7 @@ PATH), ``LocalPasswordAuthenticator``, ``DLWLocalSpawner`` (the workspace profil
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import shutil
 import socket
@@ -67,6 +68,24 @@ def write_ipython_profile(data_dir: Path) -> Path:
     return ipdir
 
 
+class RefusalsWithoutTraceback(logging.Filter):
+    """JupyterHub logs a refused form spawn with its traceback; a refusal is an answer, so one line is kept.
+
+    Only the spawner's own refusals (``local_spawner.refusal``: a 400 carrying the user's message) lose
+    their traceback; every other error is logged as JupyterHub logs it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        message = getattr(exc, "jupyterhub_message", None)
+        if message and getattr(exc, "status_code", None) == 400:
+            record.msg = f"{record.getMessage()}: {message}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def configure_local(
     c: Any,
     *,
@@ -119,6 +138,9 @@ def configure_local(
     if os.geteuid() == 0:
         c.Spawner.args = ["--allow-root"]
     add_culler(c, ws)
+    hub_log = logging.getLogger("JupyterHub")  # the hub application's logger, which its handlers use
+    if not any(isinstance(f, RefusalsWithoutTraceback) for f in hub_log.filters):
+        hub_log.addFilter(RefusalsWithoutTraceback())
 
 
 def render_config(
