@@ -62,7 +62,13 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     this.number(form, 'workers', 'Workers', p.workers ?? defaults.workers, 1);
     this.number(form, 'gpus', 'GPUs per worker', p.gpus ?? defaults.gpus, 0);
     const unavailable = options.unavailable ?? {};
-    const engine = this.select(form, 'engine', 'Engine', options.engines.map(e => [e, e]), p.engine ?? defaults.engine);
+    const engine = this.select(
+      form,
+      'engine',
+      'Engine',
+      options.engines.map(e => [e, e]),
+      p.engine ?? defaults.engine
+    );
     if (options.engines.length === 1) {
       engine.disabled = true; // one engine: shown, not a choice
       engine.title = unavailable.engines ?? '';
@@ -71,12 +77,27 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
       // not offered: the backend has no queues
     } else if (options.queues.length) {
       const def = options.queues.find(q => q.default)?.name ?? '';
-      this.select(form, 'queue', 'Queue', [['', `(default${def ? `: ${def}` : ''})`], ...options.queues.map(q => [q.name, q.name] as [string, string])], p.queue ?? defaults.queue);
+      this.select(
+        form,
+        'queue',
+        'Queue',
+        [['', `(default${def ? `: ${def}` : ''})`], ...options.queues.map(q => [q.name, q.name] as [string, string])],
+        p.queue ?? defaults.queue
+      );
     } else {
       this.text(form, 'queue', 'Queue', p.queue ?? defaults.queue, 'none');
     }
     if (options.priorityClasses.length) {
-      this.select(form, 'priority', 'Priority', [['', '(default)'], ...options.priorityClasses.map(c => [c.name, `${c.name} (${c.value})`] as [string, string])], String(p.priority ?? defaults.priority));
+      this.select(
+        form,
+        'priority',
+        'Priority',
+        [
+          ['', '(default)'],
+          ...options.priorityClasses.map(c => [c.name, `${c.name} (${c.value})`] as [string, string])
+        ],
+        String(p.priority ?? defaults.priority)
+      );
     } else {
       this.text(form, 'priority', 'Priority', String(p.priority ?? defaults.priority), 'a number or a priority class');
     }
@@ -103,7 +124,8 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     this.folderBox.name = 'ship-folder';
     this.folderBox.checked = (p.files ?? []).includes(SHIP_FOLDER);
     folderLabel.append(this.folderBox, " Ship the notebook's folder");
-    folderLabel.title = 'Copy the files beside the notebook (and below it) into the job, so it can read them by ' +
+    folderLabel.title =
+      'Copy the files beside the notebook (and below it) into the job, so it can read them by ' +
       'relative path. Hidden files and the outputs of earlier jobs are left out.';
     files.append(folderLabel, this.hint('Otherwise the job gets the notebook alone.'));
 
@@ -251,7 +273,12 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     return el;
   }
 
-  private row(parent: HTMLElement, name: string, labelText: string, tag: 'input' | 'select'): HTMLInputElement | HTMLSelectElement {
+  private row(
+    parent: HTMLElement,
+    name: string,
+    labelText: string,
+    tag: 'input' | 'select'
+  ): HTMLInputElement | HTMLSelectElement {
     const label = document.createElement('label');
     label.className = 'dlw-TrainForm-row';
     const span = document.createElement('span');
@@ -280,7 +307,13 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     input.value = String(value);
   }
 
-  private select(parent: HTMLElement, name: string, label: string, choices: [string, string][], value: string): HTMLSelectElement {
+  private select(
+    parent: HTMLElement,
+    name: string,
+    label: string,
+    choices: [string, string][],
+    value: string
+  ): HTMLSelectElement {
     const select = this.row(parent, name, label, 'select') as HTMLSelectElement;
     for (const [v, text] of choices) {
       select.add(new Option(text, v));

@@ -4,12 +4,7 @@
  * the %dlw magics and the CLI. Each feature lives in its own module; ``activate`` only wires them.
  */
 
-import {
-  ILabShell,
-  ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
@@ -47,6 +42,12 @@ function addCommands(
   app.commands.addCommand(CommandIDs.train, {
     label: 'Train as job',
     caption: 'Run this notebook as a DLW training job',
+    describedBy: {
+      args: {
+        type: 'object',
+        properties: { toolbar: { type: 'boolean', description: 'Shown in the notebook toolbar (with the icon)' } }
+      }
+    },
     icon: args => (args.toolbar ? trainIcon : undefined),
     isEnabled: () => notebooks.currentWidget !== null,
     execute: async () => {
@@ -61,6 +62,7 @@ function addCommands(
   });
   app.commands.addCommand(CommandIDs.openPanel, {
     label: 'Show DLW Jobs',
+    describedBy: { args: { type: 'object', properties: {} } },
     execute: () => app.shell.activateById(panel.id)
   });
   palette?.addItem({ command: CommandIDs.train, category: 'DLW' });
@@ -81,7 +83,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'Train a notebook as a DLW job, watch jobs, logs and GPUs.',
   autoStart: true,
   requires: [INotebookTracker],
-  optional: [ICommandPalette, ISettingRegistry, IStatusBar, ILayoutRestorer, ILabShell],
+  optional: [ICommandPalette, ISettingRegistry, IStatusBar, ILayoutRestorer],
   activate: async (
     app: JupyterFrontEnd,
     notebooks: INotebookTracker,

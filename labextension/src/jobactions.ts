@@ -4,14 +4,7 @@
  */
 
 import type { JupyterFrontEnd } from '@jupyterlab/application';
-import {
-  Clipboard,
-  Dialog,
-  MainAreaWidget,
-  Notification,
-  showDialog,
-  showErrorMessage
-} from '@jupyterlab/apputils';
+import { Clipboard, Dialog, MainAreaWidget, Notification, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 
 import { cancelJob, deleteJob, getJob, IJob, outputPath, rerunJob } from './api.js';
 import { trainIcon } from './icons.js';

@@ -30,10 +30,10 @@ interface IRow {
 }
 
 const ACTIONS: [JobAction, string, string][] = [
-  ['logs', 'Logs', 'Follow the job\'s logs'],
+  ['logs', 'Logs', "Follow the job's logs"],
   ['cancel', 'Cancel', 'Stop every process of the job'],
-  ['output', 'Output', 'Open the job\'s output folder'],
-  ['yaml', 'YAML', 'Copy the job\'s spec as YAML'],
+  ['output', 'Output', "Open the job's output folder"],
+  ['yaml', 'YAML', "Copy the job's spec as YAML"],
   ['rerun', 'Rerun', 'Submit the job again: same code and spec, a new name'],
   ['delete', 'Delete', 'Forget the finished job and delete its files (logs, output)']
 ];
@@ -83,9 +83,7 @@ export class JobsList {
 
   private applyFilter(): void {
     const f = this.filterText;
-    this.view = f
-      ? this.jobs.filter(j => j.name.includes(f) || j.state.toLowerCase().includes(f))
-      : this.jobs;
+    this.view = f ? this.jobs.filter(j => j.name.includes(f) || j.state.toLowerCase().includes(f)) : this.jobs;
     this.spacer.style.height = this.virtualize ? `${this.view.length * this.rowHeight}px` : '0';
     this.schedule();
   }

@@ -110,20 +110,26 @@ export class LogViewer extends Widget {
     while (!abort.signal.aborted && !this.finished) {
       this.setStatus('following…');
       try {
-        const complete = await followLogs(name, this.rank, this.offset, {
-          onChunk: chunks => this.onChunks(chunks),
-          onEnd: state => {
-            this.finished = true;
-            if (this.merged) {
-              this.view.append(this.merger.flush());
+        const complete = await followLogs(
+          name,
+          this.rank,
+          this.offset,
+          {
+            onChunk: chunks => this.onChunks(chunks),
+            onEnd: state => {
+              this.finished = true;
+              if (this.merged) {
+                this.view.append(this.merger.flush());
+              }
+              this.setStatus(`${state} · ${this.view.lineCount} lines`);
+            },
+            onError: message => {
+              this.finished = true;
+              this.setStatus(`error: ${message}`);
             }
-            this.setStatus(`${state} · ${this.view.lineCount} lines`);
           },
-          onError: message => {
-            this.finished = true;
-            this.setStatus(`error: ${message}`);
-          }
-        }, abort.signal);
+          abort.signal
+        );
         if (complete) {
           return;
         }

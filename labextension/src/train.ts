@@ -25,12 +25,14 @@ export async function trainNotebook(
   }
   const path = current.context.path;
   const [options, params] = await Promise.all([
-    getOptions().catch(
-      (err): IOptions => ({
-        engines: FALLBACK_ENGINES, volumes: [], queues: [], priorityClasses: [], profiles: [],
-        reason: (err as Error).message
-      })
-    ),
+    getOptions().catch((err): IOptions => ({
+      engines: FALLBACK_ENGINES,
+      volumes: [],
+      queues: [],
+      priorityClasses: [],
+      profiles: [],
+      reason: (err as Error).message
+    })),
     getParameters(path).catch(err => ({ parameters: {}, reason: (err as Error).message }))
   ]);
   let previous: ISubmitRequest | undefined;

@@ -5,8 +5,13 @@ const DEFAULTS = { workers: 1, gpus: 0, engine: 'job', queue: '', priority: '' }
 
 function options(extra: Partial<IOptions> = {}): IOptions {
   return {
-    engines: ['job', 'volcano', 'pytorchjob'], volumes: [{ name: 'datasets', mountPath: '/data' }],
-    queues: [{ name: 'research', default: true }], priorityClasses: [], profiles: [], reason: null, ...extra
+    engines: ['job', 'volcano', 'pytorchjob'],
+    volumes: [{ name: 'datasets', mountPath: '/data' }],
+    queues: [{ name: 'research', default: true }],
+    priorityClasses: [],
+    profiles: [],
+    reason: null,
+    ...extra
   };
 }
 
@@ -51,10 +56,17 @@ describe('TrainForm', () => {
   });
 
   it('does not offer what the local backend cannot run, and says why', () => {
-    const form = new TrainForm('nb.ipynb', {}, options({
-      engines: ['job'], volumes: [], queues: [],
-      unavailable: { engines: 'local processes only', queues: 'no queues here', volumes: 'no catalogue volumes' }
-    }), DEFAULTS);
+    const form = new TrainForm(
+      'nb.ipynb',
+      {},
+      options({
+        engines: ['job'],
+        volumes: [],
+        queues: [],
+        unavailable: { engines: 'local processes only', queues: 'no queues here', volumes: 'no catalogue volumes' }
+      }),
+      DEFAULTS
+    );
     const engine = form.node.querySelector<HTMLSelectElement>('select[name="engine"]')!;
     expect([...engine.options].map(o => o.value)).toEqual(['job']);
     expect(engine.disabled).toBe(true);

@@ -69,7 +69,11 @@ describe('gpuSummary', () => {
   });
 
   it('averages utilization and sums memory', () => {
-    const g = (u: number | null, used: number) => ({ utilization_pct: u, memory_used_mib: used, memory_total_mib: 81920 });
+    const g = (u: number | null, used: number) => ({
+      utilization_pct: u,
+      memory_used_mib: used,
+      memory_total_mib: 81920
+    });
     expect(gpuSummary([g(50, 10240)])).toBe('GPU 50% · 10.0/80 GiB');
     expect(gpuSummary([g(20, 1024), g(null, 1024), g(60, 0)])).toBe('3 GPUs 40% · 2.0/240 GiB');
   });
