@@ -180,13 +180,15 @@ def render_form(profiles: list[Profile], default: str, gpus_here: int | None = N
             f'{"" if usable(n) else html.escape(f" ({here})")}</option>'
             for n in p.gpus
         )
-        why = "" if can else f' <em class="dlw-unavailable">not available: {html.escape(here)}</em>'
-        disabled = "" if can else " disabled"
+        if can:
+            choice = (f'<select name="profile-option-{p.name}--gpus" '
+                      f'aria-label="GPUs for {html.escape(p.display_name)}">{options}</select>')
+        else:  # nothing to choose: say why instead of an empty list
+            choice = f'<em class="dlw-unavailable">not available: {html.escape(here)}</em>'
         rows.append(
-            f'<label class="dlw-profile"><input type="radio" name="profile" value="{p.name}"{checked}{disabled}> '
-            f"<strong>{html.escape(p.display_name)}</strong> <span>{html.escape(p.description)}</span>{why}</label> "
-            f'<select name="profile-option-{p.name}--gpus" aria-label="GPUs for {html.escape(p.display_name)}"'
-            f"{disabled}>{options}</select><br>"
+            f'<label class="dlw-profile"><input type="radio" name="profile" value="{p.name}"{checked}'
+            f'{"" if can else " disabled"}> <strong>{html.escape(p.display_name)}</strong> '
+            f"<span>{html.escape(p.description)}</span></label> {choice}<br>"
         )
     return "\n".join(rows) or "<p>No notebook profile is open to you; ask the admin.</p>"
 
