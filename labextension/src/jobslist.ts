@@ -52,7 +52,7 @@ export class JobsList {
 
   constructor(opts: IJobsListOptions) {
     this.opts = opts;
-    this.rowHeight = opts.rowHeight ?? 68;
+    this.rowHeight = opts.rowHeight ?? 88;
     this.virtualize = opts.virtualize ?? true;
     this.node = document.createElement('div');
     this.node.className = 'dlw-JobsList';
