@@ -135,6 +135,11 @@ def merge_options(data: dict[str, Any], options: JobOptions) -> dict[str, Any]:
     for key, value in options.spec_overrides().items():
         if key in ("parameters", "resources"):
             merged[key] = {**(merged.get(key) or {}), **value}
+        elif key == "source":  # extra files add to the spec's own, once each
+            source = dict(merged.get("source") or {})
+            known = list(source.get("files") or [])
+            source["files"] = [*known, *(f for f in value["files"] if f not in known)]
+            merged[key] = source
         else:
             merged[key] = value
     if not merged.get("name"):
@@ -204,6 +209,11 @@ def events(name: str, backend: Backend | None = None) -> list[dict[str, Any]]:
 
 def cancel(name: str, backend: Backend | None = None) -> JobInfo:
     return (backend or get_backend()).cancel(name)
+
+
+def delete(name: str, backend: Backend | None = None) -> None:
+    """Forget a finished job and remove its files."""
+    (backend or get_backend()).delete(name)
 
 
 def logs(

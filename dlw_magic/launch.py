@@ -127,6 +127,11 @@ def report(err: BaseException) -> int:
         traceback.print_exception(type(err), err, tb)
     else:
         sys.excepthook(type(err), err, tb)  # the notebook installed its own hook
+    missing = getattr(err, "filename", None) if isinstance(err, FileNotFoundError) else None
+    if isinstance(missing, str) and not os.path.isabs(missing):
+        print(f"dlw: {missing!r} is not in the job's copy of the code: a job gets the notebook alone unless "
+              "its folder is shipped too (\"Ship the notebook's folder\" in the dialog, or "
+              "source.files: ['**'] in the job YAML)", file=sys.stderr)
     sys.stderr.flush()
     return 130 if isinstance(err, KeyboardInterrupt) else 1
 

@@ -63,6 +63,9 @@ class JobOptions(BaseModel):
     volumes: list[VolumeName | VolumeRef] | None = Field(
         None, description="volume from the admin's catalogue (repeatable)",
     )
+    files: list[VolumeName] | None = Field(
+        None, description="extra files to ship, glob patterns relative to the notebook's folder ('**': all of it)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -97,6 +100,8 @@ class JobOptions(BaseModel):
             data["resources"] = {k: v for k, v in resources.items() if v is not None}
         if self.parameters:
             data["parameters"] = dict(self.parameters)
+        if self.files:
+            data["source"] = {"files": list(self.files)}
         return data
 
 
@@ -115,6 +120,8 @@ def _message(error: Mapping[str, Any]) -> str:
         return "parameters: expected an object of name -> value"
     if where == "volumes":
         return "volumes: expected a list of volume names from the admin's catalogue"
+    if where == "files":
+        return "files: expected a list of glob patterns relative to the notebook's folder"
     if kind.startswith("int"):
         return f"{where}: expected an integer, got {value!r}"
     if kind.startswith("bool"):
@@ -142,6 +149,7 @@ _FLAGS: dict[str, tuple[str, ...]] = {
     "processes_per_worker": ("--procs-per-worker",),
     "parameters": ("--param", "-p"),
     "volumes": ("--volume",),
+    "files": ("--file",),
 }
 
 
@@ -154,6 +162,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             kwargs.update(action="append", default=[], metavar="NAME=VALUE")
         elif name == "volumes":
             kwargs.update(action="append", metavar="NAME")
+        elif name == "files":
+            kwargs.update(action="append", metavar="PATTERN")
         elif name == "build":
             kwargs.update(action="store_true", default=None)
         elif name == "engine":

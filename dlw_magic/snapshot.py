@@ -39,8 +39,16 @@ def source_paths(spec: TrainingJob) -> tuple[Path, Path]:
     return workdir.resolve(), entry
 
 
+def _job_data_dirs() -> list[Path]:
+    """Where jobs keep their snapshots and outputs: never shipped again when it lies in the folder."""
+    from .backends.local.backend import data_dir
+
+    return [data_dir().resolve()]
+
+
 def _copy_files(patterns: list[str], workdir: Path, dest: Path) -> list[str]:
     copied: list[str] = []
+    skip = _job_data_dirs()  # also reached through the lab's dlw-outputs/ links
     for pattern in patterns:
         if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
             raise DLWError(f"source.files: {pattern!r} must be a relative path inside the working directory")
@@ -49,11 +57,16 @@ def _copy_files(patterns: list[str], workdir: Path, dest: Path) -> list[str]:
             raise DLWError(f"source.files: {pattern!r} matches no file in {workdir}")
         for rel in matches:
             src = workdir / rel
+            real = src.resolve()
+            if any(d == real or d in real.parents for d in skip):
+                continue  # earlier jobs' snapshots and outputs
             target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
             if src.is_dir():
+                if "**" in pattern:
+                    continue  # a recursive pattern matches the files below it one by one (hidden ones not)
                 shutil.copytree(src, target, dirs_exist_ok=True)
             else:
+                target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, target)
             copied.append(rel)
     return copied

@@ -7,6 +7,7 @@ whatever happens to this kernel (interrupt, restart), and ``%dlw status``/``%dlw
 
 from __future__ import annotations
 
+import contextlib
 import html
 import sys
 import threading
@@ -81,9 +82,10 @@ class JobWidget:
         self.cell_busy = cell_busy
         self.done = threading.Event()
         self._stop = threading.Event()
-        self.title = w.HTML()
+        # The title may be long (state, progress, an error): it shrinks and wraps, the button never does.
+        self.title = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
         self.cancel_button = w.Button(description="Cancel", button_style="danger", icon="stop",
-                                      disabled=cell_busy, layout=w.Layout(width="auto"))
+                                      disabled=cell_busy, layout=w.Layout(width="auto", flex="0 0 auto"))
         self.cancel_button.on_click(self._on_cancel)
         self.log_view = w.HTML(layout=w.Layout(max_height="22em", overflow="auto"))
         header = w.HBox([self.title, self.cancel_button], layout=w.Layout(align_items="center"))
@@ -133,10 +135,16 @@ class JobWidget:
             self.job = core.cancel(self.job.name, backend=self.backend)
         except DLWError as err:
             self.error = str(err)
+            self._refresh_state()  # it may have ended meanwhile: the button must show that, not re-enable
         except Exception as err:  # never a traceback from a button
             self.error = f"{type(err).__name__}: {err}"
+            self._refresh_state()
         self.cancel_button.description = "Cancel"
         self.render()
+
+    def _refresh_state(self) -> None:
+        with contextlib.suppress(Exception):  # the error already shown is the one that matters
+            self.job = core.get_job(self.job.name, backend=self.backend)
 
     def render(self) -> None:
         state = self.job.state.value

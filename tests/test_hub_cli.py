@@ -66,3 +66,37 @@ def test_password_file_is_private_and_stable(tmp_path: Path, monkeypatch) -> Non
     assert ensure_password(path) == first
     monkeypatch.setenv("DLW_HUB_PASSWORD", "from-env")
     assert ensure_password(path) == "from-env"
+
+
+def test_hub_kernels_have_dlw_and_load_ext_stays_silent(tmp_path: Path) -> None:
+    """A kernel of the local hub has %dlw at once, and the notebook's own `%load_ext dlw_magic` prints nothing."""
+    import os
+
+    from jupyter_client.manager import start_new_kernel
+
+    from dlw_magic.hub.local import write_ipython_profile
+
+    ipdir = write_ipython_profile(tmp_path)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "IPYTHONDIR": str(ipdir),
+           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    km, kc = start_new_kernel(kernel_name="python3", env=env)
+    try:
+        outputs: list[str] = []
+
+        def run(code: str) -> None:
+            reply = kc.execute_interactive(
+                code, timeout=60,
+                output_hook=lambda msg: outputs.append(str(msg["content"].get("text") or msg["content"].get("data"))
+                                                       if msg["msg_type"] in ("stream", "execute_result",
+                                                                              "display_data", "error") else ""))
+            assert reply["content"]["status"] == "ok", reply["content"]
+
+        run("print('dlw' in get_ipython().magics_manager.magics['line'])")
+        assert "".join(outputs) == "True\n"
+        outputs.clear()
+        run("%load_ext dlw_magic")
+        assert "".join(outputs) == ""
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

@@ -266,11 +266,36 @@ def test_local_hub_refuses_profiles_a_user_may_not_use(hub: LocalHub) -> None:
     r = s.post(f"{hub.base}/hub/api/users/alice/server", headers=xsrf(s), json={"profile": "gpu-research"}, timeout=30)
     assert r.status_code >= 400
     assert "profile 'gpu-research' is not available to 'alice' (choose from cpu, gpu)" in r.json()["message"]
+    # The same through the spawn form (a hand-made post: the form only lists alice's profiles).
+    page = s.post(f"{hub.base}/hub/spawn/alice", data={"profile": "gpu-research", "_xsrf": s.cookies.get("_xsrf", "")},
+                  timeout=30)
+    assert page.status_code == 400 and "is not available to" in page.text
     r = s.post(f"{hub.base}/hub/api/users/alice/server", headers=xsrf(s), json={"profile": "gpu", "gpus": "4"},
                timeout=30)
     if r.status_code < 400:  # a machine with 4 GPUs: the spawn is fine
         return
     assert "with 4 GPUs: this machine has" in r.json()["message"]
+    # A refusal is one line in the hub's log (the user got the message), not a traceback.
+    log = hub.log.read_text()
+    assert "profile 'gpu-research' is not available to 'alice'" in log
+    assert "Traceback" not in log
+    assert "unhandled user_options" not in log.lower()
+
+
+def test_the_form_shows_gpu_counts_the_machine_lacks_disabled_with_why() -> None:
+    from dlw_magic.hub.local_spawner import render_form
+    from dlw_magic.workspace import load_workspace
+
+    ws = load_workspace(str(ROOT / "hub_config" / "workspace.yaml"))
+    form = render_form(ws.profiles, ws.default_profile.name, gpus_here=0)
+    assert '<input type="radio" name="profile" value="cpu" checked>' in form
+    assert '<input type="radio" name="profile" value="gpu" disabled>' in form
+    assert "not available: this machine has no GPU" in form
+    assert 'name="profile-option-gpu--gpus"' not in form  # no list whose every entry is disabled
+    form = render_form(ws.profiles, "gpu", gpus_here=2)
+    assert '<input type="radio" name="profile" value="gpu" checked>' in form
+    assert '<option value="2">2 GPUs</option>' in form
+    assert '<option value="4" disabled>4 GPUs (this machine has 2 GPUs)</option>' in form
 
 
 @pytest.mark.slow

@@ -165,3 +165,17 @@ def test_globals_are_released_after_the_notebooks_exit_handlers(tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-2:] == ["exit handler sees Resource", "released while finalizing: False"]
     assert (tmp_path / "unclosed.txt").read_text() == "kept"
+
+
+def test_a_missing_relative_file_hints_at_shipping_the_folder(tmp_path: Path) -> None:
+    result = launch(tmp_path, [code("open('data/train.csv')\n")])
+    assert result.returncode == 1
+    assert "FileNotFoundError" in result.stderr
+    assert result.stderr.rstrip().splitlines()[-1].startswith("dlw: 'data/train.csv' is not in the job's copy")
+    assert "Ship the notebook's folder" in result.stderr
+
+
+def test_a_missing_absolute_file_gets_no_folder_hint(tmp_path: Path) -> None:
+    result = launch(tmp_path, [code(f"open({str(tmp_path / 'nope.csv')!r})\n")])
+    assert result.returncode == 1 and "FileNotFoundError" in result.stderr
+    assert "Ship the notebook's folder" not in result.stderr

@@ -117,21 +117,40 @@ def test_gpus_on_a_machine_with_nvidia_report_memory(api):
     assert all(g["memory_total_mib"] > 0 and g["name"] for g in data["gpus"])
 
 
-def test_options_list_the_admin_catalogue(api, api_error, tmp_path, monkeypatch):
+CATALOGUE = (
+    "profiles:\n- {name: cpu, displayName: CPU, image: img:1}\n"
+    "volumes:\n- {name: datasets, type: dataset, mountPath: /data, claimName: ds}\n"
+    "queues:\n- {name: research, default: true}\n"
+    "priorityClasses:\n- {name: dlw-high, value: 1000}\n"
+)
+
+
+def test_options_list_the_admin_catalogue_for_kubernetes(tmp_path, monkeypatch):
+    from dlw_magic.server.options import job_options
+
     ws = tmp_path / "workspace.yaml"
-    ws.write_text(
-        "profiles:\n- {name: cpu, displayName: CPU, image: img:1}\n"
-        "volumes:\n- {name: datasets, type: dataset, mountPath: /data, claimName: ds}\n"
-        "queues:\n- {name: research, default: true}\n"
-        "priorityClasses:\n- {name: dlw-high, value: 1000}\n"
-    )
+    ws.write_text(CATALOGUE)
     monkeypatch.setenv("DLW_WORKSPACE_CONFIG", str(ws))
-    data = json.loads((api("dlw/api/options")).body)
+    data = job_options("kubernetes")
     assert [v["name"] for v in data["volumes"]] == ["datasets"]
     assert data["volumes"][0]["mountPath"] == "/data"
     assert [q["name"] for q in data["queues"]] == ["research"]
     assert data["priorityClasses"][0] == {"name": "dlw-high", "value": 1000, "default": False, "description": ""}
-    assert "job" in data["engines"] and data["reason"] is None
+    assert data["engines"] == ["job", "volcano", "pytorchjob", "trainjob"] and data["reason"] is None
+    assert data["unavailable"] == {}
+
+
+def test_options_on_the_local_backend_leave_out_what_it_cannot_run(api, tmp_path, monkeypatch):
+    ws = tmp_path / "workspace.yaml"
+    ws.write_text(CATALOGUE)
+    monkeypatch.setenv("DLW_WORKSPACE_CONFIG", str(ws))
+    data = json.loads((api("dlw/api/options")).body)
+    assert data["backend"] == "local"
+    assert data["engines"] == ["job"]
+    assert data["volumes"] == [] and data["queues"] == []
+    assert "catalogue volumes" in data["unavailable"]["volumes"]
+    assert "Kubernetes" in data["unavailable"]["queues"]
+    assert data["priorityClasses"][0]["name"] == "dlw-high"  # local jobs are ordered by priority
 
 
 def test_options_without_workspace_config_are_empty_with_a_reason(api, api_error, tmp_path, monkeypatch):
@@ -139,7 +158,7 @@ def test_options_without_workspace_config_are_empty_with_a_reason(api, api_error
     data = json.loads((api("dlw/api/options")).body)
     assert data["volumes"] == [] and data["queues"] == []
     assert "missing.yaml" in data["reason"]
-    assert data["engines"] == ["job", "volcano", "pytorchjob", "trainjob"]
+    assert data["engines"] == ["job"]
 
 
 def test_parameters_prefill_reads_the_parameters_cell(api, api_error, jp_root_dir):

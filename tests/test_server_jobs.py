@@ -87,7 +87,7 @@ def test_submit_list_detail_and_logs_of_a_notebook_job(api, api_error, stream, j
     notebook(jp_root_dir, "nb.ipynb", PRINT_LINES)
     job = api("jobs", "POST", {"notebook": "nb.ipynb", "name": "hello", "parameters": {"n": 5}})
     assert job["name"] == "hello" and job["state"] in ("Queued", "Running")
-    assert job["output_path"] is None  # DLW_HOME is outside the server root
+    assert job["output_path"] == "dlw-outputs/hello"  # DLW_HOME is outside the root: linked into it
 
     names = [j["name"] for j in api("jobs")["jobs"]]
     assert names == ["hello"]
@@ -174,3 +174,58 @@ def test_submit_a_pasted_spec_and_rerun_it(api, jp_root_dir):
     assert again["name"] == "from-yaml-2"
     assert wait_state(api, "from-yaml-2", {"Succeeded", "Failed"})["state"] == "Succeeded"
     assert {j["name"] for j in api("jobs")["jobs"]} == {"from-yaml", "from-yaml-2"}
+
+
+def test_delete_refuses_a_running_job_then_removes_a_finished_one_with_its_files(api, api_error, jp_root_dir):
+    from dlw_magic.backends import get_backend
+
+    notebook(jp_root_dir, "sleepy.ipynb", "import time\nprint('up', flush=True)\ntime.sleep(120)\n")
+    api("jobs", "POST", {"notebook": "sleepy.ipynb", "name": "to-delete"})
+    wait_state(api, "to-delete", {"Running"})
+    job_dir = get_backend().snapshot_of("to-delete").parent
+    code, message = api_error("jobs/to-delete", method="DELETE")
+    assert code == 409 and "cancel it before deleting" in message
+    api("jobs/to-delete/cancel", "POST", {})
+    wait_state(api, "to-delete", {"Cancelled"})
+    response = api("jobs/to-delete", "DELETE")
+    assert response.code == 204
+    assert api("jobs")["jobs"] == []
+    assert not job_dir.exists()
+    code, _ = api_error("jobs/to-delete")
+    assert code == 404
+
+
+def test_shipping_the_notebooks_folder_lets_the_job_read_files_by_relative_path(api, jp_root_dir, dlw_home):
+    (jp_root_dir / "data").mkdir()
+    (jp_root_dir / "data" / "numbers.txt").write_text("1 2 3\n")
+    (jp_root_dir / ".secret").write_text("not shipped\n")
+    notebook(jp_root_dir, "reader.ipynb", "import os\n"
+             "open(os.path.join(os.environ['DLW_OUTPUT_DIR'], 'out.txt'), 'w').write('x')\n"
+             "print(open('data/numbers.txt').read().split())\n"
+             "print('hidden shipped:', os.path.exists('.secret'))\n"
+             "print('outputs shipped:', os.path.exists('dlw-outputs'))\n")
+    api("jobs", "POST", {"notebook": "reader.ipynb", "name": "alone"})
+    failed = wait_state(api, "alone", {"Succeeded", "Failed"})
+    assert (jp_root_dir / "dlw-outputs" / "alone" / "out.txt").is_file()
+    assert failed["state"] == "Failed"
+    log = "".join(c["text"] for c in api("jobs/alone/logs")["chunks"])
+    assert "Ship the notebook's folder" in log
+    api("jobs", "POST", {"notebook": "reader.ipynb", "name": "shipped", "files": ["**"]})
+    assert wait_state(api, "shipped", {"Succeeded", "Failed"})["state"] == "Succeeded"
+    log = "".join(c["text"] for c in api("jobs/shipped/logs")["chunks"])
+    assert "['1', '2', '3']" in log and "hidden shipped: False" in log
+    assert "outputs shipped: False" in log  # the earlier job's output, linked into the root, stays out
+
+
+def test_outputs_outside_the_root_open_in_the_file_browser_through_a_link(api, jp_root_dir, jp_fetch,
+                                                                         jp_asyncio_loop):
+    notebook(jp_root_dir, "writer.ipynb", "import os\nopen(os.path.join(os.environ['DLW_OUTPUT_DIR'], "
+             "'metrics.json'), 'w').write('{}')\n")
+    job = api("jobs", "POST", {"notebook": "writer.ipynb", "name": "writer"})
+    assert job["output_path"] == "dlw-outputs/writer"
+    assert wait_state(api, "writer", {"Succeeded", "Failed"})["state"] == "Succeeded"
+    assert api("jobs/writer/output", "POST", {}) == {"path": "dlw-outputs/writer"}
+    listing = jp_asyncio_loop.run_until_complete(jp_fetch("api", "contents", "dlw-outputs", "writer"))
+    assert [f["name"] for f in json.loads(listing.body)["content"]] == ["metrics.json"]
+    api("jobs/writer", "DELETE")
+    assert not (jp_root_dir / "dlw-outputs" / "writer").is_symlink()

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import DLWError
+
 # The data types moved to dlw_magic.types; re-exported here for code that still imports them from base.
 from ..types import GpuInfo, JobInfo, JobState, LogChunk, PreparedJob
 
@@ -71,6 +73,10 @@ class Backend(ABC):
         Callers look the job up first (``get``), so an unknown name has already raised NotFound.
         """
         return []
+
+    def delete(self, name: str) -> None:
+        """Forget a finished job and remove its files (snapshot, logs, output)."""
+        raise DLWError(f"the {self.name} backend cannot delete jobs; remove {name!r} with its own tools")
 
     def snapshot_of(self, name: str) -> Path | None:
         """The kept code snapshot of a job, for ``rerun``; None where the backend keeps none locally."""

@@ -10,6 +10,7 @@ PATH), ``LocalPasswordAuthenticator``, ``DLWLocalSpawner`` (the workspace profil
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import shutil
 import socket
@@ -51,14 +52,38 @@ def free_port() -> int:
 
 
 def write_ipython_profile(data_dir: Path) -> Path:
-    """An IPYTHONDIR whose kernels run ``%load_ext dlw_magic``."""
+    """An IPYTHONDIR whose kernels have ``%dlw`` from the start.
+
+    The magics are registered by calling the extension's hook rather than listing it in ``extensions``:
+    IPython then does not count it as loaded, so a notebook's own ``%load_ext dlw_magic`` (needed
+    anywhere else) stays silent instead of printing "already loaded".
+    """
     ipdir = data_dir / "ipython"
     prof = ipdir / "profile_default"
     prof.mkdir(parents=True, exist_ok=True)
     (prof / "ipython_kernel_config.py").write_text(
         "# Written by `dlw hub`: every kernel of the local hub has %dlw.\n"
-        "c.InteractiveShellApp.extensions = ['dlw_magic']\n", encoding="utf-8")
+        "c.InteractiveShellApp.exec_lines = [\"__import__('dlw_magic').load_ipython_extension(get_ipython())\"]\n",
+        encoding="utf-8")
     return ipdir
+
+
+class RefusalsWithoutTraceback(logging.Filter):
+    """JupyterHub logs a refused form spawn with its traceback; a refusal is an answer, so one line is kept.
+
+    Only the spawner's own refusals (``local_spawner.refusal``: a 400 carrying the user's message) lose
+    their traceback; every other error is logged as JupyterHub logs it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        message = getattr(exc, "jupyterhub_message", None)
+        if message and getattr(exc, "status_code", None) == 400:
+            record.msg = f"{record.getMessage()}: {message}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 def configure_local(
@@ -114,6 +139,9 @@ def configure_local(
         c.Spawner.args = ["--allow-root"]
     add_culler(c, ws)
     add_gpu_culler(c, ws, workspace)
+    hub_log = logging.getLogger("JupyterHub")  # the hub application's logger, which its handlers use
+    if not any(isinstance(f, RefusalsWithoutTraceback) for f in hub_log.filters):
+        hub_log.addFilter(RefusalsWithoutTraceback())
 
 
 def render_config(

@@ -44,7 +44,7 @@ class DLWLocalSpawner(SimpleLocalProcessSpawner):
         return self.workspace.profiles_for(user_groups(self.user))
 
     def _default_options_form(self) -> str:  # noqa: D401 - a form, not a docstring
-        return render_form(self.allowed_profiles(), self.workspace.default_profile.name)
+        return render_form(self.allowed_profiles(), self.workspace.default_profile.name, len(self._gpu_pool()))
 
     @default("options_form")
     def _options_form_default(self) -> Any:
@@ -52,6 +52,12 @@ class DLWLocalSpawner(SimpleLocalProcessSpawner):
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         return options_from_form(formdata)
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self) -> Any:
+        # profile and gpus are read (and refused, with a one-line message) in start(); saying so here
+        # keeps JupyterHub from warning that the options went unhandled.
+        return lambda spawner, user_options: None
 
     # -- the chosen profile ------------------------------------------------------------------------------
 
@@ -148,21 +154,41 @@ def refusal(message: str) -> Exception:
     return err
 
 
-def render_form(profiles: list[Profile], default: str) -> str:
-    """Radio buttons for the profiles, a GPU select for each (field names as KubeSpawner's form)."""
+def render_form(profiles: list[Profile], default: str, gpus_here: int | None = None) -> str:
+    """Radio buttons for the profiles, a GPU select for each (field names as KubeSpawner's form).
+
+    With ``gpus_here`` (the GPUs this machine can hand out), GPU counts above it are shown disabled with
+    the reason, and a profile with no count left is disabled as a whole, so the form offers only what
+    can start.
+    """
+
+    def usable(n: int) -> bool:
+        return gpus_here is None or n <= gpus_here
+
+    here = f"this machine has {gpu_label(gpus_here)}" if gpus_here is not None else ""
+    open_profiles = [p for p in profiles if any(usable(n) for n in p.gpus)]
+    names = [p.name for p in open_profiles]
+    first = default if default in names else (names[0] if names else "")
     rows = []
-    first = default if any(p.name == default for p in profiles) else (profiles[0].name if profiles else "")
     for p in profiles:
+        can = p in open_profiles
         checked = " checked" if p.name == first else ""
+        default_gpus = p.default_gpus if usable(p.default_gpus) else max((n for n in p.gpus if usable(n)), default=0)
         options = "".join(
-            f'<option value="{n}"{" selected" if n == p.default_gpus else ""}>{html.escape(gpu_label(n))}</option>'
+            f'<option value="{n}"{" selected" if n == default_gpus else ""}'
+            f'{"" if usable(n) else " disabled"}>{html.escape(gpu_label(n))}'
+            f'{"" if usable(n) else html.escape(f" ({here})")}</option>'
             for n in p.gpus
         )
+        if can:
+            choice = (f'<select name="profile-option-{p.name}--gpus" '
+                      f'aria-label="GPUs for {html.escape(p.display_name)}">{options}</select>')
+        else:  # nothing to choose: say why instead of an empty list
+            choice = f'<em class="dlw-unavailable">not available: {html.escape(here)}</em>'
         rows.append(
-            f'<label class="dlw-profile"><input type="radio" name="profile" value="{p.name}"{checked}> '
-            f"<strong>{html.escape(p.display_name)}</strong> <span>{html.escape(p.description)}</span></label> "
-            f'<select name="profile-option-{p.name}--gpus" aria-label="GPUs for {html.escape(p.display_name)}">'
-            f"{options}</select><br>"
+            f'<label class="dlw-profile"><input type="radio" name="profile" value="{p.name}"{checked}'
+            f'{"" if can else " disabled"}> <strong>{html.escape(p.display_name)}</strong> '
+            f"<span>{html.escape(p.description)}</span></label> {choice}<br>"
         )
     return "\n".join(rows) or "<p>No notebook profile is open to you; ask the admin.</p>"
 

@@ -15,7 +15,7 @@ from jupyter_server.utils import url_path_join
 from traitlets import Float, Int, Type, Unicode
 from traitlets.config import Configurable
 
-from ..backends import Backend, get_backend
+from ..backends import Backend, default_backend_name, get_backend
 from .gpu_idle import GpuIdleHandler, GpusHandler
 from .handlers import (
     CancelHandler,
@@ -23,6 +23,7 @@ from .handlers import (
     JobsHandler,
     LogsHandler,
     OptionsHandler,
+    OutputHandler,
     ParametersHandler,
     RerunHandler,
 )
@@ -35,6 +36,7 @@ HANDLERS: list[tuple[str, type]] = [
     (rf"jobs/{JOB_NAME}", JobHandler),
     (rf"jobs/{JOB_NAME}/cancel", CancelHandler),
     (rf"jobs/{JOB_NAME}/rerun", RerunHandler),
+    (rf"jobs/{JOB_NAME}/output", OutputHandler),
     (rf"jobs/{JOB_NAME}/logs", LogsHandler),
     (r"gpus", GpusHandler),
     (r"gpus/idle", GpuIdleHandler),
@@ -68,6 +70,17 @@ class DLWServer(Configurable):
     _lock = threading.Lock()
     _instance: Backend | None = None
 
+    def _named_options(self) -> dict[str, str]:
+        return {key: value for key, value in (
+            ("kubeconfig", self.kubeconfig), ("namespace", self.namespace), ("workspace", self.workspace_config),
+        ) if value}
+
+    def backend_name(self) -> str:
+        """The active backend's name, without building it (the API may be unreachable)."""
+        if self.backend_class is not None:
+            return str(self.backend_class.name)
+        return self.backend or ("kubernetes" if self._named_options() else default_backend_name())
+
     def make_backend(self) -> Backend:
         """The backend every request uses: ``backend_class`` if set, else the named one with its options."""
         if self.backend_class is not None:
@@ -76,11 +89,7 @@ class DLWServer(Configurable):
                     factory: Callable[[], Backend] = self.backend_class
                     self._instance = factory()
                 return self._instance
-        options = {key: value for key, value in (
-            ("kubeconfig", self.kubeconfig), ("namespace", self.namespace), ("workspace", self.workspace_config),
-        ) if value}
-        name = self.backend or ("kubernetes" if options else None)
-        return get_backend(name, **options)
+        return get_backend(self.backend_name(), **self._named_options())
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:

@@ -26,6 +26,7 @@ from ..options import parse_options
 from ..types import JobInfo
 from .logstream import LogPump
 from .options import job_options
+from .outputs import LINKS_DIR, output_link, remove_link
 
 
 class BadRequest(DLWError):
@@ -99,8 +100,13 @@ class DLWHandler(APIHandler):
             data["spec"] = spec
             data["provenance"] = provenance
             data["yaml"] = yaml.safe_dump(spec or {}, sort_keys=False)
-        data["output_path"] = self.root_relative(info.output_dir)
+        data["output_path"] = self.root_relative(info.output_dir) or self.linked_output(info)
         return data
+
+    def linked_output(self, info: JobInfo) -> str | None:
+        """The job's ``dlw-outputs/`` link when it has one (made at submit or by the Output button)."""
+        link = self.root_dir / LINKS_DIR / info.name
+        return f"{LINKS_DIR}/{info.name}" if info.output_dir and link.is_symlink() else None
 
     def root_relative(self, path: str | None) -> str | None:
         """A folder as JupyterLab's file browser names it, or None when it lies outside the root."""
@@ -166,6 +172,8 @@ class JobsHandler(DLWHandler):
             spec = await self.call(core.build_spec, spec_text=body["spec"], options=options, base_dir=self.root_dir)
             self.confine_spec(spec)
         info = await self.call(core.submit, spec, self.backend())
+        if info.output_dir and not self.root_relative(info.output_dir):
+            output_link(self.root_dir, info.name, info.output_dir)
         self.reply(self.job_dict(info), status=201)
 
     def confine_spec(self, spec: Any) -> None:
@@ -192,6 +200,14 @@ class JobHandler(DLWHandler):
         info = await self.call(core.get_job, name, self.backend())
         self.reply(self.job_dict(info, with_spec=True))
 
+    @web.authenticated
+    @authorized
+    async def delete(self, name: str) -> None:
+        await self.call(core.delete, name, self.backend())
+        remove_link(self.root_dir, name)
+        self.set_status(204)
+        self.finish()
+
 
 class CancelHandler(DLWHandler):
     @web.authenticated
@@ -209,7 +225,24 @@ class RerunHandler(DLWHandler):
         if new_name is not None and not isinstance(new_name, str):
             raise BadRequest(f"name: expected text, got {new_name!r}")
         info = await self.call(core.rerun, name, new_name, self.backend())
+        if info.output_dir and not self.root_relative(info.output_dir):
+            output_link(self.root_dir, info.name, info.output_dir)
         self.reply(self.job_dict(info), status=201)
+
+
+class OutputHandler(DLWHandler):
+    """``POST``: the job's output folder as a root-relative path, linked into the root when it lies outside."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        info = await self.call(core.get_job, name, self.backend())
+        if not info.output_dir:
+            raise NotFound(f"job {name} has no output folder on this machine")
+        path = self.root_relative(info.output_dir) or output_link(self.root_dir, name, info.output_dir)
+        if path is None:
+            raise Conflict(f"job {name}: cannot link its output folder into the server root ({info.output_dir})")
+        self.reply({"path": path})
 
 
 class LogsHandler(DLWHandler):
@@ -295,8 +328,8 @@ class OptionsHandler(DLWHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        options = await self.call(job_options, self.dlw.workspace_config or None)
-        options["backend"] = self.backend().name
+        # By name: the dialog must open even when the backend itself cannot be reached.
+        options = await self.call(job_options, self.dlw.backend_name(), self.dlw.workspace_config or None)
         self.reply(options)
 
 

@@ -1,7 +1,9 @@
 """What the "Train as job" dialog may offer: engines, and the admin's volumes, queues, priority classes.
 
 The admin describes these once in workspace.yaml (``dlw_magic.workspace``). When it cannot be loaded,
-the lists are empty and ``reason`` says why, so the dialog shows that instead of guessing.
+the lists are empty and ``reason`` says why, so the dialog shows that instead of guessing. What the
+active backend cannot run is left out, with a line in ``unavailable`` saying why: the local backend runs
+plain processes, so it has no Kubernetes engines, no queues and no catalogue volumes.
 """
 
 from __future__ import annotations
@@ -11,12 +13,26 @@ from typing import Any
 from ..engines import names
 from ..errors import DLWError
 
+# Per backend: field -> why the dialog does not offer it.
+UNAVAILABLE: dict[str, dict[str, str]] = {
+    "local": {
+        "engines": "the local backend runs every job as local processes (engine job); "
+                   "the other engines need Kubernetes",
+        "queues": "queues are Kubernetes (Volcano/Kueue) queues; the local backend orders jobs by priority",
+        "volumes": "the local backend does not mount catalogue volumes; read data from a local path",
+    },
+}
 
-def job_options(workspace: str | None = None) -> dict[str, Any]:
-    """The dialog's choices from ``workspace`` (a path; default: DLW_WORKSPACE_CONFIG or the shipped one)."""
+
+def job_options(backend: str = "kubernetes", workspace: str | None = None) -> dict[str, Any]:
+    """The dialog's choices on ``backend`` from ``workspace`` (a path; default: DLW_WORKSPACE_CONFIG or the
+    shipped one)."""
+    unavailable = UNAVAILABLE.get(backend, {})
+    engines = names()
     result: dict[str, Any] = {
-        "engines": names(), "volumes": [], "queues": [], "priorityClasses": [],
-        "profiles": [], "queueSystem": None, "reason": None,
+        "engines": engines[:1] if "engines" in unavailable else engines, "volumes": [], "queues": [],
+        "priorityClasses": [], "profiles": [], "queueSystem": None, "reason": None,
+        "backend": backend, "unavailable": unavailable,
     }
     try:
         from ..workspace import load_workspace
@@ -29,13 +45,15 @@ def job_options(workspace: str | None = None) -> dict[str, Any]:
         result["reason"] = str(err)
         return result
     result["queueSystem"] = ws.queue_system
-    result["volumes"] = [
-        {"name": v.name, "type": v.type, "mountPath": v.mount_path, "readOnly": v.read_only,
-         "description": v.description}
-        for v in ws.volumes
-        if v.type != "home"  # the home is the notebook's own volume, never a job's choice
-    ]
-    result["queues"] = [{"name": q.name, "default": q.default, "gpus": q.gpus} for q in ws.queues]
+    if "volumes" not in unavailable:
+        result["volumes"] = [
+            {"name": v.name, "type": v.type, "mountPath": v.mount_path, "readOnly": v.read_only,
+             "description": v.description}
+            for v in ws.volumes
+            if v.type != "home"  # the home is the notebook's own volume, never a job's choice
+        ]
+    if "queues" not in unavailable:
+        result["queues"] = [{"name": q.name, "default": q.default, "gpus": q.gpus} for q in ws.queues]
     result["priorityClasses"] = [
         {"name": p.name, "value": p.value, "default": p.default, "description": p.description}
         for p in ws.priority_classes

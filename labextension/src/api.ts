@@ -64,6 +64,12 @@ export const listJobs = async (): Promise<IJob[]> => (await request<{ jobs: IJob
 export const getJob = (name: string): Promise<IJob> => request<IJob>(`jobs/${name}`);
 export const cancelJob = (name: string): Promise<IJob> =>
   request<IJob>(`jobs/${name}/cancel`, { method: 'POST', body: '{}' });
+export const rerunJob = (name: string): Promise<IJob> =>
+  request<IJob>(`jobs/${name}/rerun`, { method: 'POST', body: '{}' });
+export const deleteJob = (name: string): Promise<void> => request<void>(`jobs/${name}`, { method: 'DELETE' });
+/** The job's output folder as the file browser names it (linked into the root when it lies outside). */
+export const outputPath = async (name: string): Promise<string> =>
+  (await request<{ path: string }>(`jobs/${name}/output`, { method: 'POST', body: '{}' })).path;
 export const submitJob = (body: ISubmitRequest): Promise<IJob> =>
   request<IJob>('jobs', { method: 'POST', body: JSON.stringify(body) });
 export const getGpus = (): Promise<{ gpus: IGpu[]; reason: string | null }> => request('gpus');

@@ -1,13 +1,20 @@
 /**
  * The "Train as job" dialog body: name, workers, GPUs, engine, queue, priority, parameters (prefilled
- * from the notebook's ``parameters`` cell) and the admin's volumes.
+ * from the notebook's ``parameters`` cell), the notebook's folder and the admin's volumes.
+ *
+ * Fields are checked as the user types: a bad value is marked, its message shown under it, and the
+ * Dialog's own validation (``:invalid`` / ``.jp-mod-error``) keeps Submit disabled, so the dialog never
+ * closes on input it cannot send. What the backend cannot run is not offered (``options.unavailable``).
  */
 
-import { Dialog } from '@jupyterlab/apputils';
+import type { Dialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { paramToText, textToParam } from './format.js';
 import type { IOptions, ISubmitRequest } from './types.js';
+
+/** ``source.files`` pattern for "ship the notebook's folder": everything below it but hidden files. */
+export const SHIP_FOLDER = '**';
 
 export interface ITrainDefaults {
   workers: number;
@@ -21,6 +28,15 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
   private readonly inputs: Record<string, HTMLInputElement | HTMLSelectElement> = {};
   private readonly paramInputs = new Map<string, HTMLInputElement>();
   private readonly volumeBoxes = new Map<string, HTMLInputElement>();
+  private readonly errors = new Map<HTMLInputElement, HTMLElement>();
+  private folderBox: HTMLInputElement | null = null;
+  // Capture on window runs before the Dialog's document-level 'input' check, so it sees our marks.
+  private readonly onInput = (ev: Event): void => {
+    const target = ev.target as HTMLElement;
+    if (target instanceof HTMLInputElement && this.node.contains(target)) {
+      this.check(target);
+    }
+  };
 
   constructor(
     readonly notebook: string,
@@ -45,15 +61,43 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     this.text(form, 'name', 'Job name', p.name ?? '', 'generated from the notebook name');
     this.number(form, 'workers', 'Workers', p.workers ?? defaults.workers, 1);
     this.number(form, 'gpus', 'GPUs per worker', p.gpus ?? defaults.gpus, 0);
-    this.select(form, 'engine', 'Engine', options.engines.map(e => [e, e]), p.engine ?? defaults.engine);
-    if (options.queues.length) {
+    const unavailable = options.unavailable ?? {};
+    const engine = this.select(
+      form,
+      'engine',
+      'Engine',
+      options.engines.map(e => [e, e]),
+      p.engine ?? defaults.engine
+    );
+    if (options.engines.length === 1) {
+      engine.disabled = true; // one engine: shown, not a choice
+      engine.title = unavailable.engines ?? '';
+    }
+    if (unavailable.queues) {
+      // not offered: the backend has no queues
+    } else if (options.queues.length) {
       const def = options.queues.find(q => q.default)?.name ?? '';
-      this.select(form, 'queue', 'Queue', [['', `(default${def ? `: ${def}` : ''})`], ...options.queues.map(q => [q.name, q.name] as [string, string])], p.queue ?? defaults.queue);
+      this.select(
+        form,
+        'queue',
+        'Queue',
+        [['', `(default${def ? `: ${def}` : ''})`], ...options.queues.map(q => [q.name, q.name] as [string, string])],
+        p.queue ?? defaults.queue
+      );
     } else {
       this.text(form, 'queue', 'Queue', p.queue ?? defaults.queue, 'none');
     }
     if (options.priorityClasses.length) {
-      this.select(form, 'priority', 'Priority', [['', '(default)'], ...options.priorityClasses.map(c => [c.name, `${c.name} (${c.value})`] as [string, string])], String(p.priority ?? defaults.priority));
+      this.select(
+        form,
+        'priority',
+        'Priority',
+        [
+          ['', '(default)'],
+          ...options.priorityClasses.map(c => [c.name, `${c.name} (${c.value})`] as [string, string])
+        ],
+        String(p.priority ?? defaults.priority)
+      );
     } else {
       this.text(form, 'priority', 'Priority', String(p.priority ?? defaults.priority), 'a number or a priority class');
     }
@@ -69,10 +113,26 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
       input.value = paramToText(value);
       input.title = `default: ${paramToText(parameters[name])}`;
       this.paramInputs.set(name, input);
+      this.check(input);
     }
 
+    const files = this.section(form, 'Files');
+    const folderLabel = document.createElement('label');
+    folderLabel.className = 'dlw-TrainForm-volume';
+    this.folderBox = document.createElement('input');
+    this.folderBox.type = 'checkbox';
+    this.folderBox.name = 'ship-folder';
+    this.folderBox.checked = (p.files ?? []).includes(SHIP_FOLDER);
+    folderLabel.append(this.folderBox, " Ship the notebook's folder");
+    folderLabel.title =
+      'Copy the files beside the notebook (and below it) into the job, so it can read them by ' +
+      'relative path. Hidden files and the outputs of earlier jobs are left out.';
+    files.append(folderLabel, this.hint('Otherwise the job gets the notebook alone.'));
+
     const vols = this.section(form, 'Volumes');
-    if (!options.volumes.length) {
+    if (unavailable.volumes) {
+      vols.appendChild(this.hint(`Not available: ${unavailable.volumes}.`));
+    } else if (!options.volumes.length) {
       vols.appendChild(this.hint(options.reason || 'The admin offers no volumes.'));
     }
     for (const v of options.volumes) {
@@ -91,7 +151,69 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     }
   }
 
-  /** The request; throws (with a message naming the parameter) when a parameter does not parse. */
+  protected onAfterAttach(): void {
+    window.addEventListener('input', this.onInput, true);
+  }
+
+  protected onBeforeDetach(): void {
+    window.removeEventListener('input', this.onInput, true);
+  }
+
+  dispose(): void {
+    window.removeEventListener('input', this.onInput, true);
+    super.dispose();
+  }
+
+  /** The first problem of the form (field and why), or null when it can be sent. */
+  get problem(): string | null {
+    for (const input of [...Object.values(this.inputs), ...this.paramInputs.values()]) {
+      if (input instanceof HTMLInputElement) {
+        const message = this.check(input);
+        if (message) {
+          return message;
+        }
+      }
+    }
+    return null;
+  }
+
+  /** Mark ``input`` valid or not; returns its message. */
+  private check(input: HTMLInputElement): string | null {
+    let message: string | null = null;
+    const pname = input.name.startsWith('param-') ? input.name.slice(6) : null;
+    if (pname !== null && this.paramInputs.get(pname) === input) {
+      try {
+        textToParam(pname, input.value, this.parameters[pname]);
+      } catch (err) {
+        message = (err as Error).message;
+      }
+    } else if (input.type === 'number') {
+      const label = input.closest('label')?.querySelector('span')?.textContent ?? input.name;
+      if (!/^\d+$/.test(input.value.trim()) || Number(input.value) < Number(input.min)) {
+        message = `${label}: expected a whole number of at least ${input.min}`;
+      }
+    }
+    input.classList.toggle('jp-mod-error', message !== null);
+    input.setCustomValidity(message ?? '');
+    let line = this.errors.get(input);
+    if (message && !line) {
+      line = document.createElement('div');
+      line.className = 'dlw-TrainForm-error';
+      line.setAttribute('role', 'alert');
+      input.closest('label')?.after(line);
+      this.errors.set(input, line);
+    }
+    if (line) {
+      line.textContent = message ?? '';
+      line.hidden = message === null;
+    }
+    return message;
+  }
+
+  /**
+   * The request. Never throws (the Dialog closes on a throwing getValue): a value that does not parse
+   * is sent as typed, but Submit stays disabled while ``problem`` is set.
+   */
   getValue(): ISubmitRequest {
     const body: ISubmitRequest = { notebook: this.notebook };
     const name = this.inputs.name.value.trim();
@@ -101,7 +223,7 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     body.workers = Number(this.inputs.workers.value);
     body.gpus = Number(this.inputs.gpus.value);
     body.engine = this.inputs.engine.value;
-    const queue = this.inputs.queue.value.trim();
+    const queue = this.inputs.queue?.value.trim();
     if (queue) {
       body.queue = queue;
     }
@@ -111,7 +233,12 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     }
     const params: Record<string, unknown> = {};
     for (const [pname, input] of this.paramInputs) {
-      const value = textToParam(pname, input.value, this.parameters[pname]);
+      let value: unknown;
+      try {
+        value = textToParam(pname, input.value, this.parameters[pname]);
+      } catch {
+        value = input.value;
+      }
       if (JSON.stringify(value) !== JSON.stringify(this.parameters[pname])) {
         params[pname] = value; // only what the user changed overrides the notebook
       }
@@ -122,6 +249,9 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     const volumes = [...this.volumeBoxes].filter(([, b]) => b.checked).map(([n]) => n);
     if (volumes.length) {
       body.volumes = volumes;
+    }
+    if (this.folderBox?.checked) {
+      body.files = [SHIP_FOLDER];
     }
     return body;
   }
@@ -143,7 +273,12 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     return el;
   }
 
-  private row(parent: HTMLElement, name: string, labelText: string, tag: 'input' | 'select'): HTMLInputElement | HTMLSelectElement {
+  private row(
+    parent: HTMLElement,
+    name: string,
+    labelText: string,
+    tag: 'input' | 'select'
+  ): HTMLInputElement | HTMLSelectElement {
     const label = document.createElement('label');
     label.className = 'dlw-TrainForm-row';
     const span = document.createElement('span');
@@ -166,11 +301,19 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
   private number(parent: HTMLElement, name: string, label: string, value: number, min: number): void {
     const input = this.row(parent, name, label, 'input') as HTMLInputElement;
     input.type = 'number';
+    input.required = true;
+    input.step = '1';
     input.min = String(min);
     input.value = String(value);
   }
 
-  private select(parent: HTMLElement, name: string, label: string, choices: [string, string][], value: string): void {
+  private select(
+    parent: HTMLElement,
+    name: string,
+    label: string,
+    choices: [string, string][],
+    value: string
+  ): HTMLSelectElement {
     const select = this.row(parent, name, label, 'select') as HTMLSelectElement;
     for (const [v, text] of choices) {
       select.add(new Option(text, v));
@@ -178,5 +321,6 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     if (choices.some(([v]) => v === value)) {
       select.value = value;
     }
+    return select;
   }
 }

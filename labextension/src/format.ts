@@ -111,23 +111,40 @@ export function gpuSummary(
 }
 
 /**
- * "[3] " before each line of rank 3, for the "all ranks" log view. Chunks may end mid-line, so it
- * remembers per rank whether the next text starts a line.
+ * The "all ranks" log: whole lines of every rank, each tagged "[3] ", in the order they arrive.
+ *
+ * Ranks write their own files, so a chunk may end mid-line; a rank's unfinished line is held back
+ * until its newline comes (or ``flush`` at the end), so it is never spliced into another rank's line.
  */
-export class RankPrefixer {
-  private readonly lineStart = new Map<number, boolean>();
+export class RankMerger {
+  private readonly pending = new Map<number, string>();
 
-  prefix(rank: number, text: string): string {
-    if (!text) {
-      return text;
+  /** The complete lines ``text`` finishes, tagged with ``rank`` (with their newlines). */
+  feed(rank: number, text: string): string {
+    const all = (this.pending.get(rank) ?? '') + text;
+    const end = all.lastIndexOf('\n') + 1;
+    this.pending.set(rank, all.slice(end));
+    return end ? tagLines(rank, all.slice(0, end)) : '';
+  }
+
+  /** Unfinished lines of every rank, as lines (the log has ended). */
+  flush(): string {
+    let out = '';
+    for (const [rank, rest] of [...this.pending].sort(([a], [b]) => a - b)) {
+      if (rest) {
+        out += tagLines(rank, rest + '\n');
+      }
     }
-    const tag = `[${rank}] `;
-    const atStart = this.lineStart.get(rank) ?? true;
-    this.lineStart.set(rank, text.endsWith('\n'));
-    return (atStart ? tag : '') + text.replace(/\n(?=.)/g, `\n${tag}`);
+    this.pending.clear();
+    return out;
   }
 
   clear(): void {
-    this.lineStart.clear();
+    this.pending.clear();
   }
+}
+
+function tagLines(rank: number, lines: string): string {
+  const tag = `[${rank}] `;
+  return tag + lines.slice(0, -1).replace(/\n/g, `\n${tag}`) + '\n';
 }

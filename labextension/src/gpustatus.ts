@@ -29,9 +29,12 @@ export class GpuStatus extends Widget {
       this.node.textContent = gpuSummary(gpus);
       this.node.title = gpus.length
         ? gpus
-            .map(g => `GPU ${g.index} ${g.name}: ${g.utilization_pct ?? 'n/a'}% · ${g.memory_used_mib}/${g.memory_total_mib} MiB`)
+            .map(
+              g =>
+                `GPU ${g.index} ${g.name}: ${g.utilization_pct ?? 'n/a'}% · ${g.memory_used_mib}/${g.memory_total_mib} MiB`
+            )
             .join('\n')
-        : reason ?? 'No GPU';
+        : (reason ?? 'No GPU');
       this.node.dataset.gpus = String(gpus.length);
     } catch (err) {
       this.node.textContent = 'GPU ?';

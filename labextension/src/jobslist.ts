@@ -10,7 +10,7 @@ import { formatDuration, gpuLabel, isFinished, jobDuration } from './format.js';
 import type { IJob } from './types.js';
 import { visibleRange } from './virtual.js';
 
-export type JobAction = 'logs' | 'cancel' | 'output' | 'yaml';
+export type JobAction = 'logs' | 'cancel' | 'output' | 'yaml' | 'rerun' | 'delete';
 
 export interface IJobsListOptions {
   rowHeight?: number;
@@ -25,14 +25,17 @@ interface IRow {
   name: HTMLElement;
   meta: HTMLElement;
   cancel: HTMLButtonElement;
+  remove: HTMLButtonElement;
   key: string;
 }
 
 const ACTIONS: [JobAction, string, string][] = [
-  ['logs', 'Logs', 'Follow the job\'s logs'],
+  ['logs', 'Logs', "Follow the job's logs"],
   ['cancel', 'Cancel', 'Stop every process of the job'],
-  ['output', 'Output', 'Open the job\'s output folder'],
-  ['yaml', 'YAML', 'Copy the job\'s spec as YAML']
+  ['output', 'Output', "Open the job's output folder"],
+  ['yaml', 'YAML', "Copy the job's spec as YAML"],
+  ['rerun', 'Rerun', 'Submit the job again: same code and spec, a new name'],
+  ['delete', 'Delete', 'Forget the finished job and delete its files (logs, output)']
 ];
 
 export class JobsList {
@@ -49,7 +52,7 @@ export class JobsList {
 
   constructor(opts: IJobsListOptions) {
     this.opts = opts;
-    this.rowHeight = opts.rowHeight ?? 68;
+    this.rowHeight = opts.rowHeight ?? 88;
     this.virtualize = opts.virtualize ?? true;
     this.node = document.createElement('div');
     this.node.className = 'dlw-JobsList';
@@ -80,9 +83,7 @@ export class JobsList {
 
   private applyFilter(): void {
     const f = this.filterText;
-    this.view = f
-      ? this.jobs.filter(j => j.name.includes(f) || j.state.toLowerCase().includes(f))
-      : this.jobs;
+    this.view = f ? this.jobs.filter(j => j.name.includes(f) || j.state.toLowerCase().includes(f)) : this.jobs;
     this.spacer.style.height = this.virtualize ? `${this.view.length * this.rowHeight}px` : '0';
     this.schedule();
   }
@@ -129,7 +130,7 @@ export class JobsList {
     meta.className = 'dlw-JobRow-meta';
     const actions = document.createElement('div');
     actions.className = 'dlw-JobRow-actions';
-    let cancel: HTMLButtonElement | null = null;
+    const buttons = new Map<JobAction, HTMLButtonElement>();
     for (const [action, label, title] of ACTIONS) {
       const b = document.createElement('button');
       b.className = `dlw-JobRow-action dlw-action-${action}`;
@@ -137,13 +138,11 @@ export class JobsList {
       b.textContent = label;
       b.title = title;
       actions.appendChild(b);
-      if (action === 'cancel') {
-        cancel = b;
-      }
+      buttons.set(action, b);
     }
     el.append(top, meta, actions);
     this.node.appendChild(el);
-    return { el, state, name, meta, cancel: cancel!, key: '' };
+    return { el, state, name, meta, cancel: buttons.get('cancel')!, remove: buttons.get('delete')!, key: '' };
   }
 
   private fill(row: IRow, index: number, now: number): void {
@@ -167,6 +166,7 @@ export class JobsList {
     row.state.title = job.reason ? `${job.state} (${job.reason})` : job.state;
     row.meta.textContent = meta;
     row.cancel.disabled = isFinished(job.state);
+    row.remove.disabled = !isFinished(job.state); // a running job is cancelled first
   }
 
   private onClick(ev: MouseEvent): void {

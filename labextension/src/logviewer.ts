@@ -1,14 +1,16 @@
 /**
- * A main-area tab following one job's log, per rank.
+ * The main-area tab following a job's log, per rank. There is one: each Logs click points it at
+ * that job (``setJob``) instead of opening another tab.
  *
  * The stream is resumable: after a dropped connection it reconnects from the last byte offset of the
- * rank it shows, so no line is lost or repeated. "All ranks" interleaves by arrival and restarts.
+ * rank it shows, so no line is lost or repeated. "All ranks" shows whole lines of every rank in the
+ * order they arrive (``RankMerger``) and restarts after a dropped connection.
  */
 
 import { Widget } from '@lumino/widgets';
 
 import { DLWApiError, followLogs } from './api.js';
-import { RankPrefixer } from './format.js';
+import { RankMerger } from './format.js';
 import { LogView } from './logview.js';
 import type { IJob, ILogChunk } from './types.js';
 
@@ -20,13 +22,12 @@ export class LogViewer extends Widget {
   private offset = 0;
   private rank: number | undefined;
   private finished = false;
-  private readonly prefixer = new RankPrefixer();
+  private readonly merger = new RankMerger();
 
-  constructor(readonly job: IJob) {
+  constructor(public job: IJob) {
     super();
-    this.id = `dlw-logs-content-${job.name}`;
+    this.id = 'dlw-logs-content';
     this.addClass('dlw-LogViewer');
-    this.title.label = `Logs: ${job.name}`;
     this.title.closable = true;
 
     const bar = document.createElement('div');
@@ -35,13 +36,6 @@ export class LogViewer extends Widget {
     label.textContent = 'Rank ';
     this.rankSelect = document.createElement('select');
     this.rankSelect.className = 'dlw-LogViewer-rank';
-    const ranks = Math.max(1, job.world_size || 1);
-    for (let r = 0; r < ranks; r++) {
-      this.rankSelect.add(new Option(String(r), String(r)));
-    }
-    if (ranks > 1) {
-      this.rankSelect.add(new Option('all', 'all'));
-    }
     this.rankSelect.addEventListener('change', () => this.start());
     label.appendChild(this.rankSelect);
     const end = document.createElement('button');
@@ -53,6 +47,31 @@ export class LogViewer extends Widget {
     this.status.className = 'dlw-LogViewer-status';
     bar.append(label, end, this.status);
     this.node.append(bar, this.view.node);
+    this.showJob(job);
+  }
+
+  /** Show ``job`` (another job, or the same one again: then it keeps its place). */
+  setJob(job: IJob): void {
+    if (job.name === this.job.name) {
+      return;
+    }
+    this.showJob(job);
+    if (this.isAttached) {
+      this.start();
+    }
+  }
+
+  private showJob(job: IJob): void {
+    this.job = job;
+    this.title.label = `Logs: ${job.name}`;
+    this.rankSelect.length = 0;
+    const ranks = Math.max(1, job.world_size || 1);
+    for (let r = 0; r < ranks; r++) {
+      this.rankSelect.add(new Option(String(r), String(r)));
+    }
+    if (ranks > 1) {
+      this.rankSelect.add(new Option('all', 'all'));
+    }
   }
 
   protected onAfterAttach(): void {
@@ -73,30 +92,44 @@ export class LogViewer extends Widget {
     this.view.clear();
     this.offset = 0;
     this.finished = false;
-    this.prefixer.clear();
+    this.merger.clear();
     const value = this.rankSelect.value;
     this.rank = value === 'all' ? undefined : Number(value);
     void this.follow();
   }
 
+  private get merged(): boolean {
+    return this.rank === undefined && (this.job.world_size || 1) > 1;
+  }
+
   private async follow(): Promise<void> {
     const abort = new AbortController();
     this.abort = abort;
+    const name = this.job.name;
     let retries = 0;
     while (!abort.signal.aborted && !this.finished) {
       this.setStatus('following…');
       try {
-        const complete = await followLogs(this.job.name, this.rank, this.offset, {
-          onChunk: chunks => this.onChunks(chunks),
-          onEnd: state => {
-            this.finished = true;
-            this.setStatus(`${state} · ${this.view.lineCount} lines`);
+        const complete = await followLogs(
+          name,
+          this.rank,
+          this.offset,
+          {
+            onChunk: chunks => this.onChunks(chunks),
+            onEnd: state => {
+              this.finished = true;
+              if (this.merged) {
+                this.view.append(this.merger.flush());
+              }
+              this.setStatus(`${state} · ${this.view.lineCount} lines`);
+            },
+            onError: message => {
+              this.finished = true;
+              this.setStatus(`error: ${message}`);
+            }
           },
-          onError: message => {
-            this.finished = true;
-            this.setStatus(`error: ${message}`);
-          }
-        }, abort.signal);
+          abort.signal
+        );
         if (complete) {
           return;
         }
@@ -113,7 +146,7 @@ export class LogViewer extends Widget {
       retries += 1;
       if (this.rank === undefined) {
         this.view.clear(); // offsets are per rank: "all ranks" can only restart
-        this.prefixer.clear();
+        this.merger.clear();
         this.offset = 0;
       }
       this.setStatus(`reconnecting (${retries})…`);
@@ -123,7 +156,7 @@ export class LogViewer extends Widget {
 
   private onChunks(chunks: ILogChunk[]): void {
     for (const c of chunks) {
-      this.view.append(this.rank === undefined && (this.job.world_size || 1) > 1 ? this.prefixer.prefix(c.rank, c.text) : c.text);
+      this.view.append(this.merged ? this.merger.feed(c.rank, c.text) : c.text);
       if (this.rank !== undefined) {
         this.offset = c.offset;
       }
@@ -141,4 +174,3 @@ export class LogViewer extends Widget {
     super.dispose();
   }
 }
-

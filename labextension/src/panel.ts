@@ -82,7 +82,9 @@ export class JobsPanel extends Widget {
     for (const j of jobs) {
       counts.set(j.state, (counts.get(j.state) ?? 0) + 1);
     }
-    const parts = ['Running', 'Queued', 'Failed'].filter(s => counts.get(s)).map(s => `${counts.get(s)} ${s.toLowerCase()}`);
+    const parts = ['Running', 'Queued', 'Failed']
+      .filter(s => counts.get(s))
+      .map(s => `${counts.get(s)} ${s.toLowerCase()}`);
     this.summary.textContent = `${jobs.length} job${jobs.length === 1 ? '' : 's'}${parts.length ? ' · ' + parts.join(' · ') : ''}`;
   }
 

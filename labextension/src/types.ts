@@ -50,6 +50,8 @@ export interface IOptions {
   profiles: INamed[];
   backend?: string;
   reason: string | null;
+  /** What the active backend cannot run, with why (the dialog leaves it out and says so). */
+  unavailable?: Record<string, string>;
 }
 
 /** POST /dlw/api/jobs: a notebook (path under the root) or a spec (job YAML), plus the job options.

@@ -5,7 +5,7 @@ import {
   isFinished,
   jobDuration,
   paramToText,
-  RankPrefixer,
+  RankMerger,
   textToParam
 } from '../src/format';
 
@@ -69,18 +69,24 @@ describe('gpuSummary', () => {
   });
 
   it('averages utilization and sums memory', () => {
-    const g = (u: number | null, used: number) => ({ utilization_pct: u, memory_used_mib: used, memory_total_mib: 81920 });
+    const g = (u: number | null, used: number) => ({
+      utilization_pct: u,
+      memory_used_mib: used,
+      memory_total_mib: 81920
+    });
     expect(gpuSummary([g(50, 10240)])).toBe('GPU 50% · 10.0/80 GiB');
     expect(gpuSummary([g(20, 1024), g(null, 1024), g(60, 0)])).toBe('3 GPUs 40% · 2.0/240 GiB');
   });
 });
 
-describe('RankPrefixer', () => {
-  it('tags every line with its rank, also across chunks that end mid-line', () => {
-    const p = new RankPrefixer();
-    const out = [p.prefix(0, 'epoch 1\nepo'), p.prefix(1, 'rank 1 up\n'), p.prefix(0, 'ch 2\n')].join('');
-    expect(out).toBe('[0] epoch 1\n[0] epo[1] rank 1 up\nch 2\n');
-    p.clear();
-    expect(p.prefix(0, 'a\nb\n')).toBe('[0] a\n[0] b\n');
+describe('RankMerger', () => {
+  it('interleaves whole lines of the ranks as they arrive, never splicing a line into another', () => {
+    const m = new RankMerger();
+    const out = [m.feed(0, 'epoch 1\nepo'), m.feed(1, 'rank 1 up\n'), m.feed(0, 'ch 2\n')].join('');
+    expect(out).toBe('[0] epoch 1\n[1] rank 1 up\n[0] epoch 2\n');
+    expect(m.feed(1, 'loss 0.3')).toBe('');
+    expect(m.flush()).toBe('[1] loss 0.3\n');
+    m.clear();
+    expect(m.feed(0, 'a\nb\n')).toBe('[0] a\n[0] b\n');
   });
 });

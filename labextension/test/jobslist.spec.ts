@@ -3,9 +3,25 @@ import type { IJob } from '../src/types';
 
 function job(i: number, state = 'Running'): IJob {
   return {
-    name: `job-${i}`, user: 'u', state, backend: 'local', engine: 'job', workers: 2, world_size: 2, gpus: 1,
-    created: 0, started: 1000, finished: null, duration: null, exit_code: null, reason: null, message: null,
-    output_dir: null, output_path: null, queue: null, priority: 0
+    name: `job-${i}`,
+    user: 'u',
+    state,
+    backend: 'local',
+    engine: 'job',
+    workers: 2,
+    world_size: 2,
+    gpus: 1,
+    created: 0,
+    started: 1000,
+    finished: null,
+    duration: null,
+    exit_code: null,
+    reason: null,
+    message: null,
+    output_dir: null,
+    output_path: null,
+    queue: null,
+    priority: 0
   };
 }
 

@@ -2,7 +2,8 @@ import { SSEParser } from '../src/sse';
 
 describe('SSEParser', () => {
   it('parses events split across reads at any byte', () => {
-    const text = ': stream open\n\nid: 0:7\nevent: log\ndata: {"rank":0,"text":"a\\n","offset":7}\n\nevent: end\ndata: {"state":"Succeeded"}\n\n';
+    const text =
+      ': stream open\n\nid: 0:7\nevent: log\ndata: {"rank":0,"text":"a\\n","offset":7}\n\nevent: end\ndata: {"state":"Succeeded"}\n\n';
     for (let cut = 0; cut <= text.length; cut++) {
       const p = new SSEParser();
       const events = [...p.feed(text.slice(0, cut)), ...p.feed(text.slice(cut))];

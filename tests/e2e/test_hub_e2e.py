@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(480)]
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[str]:
+def hub(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     if not shutil.which("configurable-http-proxy") and not (ROOT / "hub_config" / "node_modules").is_dir():
         pytest.skip("configurable-http-proxy is missing: run `npm ci --prefix hub_config`")
     need_installed_extension()
@@ -53,7 +53,7 @@ def hub(tmp_path: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(proc, f"{base}/hub/api", log, "dlw hub")
-        yield base
+        yield base, log
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # the hub stops its proxy and alice's server
@@ -66,18 +66,35 @@ def hub(tmp_path: Path) -> Iterator[str]:
         shutil.copy(log, ARTIFACTS / "hub.log")
 
 
+def hub_log_records(text: str) -> list[str]:
+    """The JupyterHub application's log records, each with its continuation lines (a traceback)."""
+    records: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("["):
+            records.append(line)
+        elif records:
+            records[-1] += "\n" + line
+    return [r for r in records if r.split(" ", 4)[3:4] == ["JupyterHub"]]
+
+
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
-def test_train_as_job_through_the_local_hub(page: Page, hub: str):
+def test_train_as_job_through_the_local_hub(page: Page, hub: tuple[str, Path]):
+    from dlw_magic.gpus import visible_gpu_indices
+
+    hub, log = hub
     page.goto(f"{hub}/hub/login")
     page.fill("input[name='username']", "alice")
     page.fill("input[name='password']", PASSWORD)
     page.click("[type='submit']")
     # The spawn form offers the workspace's profiles; the CPU one is enough here.
     page.wait_for_url(re.compile(r".*/hub/spawn.*"), timeout=30_000)
+    if not visible_gpu_indices():  # a machine without GPUs: the GPU profile is shown, disabled, saying why
+        expect(page.locator("input[value='gpu']")).to_be_disabled()
+        expect(page.get_by_text("not available: this machine has no GPU")).to_be_visible()
     page.locator("input[value='cpu']").check()
     shot(page, "hub-01-spawn-form")
     page.locator("form [type='submit']").first.click()
@@ -97,4 +114,11 @@ def test_train_as_job_through_the_local_hub(page: Page, hub: str):
     row.locator(".dlw-action-logs").click()
     expect(page.locator(".dlw-LogView")).to_contain_text(re.compile(r"accuracy: 0\.\d{4}"), timeout=30_000)
     shot(page, "hub-02-succeeded-with-logs")
+    # The outputs open in the file browser (the job's folder is linked into alice's root).
+    row.locator(".dlw-action-output").click()
+    expect(page.locator(".jp-BreadCrumbs")).to_contain_text("hub-digits", timeout=30_000)
+    expect(page.locator(".jp-DirListing-content")).to_contain_text("metrics.json")
+    shot(page, "hub-03-output-in-file-browser")
     assert not page.errors, page.errors
+    hub_records = hub_log_records(log.read_text())  # the hub's own, not alice's server's (mixed in)
+    assert not [r for r in hub_records if "Traceback" in r or "unhandled user_options" in r.lower()]

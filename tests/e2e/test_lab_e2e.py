@@ -71,11 +71,13 @@ def test_train_notebook_as_job_watch_it_succeed_and_read_its_logs(page: Page, la
     expect(viewer.locator(".dlw-LogView")).not_to_contain_text("accuracy")
     shot(page, "05-logs-rank1")
 
-    # The output folder lives in DLW_HOME, outside the file browser's root: the panel says where.
+    # The output folder lives in DLW_HOME, outside the root: a dlw-outputs/ link opens it in the browser.
     row.locator(".dlw-action-output").click()
-    dialog = page.locator(".jp-Dialog").filter(has_text="Output of digits-e2e")
-    expect(dialog).to_contain_text(str(lab.dlw_home))
-    dialog.get_by_role("button", name="Ok").click()
+    expect(page.locator(".jp-BreadCrumbs")).to_contain_text("digits-e2e", timeout=30_000)
+    listing = page.locator(".jp-DirListing-content")
+    expect(listing).to_contain_text("metrics.json")
+    expect(listing).to_contain_text("model.pt")
+    shot(page, "05b-output-in-file-browser")
     # Copy YAML puts the job's spec on the clipboard.
     row.locator(".dlw-action-yaml").click()
     expect(page.locator(".jp-toast-message").filter(has_text="Copied the YAML")).to_be_visible()
@@ -88,7 +90,7 @@ def test_train_notebook_as_job_watch_it_succeed_and_read_its_logs(page: Page, la
     assert not page.errors, page.errors
 
 
-def test_cancel_a_long_job_from_the_panel(page: Page, lab):
+def test_cancel_a_long_job_from_the_panel_rerun_it_and_delete_both(page: Page, lab):
     open_train_dialog(page, lab, "examples/digits_ddp.ipynb")
     fill_dialog(page, "long-e2e", workers=1, params={"epochs": "100000"})
     page.get_by_role("button", name="Submit").click()
@@ -103,6 +105,28 @@ def test_cancel_a_long_job_from_the_panel(page: Page, lab):
     shot(page, "07-long-cancelled")
     assert lab.api("jobs/long-e2e")["state"] == "Cancelled"
 
+    # Rerun: the same job under a new name, Running in its own row.
+    row.locator(".dlw-action-rerun").click()
+    rerun = page.locator(".dlw-JobRow[data-job^='long-e2e-']")
+    expect(rerun).to_have_attribute("data-state", re.compile("Queued|Running"), timeout=60_000)
+    rerun_name = rerun.get_attribute("data-job")
+    expect(rerun.locator(".dlw-action-delete")).to_be_disabled()  # running jobs are cancelled first
+
+    # One log tab, pointed at each job whose Logs is clicked.
+    row.locator(".dlw-action-logs").click()
+    rerun.locator(".dlw-action-logs").click()
+    expect(page.locator(".dlw-LogViewer")).to_have_count(1)
+    expect(page.locator(".lm-TabBar-tab").filter(has_text="Logs:")).to_have_count(1)
+    expect(page.locator(".lm-TabBar-tab").filter(has_text=f"Logs: {rerun_name}")).to_be_visible()
+    shot(page, "07b-rerun-and-one-log-tab")
+    lab.api(f"jobs/{rerun_name}/cancel", "POST", {})
+
+    # Delete: asked first, then the row, the record and the files are gone.
+    row.locator(".dlw-action-delete").click()
+    page.locator(".jp-Dialog").get_by_role("button", name="Delete").click()
+    expect(row).to_have_count(0, timeout=30_000)
+    assert not any(j["name"] == "long-e2e" for j in lab.api("jobs")["jobs"])
+
 
 def test_a_bad_name_is_refused_with_the_servers_message_and_the_dialog_comes_back(page: Page, lab):
     open_train_dialog(page, lab, "examples/digits_ddp.ipynb")
@@ -114,3 +138,31 @@ def test_a_bad_name_is_refused_with_the_servers_message_and_the_dialog_comes_bac
     error.get_by_role("button").last.click()
     # What the user typed is still there to fix.
     expect(page.locator(".dlw-TrainForm input[name='name']")).to_have_value("Not_A_Valid_Name")
+
+
+def test_a_wrong_typed_value_is_marked_in_place_and_submit_waits_for_a_fix(page: Page, lab):
+    open_train_dialog(page, lab, "examples/digits_ddp.ipynb")
+    form = page.locator(".dlw-TrainForm")
+    # The local backend runs processes: no Kubernetes engines, no queue; volumes say why.
+    expect(form.locator("select[name='engine'] option")).to_have_count(1)
+    expect(form.locator("select[name='engine']")).to_be_disabled()
+    expect(form.locator("[name='queue']")).to_have_count(0)
+    expect(form).to_contain_text("Not available: the local backend does not mount catalogue volumes")
+    expect(form.locator("input[name='ship-folder']")).not_to_be_checked()
+
+    epochs = form.locator("input[name='param-epochs']")
+    epochs.fill("eighty")
+    expect(form.locator(".dlw-TrainForm-error")).to_have_text('parameter epochs: "eighty" is not a valid number')
+    submit = page.get_by_role("button", name="Submit")
+    expect(submit).to_be_disabled()
+    epochs.press("Enter")  # Enter does not submit either
+    expect(form).to_be_visible()
+    expect(epochs).to_have_value("eighty")
+    shot(page, "09-bad-value-marked")
+
+    epochs.fill("80")
+    expect(form.locator(".dlw-TrainForm-error")).to_be_hidden()
+    expect(submit).to_be_enabled()
+    page.locator(".jp-Dialog").get_by_role("button", name="Cancel").click()
+    expect(form).to_have_count(0)
+    assert not page.errors, page.errors

@@ -208,6 +208,13 @@ class LocalBackend(Backend):
             self.store.finish(row["id"], JobState.CANCELLED, None, "Cancelled", "cancelled by the user")
         return self.get(name)
 
+    def delete(self, name: str) -> None:
+        row = self.store.by_name(self.user, name)
+        if not JobState(row["state"]).finished:
+            raise Conflict(f"job {name!r} is {row['state']}; cancel it before deleting it")
+        self.store.delete(row["id"])  # the record first: a half-removed folder is never listed
+        shutil.rmtree(row["job_dir"], ignore_errors=True)
+
     def logs(self, name: str, rank: int | None = None, follow: bool = False, offset: int = 0) -> Iterator[LogChunk]:
         row = self.store.by_name(self.user, name)
         world = row["world_size"]

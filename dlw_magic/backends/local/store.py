@@ -87,6 +87,9 @@ class Store:
         sets = ", ".join(f"{k} = ?" for k in fields)
         self.db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*fields.values(), job_id])
 
+    def delete(self, job_id: str) -> None:
+        self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
     def finish(self, job_id: str, state: JobState, exit_code: int | None, reason: str | None,
                message: str | None) -> bool:
         """Record a final state once; False when the job had already finished."""

@@ -37,4 +37,6 @@ export interface IJobOptions {
   retries?: number | null;
   /** volume from the admin's catalogue (repeatable) */
   volumes?: Array<string | IVolumeRef> | null;
+  /** extra files to ship, glob patterns relative to the notebook's folder ('**': all of it) */
+  files?: Array<string> | null;
 }

@@ -1,0 +1,115 @@
+/**
+ * What the buttons of a job's row in the DLW Jobs panel do: follow its logs (in the one log tab),
+ * cancel, open its output folder in the file browser, copy its YAML, rerun it, delete it.
+ */
+
+import type { JupyterFrontEnd } from '@jupyterlab/application';
+import { Clipboard, Dialog, MainAreaWidget, Notification, showDialog, showErrorMessage } from '@jupyterlab/apputils';
+
+import { cancelJob, deleteJob, getJob, IJob, outputPath, rerunJob } from './api.js';
+import { trainIcon } from './icons.js';
+import type { JobAction } from './jobslist.js';
+import { LogViewer } from './logviewer.js';
+
+export class JobActions {
+  private logs: MainAreaWidget<LogViewer> | null = null;
+
+  constructor(
+    private readonly app: JupyterFrontEnd,
+    private readonly refresh: () => Promise<void>
+  ) {}
+
+  run(action: JobAction, job: IJob): void {
+    const handlers: Record<JobAction, (job: IJob) => Promise<void> | void> = {
+      logs: j => this.openLogs(j),
+      cancel: j => this.cancel(j),
+      output: j => this.openOutput(j),
+      yaml: j => this.copyYaml(j),
+      rerun: j => this.rerun(j),
+      delete: j => this.remove(j)
+    };
+    void handlers[action](job);
+  }
+
+  /** One log tab for all jobs: a click points it at this job and brings it forward. */
+  openLogs(job: IJob): void {
+    if (!this.logs || this.logs.isDisposed) {
+      this.logs = new MainAreaWidget({ content: new LogViewer(job) });
+      this.logs.id = 'dlw-logs';
+      this.logs.title.icon = trainIcon;
+      this.app.shell.add(this.logs, 'main', { mode: 'split-bottom' });
+    } else {
+      this.logs.content.setJob(job);
+    }
+    this.logs.title.label = `Logs: ${job.name}`;
+    this.app.shell.activateById(this.logs.id);
+  }
+
+  private async cancel(job: IJob): Promise<void> {
+    const answer = await showDialog({
+      title: 'Cancel job',
+      body: `Stop every process of ${job.name}?`,
+      buttons: [Dialog.cancelButton({ label: 'Keep running' }), Dialog.warnButton({ label: 'Cancel job' })]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    try {
+      await cancelJob(job.name);
+      Notification.info(`Cancelled ${job.name}`, { autoClose: 3000 });
+    } catch (err) {
+      await showErrorMessage('Cannot cancel the job', (err as Error).message);
+    }
+    await this.refresh();
+  }
+
+  private async openOutput(job: IJob): Promise<void> {
+    try {
+      const path = job.output_path ?? (await outputPath(job.name));
+      await this.app.commands.execute('filebrowser:go-to-path', { path });
+    } catch (err) {
+      await showErrorMessage(`Output of ${job.name}`, (err as Error).message);
+    }
+  }
+
+  private async copyYaml(job: IJob): Promise<void> {
+    try {
+      const full = await getJob(job.name);
+      Clipboard.copyToSystem(full.yaml ?? '');
+      Notification.success(`Copied the YAML of ${job.name}`, { autoClose: 3000 });
+    } catch (err) {
+      await showErrorMessage('Cannot read the job', (err as Error).message);
+    }
+  }
+
+  private async rerun(job: IJob): Promise<void> {
+    try {
+      const again = await rerunJob(job.name);
+      Notification.success(`Submitted ${again.name} (a rerun of ${job.name})`, { autoClose: 4000 });
+    } catch (err) {
+      await showErrorMessage('Cannot rerun the job', (err as Error).message);
+    }
+    await this.refresh();
+  }
+
+  private async remove(job: IJob): Promise<void> {
+    const answer = await showDialog({
+      title: 'Delete job',
+      body: `Forget ${job.name} and delete its files: snapshot, logs and output folder?`,
+      buttons: [Dialog.cancelButton({ label: 'Keep it' }), Dialog.warnButton({ label: 'Delete' })]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    try {
+      await deleteJob(job.name);
+      if (this.logs && !this.logs.isDisposed && this.logs.content.job.name === job.name) {
+        this.logs.dispose(); // its log is gone
+      }
+      Notification.info(`Deleted ${job.name}`, { autoClose: 3000 });
+    } catch (err) {
+      await showErrorMessage('Cannot delete the job', (err as Error).message);
+    }
+    await this.refresh();
+  }
+}

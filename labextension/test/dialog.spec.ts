@@ -1,0 +1,87 @@
+import { SHIP_FOLDER, TrainForm } from '../src/dialog';
+import type { IOptions } from '../src/types';
+
+const DEFAULTS = { workers: 1, gpus: 0, engine: 'job', queue: '', priority: '' };
+
+function options(extra: Partial<IOptions> = {}): IOptions {
+  return {
+    engines: ['job', 'volcano', 'pytorchjob'],
+    volumes: [{ name: 'datasets', mountPath: '/data' }],
+    queues: [{ name: 'research', default: true }],
+    priorityClasses: [],
+    profiles: [],
+    reason: null,
+    ...extra
+  };
+}
+
+function type(input: HTMLInputElement, text: string): void {
+  input.value = text;
+  input.dispatchEvent(new Event('input', { bubbles: true }));
+}
+
+describe('TrainForm', () => {
+  it('marks a wrong typed parameter as the user types, keeps it, and never throws', () => {
+    const form = new TrainForm('nb.ipynb', { epochs: 3, lr: 0.1, tag: 'x' }, options(), DEFAULTS);
+    document.body.appendChild(form.node);
+    form.processMessage({ type: 'after-attach' } as any);
+    const epochs = form.node.querySelector<HTMLInputElement>('input[name="param-epochs"]')!;
+    type(epochs, 'eighty');
+    expect(epochs.classList.contains('jp-mod-error')).toBe(true);
+    expect(epochs.value).toBe('eighty');
+    const error = form.node.querySelector<HTMLElement>('.dlw-TrainForm-error')!;
+    expect(error.hidden).toBe(false);
+    expect(error.textContent).toBe('parameter epochs: "eighty" is not a valid number');
+    expect(form.problem).toBe('parameter epochs: "eighty" is not a valid number');
+    expect(() => form.getValue()).not.toThrow();
+
+    type(epochs, '80');
+    expect(epochs.classList.contains('jp-mod-error')).toBe(false);
+    expect(error.hidden).toBe(true);
+    expect(form.problem).toBeNull();
+    expect(form.getValue().parameters).toEqual({ epochs: 80 });
+    form.dispose();
+  });
+
+  it('refuses an empty or fractional worker count', () => {
+    const form = new TrainForm('nb.ipynb', {}, options(), DEFAULTS);
+    document.body.appendChild(form.node);
+    form.processMessage({ type: 'after-attach' } as any);
+    const workers = form.node.querySelector<HTMLInputElement>('input[name="workers"]')!;
+    type(workers, '');
+    expect(form.problem).toBe('Workers: expected a whole number of at least 1');
+    type(workers, '2');
+    expect(form.problem).toBeNull();
+    form.dispose();
+  });
+
+  it('does not offer what the local backend cannot run, and says why', () => {
+    const form = new TrainForm(
+      'nb.ipynb',
+      {},
+      options({
+        engines: ['job'],
+        volumes: [],
+        queues: [],
+        unavailable: { engines: 'local processes only', queues: 'no queues here', volumes: 'no catalogue volumes' }
+      }),
+      DEFAULTS
+    );
+    const engine = form.node.querySelector<HTMLSelectElement>('select[name="engine"]')!;
+    expect([...engine.options].map(o => o.value)).toEqual(['job']);
+    expect(engine.disabled).toBe(true);
+    expect(form.node.querySelector('[name="queue"]')).toBeNull();
+    expect(form.node.textContent).toContain('Not available: no catalogue volumes.');
+    expect(form.getValue()).toEqual({ notebook: 'nb.ipynb', workers: 1, gpus: 0, engine: 'job' });
+  });
+
+  it('ships the notebook folder when asked', () => {
+    const form = new TrainForm('nb.ipynb', {}, options(), DEFAULTS);
+    const box = form.node.querySelector<HTMLInputElement>('input[name="ship-folder"]')!;
+    expect(form.getValue().files).toBeUndefined();
+    box.checked = true;
+    expect(form.getValue().files).toEqual([SHIP_FOLDER]);
+    const again = new TrainForm('nb.ipynb', {}, options(), DEFAULTS, form.getValue());
+    expect(again.node.querySelector<HTMLInputElement>('input[name="ship-folder"]')!.checked).toBe(true);
+  });
+});
