@@ -120,7 +120,8 @@ def admission_policies(ws: Workspace) -> list[dict[str, Any]]:
             "matchConditions": [{"name": "not-the-hub",
                                  "expression": f"request.userInfo.username != {_q(hub_username(ws))}"}],
             "validations": [{
-                "expression": f"(object != null ? object : oldObject).metadata.name != {_q(WORKSPACE_CONFIGMAP)}",
+                "expression": "(request.operation == 'DELETE' ? oldObject : object).metadata.name != "
+                              f"{_q(WORKSPACE_CONFIGMAP)}",
                 "message": f"the {WORKSPACE_CONFIGMAP} ConfigMap is the admin's; only the hub writes it"}],
         }),
         _binding(workspace_cm),
