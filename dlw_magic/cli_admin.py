@@ -4,14 +4,13 @@ Registered by ``dlw_magic.cli`` via ``register(subparsers)``. Import-light on pu
 is benchmarked): every handler imports what it needs. Handlers return the exit code and raise DLWError
 for anything a user can fix.
 
-    dlw admin check [FILE]                      every error with its field path; exit 1 if any
+    dlw admin check [FILE] [--cluster]          every error with its field path; exit 1 if any
     dlw admin schema                            JSON Schema of workspace.yaml
     dlw admin render [FILE] --helm-values       values for the Zero to JupyterHub chart
     dlw admin render [FILE] --manifests [--namespace NS ...]   PriorityClasses, queues, RBAC, Blob PV/PVC
     dlw admin render [FILE] --blobfuse VOLUME   a blobfuse2 config file for a blob volume
     dlw admin render [FILE] --storage-class VOLUME   a Blob CSI StorageClass for a blob volume
     dlw admin render [FILE] --all --out DIR     the dlw-cluster Helm chart + jupyterhub-values.yaml into DIR
-    dlw admin check --cluster [FILE]            also check the cluster (kubeconfig) has what the file needs
     dlw hub [--port 8000] [--user NAME ...] [--group G=U1,U2 ...] [--gpu-indices 0,1]   JupyterHub on 127.0.0.1
 """
 
@@ -31,6 +30,8 @@ def register(subparsers: Any) -> None:
 
     p = asub.add_parser("check", help="validate workspace.yaml; print every error with its field path")
     p.add_argument("file", nargs="?", help="default: $DLW_WORKSPACE_CONFIG, else the shipped default")
+    p.add_argument("--cluster", action="store_true",
+                   help="also check the cluster ($DLW_KUBECONFIG or ~/.kube/config): CRDs, GPUs, storage, secrets")
     p.set_defaults(func=cmd_check)
 
     p = asub.add_parser("schema", help="print the JSON Schema of workspace.yaml")
@@ -85,6 +86,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     ws = load_workspace(path)
     print(f"{path}: OK ({len(ws.profiles)} profiles, {len(ws.volumes)} volumes, {len(ws.queues)} queues, "
           f"{len(ws.priority_classes)} priority classes; namespaces {ws.namespaces.scheme})")
+    if not args.cluster:
+        return 0
+    from .hub.cluster_check import api_get, check_cluster
+
+    findings = check_cluster(ws, api_get())
+    for finding in findings:
+        print(finding.line())
+    failed = [f for f in findings if f.required and not f.ok]
+    if failed:
+        sys.stderr.write(f"cluster: {len(failed)} prerequisite{'s' if len(failed) > 1 else ''} missing\n")
+        return 1
     return 0
 
 

@@ -330,3 +330,49 @@ def test_jupyterhub_values_template_with_the_z2jh_chart() -> None:
     sources = hub_policy["spec"]["ingress"][0]["from"]
     assert {"namespaceSelector": {"matchLabels": {}},
             "podSelector": {"matchLabels": {rbac.HUB_ACCESS_LABEL: "true"}}} in sources
+
+
+# -- dlw admin check --cluster -----------------------------------------------------------------------------
+
+
+def test_admin_check_cluster_names_each_missing_prerequisite(tmp_path: Path) -> None:
+    from tests.k8s_emulator import KubeEmulator
+
+    resources = ["apiextensions.k8s.io/v1/customresourcedefinitions", "v1/nodes", "v1/secrets",
+                 "storage.k8s.io/v1/storageclasses", "storage.k8s.io/v1/csidrivers"]
+    with KubeEmulator(tmp_path, resources=resources) as kube:
+        def check() -> subprocess.CompletedProcess[str]:
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "DLW_KUBECONFIG": str(kube.kubeconfig)}
+            return subprocess.run([sys.executable, "-m", "dlw_magic.cli", "admin", "check", str(DEFAULT), "--cluster"],
+                                  capture_output=True, text=True, env=env, timeout=60)
+
+        empty = check()
+        assert empty.returncode == 1 and "prerequisites missing" in empty.stderr
+        for line in ("FAIL CRD queues.scheduling.volcano.sh: missing", "FAIL GPU resource nvidia.com/gpu",
+                     "FAIL gpuType NVIDIA-H100-80GB-HBM3", "FAIL default StorageClass",
+                     "FAIL CSI driver blob.csi.azure.com", "FAIL Secret dlw/dlw-datasets-sas",
+                     "warn CRD pytorchjobs.kubeflow.org: missing"):
+            assert line in empty.stdout, empty.stdout
+
+        def post(path: str, obj: dict[str, Any]) -> None:
+            kube._call("POST", path, obj)
+
+        for crd in ("queues.scheduling.volcano.sh", "jobs.batch.volcano.sh"):
+            post("apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                 {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                  "metadata": {"name": crd}})
+        post("api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {
+            "name": "gpu-0", "labels": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}},
+            "status": {"allocatable": {"nvidia.com/gpu": "8"}}})
+        post("apis/storage.k8s.io/v1/storageclasses", {
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "provisioner": "disk.csi.azure.com",
+            "metadata": {"name": "managed-csi",
+                         "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}})
+        post("apis/storage.k8s.io/v1/csidrivers", {"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver",
+                                                   "metadata": {"name": "blob.csi.azure.com"}})
+        post("api/v1/namespaces/dlw/secrets", {"apiVersion": "v1", "kind": "Secret",
+                                               "metadata": {"name": "dlw-datasets-sas", "namespace": "dlw"}})
+        ready = check()
+        assert ready.returncode == 0, ready.stdout + ready.stderr
+        assert "ok   GPU resource nvidia.com/gpu: 1 node(s) advertise it" in ready.stdout
+        assert "ok   default StorageClass: managed-csi" in ready.stdout
