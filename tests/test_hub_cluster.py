@@ -176,6 +176,8 @@ def test_pods_dlw_makes_pass_the_pod_policy(tmp_path: Path, monkeypatch: pytest.
     pods, _ = policies()
     _, notebook = asyncio.run(notebook_pod(chart_config(DEFAULT), User("alice"), {"profile": "gpu", "gpus": "2"}))
     assert any(v.get("hostPath", {}).get("path") == "/mnt/scratch/dlw/alice" for v in notebook["spec"]["volumes"])
+    # The scratch folder is handed to the notebook user before it starts (tests/test_pod_placement.py).
+    assert [c["name"] for c in notebook["spec"]["initContainers"]] == ["dlw-own-scratch"]
     for pod in [notebook, *job_pods(tmp_path, monkeypatch)]:
         assert pods.denials(pod, user_namespace()) == [], pod["metadata"]
     assert validate_objects(admission_policies(load_workspace(DEFAULT))) == 4

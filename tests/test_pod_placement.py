@@ -1,8 +1,12 @@
 """Pod-level choices every engine shares: jobs land where the admin's profiles put notebooks (node
-selector, tolerations beyond the GPU taint), and multi-process or GPU pods get a real /dev/shm."""
+selector, tolerations beyond the GPU taint), multi-process or GPU pods get a real /dev/shm, and a
+per-user scratch folder belongs to the pod user."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +69,26 @@ def test_multi_process_and_gpu_pods_get_a_memory_dev_shm(project: Path, fields: 
     assert volume == shm
     mounted = any(m["mountPath"] == "/dev/shm" for m in pod["containers"][0]["volumeMounts"])
     assert mounted == (shm is not None)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="hands a root-owned folder to another user: needs root")
+def test_scratch_folder_is_handed_to_the_pod_user(project: Path, tmp_path: Path) -> None:
+    """The kubelet makes a per-user hostPath folder root-owned 0755; the init container (run here on a
+    folder like it) gives it to the notebook/job user, who can then write there."""
+    from dlw_magic.workspace import POD_GID, POD_UID
+
+    (pod,) = pod_specs(objects(project, "job", volumes=[{"name": "scratch"}]))
+    (init,) = pod["initContainers"]
+    assert init["securityContext"]["runAsUser"] == 0 and "capabilities" not in init["securityContext"]
+    assert [m["name"] for m in init["volumeMounts"]] == ["dlw-scratch"]
+    folder = tmp_path / "scratch-alice"
+    folder.mkdir(mode=0o755)
+    command = [sys.executable if c == "python" else c for c in init["command"][:3]]
+    subprocess.run([*command, str(folder)], check=True, timeout=30)
+    st = folder.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (POD_UID, POD_GID, 0o700)
+
+
+def test_pods_without_per_user_host_paths_have_no_init_container(project: Path) -> None:
+    (pod,) = pod_specs(objects(project, "job", volumes=[{"name": "datasets"}]))
+    assert "initContainers" not in pod

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 from kubespawner import KubeSpawner
 from traitlets import Unicode
 
-from ..workspace import Workspace, home_claim_name, pod_volumes, workspace_path
+from ..workspace import POD_GID, POD_UID, Workspace, home_claim_name, owner_init_container, pod_volumes, workspace_path
 from . import profiles as prof
 from . import rbac
 from .apply import apply_objects
@@ -90,7 +90,11 @@ def volume_overrides(ws: Workspace, profile_name: str) -> dict[str, Any]:
         current = _by_name(spawner.tolerations)
         return current + [t for t in wanted_tolerations if t not in current]
 
-    out: dict[str, Any] = {"volumes": volumes, "volume_mounts": volume_mounts}
+    def init_containers(spawner: KubeSpawner) -> list[dict[str, Any]]:
+        owner = owner_init_container(ws, names, spawner.image)
+        return merge_named(spawner.init_containers, [owner] if owner else [])
+
+    out: dict[str, Any] = {"volumes": volumes, "volume_mounts": volume_mounts, "init_containers": init_containers}
     if wanted_tolerations:
         out["tolerations"] = tolerations
     return out
@@ -206,8 +210,8 @@ def spawner_settings(ws: Workspace, ws_path: str | None = None) -> dict[str, Any
         "automount_service_account_token": True,
         "allow_privilege_escalation": False,
         "privileged": False,
-        "uid": 1000,
-        "fs_gid": 100,
+        "uid": POD_UID,
+        "fs_gid": POD_GID,
         "image": ws.default_profile.image,
         "volumes": [WORKSPACE_VOLUME],
         "volume_mounts": [WORKSPACE_VOLUME_MOUNT],

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DLWError
+from ..workspace import owner_init_container
 from .code import CODE_DIR, HOME_JOBS_DIR, SNAPSHOT_MOUNT
 from .context import MASTER_PORT, RenderContext
 from .volumes import catalogue_volumes, home_shared, home_volume
@@ -197,6 +198,9 @@ def pod_template(
         "enableServiceLinks": False,
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
     }
+    owner = owner_init_container(ctx.workspace, spec.volumes, ctx.image) if spec.volumes else None
+    if owner is not None:
+        pod["initContainers"] = [owner]
     if restart_policy:
         pod["restartPolicy"] = restart_policy
     if subdomain:
