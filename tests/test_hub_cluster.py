@@ -378,3 +378,51 @@ def test_admin_check_cluster_names_each_missing_prerequisite(tmp_path: Path) -> 
         assert ready.returncode == 0, ready.stdout + ready.stderr
         assert "ok   GPU resource nvidia.com/gpu: 1 node(s) advertise it" in ready.stdout
         assert "ok   default StorageClass: managed-csi" in ready.stdout
+
+
+@pytest.mark.skipif(not os.environ.get("DLW_Z2JH_CHART"),
+                    reason="set DLW_Z2JH_CHART to a zero-to-jupyterhub-k8s/jupyterhub checkout (not vendored)")
+def test_z2jh_hub_config_with_our_values_spawns_pods_the_policy_admits(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """z2jh's own jupyterhub_config.py, fed the values Secret helm renders from jupyterhub-values.yaml, then
+    KubeSpawner's pod for a user: it must reach the hub and pass the user namespace's admission policy."""
+    import base64
+
+    from jupyterhub.app import JupyterHub
+
+    chart = Path(os.environ["DLW_Z2JH_CHART"])
+    out = subprocess.run([helm(), "template", "dlw", str(chart), "-n", "dlw", "--kube-version", "1.35.0", "-f",
+                          str(ROOT / "deploy" / "jupyterhub-values.yaml")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    etc = tmp_path / "etc"  # what the hub pod mounts at /usr/local/etc/jupyterhub
+    (etc / "secret").mkdir(parents=True)
+    (etc / "config").mkdir()
+    for obj in yaml.safe_load_all(out.stdout):
+        if obj and obj["kind"] == "Secret" and obj["metadata"]["name"] == "hub":
+            for key, value in obj["data"].items():
+                (etc / "secret" / key).write_bytes(base64.b64decode(value))
+        if obj and obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == "hub":
+            for key, value in obj["data"].items():
+                (etc / "config" / key).write_text(value)
+    for name in ("jupyterhub_config.py", "z2jh.py"):
+        text = (chart / "files" / "hub" / name).read_text().replace("/usr/local/etc/jupyterhub/", f"{etc}/")
+        # the hub image has pycurl; this environment need not
+        text = text.replace('AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient")', "pass")
+        (tmp_path / name).write_text(text)
+    values = yaml.safe_load((etc / "secret" / "values.yaml").read_text())
+    (tmp_path / "workspace.yaml").write_text(values["hub"]["extraFiles"]["dlw-workspace"]["stringData"])
+    for key, value in {"HELM_RELEASE_NAME": "dlw", "POD_NAMESPACE": "dlw", "CONFIGPROXY_AUTH_TOKEN": "x",
+                       "DLW_WORKSPACE_CONFIG": str(tmp_path / "workspace.yaml"), "HUB_SERVICE_PORT": "8081",
+                       "PROXY_API_SERVICE_HOST": "10.0.0.2", "PROXY_API_SERVICE_PORT": "8001",
+                       "PROXY_PUBLIC_SERVICE_HOST": "10.0.0.3", "PROXY_PUBLIC_SERVICE_PORT": "80"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    app = JupyterHub()
+    app.load_config_file(str(tmp_path / "jupyterhub_config.py"))
+    _, pod = asyncio.run(notebook_pod(app.config, User("alice"), {"profile": "gpu", "gpus": "1"}))
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    from urllib.parse import urlsplit
+
+    assert resolves(urlsplit(env["JUPYTERHUB_API_URL"]).hostname, "dlw-alice", {("hub", "dlw")})
+    pods, _ = policies()
+    assert pods.denials(pod, user_namespace()) == []

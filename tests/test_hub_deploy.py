@@ -246,3 +246,6 @@ def test_user_namespace_network_policy_blocks_the_metadata_server() -> None:
 def test_helm_values_let_user_namespaces_reach_the_hub() -> None:
     values = helm_values(load_workspace(DEFAULT), DEFAULT.read_text())
     assert values["hub"]["networkPolicy"]["interNamespaceAccessLabels"] == "accept"
+    # z2jh's privileged iptables init container would be refused in user namespaces (admission policy);
+    # the user namespace NetworkPolicy blocks the metadata server instead.
+    assert values["singleuser"]["cloudMetadata"] == {"blockWithIptables": False}

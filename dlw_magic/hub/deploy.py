@@ -224,6 +224,9 @@ def helm_values(ws: Workspace, workspace_text: str, hub_image: str | None = None
             "storage": storage,
             "profileList": static_profiles,
             "allowPrivilegeEscalation": False,
+            # z2jh's default is a privileged iptables init container, which the user namespaces' admission
+            # policy refuses; their NetworkPolicy blocks the metadata server instead (rbac.network_policy).
+            "cloudMetadata": {"blockWithIptables": False},
         },
         "cull": {"enabled": True, "timeout": ws.hub.idle_timeout, "every": ws.hub.cull_every, "users": False},
         # GPU nodes are chosen by the profiles' nvidia.com/gpu.product selector, not z2jh's node purpose.

@@ -61,7 +61,8 @@ def _by_name(items: Any) -> list[dict[str, Any]]:
 def merge_named(existing: Any, extra: list[dict[str, Any]], key: str = "name") -> list[dict[str, Any]]:
     """``existing`` plus those of ``extra`` whose name is new: profiles add volumes, never replace them."""
     out = _by_name(existing)
-    seen = {item.get(key) for item in out}
+    # z2jh's own additions may be client model objects (V1Container), not dicts
+    seen = {item.get(key) if isinstance(item, dict) else getattr(item, key, None) for item in out}
     out.extend(item for item in extra if item.get(key) not in seen)
     return out
 
