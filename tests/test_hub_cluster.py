@@ -204,6 +204,10 @@ def _host_path(path: str) -> list[dict[str, Any]]:
     (_pod(hostNetwork=True), "host network"),
     (_pod(hostPID=True), "host network, PID"),
     (_pod(hostIPC=True), "host network, PID and IPC"),
+    (_pod(containers=_container(securityContext={"procMount": "Unmasked"})), "unmasked /proc"),
+    (_pod(containers=_container(securityContext={"seccompProfile": {"type": "Unconfined"}})), "seccomp"),
+    (_pod(securityContext={"appArmorProfile": {"type": "Unconfined"}}), "AppArmor"),
+    (_pod(securityContext={"sysctls": [{"name": "kernel.msgmax", "value": "1"}]}), "sysctls"),
     (_pod(volumes=_host_path("/")), "hostPath"),
     (_pod(volumes=_host_path("/var/run/docker.sock")), "hostPath"),
     (_pod(volumes=_host_path("/mnt/scratchy")), "hostPath"),  # a prefix of the name is not a parent folder

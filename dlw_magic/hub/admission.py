@@ -4,7 +4,9 @@ The client-side checks (renderer, catalogue) stop honest mistakes; these stop a 
 directly with the notebook's token. Every engine ends in pods, so one policy on the pods of every
 namespace labelled ``dlw.dev/user-namespace`` covers Jobs, Volcano Jobs and PyTorchJobs alike:
 
-* no privileged containers, no added capabilities, no host ports, no host network/PID/IPC;
+* no privileged containers, no added capabilities, no host ports, no host network/PID/IPC, and the rest
+  of Pod Security "baseline" (no unmasked /proc, no unconfined seccomp/AppArmor, safe sysctls only),
+  since Pod Security Admission cannot enforce baseline in a namespace that allows any hostPath;
 * ``hostPath`` only under the admin's ``hostPathAllowlist``, and a per-user catalogue folder
   (``<path>/<user>``) only the namespace's own user's (the ``dlw.dev/user`` label of per-user namespaces).
 
@@ -23,6 +25,13 @@ from ..workspace import HostPathVolume, Workspace
 from .rbac import PART_OF, USER_LABEL, USER_NAMESPACE_LABEL, WORKSPACE_CONFIGMAP
 
 API = "admissionregistration.k8s.io/v1"
+# Pod Security Standards, baseline: the sysctls a pod may set.
+SAFE_SYSCTLS = [
+    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+]
 
 
 def _q(s: str) -> str:
@@ -70,6 +79,26 @@ def pod_validations(ws: Workspace) -> list[dict[str, str]]:
                        "!(has(object.spec.hostPID) && object.spec.hostPID) && "
                        "!(has(object.spec.hostIPC) && object.spec.hostIPC)",
          "message": "host network, PID and IPC namespaces are not allowed in DLW user namespaces"},
+        # The rest of Pod Security "baseline", which the namespace cannot enforce once hostPath is allowed.
+        {"expression": f"{c}.all(c, !{sc} || ((!has(c.securityContext.procMount) || "
+                       "c.securityContext.procMount == 'Default') && "
+                       "(!has(c.securityContext.windowsOptions) || "
+                       "!has(c.securityContext.windowsOptions.hostProcess) || "
+                       "!c.securityContext.windowsOptions.hostProcess)))",
+         "message": "unmasked /proc and Windows host processes are not allowed in DLW user namespaces"},
+        {"expression": f"{c}.all(c, !{sc} || ((!has(c.securityContext.seccompProfile) || "
+                       "c.securityContext.seccompProfile.type != 'Unconfined') && "
+                       "(!has(c.securityContext.appArmorProfile) || "
+                       "c.securityContext.appArmorProfile.type != 'Unconfined'))) && "
+                       "(!has(object.spec.securityContext) || "
+                       "((!has(object.spec.securityContext.seccompProfile) || "
+                       "object.spec.securityContext.seccompProfile.type != 'Unconfined') && "
+                       "(!has(object.spec.securityContext.appArmorProfile) || "
+                       "object.spec.securityContext.appArmorProfile.type != 'Unconfined')))",
+         "message": "unconfined seccomp or AppArmor profiles are not allowed in DLW user namespaces"},
+        {"expression": "!has(object.spec.securityContext) || !has(object.spec.securityContext.sysctls) || "
+                       f"object.spec.securityContext.sysctls.all(s, s.name in {json.dumps(SAFE_SYSCTLS)})",
+         "message": "only Pod Security's safe sysctls are allowed in DLW user namespaces"},
         {"expression": "!has(object.spec.volumes) || object.spec.volumes.all(v, !has(v.hostPath) || "
                        f"[v.hostPath.path].all(p, {host_path_rule(ws)}))",
          "message": "hostPath volumes must be under the admin's hostPathAllowlist "
