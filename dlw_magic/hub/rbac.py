@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..workspace import Workspace
+from ..workspace import BlobVolume, HostPathVolume, Workspace, safe_name
 
 WORKSPACE_CONFIGMAP = "dlw-workspace"
 PART_OF = {"app.kubernetes.io/part-of": "dlw"}
@@ -81,9 +81,6 @@ def namespace_labels(ws: Workspace, user: str | None = None) -> dict[str, str]:
     """Labels of a namespace DLW users run in. Pod Security Admission enforces ``baseline`` unless the
     catalogue has hostPath volumes (baseline forbids every hostPath; the admission policy then confines
     them to the allowlist instead) and warns/audits against ``restricted``."""
-    from ..workspace import HostPathVolume
-    from ..workspace.names import safe_name
-
     host_paths = any(isinstance(v, HostPathVolume) for v in ws.volumes)
     labels = {
         **PART_OF,
@@ -145,8 +142,6 @@ def hub_cluster_role(ws: Workspace) -> dict[str, Any]:
     """Rights the hub needs with per-user namespaces (z2jh's own Role covers only the hub's namespace):
     KubeSpawner's pods, home claims and events anywhere, plus what ``deploy.namespace_objects`` puts in a
     user's namespace. RoleBindings may name only the notebook ClusterRole (``bind`` on it alone)."""
-    from ..workspace import BlobVolume
-
     setup = ["create", "get", "patch"]
     rules: list[dict[str, Any]] = [
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": setup},
