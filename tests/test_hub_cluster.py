@@ -336,6 +336,11 @@ def test_jupyterhub_values_template_with_the_z2jh_chart() -> None:
     sources = hub_policy["spec"]["ingress"][0]["from"]
     assert {"namespaceSelector": {"matchLabels": {}},
             "podSelector": {"matchLabels": {rbac.HUB_ACCESS_LABEL: "true"}}} in sources
+    # Our ClusterRoleBinding names the chart's hub ServiceAccount; configure() the chart's hub Service.
+    ws = load_workspace(DEFAULT)
+    (subject,) = rbac.hub_cluster_role_binding(ws)["subjects"]
+    names = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert ("ServiceAccount", subject["name"]) in names and ("Service", "hub") in names
 
 
 # -- dlw admin check --cluster -----------------------------------------------------------------------------
