@@ -61,6 +61,10 @@ def test_kueue_workspace_renders_cluster_and_local_queues() -> None:
     # Shared scheme: the namespace is set up by the manifests, not by the hub; no ClusterRole for the hub.
     roles = [o["metadata"]["name"] for o in objects if o["kind"] == "ClusterRole"]
     assert roles == ["lab-notebook"]
+    # ... but the hub spawns into the shared namespace, which z2jh's own Role does not cover.
+    (hub_binding,) = [o for o in objects if o["kind"] == "RoleBinding" and o["roleRef"]["kind"] == "Role"]
+    assert hub_binding["metadata"]["namespace"] == "ml-users"
+    assert hub_binding["subjects"][0]["name"] == "hub"
     # Kueue admits only workloads from namespaces its ClusterQueues select: the shared one must match.
     (ns,) = [o for o in objects if o["kind"] == "Namespace"]
     assert cq["spec"]["namespaceSelector"]["matchLabels"].items() <= ns["metadata"]["labels"].items()

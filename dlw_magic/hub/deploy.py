@@ -165,6 +165,8 @@ def cluster_manifests(ws: Workspace, workspace_text: str, namespaces: list[str] 
     out += admission_policies(ws)
     if ws.namespaces.scheme == "per-user":
         out += [rbac.hub_cluster_role(ws), rbac.hub_cluster_role_binding(ws)]
+    elif ws.namespaces.shared != ws.namespaces.hub:
+        out += rbac.hub_shared_namespace_rbac(ws)
     for ns in namespaces:
         user = ns[len(ws.namespaces.prefix):] if ws.namespaces.scheme == "per-user" else None
         out += namespace_objects(ws, ns, workspace_text, user)

@@ -170,6 +170,26 @@ def hub_cluster_role(ws: Workspace) -> dict[str, Any]:
     }
 
 
+def hub_shared_namespace_rbac(ws: Workspace, hub_service_account: str = "hub") -> list[dict[str, Any]]:
+    """Shared scheme: KubeSpawner's rights in the shared namespace (z2jh's Role covers only its own)."""
+    ns = ws.namespaces.shared
+    name = f"{ws.name}-hub"
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(name, ns),
+        "rules": [
+            {"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims"],
+             "verbs": ["create", "get", "list", "watch", "delete"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+        ],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(name, ns),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": hub_service_account, "namespace": ws.namespaces.hub}],
+    }
+    return [role, binding]
+
+
 def hub_cluster_role_binding(ws: Workspace, hub_service_account: str = "hub") -> dict[str, Any]:
     name = f"{ws.name}-hub-user-namespaces"
     return {
