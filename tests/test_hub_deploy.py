@@ -39,8 +39,10 @@ def test_rendered_manifests_validate(tmp_path: Path) -> None:
     objects = [o for o in yaml.safe_load_all((tmp_path / "m.yaml").read_text()) if o]
     assert validate_objects(objects) == len(objects)
     assert kinds(objects)[:5] == ["PriorityClass"] * 3 + ["Queue"] * 2
-    assert {"ClusterRole", "ClusterRoleBinding", "Namespace", "ServiceAccount", "Role", "RoleBinding",
-            "ConfigMap", "PersistentVolume", "PersistentVolumeClaim"} <= set(kinds(objects))
+    assert {"ClusterRole", "ClusterRoleBinding", "Namespace", "ServiceAccount", "RoleBinding", "NetworkPolicy",
+            "ConfigMap", "PersistentVolume", "PersistentVolumeClaim", "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding"} <= set(kinds(objects))
+    assert "Role" not in kinds(objects)  # notebooks' rights: one ClusterRole, bound per namespace
     queue = next(o for o in objects if o["kind"] == "Queue" and o["metadata"]["name"] == "research")
     assert queue["spec"] == {"weight": 4, "reclaimable": True, "capability": {"nvidia.com/gpu": "32"}}
     assert all(o["globalDefault"] is False for o in objects if o["kind"] == "PriorityClass")
@@ -57,15 +59,22 @@ def test_kueue_workspace_renders_cluster_and_local_queues() -> None:
     gpu = cq["spec"]["resourceGroups"][0]["flavors"][0]["resources"][2]
     assert gpu == {"name": "nvidia.com/gpu", "nominalQuota": "8"}
     # Shared scheme: the namespace is set up by the manifests, not by the hub; no ClusterRole for the hub.
-    assert "ClusterRole" not in kinds(objects)
-    validate_objects(o for o in objects if not o["apiVersion"].startswith("kueue.x-k8s.io"))
+    roles = [o["metadata"]["name"] for o in objects if o["kind"] == "ClusterRole"]
+    assert roles == ["lab-notebook"]
+    # ... but the hub spawns into the shared namespace, which z2jh's own Role does not cover.
+    (hub_binding,) = [o for o in objects if o["kind"] == "RoleBinding" and o["roleRef"]["kind"] == "Role"]
+    assert hub_binding["metadata"]["namespace"] == "ml-users"
+    assert hub_binding["subjects"][0]["name"] == "hub"
+    # Kueue admits only workloads from namespaces its ClusterQueues select: the shared one must match.
+    (ns,) = [o for o in objects if o["kind"] == "Namespace"]
+    assert cq["spec"]["namespaceSelector"]["matchLabels"].items() <= ns["metadata"]["labels"].items()
+    assert validate_objects(objects) == len(objects)
 
 
 def test_notebook_role_allows_jobs_in_its_namespace_only() -> None:
     ws = load_workspace(DEFAULT)
-    role = rbac.notebook_role(ws, "dlw-alice")
+    role = rbac.notebook_cluster_role(ws)
     validate_object(role)
-    assert role["kind"] == "Role" and role["metadata"]["namespace"] == "dlw-alice"
     allowed = {(g, r): set(rule["verbs"]) for rule in role["rules"]
                for g in rule["apiGroups"] for r in rule["resources"]}
     for key in [("batch", "jobs"), ("batch.volcano.sh", "jobs"), ("kubeflow.org", "pytorchjobs"),
@@ -79,12 +88,28 @@ def test_notebook_role_allows_jobs_in_its_namespace_only() -> None:
     binding = rbac.notebook_role_binding(ws, "dlw-alice")
     validate_object(binding)
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "dlw-notebook", "namespace": "dlw-alice"}]
+    # A RoleBinding grants a ClusterRole's rules in its own namespace only.
+    assert binding["kind"] == "RoleBinding" and binding["metadata"]["namespace"] == "dlw-alice"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": role["metadata"]["name"]}
+
+
+def test_hub_binds_the_notebook_role_without_holding_its_rights() -> None:
+    ws = load_workspace(DEFAULT)
+    rules = rbac.hub_cluster_role(ws)["rules"]
+    bind = [r for r in rules if "bind" in r["verbs"]]
+    assert bind == [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"],
+                     "resourceNames": ["dlw-notebook"]}]
+    granted = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
+    assert ("rbac.authorization.k8s.io", "roles") not in granted
+    assert ("batch", "jobs") not in granted and ("batch.volcano.sh", "jobs") not in granted
+    assert ("", "persistentvolumes") in granted  # the default workspace has a blob volume
 
 
 def test_helm_values_carry_profiles_storage_and_the_admin_yaml(tmp_path: Path) -> None:
     out = dlw("admin", "render", str(DEFAULT), "--all", "--out", str(tmp_path), "--hub-image", "dlw/hub:0.1.0")
     assert out.returncode == 0, out.stderr
-    values = yaml.safe_load((tmp_path / "values.yaml").read_text())
+    values = yaml.safe_load((tmp_path / "jupyterhub-values.yaml").read_text())
     assert values["hub"]["image"] == {"name": "dlw/hub", "tag": "0.1.0"}
     assert "configure(c, cull=False)" in values["hub"]["extraConfig"]["dlw"]
     carried = values["hub"]["extraFiles"]["dlw-workspace"]
@@ -99,7 +124,8 @@ def test_helm_values_carry_profiles_storage_and_the_admin_yaml(tmp_path: Path) -
     assert storage["dynamic"]["pvcNameTemplate"] == "claim-{username}"
     assert storage["extraVolumes"][0]["configMap"]["name"] == "dlw-workspace"
     assert values["cull"] == {"enabled": True, "timeout": 3600, "every": 600, "users": False}
-    assert (tmp_path / "manifests.yaml").is_file()
+    chart = yaml.safe_load((tmp_path / "values.yaml").read_text())
+    assert kinds(chart["objects"])[:3] == ["PriorityClass"] * 3
 
 
 def test_helm_values_without_a_home_use_no_storage() -> None:
@@ -113,13 +139,19 @@ def test_helm_values_without_a_home_use_no_storage() -> None:
 def test_blob_pv_and_pvc_validate_and_bind_to_each_other() -> None:
     ws = load_workspace(DEFAULT)
     vol = ws.volume("datasets")
-    pv, pvc = blob_pv(vol, "dlw-alice"), blob_pvc(vol, "dlw-alice")
+    pv, pvc = blob_pv(vol, "dlw-alice", "dlw"), blob_pvc(vol, "dlw-alice")
     validate_object(pv)
     validate_object(pvc)
     assert pv["spec"]["claimRef"] == {"namespace": "dlw-alice", "name": "dlw-blob-datasets"}
     assert pvc["spec"]["volumeName"] == pv["metadata"]["name"]
     assert pv["spec"]["accessModes"] == ["ReadOnlyMany"] and "-o ro" in pv["spec"]["mountOptions"]
-    assert pv["spec"]["csi"]["nodeStageSecretRef"] == {"name": "dlw-datasets-sas", "namespace": "dlw-alice"}
+    # The credential stays in the admin's (hub's) namespace: users cannot read it, nothing to copy.
+    assert pv["spec"]["csi"]["nodeStageSecretRef"] == {"name": "dlw-datasets-sas", "namespace": "dlw"}
+    # Each PV its own blobfuse2 cache folder (one shared --tmp-path would mix volumes and namespaces).
+    other = blob_pv(vol, "dlw-bob", "dlw")
+    tmp = {o for p in (pv, other) for o in p["spec"]["mountOptions"] if o.startswith("--tmp-path=")}
+    assert tmp == {"--tmp-path=/mnt/blobfuse-cache/dlw-blob-datasets-dlw-alice",
+                   "--tmp-path=/mnt/blobfuse-cache/dlw-blob-datasets-dlw-bob"}
     assert "--file-cache-timeout-in-seconds=120" in pv["spec"]["mountOptions"]
     assert "--cache-size-mb=20480" in pv["spec"]["mountOptions"]
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
@@ -128,7 +160,7 @@ def test_blob_pv_and_pvc_validate_and_bind_to_each_other() -> None:
 def test_blob_with_managed_identity_has_no_secret_reference() -> None:
     ws = load_workspace(LAB)
     vol = ws.volume("results")
-    pv = blob_pv(vol, "ml-users")
+    pv = blob_pv(vol, "ml-users", "lab-hub")
     validate_object(pv)
     attrs = pv["spec"]["csi"]["volumeAttributes"]
     assert attrs["AzureStorageAuthType"] == "MSI"
@@ -164,33 +196,61 @@ def test_render_blobfuse_cli_and_wrong_volume_type(tmp_path: Path) -> None:
     assert unknown.returncode == 1 and "is not in the admin's catalogue" in unknown.stderr
 
 
-def test_checked_in_deploy_files_match_the_default_workspace(tmp_path: Path) -> None:
-    """deploy/values.yaml and deploy/manifests.yaml are what `dlw admin render` writes today."""
+def test_checked_in_deploy_chart_matches_the_default_workspace(tmp_path: Path) -> None:
+    """deploy/ (the dlw-cluster chart and jupyterhub-values.yaml) is what `dlw admin render` writes today."""
     out = dlw("admin", "render", "hub_config/workspace.yaml", "--all", "--out", str(tmp_path),
               "--hub-image", "dlw/hub:0.1.0")
     assert out.returncode == 0, out.stderr
-    for name in ("values.yaml", "manifests.yaml"):
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert written == [".helmignore", "Chart.yaml", "jupyterhub-values.yaml", "templates/objects.yaml", "values.yaml"]
+    for name in written:
         assert (ROOT / "deploy" / name).read_text() == (tmp_path / name).read_text(), (
             f"deploy/{name} is stale: rerun `dlw admin render hub_config/workspace.yaml --all --out deploy "
             "--hub-image dlw/hub:0.1.0`")
-    objects = [o for o in yaml.safe_load_all((ROOT / "deploy" / "manifests.yaml").read_text()) if o]
+    objects = yaml.safe_load((ROOT / "deploy" / "values.yaml").read_text())["objects"]
     assert validate_objects(objects) == len(objects)
 
 
-def test_per_user_namespace_gets_its_quota_and_kueue_local_queues() -> None:
-    from dlw_magic.hub.deploy import user_namespace_objects
+def test_per_user_namespace_gets_everything_its_pods_need() -> None:
+    """The default GPU profiles mount the blob volume: its PV/PVC must be in the user's namespace."""
+    from dlw_magic.hub.deploy import namespace_objects
     from dlw_magic.workspace import parse_workspace
 
     data = yaml.safe_load(DEFAULT.read_text())
     data["queueSystem"] = "kueue"
     ws = parse_workspace(data, "ws.yaml")
-    objects = user_namespace_objects(ws, "dlw-bob", "bob", ["research"], DEFAULT.read_text())
-    assert kinds(objects) == ["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "ResourceQuota",
-                              "LocalQueue", "LocalQueue"]
-    assert all(o["metadata"]["namespace"] == "dlw-bob" for o in objects)
-    quota = objects[4]
-    assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "32"}  # bob's group quota
-    validate_objects(o for o in objects if o["kind"] != "LocalQueue")
+    objects = namespace_objects(ws, "dlw-bob", DEFAULT.read_text(), "bob", ["research"])
+    assert kinds(objects) == ["Namespace", "ServiceAccount", "RoleBinding", "ConfigMap", "NetworkPolicy",
+                              "ResourceQuota", "LocalQueue", "LocalQueue", "PersistentVolume",
+                              "PersistentVolumeClaim"]
+    assert all(o["metadata"].get("namespace", "dlw-bob") == "dlw-bob" for o in objects)
+    assert objects[5]["spec"]["hard"] == {"requests.nvidia.com/gpu": "32"}  # bob's group quota
+    pvc = objects[-1]
+    assert pvc["metadata"]["name"] == ws.volume("datasets").pvc_name
+    assert validate_objects(objects) == len(objects)
+    labels = objects[0]["metadata"]["labels"]
+    assert labels["dlw.dev/user"] == "bob" and labels["dlw.dev/user-namespace"] == "true"
     hub_role = rbac.hub_cluster_role(ws)
-    assert {"apiGroups": ["kueue.x-k8s.io"], "resources": ["localqueues"], "verbs": ["create", "get"]} in (
+    assert {"apiGroups": ["kueue.x-k8s.io"], "resources": ["localqueues"], "verbs": ["create", "get", "patch"]} in (
         hub_role["rules"])
+
+
+def test_user_namespace_network_policy_blocks_the_metadata_server() -> None:
+    ws = load_workspace(DEFAULT)
+    pol = rbac.network_policy(ws, "dlw-alice")
+    validate_object(pol)
+    assert pol["spec"]["podSelector"] == {} and set(pol["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    blocks = [to["ipBlock"] for rule in pol["spec"]["egress"] for to in rule["to"] if "ipBlock" in to]
+    assert blocks and all("169.254.169.254/32" in b.get("except", []) for b in blocks)
+    # Ingress: the namespace itself (DDP ranks) and the hub's namespace (proxy, hub); not other users.
+    sources = pol["spec"]["ingress"][0]["from"]
+    assert sources == [{"podSelector": {}},
+                       {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "dlw"}}}]
+
+
+def test_helm_values_let_user_namespaces_reach_the_hub() -> None:
+    values = helm_values(load_workspace(DEFAULT), DEFAULT.read_text())
+    assert values["hub"]["networkPolicy"]["interNamespaceAccessLabels"] == "accept"
+    # z2jh's privileged iptables init container would be refused in user namespaces (admission policy);
+    # the user namespace NetworkPolicy blocks the metadata server instead.
+    assert values["singleuser"]["cloudMetadata"] == {"blockWithIptables": False}

@@ -9,6 +9,7 @@ the GPU limit, node selector, tolerations, volumes, env and service account the 
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -227,58 +228,97 @@ def test_idle_culler_is_configured_unless_the_chart_runs_one() -> None:
 
 
 NAMESPACE_RESOURCES = [
-    "v1/namespaces", "v1/serviceaccounts", "v1/configmaps", "v1/resourcequotas", "v1/pods",
-    "v1/persistentvolumeclaims", "rbac.authorization.k8s.io/v1/roles", "rbac.authorization.k8s.io/v1/rolebindings",
+    "v1/namespaces", "v1/serviceaccounts", "v1/configmaps", "v1/resourcequotas", "v1/pods", "v1/secrets",
+    "v1/persistentvolumeclaims", "v1/persistentvolumes", "rbac.authorization.k8s.io/v1/rolebindings",
+    "networking.k8s.io/v1/networkpolicies",
 ]
 
 
 @pytest.mark.parametrize("queue_system", ["volcano", "kueue"])
 def test_spawn_sets_up_the_users_namespace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, queue_system: str) -> None:
-    """Against kmock's KubernetesEmulator: the hub's requests create the notebook's ServiceAccount, Role,
-    RoleBinding, the GPU quota, the admin YAML ConfigMap (and Kueue LocalQueues), the home PVC and the pod in
-    the user's namespace. (kmock cannot create cluster-scoped Namespaces, so KubeSpawner's own namespace
-    POST is not exercised.)"""
+    """Against kmock's KubernetesEmulator: the hub's requests create everything the user's namespace needs
+    (labelled Namespace, ServiceAccount, RoleBinding, GPU quota, admin YAML ConfigMap, NetworkPolicy, Kueue
+    LocalQueues, the Blob PV/PVC the GPU profiles mount, the pull Secret), the home PVC and the pod; a
+    changed admin YAML reaches the namespace at the next spawn; every request is one the hub's ClusterRole
+    allows."""
+    from dlw_magic.hub import rbac
     from dlw_magic.hub.kube import DLWKubeSpawner
+    from dlw_magic.workspace import load_workspace
+    from tests.k8s_authz import allowed, request_attributes
     from tests.k8s_emulator import KubeEmulator
 
     data = yaml.safe_load(WORKSPACES[0].read_text())
     data["queueSystem"] = queue_system
+    data["images"]["pullSecret"] = "regcred"
     ws_file = tmp_path / "workspace.yaml"
     ws_file.write_text(yaml.safe_dump(data))
     resources = [*NAMESPACE_RESOURCES, "kueue.x-k8s.io/v1beta1/localqueues"]
     with KubeEmulator(tmp_path, namespace="dlw-alice", resources=resources) as kube:
         point_kubeconfig(kube.kubeconfig, monkeypatch)
+        kube._call("POST", "api/v1/namespaces/dlw/secrets", {
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "regcred", "namespace": "dlw"},
+            "type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": "e30="}})
+        seen = len(kube.requests())
 
         async def spawn() -> None:
             c = hub_config(ws_file)
             c.KubeSpawner.k8s_api_host = kube.url
             spawner = DLWKubeSpawner(_mock=True, config=c, user=User("alice"), hub=Hub())
             await spawner.ensure_user_objects()
-            await spawner.ensure_user_objects()  # a second spawn finds everything in place
+            data["quotas"]["defaultUserGpus"] = 4  # the admin changes the workspace between two spawns
+            ws_file.write_text(yaml.safe_dump(data))
+            mtime = ws_file.stat().st_mtime + 10  # a later write, whatever the file system's clock resolution
+            os.utime(ws_file, (mtime, mtime))
+            await spawner.ensure_user_objects()
             spawner.user_options = {"profile": "gpu", "gpus": "2"}
             await spawner.load_user_options()
             await spawner._make_create_pvc_request(spawner.get_pvc_manifest(), 10)
             await spawner._make_create_pod_request(await spawner.get_pod_manifest(), 10)
 
+        monkeypatch.setattr("dlw_magic.hub.workspace_cache.RECHECK_SECONDS", 0.0)
+        # kmock cannot store cluster-scoped Namespaces (their labels: tests/test_hub_cluster.py).
+        from dlw_magic.hub import kube as hub_kube
+
+        every = hub_kube.namespace_objects
+        monkeypatch.setattr(hub_kube, "namespace_objects",
+                            lambda *a: [o for o in every(*a) if o["kind"] != "Namespace"])
         asyncio.run(spawn())
+        hub_requests = list(kube.emulator)[seen:]
 
         def names(path: str) -> list[str]:
             return sorted(i["metadata"]["name"] for i in kube._call("GET", path)["items"])
 
         ns = "api/v1/namespaces/dlw-alice"
         assert names(f"{ns}/serviceaccounts") == ["dlw-notebook"]
-        assert names("apis/rbac.authorization.k8s.io/v1/namespaces/dlw-alice/roles") == ["dlw-notebook"]
-        assert names("apis/rbac.authorization.k8s.io/v1/namespaces/dlw-alice/rolebindings") == ["dlw-notebook"]
+        (binding,) = kube._call("GET", "apis/rbac.authorization.k8s.io/v1/namespaces/dlw-alice/rolebindings")["items"]
+        assert binding["roleRef"]["kind"] == "ClusterRole" and binding["roleRef"]["name"] == "dlw-notebook"
         (quota,) = kube._call("GET", f"{ns}/resourcequotas")["items"]
-        assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "8"}
+        assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "4"}  # updated, not left stale
         cm = kube._call("GET", f"{ns}/configmaps/dlw-workspace")
         assert cm["data"]["workspace.yaml"] == ws_file.read_text()
+        assert names("apis/networking.k8s.io/v1/namespaces/dlw-alice/networkpolicies") == ["dlw-user-namespace"]
         queues = names("apis/kueue.x-k8s.io/v1beta1/namespaces/dlw-alice/localqueues")
         assert queues == (["default", "research"] if queue_system == "kueue" else [])
-        assert names(f"{ns}/persistentvolumeclaims") == ["claim-alice"]
+        assert names(f"{ns}/persistentvolumeclaims") == ["claim-alice", "dlw-blob-datasets"]
+        assert names("api/v1/persistentvolumes") == ["dlw-blob-datasets-dlw-alice"]
+        secret = kube._call("GET", f"{ns}/secrets/regcred")
+        assert secret["data"] == {".dockerconfigjson": "e30="}
         (pod,) = kube._call("GET", f"{ns}/pods")["items"]
         assert pod["spec"]["serviceAccountName"] == "dlw-notebook"
         assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+        assert pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+
+        # The hub's rights: z2jh's Role in its own namespace (the pull Secret), the ClusterRole elsewhere.
+        rules = rbac.hub_cluster_role(load_workspace(ws_file))["rules"]
+        z2jh_role = [{"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
+                      "verbs": ["get", "watch", "list", "create", "delete"]}]
+        assert any(r.method.value.upper() == "PATCH" for r in hub_requests)  # the second spawn updates
+        for request in hub_requests:
+            attrs = request_attributes(str(request.method.value), request.url.path, dict(request.url.query))
+            if attrs.namespace == "dlw":
+                assert allowed(z2jh_role, attrs), attrs
+            else:
+                assert allowed(rules, attrs), attrs
 
 
 def test_hub_config_file_sets_up_kubespawner(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,13 +1,20 @@
 """Cluster manifests and Zero to JupyterHub Helm values from the admin YAML (``dlw admin render``).
 
 ``cluster_manifests(ws, namespaces)``: PriorityClasses; Volcano Queues, or Kueue ResourceFlavor +
-ClusterQueues (+ LocalQueues per namespace); the hub's ClusterRole for per-user namespaces; for each
-namespace given (the shared one, or users set up ahead of time) the notebook ServiceAccount, Role,
-RoleBinding, the ``dlw-workspace`` ConfigMap and the Blob PV/PVC pairs.
+ClusterQueues; the notebook ClusterRole; the admission policies; the hub's ClusterRole for per-user
+namespaces; ``namespace_objects`` for each namespace given (the shared one, or users set up ahead of time).
+
+``namespace_objects(ws, namespace, text, user)``: everything a namespace needs before a notebook or job
+pod can start there: the labelled Namespace, the notebook ServiceAccount and RoleBinding, the
+``dlw-workspace`` ConfigMap, the NetworkPolicy, the GPU quota, Kueue LocalQueues, the Blob PV/PVC pairs.
+The hub applies the same list at every spawn (``kube.DLWKubeSpawner.ensure_user_objects``).
 
 ``helm_values(ws, text)``: values for the z2jh chart. The hub runs ``dlw_magic.hub.kube.configure`` as
 ``hub.extraConfig`` (so the hub image needs ``dlw-magic[hub]``), reading the admin YAML that
 ``hub.extraFiles`` mounts at /etc/dlw/workspace.yaml.
+
+``chart_files(ws, text)``: the ``dlw-cluster`` Helm chart (``deploy/``): a generic template over
+``values.objects`` (the cluster manifests) plus ``jupyterhub-values.yaml`` for the z2jh release beside it.
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ from typing import Any
 
 import yaml
 
+from .. import __version__
 from ..workspace import BlobVolume, Workspace
 from ..workspace.blob import blob_pv, blob_pvc
 from . import rbac
+from .admission import admission_policies
 from .profiles import WORKSPACE_MOUNT, profile_list
 
 PART_OF = {"app.kubernetes.io/part-of": "dlw"}
@@ -87,8 +96,8 @@ def volcano_queues(ws: Workspace) -> list[dict[str, Any]]:
     return out
 
 
-def kueue_queues(ws: Workspace, namespaces: list[str]) -> list[dict[str, Any]]:
-    """One ResourceFlavor, a ClusterQueue per queue (GPU nominal quota), a LocalQueue per namespace."""
+def kueue_queues(ws: Workspace) -> list[dict[str, Any]]:
+    """One ResourceFlavor, a ClusterQueue per queue (GPU nominal quota); LocalQueues are per namespace."""
     out: list[dict[str, Any]] = [{"apiVersion": KUEUE_API, "kind": "ResourceFlavor",
                                   "metadata": {"name": "dlw-default", "labels": dict(PART_OF)}, "spec": {}}]
     big = "1000000"  # Kueue needs a number; a queue without a cap gets an unreachable one
@@ -102,13 +111,12 @@ def kueue_queues(ws: Workspace, namespaces: list[str]) -> list[dict[str, Any]]:
             "apiVersion": KUEUE_API, "kind": "ClusterQueue",
             "metadata": {"name": q.name, "labels": dict(PART_OF)},
             "spec": {
-                "namespaceSelector": {"matchLabels": dict(PART_OF)},
+                # The label every DLW namespace carries (rbac.namespace_labels), hub-created ones included.
+                "namespaceSelector": {"matchLabels": {rbac.USER_NAMESPACE_LABEL: "true"}},
                 "resourceGroups": [{"coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
                                     "flavors": [{"name": "dlw-default", "resources": resources}]}],
             },
         })
-    for ns in namespaces:
-        out += local_queues(ws, ns)
     return out
 
 
@@ -118,52 +126,50 @@ def local_queues(ws: Workspace, namespace: str) -> list[dict[str, Any]]:
              "spec": {"clusterQueue": q.name}} for q in ws.queues]
 
 
-def user_namespace_objects(
-    ws: Workspace, namespace: str, user: str, groups: list[str], workspace_text: str
+def namespace_objects(
+    ws: Workspace, namespace: str, workspace_text: str, user: str | None = None, groups: list[str] | None = None
 ) -> list[dict[str, Any]]:
-    """What a user's namespace needs before their first notebook pod (the hub creates these)."""
-    objects = [
+    """What a DLW namespace needs before its first pod; ``user``: the per-user namespace's owner (quota,
+    hostPath folder label). Order matters for a fresh namespace: the Namespace first, each PV before its PVC."""
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": namespace, "labels": rbac.namespace_labels(ws, user)}},
         rbac.service_account(ws, namespace),
-        rbac.notebook_role(ws, namespace),
         rbac.notebook_role_binding(ws, namespace),
         rbac.workspace_configmap(namespace, workspace_text),
+        rbac.network_policy(ws, namespace),
     ]
-    quota = ws.gpu_quota(user, groups)
+    quota = ws.gpu_quota(user, groups or []) if user is not None else None
     if quota is not None and ws.namespaces.scheme == "per-user":
         objects.append(rbac.gpu_quota(namespace, quota))
     if ws.queue_system == "kueue":
         objects += local_queues(ws, namespace)
-    return objects
-
-
-def namespace_objects(ws: Workspace, namespace: str, workspace_text: str) -> list[dict[str, Any]]:
-    objects: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": dict(PART_OF)}},
-        rbac.service_account(ws, namespace),
-        rbac.notebook_role(ws, namespace),
-        rbac.notebook_role_binding(ws, namespace),
-        rbac.workspace_configmap(namespace, workspace_text),
-    ]
     for vol in ws.volumes:
         if isinstance(vol, BlobVolume):
-            objects += [blob_pv(vol, namespace), blob_pvc(vol, namespace)]
+            objects += [blob_pv(vol, namespace, ws.namespaces.hub), blob_pvc(vol, namespace)]
     return objects
 
 
 def cluster_manifests(ws: Workspace, workspace_text: str, namespaces: list[str] | None = None) -> list[dict[str, Any]]:
-    """Everything ``kubectl apply`` needs besides the Helm release; ``namespaces`` adds per-namespace set-up
-    (default: the shared namespace, or none for per-user, where the hub makes them at first spawn)."""
+    """Everything ``kubectl apply`` (or the chart in deploy/) needs besides the z2jh release; ``namespaces``
+    adds per-namespace set-up (default: the shared namespace, or none for per-user, where the hub makes
+    them at each spawn)."""
     if namespaces is None:
         namespaces = [ws.namespaces.shared] if ws.namespaces.scheme == "shared" else []
     out: list[dict[str, Any]] = [*priority_classes(ws)]
     if ws.queue_system == "volcano":
         out += volcano_queues(ws)
     elif ws.queue_system == "kueue":
-        out += kueue_queues(ws, namespaces)
+        out += kueue_queues(ws)
+    out.append(rbac.notebook_cluster_role(ws))
+    out += admission_policies(ws)
     if ws.namespaces.scheme == "per-user":
         out += [rbac.hub_cluster_role(ws), rbac.hub_cluster_role_binding(ws)]
+    elif ws.namespaces.shared != ws.namespaces.hub:
+        out += rbac.hub_shared_namespace_rbac(ws)
     for ns in namespaces:
-        out += namespace_objects(ws, ns, workspace_text)
+        user = ns[len(ws.namespaces.prefix):] if ws.namespaces.scheme == "per-user" else None
+        out += namespace_objects(ws, ns, workspace_text, user)
     return out
 
 
@@ -200,6 +206,10 @@ def helm_values(ws: Workspace, workspace_text: str, hub_image: str | None = None
         "extraConfig": {"dlw": "from dlw_magic.hub.kube import configure\nconfigure(c, cull=False)\n"},
         "config": {"KubeSpawner": {"enable_user_namespaces": ws.namespaces.scheme == "per-user"}},
     }
+    if ws.namespaces.scheme == "per-user":
+        # Notebooks in user namespaces reach the hub: z2jh's hub NetworkPolicy admits labelled pods from
+        # other namespaces only with "accept" (configure() gives them the hub's FQDN to connect to).
+        hub["networkPolicy"] = {"interNamespaceAccessLabels": "accept"}
     if ws.hub.admin_users:
         hub["config"]["Authenticator"] = {"admin_users": list(ws.hub.admin_users)}
     if hub_image:
@@ -216,10 +226,45 @@ def helm_values(ws: Workspace, workspace_text: str, hub_image: str | None = None
             "storage": storage,
             "profileList": static_profiles,
             "allowPrivilegeEscalation": False,
+            # z2jh's default is a privileged iptables init container, which the user namespaces' admission
+            # policy refuses; their NetworkPolicy blocks the metadata server instead (rbac.network_policy).
+            "cloudMetadata": {"blockWithIptables": False},
         },
         "cull": {"enabled": True, "timeout": ws.hub.idle_timeout, "every": ws.hub.cull_every, "users": False},
         # GPU nodes are chosen by the profiles' nvidia.com/gpu.product selector, not z2jh's node purpose.
         "scheduling": {"userScheduler": {"enabled": False},
                        "userPods": {"nodeAffinity": {"matchNodePurpose": "ignore"}}},
         "prePuller": {"hook": {"enabled": False}, "continuous": {"enabled": False}},
+    }
+
+
+CHART_NAME = "dlw-cluster"
+JUPYTERHUB_VALUES = "jupyterhub-values.yaml"
+_OBJECTS_TEMPLATE = """{{- /* The DLW cluster objects, rendered from the admin YAML by `dlw admin render --all`. */ -}}
+{{- range .Values.objects }}
+---
+{{ toYaml . }}
+{{- end }}
+"""
+_HELMIGNORE = "README.md\nhub.Dockerfile\n" + JUPYTERHUB_VALUES + "\n"
+
+
+def chart_files(
+    ws: Workspace, workspace_text: str, hub_image: str | None = None, namespaces: list[str] | None = None,
+    header: str = "",
+) -> dict[str, str]:
+    """File name -> text of the ``dlw-cluster`` chart and the z2jh values installed beside it."""
+    chart = {
+        "apiVersion": "v2", "name": CHART_NAME, "version": __version__, "appVersion": __version__,
+        "type": "application", "kubeVersion": ">=1.30.0-0",  # ValidatingAdmissionPolicy v1
+        "description": f"DLW cluster objects for workspace {ws.name}: priority classes, queues, RBAC, admission "
+                       "policies; install beside the Zero to JupyterHub release (values in "
+                       f"{JUPYTERHUB_VALUES}).",
+    }
+    return {
+        "Chart.yaml": dump_yaml(chart),
+        ".helmignore": _HELMIGNORE,
+        "templates/objects.yaml": _OBJECTS_TEMPLATE,
+        "values.yaml": header + dump_yaml({"objects": cluster_manifests(ws, workspace_text, namespaces)}),
+        JUPYTERHUB_VALUES: header + dump_yaml(helm_values(ws, workspace_text, hub_image)),
     }

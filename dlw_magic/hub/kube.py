@@ -8,32 +8,50 @@ What a user gets when they pick a profile:
   function the job renderer uses) and *merged* with whatever volumes the spawner already has;
 * env ``DLW_PROFILE``, ``DLW_GPUS``, ``DLW_GPU_TYPE``, ``DLW_IMAGE``, ``DLW_NAMESPACE`` (read off the
   finished spawner settings), ``DLW_WORKSPACE_CONFIG``, ``DLW_BACKEND=kubernetes``;
-* the ``dlw-notebook`` ServiceAccount, whose Role (``rbac.notebook_role``) lets it manage jobs in its own
-  namespace only. With ``namespaces.scheme: per-user`` the spawner creates that namespace, the account,
-  Role, RoleBinding, GPU ResourceQuota, the ``dlw-workspace`` ConfigMap (and Kueue LocalQueues) before
-  the first pod.
+* the ``dlw-notebook`` ServiceAccount, whose RoleBinding to the notebook ClusterRole lets it manage jobs
+  in its own namespace only. With ``namespaces.scheme: per-user`` the spawner creates that namespace
+  (labelled for the admission policies, Pod Security and Kueue) and, at every spawn, creates or updates
+  what ``deploy.namespace_objects`` lists (account, RoleBinding, ConfigMap, NetworkPolicy, GPU quota,
+  LocalQueues, Blob PV/PVC) plus a copy of the image pull Secret;
+* ``JUPYTERHUB_API_URL`` naming the hub by its FQDN, since z2jh's ``http://hub:8081`` resolves only in
+  the hub's namespace.
 
 Only profiles whose ``groups`` include one of the user's groups are offered (and accepted).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from kubespawner import KubeSpawner
 from traitlets import Unicode
 
-from ..workspace import Workspace, home_claim_name, pod_volumes, workspace_path
+from ..workspace import POD_GID, POD_UID, Workspace, home_claim_name, owner_init_container, pod_volumes, workspace_path
 from . import profiles as prof
 from . import rbac
+from .apply import apply_objects
 from .culler import add_culler, add_gpu_culler, culler_service  # noqa: F401 - part of this module's API
-from .deploy import user_namespace_objects
+from .deploy import namespace_objects
 from .workspace_cache import cached_workspace, user_groups
 
 WORKSPACE_DIR = str(Path(prof.WORKSPACE_MOUNT).parent)
 WORKSPACE_VOLUME = {"name": "dlw-workspace", "configMap": {"name": rbac.WORKSPACE_CONFIGMAP}}
 WORKSPACE_VOLUME_MOUNT = {"name": "dlw-workspace", "mountPath": WORKSPACE_DIR, "readOnly": True}
+CLUSTER_DOMAIN = "cluster.local"  # AKS, GKE and EKS all keep the default
+log = logging.getLogger(__name__)
+
+
+def hub_fqdn_url(url: str, hub_namespace: str) -> str:
+    """``http://hub:8081/x`` -> ``http://hub.<ns>.svc.cluster.local:8081/x``; hosts with a dot are kept."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if not host or "." in host:
+        return url
+    netloc = f"{host}.{hub_namespace}.svc.{CLUSTER_DOMAIN}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _by_name(items: Any) -> list[dict[str, Any]]:
@@ -43,7 +61,8 @@ def _by_name(items: Any) -> list[dict[str, Any]]:
 def merge_named(existing: Any, extra: list[dict[str, Any]], key: str = "name") -> list[dict[str, Any]]:
     """``existing`` plus those of ``extra`` whose name is new: profiles add volumes, never replace them."""
     out = _by_name(existing)
-    seen = {item.get(key) for item in out}
+    # z2jh's own additions may be client model objects (V1Container), not dicts
+    seen = {item.get(key) if isinstance(item, dict) else getattr(item, key, None) for item in out}
     out.extend(item for item in extra if item.get(key) not in seen)
     return out
 
@@ -72,7 +91,11 @@ def volume_overrides(ws: Workspace, profile_name: str) -> dict[str, Any]:
         current = _by_name(spawner.tolerations)
         return current + [t for t in wanted_tolerations if t not in current]
 
-    out: dict[str, Any] = {"volumes": volumes, "volume_mounts": volume_mounts}
+    def init_containers(spawner: KubeSpawner) -> list[dict[str, Any]]:
+        owner = owner_init_container(ws, names, spawner.image)
+        return merge_named(spawner.init_containers, [owner] if owner else [])
+
+    out: dict[str, Any] = {"volumes": volumes, "volume_mounts": volume_mounts, "init_containers": init_containers}
     if wanted_tolerations:
         out["tolerations"] = tolerations
     return out
@@ -138,31 +161,18 @@ class DLWKubeSpawner(KubeSpawner):
         await self.ensure_user_objects()
 
     async def ensure_user_objects(self) -> None:
-        """Create what the user's namespace needs (``deploy.user_namespace_objects``); existing ones are kept."""
-        from kubernetes_asyncio.client import CustomObjectsApi, RbacAuthorizationV1Api
-        from kubernetes_asyncio.client.exceptions import ApiException
-
+        """Create or update what the user's namespace needs (``deploy.namespace_objects``), so a changed
+        admin YAML reaches it at the next spawn; copy the image pull Secret from the hub's namespace."""
         ws = self.workspace
         text = workspace_path(self.workspace_config or None).read_text(encoding="utf-8")
-        groups = user_groups(self.user)
-        objects = user_namespace_objects(ws, self.namespace, self.user.name, groups, text)
-        rbac_api = RbacAuthorizationV1Api(self.api.api_client)
-        custom = CustomObjectsApi(self.api.api_client)
-        create = {
-            "ServiceAccount": self.api.create_namespaced_service_account,
-            "ConfigMap": self.api.create_namespaced_config_map,
-            "ResourceQuota": self.api.create_namespaced_resource_quota,
-            "Role": rbac_api.create_namespaced_role,
-            "RoleBinding": rbac_api.create_namespaced_role_binding,
-            "LocalQueue": lambda ns, obj: custom.create_namespaced_custom_object(
-                *obj["apiVersion"].split("/"), ns, "localqueues", obj),
-        }
-        for obj in objects:
-            try:
-                await create[obj["kind"]](self.namespace, obj)
-            except ApiException as e:
-                if e.status != 409:  # already there from an earlier spawn
-                    raise
+        objects = namespace_objects(ws, self.namespace, text, self.user.name, user_groups(self.user))
+        pull = ws.images.pull_secret
+        if pull:
+            secret = await self.api.read_namespaced_secret(pull, ws.namespaces.hub)
+            objects.append({"apiVersion": "v1", "kind": "Secret", "type": secret.type, "data": secret.data,
+                            "metadata": {"name": pull, "namespace": self.namespace,
+                                         "labels": {"app.kubernetes.io/part-of": "dlw"}}})
+        await apply_objects(self.api.api_client, objects, log)
 
 
 _PROFILE_CACHE: dict[tuple[int, tuple[str, ...]], tuple[Workspace, list[dict[str, Any]]]] = {}
@@ -201,8 +211,8 @@ def spawner_settings(ws: Workspace, ws_path: str | None = None) -> dict[str, Any
         "automount_service_account_token": True,
         "allow_privilege_escalation": False,
         "privileged": False,
-        "uid": 1000,
-        "fs_gid": 100,
+        "uid": POD_UID,
+        "fs_gid": POD_GID,
         "image": ws.default_profile.image,
         "volumes": [WORKSPACE_VOLUME],
         "volume_mounts": [WORKSPACE_VOLUME_MOUNT],
@@ -210,10 +220,14 @@ def spawner_settings(ws: Workspace, ws_path: str | None = None) -> dict[str, Any
             "DLW_BACKEND": "kubernetes",
             "DLW_WORKSPACE_CONFIG": prof.WORKSPACE_MOUNT,
         },
-        "extra_labels": {"app.kubernetes.io/part-of": "dlw"},
+        # z2jh's hub NetworkPolicy admits pods with this label (from other namespaces too, see deploy).
+        "extra_labels": {"app.kubernetes.io/part-of": "dlw", rbac.HUB_ACCESS_LABEL: "true"},
     }
     if ws.namespaces.scheme == "shared":
         settings["namespace"] = ws.namespaces.shared
+    else:
+        # KubeSpawner labels the namespaces it creates; ensure_user_objects adds the user's own label.
+        settings["user_namespace_labels"] = rbac.namespace_labels(ws)
     if ws.images.pull_secret:
         settings["image_pull_secrets"] = [ws.images.pull_secret]
     home = ws.home
@@ -243,6 +257,9 @@ def configure(c: Any, path: str | None = None, cull: bool = True) -> Workspace:
         setattr(c.KubeSpawner, trait, value)
     if ws.hub.admin_users:
         c.Authenticator.admin_users = set(ws.hub.admin_users)
+    connect = c.JupyterHub.get("hub_connect_url", None)
+    if connect and ws.namespaces.scheme == "per-user":  # z2jh's short name resolves in its namespace only
+        c.JupyterHub.hub_connect_url = hub_fqdn_url(connect, ws.namespaces.hub)
     if cull:
         add_culler(c, ws)
     add_gpu_culler(c, ws, str(workspace_path(path)))  # z2jh's culler counts browser activity only

@@ -1,10 +1,15 @@
-"""What a notebook may do in Kubernetes, as manifests (plain dicts).
+"""What a notebook (and the hub) may do in Kubernetes, as manifests (plain dicts).
 
-The notebook's ServiceAccount gets a namespaced Role: create/get/list/watch/delete the job kinds DLW
-renders (each engine lists its own kinds) and their Services and ConfigMaps; read and delete pods,
-read logs and events. Nothing cluster-wide, no Secrets, no RBAC objects, so a notebook cannot widen its
-own rights. With per-user namespaces this confines each user to their own jobs; a shared namespace
-cannot (Kubernetes RBAC does not filter by label) and is documented as such.
+The notebook rules live in one ClusterRole (``<workspace>-notebook``): create/get/list/watch/delete the
+job kinds DLW renders (each engine lists its own kinds) and their Services and ConfigMaps; read and
+delete pods, read logs and events. Each namespace binds it to the notebook ServiceAccount with a
+RoleBinding, so the rights hold in that namespace only. Nothing cluster-wide, no Secrets, no RBAC
+objects, so a notebook cannot widen its own rights. With per-user namespaces this confines each user to
+their own jobs; a shared namespace cannot (Kubernetes RBAC does not filter by label) and is documented.
+
+The hub binds that ClusterRole (verb ``bind`` on it alone) instead of holding every notebook right
+itself to create Roles; what else it may do is what a user namespace needs (``hub_cluster_role``).
+Policy that RBAC cannot express (no privileged pods, hostPath under the allowlist) is in ``admission``.
 """
 
 from __future__ import annotations
@@ -12,10 +17,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..engines import all_engines
-from ..workspace import Workspace
+from ..workspace import BlobVolume, HostPathVolume, Workspace, safe_name
 
 WORKSPACE_CONFIGMAP = "dlw-workspace"
 PART_OF = {"app.kubernetes.io/part-of": "dlw"}
+# Namespace labels: what the admission policies, Kueue's ClusterQueues and the network policy select on.
+USER_NAMESPACE_LABEL = "dlw.dev/user-namespace"
+USER_LABEL = "dlw.dev/user"
+# z2jh's label for pods the hub's NetworkPolicy admits (with interNamespaceAccessLabels: accept).
+HUB_ACCESS_LABEL = "hub.jupyter.org/network-access-hub"
 JOB_VERBS = ["create", "get", "list", "watch", "delete", "patch"]
 READ_VERBS = ["get", "list", "watch"]
 
@@ -40,11 +50,16 @@ def service_account(ws: Workspace, namespace: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(ws.hub.service_account, namespace)}
 
 
-def notebook_role(ws: Workspace, namespace: str) -> dict[str, Any]:
+def notebook_cluster_role_name(ws: Workspace) -> str:
+    return f"{ws.name}-notebook"
+
+
+def notebook_cluster_role(ws: Workspace) -> dict[str, Any]:
+    """The notebook's rights, granted per namespace by ``notebook_role_binding``."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": _meta(ws.hub.service_account, namespace),
+        "kind": "ClusterRole",
+        "metadata": _meta(notebook_cluster_role_name(ws)),
         "rules": NOTEBOOK_RULES,
     }
 
@@ -55,8 +70,51 @@ def notebook_role_binding(ws: Workspace, namespace: str) -> dict[str, Any]:
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
         "metadata": _meta(sa, namespace),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": notebook_cluster_role_name(ws)},
         "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}],
+    }
+
+
+def namespace_labels(ws: Workspace, user: str | None = None) -> dict[str, str]:
+    """Labels of a namespace DLW users run in. Pod Security Admission enforces ``baseline`` unless the
+    catalogue has hostPath volumes (baseline forbids every hostPath; the admission policy then confines
+    them to the allowlist instead) and warns/audits against ``restricted``."""
+    host_paths = any(isinstance(v, HostPathVolume) for v in ws.volumes)
+    labels = {
+        **PART_OF,
+        USER_NAMESPACE_LABEL: "true",
+        "pod-security.kubernetes.io/enforce": "privileged" if host_paths else "baseline",
+        "pod-security.kubernetes.io/warn": "baseline",
+        "pod-security.kubernetes.io/audit": "restricted",
+    }
+    if user is not None:
+        labels[USER_LABEL] = safe_name(user)  # the per-user hostPath folder name (workspace.pod_volume)
+    return labels
+
+
+def network_policy(ws: Workspace, namespace: str) -> dict[str, Any]:
+    """Pods of a user namespace accept traffic from their own namespace (DDP ranks, the notebook) and the
+    hub's (proxy, hub); they reach anything but the cloud metadata server (z2jh's singleuser policy
+    applies only in the hub's namespace)."""
+    def ns(name: str) -> dict[str, Any]:
+        return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(f"{ws.name}-user-namespace", namespace),
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": {}}, ns(ws.namespaces.hub)]}],
+            "egress": [
+                {"to": [{"podSelector": {}}, ns(ws.namespaces.hub)]},
+                {"to": [ns("kube-system")],
+                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+                {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}]},
+            ],
+        },
     }
 
 
@@ -81,29 +139,54 @@ def gpu_quota(namespace: str, gpus: int, resource: str = "nvidia.com/gpu") -> di
 
 def hub_cluster_role(ws: Workspace) -> dict[str, Any]:
     """Rights the hub needs with per-user namespaces (z2jh's own Role covers only the hub's namespace):
-    spawn pods and home claims anywhere, make namespaces and grant the notebook Role.
-
-    Kubernetes lets the hub create a Role only with rights it holds itself, so it holds NOTEBOOK_RULES too.
-    """
-    rules = [
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create", "get", "list"]},
+    KubeSpawner's pods, home claims and events anywhere, plus what ``deploy.namespace_objects`` puts in a
+    user's namespace. RoleBindings may name only the notebook ClusterRole (``bind`` on it alone)."""
+    setup = ["create", "get", "patch"]
+    rules: list[dict[str, Any]] = [
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": setup},
         # KubeSpawner itself, across user namespaces: notebook pods, home claims, their events.
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "list", "watch", "delete"]},
-        {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["create", "get", "list", "delete"]},
-        {"apiGroups": [""], "resources": ["serviceaccounts", "configmaps", "resourcequotas"],
-         "verbs": ["create", "get", "list", "patch"]},
-        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
-         "verbs": ["create", "get", "list", "patch"]},
-        *NOTEBOOK_RULES,
+        {"apiGroups": [""], "resources": ["persistentvolumeclaims"],
+         "verbs": ["create", "get", "list", "delete", "patch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["serviceaccounts", "configmaps", "resourcequotas"], "verbs": setup},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": setup},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": setup},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"],
+         "resourceNames": [notebook_cluster_role_name(ws)]},
     ]
+    if any(isinstance(v, BlobVolume) for v in ws.volumes):
+        rules.append({"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": setup})
+    if ws.images.pull_secret:  # copied from the hub's namespace (z2jh's Role lets the hub read it there)
+        rules.append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "patch"]})
     if ws.queue_system == "kueue":
-        rules.append({"apiGroups": ["kueue.x-k8s.io"], "resources": ["localqueues"], "verbs": ["create", "get"]})
+        rules.append({"apiGroups": ["kueue.x-k8s.io"], "resources": ["localqueues"], "verbs": setup})
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
         "metadata": _meta(f"{ws.name}-hub-user-namespaces"),
         "rules": rules,
     }
+
+
+def hub_shared_namespace_rbac(ws: Workspace, hub_service_account: str = "hub") -> list[dict[str, Any]]:
+    """Shared scheme: KubeSpawner's rights in the shared namespace (z2jh's Role covers only its own)."""
+    ns = ws.namespaces.shared
+    name = f"{ws.name}-hub"
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(name, ns),
+        "rules": [
+            {"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims"],
+             "verbs": ["create", "get", "list", "watch", "delete"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+        ],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(name, ns),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": hub_service_account, "namespace": ws.namespaces.hub}],
+    }
+    return [role, binding]
 
 
 def hub_cluster_role_binding(ws: Workspace, hub_service_account: str = "hub") -> dict[str, Any]:

@@ -2,6 +2,11 @@
 
 Engines differ only in how they wrap this template and in where a pod learns its rank, so they pass
 ``rank_from`` (the env var their controller fills in with the pod's index) and ``rank_offset``.
+
+Placement follows the admin's profiles: a job gets the node selector and tolerations of the first
+profile of its kind (GPU or CPU, same GPU type and resource), so jobs land where the admin's notebooks
+may; a GPU job always tolerates the ``nvidia.com/gpu`` taint. Multi-process and GPU pods get a
+memory-backed ``/dev/shm`` (the container runtime's 64 MiB breaks DataLoader workers and NCCL).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DLWError
+from ..workspace import owner_init_container
 from .code import CODE_DIR, HOME_JOBS_DIR, SNAPSHOT_MOUNT
 from .context import MASTER_PORT, RenderContext
 from .volumes import catalogue_volumes, home_shared, home_volume
@@ -111,6 +117,29 @@ def _code_volume(ctx: RenderContext) -> tuple[list[dict[str, Any]], list[dict[st
     return volumes, mounts
 
 
+def _placement(ctx: RenderContext) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Node selector and tolerations for the job's pods, from the admin profile that matches it."""
+    res = ctx.spec.resources
+    selector: dict[str, str] = {}
+    tolerations: list[dict[str, Any]] = []
+    ws = ctx.workspace
+    profiles = ws.profiles if ws is not None else []
+    match = next((p for p in profiles if bool(any(p.gpus)) == bool(res.gpus)
+                  and (not res.gpus or p.gpu_resource == res.gpu_resource)
+                  and (not res.gpu_type or p.gpu_type == res.gpu_type)), None)
+    if match is not None:
+        selector.update(match.node_selector)
+        if res.gpus and match.gpu_type:
+            selector[GPU_PRODUCT_LABEL] = match.gpu_type
+        tolerations += [dict(t) for t in match.tolerations]
+    if res.gpus:
+        if res.gpu_type:
+            selector[GPU_PRODUCT_LABEL] = res.gpu_type
+        if GPU_TOLERATION not in tolerations:
+            tolerations.append(dict(GPU_TOLERATION))
+    return selector, tolerations
+
+
 def pod_template(
     ctx: RenderContext,
     *,
@@ -139,8 +168,10 @@ def pod_template(
         if mount["mountPath"] in taken:
             raise DLWError(f"job {spec.name}: volumes: {mount['mountPath']} is reserved by DLW, mount elsewhere")
         mounts.append(mount)
-    if res.shm:
-        volumes.append({"name": "dlw-shm", "emptyDir": {"medium": "Memory", "sizeLimit": res.shm}})
+    if res.shm or res.gpus or spec.processes_per_worker > 1:
+        # Without sizeLimit the tmpfs is bounded by the container's memory limit (it is charged there).
+        shm: dict[str, Any] = {"medium": "Memory", **({"sizeLimit": res.shm} if res.shm else {})}
+        volumes.append({"name": "dlw-shm", "emptyDir": shm})
         mounts.append({"name": "dlw-shm", "mountPath": "/dev/shm"})
     container: dict[str, Any] = {
         "name": container_name,
@@ -167,16 +198,20 @@ def pod_template(
         "enableServiceLinks": False,
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
     }
+    owner = owner_init_container(ctx.workspace, spec.volumes, ctx.image) if spec.volumes else None
+    if owner is not None:
+        pod["initContainers"] = [owner]
     if restart_policy:
         pod["restartPolicy"] = restart_policy
     if subdomain:
         pod["subdomain"] = subdomain
-    if res.gpus:
-        pod["tolerations"] = [dict(GPU_TOLERATION)]
-        if res.gpu_type:
-            pod["nodeSelector"] = {GPU_PRODUCT_LABEL: res.gpu_type}
-    elif res.gpu_type:
+    if res.gpu_type and not res.gpus:
         raise DLWError(f"job {spec.name}: resources.gpuType: set resources.gpus too (a GPU type without GPUs)")
+    selector, tolerations = _placement(ctx)
+    if tolerations:
+        pod["tolerations"] = tolerations
+    if selector:
+        pod["nodeSelector"] = selector
     if ctx.priority_class:
         pod["priorityClassName"] = ctx.priority_class
     pull_secret = ctx.workspace.images.pull_secret if ctx.workspace is not None else None

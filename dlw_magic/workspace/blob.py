@@ -4,9 +4,11 @@
   file_cache or block_cache, attr_cache, azstorage). Credentials never appear in it: blobfuse2 reads
   them from the environment (``AZURE_STORAGE_ACCESS_KEY``, ``AZURE_STORAGE_SAS_TOKEN``,
   ``AZURE_STORAGE_SPN_CLIENT_SECRET``), filled from the Secret the catalogue names.
-* ``blob_pv(vol, namespace)`` + ``blob_pvc(vol, namespace)``: a static PersistentVolume bound to the PVC
-  ``vol.pvc_name`` in ``namespace`` (a PV binds one claim, so one PV per namespace). Pods mount the PVC,
-  as ``workspace.pod_volume`` says, so notebooks and jobs use the same claim.
+* ``blob_pv(vol, namespace, secret_namespace)`` + ``blob_pvc(vol, namespace)``: a static PersistentVolume
+  bound to the PVC ``vol.pvc_name`` in ``namespace`` (a PV binds one claim, so one PV per namespace). Pods
+  mount the PVC, as ``workspace.pod_volume`` says, so notebooks and jobs use the same claim. The credential
+  Secret stays in one admin namespace (the hub's): the CSI node plugin reads it there, users never can.
+  Each PV caches in its own folder under ``cache.path`` (one shared blobfuse2 cache would mix volumes).
 * ``blob_storage_class(vol)``: a StorageClass for admins who prefer dynamic claims on that container.
 """
 
@@ -35,6 +37,7 @@ def blobfuse2_config(vol: BlobVolume) -> str:
     auth = vol.auth
     assert auth is not None  # the model refuses blob volumes without auth
     cache = vol.cache
+    cache_path = f"{cache.path.rstrip('/')}/{vol.name}"  # one folder per volume, as mount_options
     libfuse = {
         "attribute-expiration-sec": cache.timeout_sec,
         "entry-expiration-sec": cache.timeout_sec,
@@ -42,10 +45,10 @@ def blobfuse2_config(vol: BlobVolume) -> str:
     }
     if cache.kind == "file":
         cache_name = "file_cache"
-        cache_cfg: dict[str, Any] = {"path": cache.path, "timeout-sec": cache.timeout_sec, "max-size-mb": cache.size_mb}
+        cache_cfg: dict[str, Any] = {"path": cache_path, "timeout-sec": cache.timeout_sec, "max-size-mb": cache.size_mb}
     else:
         cache_name = "block_cache"
-        cache_cfg = {"block-size-mb": 16, "mem-size-mb": cache.size_mb, "path": cache.path,
+        cache_cfg = {"block-size-mb": 16, "mem-size-mb": cache.size_mb, "path": cache_path,
                      "disk-timeout-sec": cache.timeout_sec}
     az: dict[str, Any] = {"type": "block", "account-name": vol.storage_account, "container": vol.container,
                           "mode": auth.mode}
@@ -71,22 +74,24 @@ def blobfuse2_config(vol: BlobVolume) -> str:
     return header + yaml.safe_dump(config, sort_keys=False)
 
 
-def mount_options(vol: BlobVolume) -> list[str]:
-    """blobfuse2 flags for the CSI driver, from the catalogue's cache settings."""
+def mount_options(vol: BlobVolume, cache_dir: str | None = None) -> list[str]:
+    """blobfuse2 flags for the CSI driver, from the catalogue's cache settings; ``cache_dir``: this PV's
+    own folder under ``cache.path`` (default: the volume's name)."""
     cache = vol.cache
+    tmp = f"{cache.path.rstrip('/')}/{cache_dir or vol.name}"
     opts = ["-o allow_other", f"-o attr_timeout={cache.timeout_sec}", f"-o entry_timeout={cache.timeout_sec}",
             f"-o negative_timeout={cache.timeout_sec}", "--use-attr-cache=true"]
     if cache.kind == "file":
         opts += [f"--file-cache-timeout-in-seconds={cache.timeout_sec}", f"--cache-size-mb={cache.size_mb}",
-                 f"--tmp-path={cache.path}"]
+                 f"--tmp-path={tmp}"]
     else:
-        opts += ["--block-cache", f"--block-cache-pool-size={cache.size_mb}", f"--block-cache-path={cache.path}"]
+        opts += ["--block-cache", f"--block-cache-pool-size={cache.size_mb}", f"--block-cache-path={tmp}"]
     if vol.read_only:
         opts.append("-o ro")
     return opts + list(vol.mount_options)
 
 
-def _csi(vol: BlobVolume, namespace: str) -> dict[str, Any]:
+def _csi(vol: BlobVolume, namespace: str, secret_namespace: str) -> dict[str, Any]:
     auth = vol.auth
     assert auth is not None
     attrs: dict[str, str] = {"containerName": vol.container, "storageAccount": vol.storage_account, "protocol": "fuse2"}
@@ -110,7 +115,7 @@ def _csi(vol: BlobVolume, namespace: str) -> dict[str, Any]:
         "readOnly": vol.read_only,
     }
     if auth.secret:
-        csi["nodeStageSecretRef"] = {"name": auth.secret, "namespace": namespace}
+        csi["nodeStageSecretRef"] = {"name": auth.secret, "namespace": secret_namespace}
     return csi
 
 
@@ -122,11 +127,13 @@ def _access(vol: BlobVolume) -> list[str]:
     return ["ReadOnlyMany"] if vol.read_only else ["ReadWriteMany"]
 
 
-def blob_pv(vol: BlobVolume, namespace: str) -> dict[str, Any]:
+def blob_pv(vol: BlobVolume, namespace: str, secret_namespace: str) -> dict[str, Any]:
+    """The PV for ``namespace``'s claim; ``secret_namespace`` holds the credential Secret (the hub's)."""
+    name = pv_name(vol, namespace)
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
-        "metadata": {"name": pv_name(vol, namespace), "labels": {**_LABELS, "dlw.dev/volume": vol.name},
+        "metadata": {"name": name, "labels": {**_LABELS, "dlw.dev/volume": vol.name},
                      "annotations": {"pv.kubernetes.io/provisioned-by": DRIVER}},
         "spec": {
             "capacity": {"storage": vol.size},
@@ -134,8 +141,8 @@ def blob_pv(vol: BlobVolume, namespace: str) -> dict[str, Any]:
             "persistentVolumeReclaimPolicy": "Retain",  # never delete the admin's data with the claim
             "storageClassName": "",
             "claimRef": {"namespace": namespace, "name": vol.pvc_name},
-            "mountOptions": mount_options(vol),
-            "csi": _csi(vol, namespace),
+            "mountOptions": mount_options(vol, name),
+            "csi": _csi(vol, namespace, secret_namespace),
         },
     }
 

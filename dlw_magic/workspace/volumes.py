@@ -8,6 +8,10 @@ job renderer, so ``datasets`` means the same claim, path and read-only flag in a
 
 Pod volume names are ``dlw-<catalogue name>``. A request may narrow a volume (read-write -> read-only,
 another mount path) but never widen it: asking read-write on a read-only catalogue entry is an error.
+
+A per-user hostPath folder is created by the kubelet (``DirectoryOrCreate``) as root, mode 0755, and
+``fsGroup`` does not apply to hostPath: ``owner_init_container`` hands it to the pod user (POD_UID,
+mode 0700) before the notebook or job starts.
 """
 
 from __future__ import annotations
@@ -20,6 +24,15 @@ from .model import BlobVolume, DatasetVolume, HomeVolume, HostPathVolume, Worksp
 from .names import safe_name
 
 AnyVolume = HomeVolume | BlobVolume | HostPathVolume | DatasetVolume
+# The user notebooks and jobs run as (KubeSpawner uid/fs_gid; the DLW images' USER 1000).
+POD_UID = 1000
+POD_GID = 100
+_CHOWN = (
+    "import os, sys\n"
+    "for p in sys.argv[1:]:\n"
+    "    if os.stat(p).st_uid == 0:  # fresh from the kubelet\n"
+    f"        os.chown(p, {POD_UID}, {POD_GID}); os.chmod(p, 0o700)\n"
+)
 
 
 def pod_volume_name(vol: AnyVolume) -> str:
@@ -77,3 +90,21 @@ def pod_volumes(
         volumes.append(vol)
         mounts.append(mount)
     return volumes, mounts
+
+
+def owner_init_container(ws: Workspace, refs: Iterable[Any], image: str) -> dict[str, Any] | None:
+    """An init container (root, no added capabilities) that gives the per-user hostPath folders among
+    ``refs`` to POD_UID; None when there are none. ``image`` needs Python (every DLW pod image has it)."""
+    names = [ref if isinstance(ref, str) else ref.name for ref in refs]
+    vols = [v for v in (ws.volume(n) for n in dict.fromkeys(names)) if isinstance(v, HostPathVolume) and v.per_user]
+    if not vols:
+        return None
+    mounts = [{"name": pod_volume_name(v), "mountPath": f"/dlw-own/{v.name}"} for v in vols]
+    return {
+        "name": "dlw-own-scratch",
+        "image": image,
+        "command": ["python", "-c", _CHOWN, *(m["mountPath"] for m in mounts)],
+        "volumeMounts": mounts,
+        "securityContext": {"runAsUser": 0, "runAsNonRoot": False, "privileged": False,
+                            "allowPrivilegeEscalation": False},
+    }

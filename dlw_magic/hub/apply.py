@@ -1,0 +1,67 @@
+"""Create-or-update of plain manifest dicts with the hub's async Kubernetes client (``kubectl apply`` lite).
+
+The hub applies ``deploy.namespace_objects`` at every spawn: a missing object is created, an existing one
+gets a JSON merge patch with the rendered fields, so a changed admin YAML (new ConfigMap text, new quota,
+new Blob PV options) reaches namespaces set up before the change. Fields Kubernetes makes immutable (a
+PV's source) cannot follow: that object is logged and left, the rest still applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+# kind -> (plural, namespaced): the kinds deploy.namespace_objects renders
+RESOURCES: dict[str, tuple[str, bool]] = {
+    "Namespace": ("namespaces", False),
+    "PersistentVolume": ("persistentvolumes", False),
+    "ServiceAccount": ("serviceaccounts", True),
+    "ConfigMap": ("configmaps", True),
+    "Secret": ("secrets", True),
+    "ResourceQuota": ("resourcequotas", True),
+    "PersistentVolumeClaim": ("persistentvolumeclaims", True),
+    "RoleBinding": ("rolebindings", True),
+    "NetworkPolicy": ("networkpolicies", True),
+    "LocalQueue": ("localqueues", True),
+}
+
+
+def collection_path(obj: dict[str, Any]) -> str:
+    """``/api/v1/namespaces/ns/configmaps`` for a ConfigMap in ns, ``/api/v1/persistentvolumes`` for a PV."""
+    plural, namespaced = RESOURCES[obj["kind"]]
+    version = obj["apiVersion"]
+    base = f"/api/{version}" if "/" not in version else f"/apis/{version}"
+    if namespaced:
+        base += f"/namespaces/{obj['metadata']['namespace']}"
+    return f"{base}/{plural}"
+
+
+async def _call(api_client: Any, path: str, method: str, body: dict[str, Any], content_type: str) -> None:
+    await api_client.call_api(
+        path, method, header_params={"Content-Type": content_type, "Accept": "application/json"}, body=body,
+        auth_settings=["BearerToken"], response_types_map={200: "object", 201: "object"},
+        _return_http_data_only=True,  # and _preload_content (default): only then are HTTP errors raised
+    )
+
+
+async def apply_objects(api_client: Any, objects: list[dict[str, Any]], log: logging.Logger) -> None:
+    """Create each object, or merge-patch it where it exists (409). Other errors raise, except 422 on a
+    patch (an immutable field changed), which is logged."""
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    for obj in objects:
+        path = collection_path(obj)
+        try:
+            await _call(api_client, path, "POST", obj, "application/json")
+            continue
+        except ApiException as e:
+            if e.status != 409:
+                raise
+        name = obj["metadata"]["name"]
+        try:
+            await _call(api_client, f"{path}/{name}", "PATCH", obj, "application/merge-patch+json")
+        except ApiException as e:
+            if e.status != 422:
+                raise
+            log.warning("%s %s: cannot be updated in place (%s); delete it to apply the admin's change",
+                        obj["kind"], name, e.reason)

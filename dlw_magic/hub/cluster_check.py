@@ -1,0 +1,115 @@
+"""``dlw admin check --cluster``: does the cluster in the kubeconfig have what the admin YAML needs?
+
+Each prerequisite of docs/deploy.md that can be read from the API server, as one line: the CRDs of the
+queue system and engines, GPU nodes advertising the profiles' GPU resources and ``gpuType`` labels (the
+NVIDIA device plugin and GPU Feature Discovery), a StorageClass for the home claims, the Blob CSI driver
+and the blob credential Secrets in the hub's namespace. Read-only: it creates nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..workspace import BlobVolume, Workspace
+
+Get = Callable[[str], Any]  # GET a path -> JSON dict, or None where the API answers 404
+
+
+@dataclass
+class Finding:
+    ok: bool
+    what: str
+    detail: str
+    required: bool = True
+
+    def line(self) -> str:
+        mark = "ok  " if self.ok else ("FAIL" if self.required else "warn")
+        return f"{mark} {self.what}: {self.detail}"
+
+
+def _crds(ws: Workspace) -> list[tuple[str, str, bool]]:
+    """(CRD name, why, required)."""
+    out: list[tuple[str, str, bool]] = []
+    if ws.queue_system == "volcano":
+        out += [("queues.scheduling.volcano.sh", "queueSystem: volcano", True),
+                ("jobs.batch.volcano.sh", "queueSystem: volcano (engine volcano)", True)]
+    elif ws.queue_system == "kueue":
+        out += [(f"{p}.kueue.x-k8s.io", "queueSystem: kueue", True)
+                for p in ("clusterqueues", "localqueues", "resourceflavors")]
+    else:
+        out.append(("jobs.batch.volcano.sh", "engine volcano", False))
+    out.append(("pytorchjobs.kubeflow.org", "engine pytorchjob (Kubeflow training operator)", False))
+    return out
+
+
+def check_cluster(ws: Workspace, get: Get) -> list[Finding]:
+    findings: list[Finding] = []
+    for name, why, required in _crds(ws):
+        found = get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}") is not None
+        findings.append(Finding(found, f"CRD {name}", f"{'present' if found else 'missing'} ({why})", required))
+
+    nodes = (get("/api/v1/nodes") or {}).get("items", [])
+    for resource in sorted({p.gpu_resource for p in ws.profiles if any(p.gpus)}):
+        gpu_nodes = [n for n in nodes if int(str((n.get("status") or {}).get("allocatable", {}).get(resource, "0")))]
+        findings.append(Finding(bool(gpu_nodes), f"GPU resource {resource}",
+                                f"{len(gpu_nodes)} node(s) advertise it" if gpu_nodes else
+                                "no node advertises it: install the NVIDIA device plugin (or GPU Operator)"))
+    products = {(n.get("metadata") or {}).get("labels", {}).get("nvidia.com/gpu.product") for n in nodes}
+    for gpu_type in sorted({p.gpu_type for p in ws.profiles if p.gpu_type}):
+        findings.append(Finding(gpu_type in products, f"gpuType {gpu_type}",
+                                "a node carries nvidia.com/gpu.product=" + gpu_type if gpu_type in products else
+                                "no node has that nvidia.com/gpu.product label (GPU Feature Discovery)"))
+
+    home = ws.home
+    if home is not None:
+        if home.storage_class:
+            found = get(f"/apis/storage.k8s.io/v1/storageclasses/{home.storage_class}") is not None
+            findings.append(Finding(found, f"StorageClass {home.storage_class}",
+                                    "present" if found else "missing (volumes[home].storageClass)"))
+        else:
+            classes = (get("/apis/storage.k8s.io/v1/storageclasses") or {}).get("items", [])
+            default = [c["metadata"]["name"] for c in classes
+                       if (c["metadata"].get("annotations") or {}).get(
+                           "storageclass.kubernetes.io/is-default-class") == "true"]
+            findings.append(Finding(bool(default), "default StorageClass",
+                                    default[0] if default else "none: mark one default or set storageClass"))
+
+    blobs = [v for v in ws.volumes if isinstance(v, BlobVolume)]
+    if blobs:
+        found = get("/apis/storage.k8s.io/v1/csidrivers/blob.csi.azure.com") is not None
+        findings.append(Finding(found, "CSI driver blob.csi.azure.com",
+                                "present" if found else "missing: install the Azure Blob CSI driver"))
+    for vol in blobs:
+        secret = vol.auth.secret if vol.auth else None
+        if secret:
+            found = get(f"/api/v1/namespaces/{ws.namespaces.hub}/secrets/{secret}") is not None
+            findings.append(Finding(found, f"Secret {ws.namespaces.hub}/{secret}",
+                                    f"present (volume {vol.name})" if found else
+                                    f"missing: the credential of blob volume {vol.name}, in the hub's namespace"))
+    if ws.images.pull_secret:
+        found = get(f"/api/v1/namespaces/{ws.namespaces.hub}/secrets/{ws.images.pull_secret}") is not None
+        findings.append(Finding(found, f"Secret {ws.namespaces.hub}/{ws.images.pull_secret}",
+                                "present (images.pullSecret)" if found else
+                                "missing: the hub copies images.pullSecret from its namespace into users'"))
+    return findings
+
+
+def api_get(kubeconfig: str | None = None) -> Get:
+    """GET through the admin's kubeconfig (``DLW_KUBECONFIG``, else ~/.kube/config)."""
+    from kubernetes.client.exceptions import ApiException
+
+    from ..backends.kubernetes.api import Api, api_client, api_error
+
+    api = Api(api_client(kubeconfig))
+
+    def get(path: str) -> Any:
+        try:
+            return api.call("GET", path)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise api_error(err, f"GET {path}") from None
+
+    return get
