@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ...errors import Conflict, DLWError, NotFound
+from ...errors import Conflict, DiskFull, DLWError, NotFound
 from ..base import JobInfo, JobState
 
 SCHEMA = """
@@ -69,10 +69,6 @@ _LIST_COLUMNS = (
 
 class StoreUnavailable(DLWError):
     """The job database stayed locked (or unreadable) longer than the caller waits."""
-
-
-class DiskFull(DLWError):
-    """The disk holding DLW_HOME has no space left."""
 
 
 def disk_full_message(path: Path | str) -> str:
