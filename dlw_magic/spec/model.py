@@ -28,6 +28,7 @@ DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Kubernetes resource quantities: "2", "500m", "4Gi", "1.5", "1e3".
 QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+MAX_TIMEOUT = 366 * 24 * 3600
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 # Kubernetes names: a Secret is a DNS-1123 subdomain, a key is [-._a-zA-Z0-9]+. Names, never paths.
@@ -74,8 +75,12 @@ def parse_duration(value: int | str) -> int:
     if isinstance(value, int):
         if value <= 0:
             raise ValueError("must be positive")
+        if value > MAX_TIMEOUT:
+            raise ValueError("must be at most a year (366d)")
         return value
     text = str(value).strip()
+    if len(text) > 40:
+        raise ValueError(f"{text[:40]!r}... is not a duration (use seconds or 30m, 2h, 1d)")
     if text.isdigit():
         return parse_duration(int(text))
     m = _DURATION.match(text)

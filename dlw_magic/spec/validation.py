@@ -58,6 +58,19 @@ class SpecLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                self._refuse("found unhashable key", key_node.start_mark)
+            if duplicate:
+                self._refuse(f"key {key!r} appears twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
     def construct_yaml_int(self, node: Any) -> int:
         if sum(c.isdigit() for c in node.value) > MAX_INT_DIGITS:
             self._refuse(f"an integer over {MAX_INT_DIGITS} digits", node.start_mark)
