@@ -43,16 +43,19 @@ def parse_param(item: str) -> tuple[str, Any]:
     """``lr=0.05`` -> ('lr', 0.05); values read as YAML scalars/lists, so types survive the shell."""
     import yaml
 
+    from .spec.validation import check_values, yaml_value
+
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key.isidentifier():
-        raise DLWError(f"--param {item!r}: expected NAME=VALUE with NAME a Python identifier")
+        raise DLWError(f"--param {item[:80]!r}: expected NAME=VALUE with NAME a Python identifier")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml_value(raw) if raw.strip() else ""  # the spec's rules: no aliases, tags, huge numbers
     except yaml.YAMLError:
         value = raw
     if isinstance(value, (dict, type(None))) and raw.strip() not in ("null", "None", "~"):
         value = raw  # "a: b" or other YAML mappings are meant as text
+    check_values({key: value}, "--param")
     return key, value
 
 

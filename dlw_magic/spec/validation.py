@@ -134,6 +134,8 @@ def field_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not str(part).isprintable() or len(str(part)) > 60:  # a newline or escape in a key: one line
+            out += f"[{str(part)[:60]!r}]"
         else:
             out += ("." if out else "") + str(part)
     return out or "(top level)"
@@ -181,6 +183,16 @@ def load_yaml(text: str, origin: str) -> Any:
         raise DLWError(f"{origin}: invalid YAML: nested too deeply") from None
     check_values(data, origin)
     return data
+
+
+def yaml_value(text: str) -> Any:
+    """One value (``--param`` text) read with the spec's rules; yaml.YAMLError when refused."""
+    if len(text) > MAX_STRING:
+        raise yaml.YAMLError(f"a value over {MAX_STRING} characters")
+    try:
+        return yaml.load(text, Loader=SpecLoader)  # noqa: S506 - SpecLoader is a stricter SafeLoader
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply") from None
 
 
 def read_text(path: str | Path, what: str = "file") -> str:

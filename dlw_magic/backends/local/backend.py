@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -28,7 +29,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...errors import Conflict, DLWError
 from ..base import Backend, JobInfo, JobState, LogChunk, PreparedJob
@@ -46,6 +47,7 @@ _READ_SIZE = 1 << 20
 _SPAWN_GRACE = 120.0
 # Job folders without a record (a submitter killed mid-way) are removed once they are this old.
 _ORPHAN_AGE = 3600.0
+_FINAL = {s.value for s in JobState if s.finished}
 
 
 def data_dir() -> Path:
@@ -191,13 +193,16 @@ class LocalBackend(Backend):
 
     # ---------------------------------------------------------------- read
 
-    def reconcile(self) -> None:
+    def reconcile(self) -> dict[str, dict[str, Any]]:
         """Settle active jobs whose runner is gone (kill -9, reboot): no job stays Running forever.
 
         The runner's own outcome file wins (it ran to its end but could not write the database);
         otherwise the job failed with RunnerLost and whatever its ranks left running is ended.
+        Returns the outcomes this reader could not record (the disk is full, the database locked):
+        readers show them, and a later reader records them.
         """
         now = time.time()
+        unrecorded: dict[str, dict[str, Any]] = {}
         for row in self.store.active():
             pid = row["supervisor_pid"]
             if pid is None:
@@ -208,16 +213,25 @@ class LocalBackend(Backend):
             if row["pgid"]:
                 procs.kill_group(row["pgid"], grace=2)
             kept = outcome.read(row["job_dir"])
-            if kept and kept["state"] in {s.value for s in JobState if s.finished}:
+            if not (kept and kept["state"] in _FINAL):
+                kept = {"state": JobState.FAILED.value, "exit_code": None, "reason": "RunnerLost", "message": (
+                    "the job's local runner stopped unexpectedly (killed, or the machine restarted); "
+                    "its processes were ended. Submit it again with: dlw rerun NAME")}
+            try:
                 self.store.finish(row["id"], JobState(kept["state"]), kept.get("exit_code"), kept.get("reason"),
                                   kept.get("message"))
-                continue
-            self.store.finish(
-                row["id"], JobState.FAILED, None, "RunnerLost",
-                "the job's local runner stopped unexpectedly (killed, or the machine restarted); "
-                "its processes were ended. Submit it again with: dlw rerun NAME",
-            )
+            except DiskFull:
+                unrecorded[row["id"]] = kept
         self._sweep_orphans(now)
+        return unrecorded
+
+    @staticmethod
+    def _shown(info: JobInfo, unrecorded: dict[str, dict[str, Any]]) -> JobInfo:
+        kept = unrecorded.get(info.id or "")
+        if kept is None:
+            return info
+        return dataclasses.replace(info, state=JobState(kept["state"]), exit_code=kept.get("exit_code"),
+                                   reason=kept.get("reason"), message=kept.get("message"))
 
     def _sweep_orphans(self, now: float) -> None:
         """Remove job folders that never got a record (a submitter killed mid-submit); at most hourly."""
@@ -246,15 +260,16 @@ class LocalBackend(Backend):
                 shutil.rmtree(entry.path, ignore_errors=True)
 
     def list_jobs(self) -> list[JobInfo]:
-        self.reconcile()
-        return [to_info(r) for r in self.store.list_user(self.user)]
+        unrecorded = self.reconcile()
+        return [self._shown(to_info(r), unrecorded) for r in self.store.list_user(self.user)]
 
     def get(self, name: str) -> JobInfo:
         row = self.store.by_name(self.user, name)
+        unrecorded: dict[str, dict[str, Any]] = {}
         if row["state"] in (JobState.QUEUED.value, JobState.RUNNING.value):
-            self.reconcile()
+            unrecorded = self.reconcile()
             row = self.store.by_name(self.user, name)
-        return to_info(row, full=True)
+        return self._shown(to_info(row, full=True), unrecorded)
 
     def snapshot_of(self, name: str) -> Path:
         return Path(self.store.by_name(self.user, name)["job_dir"]) / "snapshot"

@@ -306,7 +306,8 @@ class Supervisor:
         try:
             self.store.finish(self.job_id, state, code, reason, message)
         except DLWError as err:  # locked for too long, or the disk is full: the next reader records it
-            print(f"dlw supervisor: outcome kept in {self.job_dir / outcome.FILE}: {err}", file=sys.stderr)
+            with contextlib.suppress(OSError):  # stderr is a file on that same full disk
+                print(f"dlw supervisor: outcome kept in {self.job_dir / outcome.FILE}: {err}", file=sys.stderr)
 
 
 def main(argv: list[str]) -> None:
