@@ -53,3 +53,6 @@ SPEC_FIELDS = [
     "queue", "priority", "volumes", "env", "secrets", "retries", "timeout", "apiVersion", "kind",
 ]
 SOURCE_FIELDS = ["notebook", "script", "args", "workdir", "files"]
+
+# A test's time limit: generous for a thorough run, which tries thousands of inputs per test.
+TIMEOUT = 120 if settings.default.max_examples <= 100 else 3600

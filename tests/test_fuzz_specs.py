@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fuzzing import SOURCE_FIELDS, SPEC_FIELDS, nested, scalars, yaml_text
+from fuzzing import SOURCE_FIELDS, SPEC_FIELDS, TIMEOUT, nested, scalars, yaml_text
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,7 +18,7 @@ from dlw_magic import cli, core
 from dlw_magic.errors import DLWError
 from dlw_magic.spec import TrainingJob, parse_spec
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(TIMEOUT)
 
 NOTEBOOK = {
     "nbformat": 4, "nbformat_minor": 5, "metadata": {},
