@@ -102,6 +102,9 @@ def build_spec(
         data.setdefault("name", default_name(_entry_of(data) or "job"))
     if workers is not None:
         data["workers"] = workers
+    for key in ("parameters", "resources"):  # merged with options below: must be mappings first
+        if not isinstance(data.get(key) or {}, dict):
+            raise DLWError(f"{origin}: {key}: expected a mapping, got {type(data[key]).__name__}")
     if params:
         data["parameters"] = {**(data.get("parameters") or {}), **params}
     resources = dict(data.get("resources") or {})
