@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from fuzzing import SPEC_FIELDS, TIMEOUT, nested, yaml_text
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from tornado.httpclient import HTTPClientError
 
@@ -92,6 +92,8 @@ request_bodies = st.one_of(
 
 
 @given(body=request_bodies)
+@example(body={"spec": '{"name": "fz", "source": {"script": "noop.py"}, "resources": true}'})  # was a 500
+@example(body={"spec": "name: fz\nsource: {script: noop.py}\nparameters: [1]\n", "parameters": {"a": 1}})
 def test_any_submit_body_is_answered_without_a_server_error(body, post, jp_root_dir):
     (jp_root_dir / "noop.py").write_text("pass\n")
     try:
