@@ -107,7 +107,7 @@ class Supervisor:
         self.spec = json.loads(row["spec"])
         self.job_dir = Path(row["job_dir"])
         self.decided = False
-        self.disk_full = False
+        self.disk_full = False  # the disk was seen full while the ranks ran: the likely cause of a failure
 
     def cancelled(self) -> bool:
         """Cancel asked, or the job decided by someone else (a reader that thought this runner lost)."""
@@ -194,12 +194,12 @@ class Supervisor:
         finally:
             for log in rank_logs:
                 log.close(timeout=2)
-            self.disk_full = self.disk_full or any(log.disk_full for log in rank_logs)
         state, code, reason, message = result
-        if self.disk_full:
-            full = disk_full_message(self.job_dir.parent.parent)
-            if state is JobState.FAILED and reason == "Error":
-                return state, code, "DiskFull", f"{message}; {full}"
+        unlogged = any(log.disk_full for log in rank_logs)
+        full = disk_full_message(self.job_dir.parent.parent)
+        if (self.disk_full or unlogged) and state is JobState.FAILED and reason == "Error":
+            return state, code, "DiskFull", f"{message}; {full}"
+        if unlogged:
             message = f"{message + '; ' if message else ''}some output was not logged: {full}"
         return state, code, reason, message
 
@@ -273,7 +273,7 @@ class Supervisor:
             message = f"could not start: {err}"
             if err.errno in outcome.DISK_FULL:
                 reason, message = "DiskFull", disk_full_message(self.job_dir.parent.parent)
-            self.store.finish(self.job_id, state, None, reason, message)
+            self.record(state, None, reason, message)
             return
         self.try_update(supervisor_pid=os.getpid(), supervisor_start=start_time(os.getpid()))
         gpus = self.wait_turn()
