@@ -36,7 +36,8 @@ yaml_text = st.lists(
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.integers(min_value=10**120, max_value=10**130),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30),
-    st.sampled_from(["\x00", "\ud800", "a\udcffb", "\x1b[2J", "../../etc", "x" * 100_001]),
+    st.sampled_from(["\x00", "\ud800", "a\udcffb", "\x1b[2J", "../../etc"]),
+    st.builds(lambda: "x" * 100_001),  # over the string limit (built, so reports stay short)
 )
 
 

@@ -28,7 +28,8 @@ def post(jp_fetch, jp_asyncio_loop):
     """POST a body (any JSON or raw text) to an API path; returns (status, parsed answer)."""
 
     async def one(path: str, body: object) -> tuple[int, dict]:
-        data = body if isinstance(body, str) else json.dumps(body)
+        # Raw text goes as bytes, lone surrogates included: a client can send any bytes.
+        data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else json.dumps(body)
         try:
             # Generous client timeouts: tornado's client counts the time a request waits in its own queue.
             r = await jp_fetch("dlw/api", path, method="POST", body=data, request_timeout=240, connect_timeout=240)
