@@ -36,6 +36,8 @@ def source_paths(spec: TrainingJob) -> tuple[Path, Path]:
     entry = entry.resolve()
     if not entry.is_file():
         kind = "notebook" if src.notebook else "script"
+        if entry.exists():  # a folder, a device such as /dev/zero, a pipe
+            raise DLWError(f"source.{kind}: {src.notebook or src.script!r} is not a regular file")
         raise DLWError(f"{src.notebook or src.script}: {kind} not found")
     return workdir.resolve(), entry
 
