@@ -31,7 +31,8 @@ WAIT_FOR_GO = """
 import os, pathlib, time
 print("waiting", flush=True)
 go = pathlib.Path(os.environ["DLW_OUTPUT_DIR"]).parent / "go"
-while not go.exists():
+give_up = time.time() + 90  # a failed test must not leave the job waiting for ever
+while not go.exists() and time.time() < give_up:
     time.sleep(0.02)
 print("done", flush=True)
 """
