@@ -197,7 +197,8 @@ class Supervisor:
         state, code, reason, message = result
         unlogged = any(log.disk_full for log in rank_logs)
         full = disk_full_message(self.job_dir.parent.parent)
-        if (self.disk_full or unlogged) and state is JobState.FAILED and reason == "Error":
+        failed = state is JobState.FAILED and reason == "Error"
+        if failed and (self.disk_full or unlogged or self.disk_full_now()):
             return state, code, "DiskFull", f"{message}; {full}"
         if unlogged:
             message = f"{message + '; ' if message else ''}some output was not logged: {full}"
