@@ -55,16 +55,19 @@ def parse_param(item: str) -> tuple[str, Any]:
     """``lr=0.05`` -> ('lr', 0.05); values read as YAML scalars/lists, so types survive the shell."""
     import yaml
 
+    from .spec.validation import check_values, yaml_value
+
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key.isidentifier():
-        raise DLWError(f"--param {item!r}: expected NAME=VALUE with NAME a Python identifier")
+        raise DLWError(f"--param {item[:80]!r}: expected NAME=VALUE with NAME a Python identifier")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml_value(raw) if raw.strip() else ""  # the spec's rules: no aliases, tags, huge numbers
     except yaml.YAMLError:
         value = raw
     if isinstance(value, (dict, type(None))) and raw.strip() not in ("null", "None", "~"):
         value = raw  # "a: b" or other YAML mappings are meant as text
+    check_values({key: value}, "--param")
     return key, value
 
 
@@ -114,7 +117,7 @@ def build_spec(
         raise DLWError(f"{origin}: expected a mapping at the top level")
     if resolve:
         _resolve_workdir(data, spec_dir)
-    return parse_spec(merge_options(data, options), origin)
+    return parse_spec(merge_options(data, options, origin), origin)
 
 
 def _resolve_workdir(data: dict[str, Any], spec_dir: Path) -> None:
@@ -129,9 +132,12 @@ def _resolve_workdir(data: dict[str, Any], spec_dir: Path) -> None:
         src["workdir"] = str((spec_dir / workdir).resolve())
 
 
-def merge_options(data: dict[str, Any], options: JobOptions) -> dict[str, Any]:
+def merge_options(data: dict[str, Any], options: JobOptions, origin: str = "spec") -> dict[str, Any]:
     """The spec mapping with the options applied (parameters and resources merged key by key)."""
     merged = dict(data)
+    for key in ("parameters", "resources"):  # merged key by key below: must be mappings first
+        if not isinstance(merged.get(key) or {}, dict):
+            raise DLWError(f"{origin}: {key}: expected a mapping, got {type(merged[key]).__name__}")
     for key, value in options.spec_overrides().items():
         if key in ("parameters", "resources"):
             merged[key] = {**(merged.get(key) or {}), **value}

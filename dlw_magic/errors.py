@@ -17,3 +17,7 @@ class NotFound(DLWError):
 
 class Conflict(DLWError):
     """A name already taken, or a state change that is not allowed (cancel a finished job)."""
+
+
+class DiskFull(DLWError):
+    """The disk DLW writes to (its data folder, a snapshot) has no space left."""

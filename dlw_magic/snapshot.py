@@ -7,8 +7,10 @@ job's provenance so two runs can be compared.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 import yaml
 
 from . import settings
-from .errors import DLWError
+from .errors import DiskFull, DLWError
 from .spec import TrainingJob
 from .types import PreparedJob
 
@@ -35,6 +37,8 @@ def source_paths(spec: TrainingJob) -> tuple[Path, Path]:
     entry = entry.resolve()
     if not entry.is_file():
         kind = "notebook" if src.notebook else "script"
+        if entry.exists():  # a folder, a device such as /dev/zero, a pipe
+            raise DLWError(f"source.{kind}: {src.notebook or src.script!r} is not a regular file")
         raise DLWError(f"{src.notebook or src.script}: {kind} not found")
     return workdir.resolve(), entry
 
@@ -46,11 +50,32 @@ def _job_data_dirs() -> list[Path]:
     return [data_dir().resolve()]
 
 
+def _inside(path: Path, root: Path) -> bool:
+    resolved = path.resolve()
+    return resolved == root or root in resolved.parents
+
+
+def _check_tree(src: Path, workdir: Path, pattern: str) -> None:
+    """Every symlink under ``src`` must stay inside ``workdir`` and must not lead back up (a loop)."""
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+        for name in (*dirnames, *filenames):
+            path = Path(dirpath) / name
+            if not path.is_symlink():
+                continue
+            target = path.resolve()
+            if not _inside(path, workdir):
+                raise DLWError(f"source.files: {pattern!r}: {path.relative_to(workdir)} links outside the "
+                               f"working directory {workdir}")
+            if target.is_dir() and (target == path.parent or target in path.parents):
+                raise DLWError(f"source.files: {pattern!r}: {path.relative_to(workdir)} links to a folder above it")
+
+
 def _copy_files(patterns: list[str], workdir: Path, dest: Path) -> list[str]:
+    """Copy what ``source.files`` matches; nothing outside ``workdir``, symlinks included."""
     copied: list[str] = []
     skip = _job_data_dirs()  # also reached through the lab's dlw-outputs/ links
     for pattern in patterns:
-        if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+        if Path(pattern).is_absolute() or ".." in Path(pattern).parts or "\0" in pattern:
             raise DLWError(f"source.files: {pattern!r} must be a relative path inside the working directory")
         matches = sorted(glob.glob(pattern, root_dir=workdir, recursive=True))
         if not matches:
@@ -60,10 +85,13 @@ def _copy_files(patterns: list[str], workdir: Path, dest: Path) -> list[str]:
             real = src.resolve()
             if any(d == real or d in real.parents for d in skip):
                 continue  # earlier jobs' snapshots and outputs
+            if not _inside(src, workdir):
+                raise DLWError(f"source.files: {rel!r} links outside the working directory {workdir}")
             target = dest / rel
             if src.is_dir():
                 if "**" in pattern:
                     continue  # a recursive pattern matches the files below it one by one (hidden ones not)
+                _check_tree(src, workdir, pattern)
                 shutil.copytree(src, target, dirs_exist_ok=True)
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -110,6 +138,17 @@ def current_image() -> str | None:
 
 def prepare(spec: TrainingJob, dest: Path, user: str) -> PreparedJob:
     """Write the snapshot of ``spec`` into the empty folder ``dest``."""
+    try:
+        return _prepare(spec, dest, user)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(f"the disk holding {dest} is full: free some space and submit again") from None
+        if isinstance(err, shutil.Error) or err.filename:
+            raise DLWError(f"snapshot: cannot copy {err.filename or ''} ({err.strerror or err})") from None
+        raise
+
+
+def _prepare(spec: TrainingJob, dest: Path, user: str) -> PreparedJob:
     workdir, entry = source_paths(spec)
     dest.mkdir(parents=True, exist_ok=True)
     provenance: dict[str, Any] = {"workdir": str(workdir), "git_commit": git_commit(entry.parent)}

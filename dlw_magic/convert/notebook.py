@@ -51,6 +51,8 @@ def load_cells(path: Path) -> list[Cell]:
         raise DLWError(
             f"{name}: not a valid notebook: invalid JSON at line {err.lineno}, column {err.colno}"
         ) from None
+    except (ValueError, RecursionError) as err:  # an integer of 5,000 digits, arrays nested 100,000 deep
+        raise DLWError(f"{name}: not a valid notebook: {str(err).split(':')[0]}") from None
     if not isinstance(nb, dict):
         raise DLWError(f"{name}: not a valid notebook: expected a JSON object, got {type(nb).__name__}")
     version = nb.get("nbformat")
@@ -77,6 +79,11 @@ def _cell(name: str, number: int, raw: object) -> Cell:
         source = "".join(source)
     elif not isinstance(source, str):
         raise DLWError(f"{name}: cell {number}: 'source' must be a string or a list of strings")
+    if not source.isascii():
+        try:
+            source.encode("utf-8")
+        except UnicodeEncodeError:  # a JSON escape such as \ud800 with no pair
+            raise DLWError(f"{name}: cell {number}: source is not valid Unicode text (a lone surrogate)") from None
     metadata = raw.get("metadata")
     tags = metadata.get("tags") if isinstance(metadata, dict) else None
     tag_set = frozenset(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else frozenset()

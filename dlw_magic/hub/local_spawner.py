@@ -6,6 +6,11 @@ affinity for the CPU limit, ``MEM_LIMIT``/``CPU_LIMIT`` env (and an address-spac
 ``enforce_memory_limit`` is on), the profile's env, and ``DLW_PROFILE``/``DLW_GPUS``/``DLW_NAMESPACE``.
 Kernels load ``dlw_magic`` (an IPython profile under the hub's data dir), so ``%dlw train`` works at once
 and runs jobs on the local backend, outside the notebook server (culling a server never ends a job).
+
+With ``system_users`` on and the hub running as root, each user's server runs as a system account of
+their own (``dlw-<name>``, created on first start, as JupyterHub's LocalProcessSpawner runs each user
+as their Unix account), with a home, a DLW data folder and an IPython profile of their own: users
+cannot read each other's notebooks, jobs, logs or secrets.
 """
 
 from __future__ import annotations
@@ -13,6 +18,11 @@ from __future__ import annotations
 import html
 import math
 import os
+import pwd
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
@@ -35,6 +45,17 @@ class DLWLocalSpawner(SimpleLocalProcessSpawner):
     gpu_indices = Unicode(
         "auto", config=True, help="Comma-separated GPU indices this hub may hand out; 'auto' asks NVML.",
     )
+    system_users = Bool(
+        False, config=True,
+        help="When the hub runs as root, run each user's server as a system account of their own (dlw-NAME), "
+        "with its own home and DLW data folder.",
+    )
+    system_home_template = Unicode(
+        "/home/dlw-{username}", config=True, help="Home of a user's system account ({username}: a safe name).",
+    )
+
+    def _system_account(self) -> pwd.struct_passwd | None:
+        return getattr(self, "_dlw_account", None)
 
     @property
     def workspace(self) -> Workspace:
@@ -102,6 +123,12 @@ class DLWLocalSpawner(SimpleLocalProcessSpawner):
         self.cpu_limit = cpu_float(profile.cpu.limit) if profile.cpu.limit else None
         self.mem_limit = quantity_bytes(profile.memory.limit) if profile.memory.limit else None
         self.home_dir = self.home_dir_template.format(username=safe_name(self.user.name))
+        if self.system_users and os.geteuid() == 0:
+            home = Path(self.system_home_template.format(username=safe_name(self.user.name, max_len=27)))
+            account = system_account(self.user.name, home)
+            self._dlw_account = account
+            self.home_dir = account.pw_dir
+            own_ipython_profile(account)
         self.notebook_dir = self.home_dir
         return await super().start()
 
@@ -125,10 +152,15 @@ class DLWLocalSpawner(SimpleLocalProcessSpawner):
             env["DLW_WORKSPACE_CONFIG"] = self.workspace_config
         if self.ipython_dir:
             env["IPYTHONDIR"] = self.ipython_dir
+        account = self._system_account()
+        if account is not None:  # everything of the user's under their own home
+            env.update(HOME=account.pw_dir, USER=account.pw_name, IPYTHONDIR=f"{account.pw_dir}/.ipython",
+                       DLW_HOME=f"{account.pw_dir}/.local/share/dlw")
         return env
 
     def make_preexec_fn(self, name: str) -> Any:
-        base = super().make_preexec_fn(name)
+        account = self._system_account()
+        base = run_as(account) if account is not None else super().make_preexec_fn(name)
         cpus = self.cpu_limit
         mem = self.mem_limit if self.enforce_memory_limit else None
 
@@ -143,6 +175,63 @@ class DLWLocalSpawner(SimpleLocalProcessSpawner):
                 resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
 
         return preexec
+
+
+def system_account(username: str, home: Path) -> pwd.struct_passwd:
+    """The system account (``dlw-<name>``) that runs ``username``'s server, created on first use.
+
+    Its home is private (0700) and owned by the account; the name comes from ``safe_name``, so two hub
+    users never share an account.
+    """
+    name = f"dlw-{safe_name(username, max_len=27)}"
+    if not _account_exists(name):
+        useradd = shutil.which("useradd")
+        if useradd is None:
+            raise DLWError("system_users needs useradd (the passwd package) on this machine")
+        done = subprocess.run(
+            [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", str(home),
+             "--shell", "/usr/sbin/nologin", name],
+            capture_output=True, text=True, timeout=60,
+        )
+        if done.returncode != 0:
+            raise DLWError(f"could not create the system account {name}: {done.stderr.strip()}")
+    account = pwd.getpwnam(name)
+    path = Path(account.pw_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, account.pw_uid, account.pw_gid)
+    path.chmod(0o700)
+    return account
+
+
+def _account_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def own_ipython_profile(account: pwd.struct_passwd) -> None:
+    """The kernel profile that loads ``dlw_magic``, in the account's home (the hub's data dir is root's)."""
+    prof = Path(account.pw_dir) / ".ipython" / "profile_default"
+    prof.mkdir(parents=True, exist_ok=True)
+    (prof / "ipython_kernel_config.py").write_text(
+        "# Written by `dlw hub`: every kernel of the local hub has %dlw.\n"
+        "c.InteractiveShellApp.extensions = ['dlw_magic']\n", encoding="utf-8")
+    for path in (prof.parent, prof, prof / "ipython_kernel_config.py"):
+        os.chown(path, account.pw_uid, account.pw_gid)
+
+
+def run_as(account: pwd.struct_passwd) -> Callable[[], None]:
+    """A preexec function that drops root for ``account`` (groups, gid, then uid) and enters its home."""
+
+    def preexec() -> None:
+        os.setgid(account.pw_gid)
+        os.initgroups(account.pw_name, account.pw_gid)
+        os.setuid(account.pw_uid)
+        os.chdir(account.pw_dir)
+
+    return preexec
 
 
 def refusal(message: str) -> Exception:

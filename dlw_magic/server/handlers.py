@@ -24,7 +24,7 @@ from ..backends import Backend
 from ..errors import Conflict, DLWError, NotFound
 from ..options import parse_options
 from ..types import JobInfo
-from .logstream import LogPump
+from .logstream import MAX_PAGE_CHARS, PAGE_CHARS, LogPump, read_page
 from .options import job_options
 from .outputs import LINKS_DIR, output_link, remove_link
 
@@ -74,7 +74,7 @@ class DLWHandler(APIHandler):
     def body(self) -> dict[str, Any]:
         try:
             data = json.loads(self.request.body or b"{}")
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise BadRequest(f"request body: invalid JSON ({err})") from None
         if not isinstance(data, dict):
             raise BadRequest("request body: expected a JSON object")
@@ -284,8 +284,15 @@ class LogsHandler(DLWHandler):
         if rank is not None and rank >= max(info.world_size, 1):
             raise BadRequest(f"rank: job {name} has ranks 0..{max(info.world_size, 1) - 1}, not {rank}")
         if not follow:
-            chunks = await self.call(lambda: list(core.logs(name, rank, False, offset, backend)))
-            self.reply({"chunks": [c.__dict__ for c in chunks], "state": info.state.value})
+            try:
+                limit = min(int(self.get_query_argument("limit", str(PAGE_CHARS))), MAX_PAGE_CHARS)
+            except ValueError:
+                raise BadRequest("limit: expected a number of characters") from None
+            chunks, after, more = await self.call(
+                lambda: read_page(core.logs(name, rank, False, offset, backend), max(limit, 1))
+            )
+            self.reply({"chunks": [c.__dict__ for c in chunks], "state": info.state.value, "more": more,
+                        "next": {str(r): o for r, o in after.items()}})
             return
         await self.stream(name, rank, offset, backend)
 

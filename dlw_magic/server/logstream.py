@@ -1,6 +1,7 @@
-"""Bridge a blocking log iterator (``core.logs(follow=True)``) into the server's event loop.
+"""Logs over HTTP: pages of a finished read, and a bridge from a followed log into the event loop.
 
-A thread drains the iterator into a bounded buffer; the handler takes everything pending at once and
+``read_page`` bounds an answer without ``follow`` (a 150 MB log must not become one JSON body). For
+``follow``, a thread drains the iterator into a bounded buffer; the handler takes everything pending at once and
 merges consecutive pieces of one rank, so a job printing 100,000 short lines becomes a few hundred
 events instead of 100,000 writes and flushes. The bound makes a slow client slow the reader, never
 grow memory.
@@ -17,6 +18,28 @@ from ..backends import LogChunk
 from ..errors import DLWError
 
 MAX_PENDING_CHARS = 4 * 1024 * 1024
+PAGE_CHARS = 1024 * 1024
+MAX_PAGE_CHARS = 16 * 1024 * 1024
+
+
+def read_page(chunks: Iterator[LogChunk], max_chars: int) -> tuple[list[LogChunk], dict[int, int], bool]:
+    """Whole chunks up to about ``max_chars`` of text (at least one), each rank's next offset, and
+    whether more remains. The iterator is closed either way."""
+    page: list[LogChunk] = []
+    after: dict[int, int] = {}
+    size = 0
+    try:
+        for chunk in chunks:
+            if page and size + len(chunk.text) > max_chars:
+                return page, after, True
+            page.append(chunk)
+            after[chunk.rank] = chunk.offset
+            size += len(chunk.text)
+        return page, after, False
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 class LogPump:

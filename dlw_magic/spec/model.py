@@ -28,8 +28,12 @@ DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Kubernetes resource quantities: "2", "500m", "4Gi", "1.5", "1e3".
 QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+MAX_TIMEOUT = 366 * 24 * 3600
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
+# Kubernetes names: a Secret is a DNS-1123 subdomain, a key is [-._a-zA-Z0-9]+. Names, never paths.
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 GPU_RESOURCE = re.compile(r"^nvidia\.com/(gpu|mig-[0-9a-z.]+)$")
 
 
@@ -85,8 +89,12 @@ def parse_duration(value: int | str) -> int:
     if isinstance(value, int):
         if value <= 0:
             raise ValueError("must be positive")
+        if value > MAX_TIMEOUT:
+            raise ValueError("must be at most a year (366d)")
         return value
     text = str(value).strip()
+    if len(text) > 40:
+        raise ValueError(f"{text[:40]!r}... is not a duration (use seconds or 30m, 2h, 1d)")
     if text.isdigit():
         return parse_duration(int(text))
     m = _DURATION.match(text)
@@ -172,6 +180,20 @@ class SecretRef(_Model):
     def _env(cls, v: str) -> str:
         if not ENV_NAME.match(v):
             raise ValueError(f"{v!r} is not an environment variable name")
+        return v
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: str) -> str:
+        if len(v) > 253 or not DNS1123_SUBDOMAIN.match(v):
+            raise ValueError(f"{v!r} is not a Secret name (lowercase letters, digits, '-' and '.')")
+        return v
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if len(v) > 253 or not SECRET_KEY.match(v) or v in (".", ".."):
+            raise ValueError(f"{v!r} is not a Secret key (letters, digits, '-', '_' and '.')")
         return v
 
 

@@ -7,12 +7,17 @@ else ``$XDG_DATA_HOME/dlw``)::
     jobs/<id>/snapshot/          what runs (never the user's files)
     jobs/<id>/logs/rank-N.log    one log per rank
     jobs/<id>/output/            DLW_OUTPUT_DIR: checkpoints, metrics
+    jobs/<id>/outcome.json       the runner's outcome, kept even when the database cannot take it
     secrets/<secret>/<key>       values for spec.secrets (the local stand-in for Kubernetes Secrets)
+
+The data directory is the owner's only (0700; records and logs 0600).
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -24,18 +29,25 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ...errors import Conflict, DLWError
 from ..base import Backend, JobInfo, JobState, LogChunk, PreparedJob
-from . import procs
-from .store import Store, to_info
+from . import outcome, procs
+from .secrets import secret_path
+from .store import DiskFull, Store, disk_full_message, is_disk_full, to_info
 
 if TYPE_CHECKING:
     from ...spec import TrainingJob
 
 BUILTIN_PRIORITIES = {"low": -100, "normal": 0, "high": 100}
 _READ_SIZE = 1 << 20
+# A runner is given this long to record its own pid before a reader may call it lost; the submitter
+# records it as soon as the process exists, so this only matters when the submitter died in between.
+_SPAWN_GRACE = 120.0
+# Job folders without a record (a submitter killed mid-way) are removed once they are this old.
+_ORPHAN_AGE = 3600.0
+_FINAL = {s.value for s in JobState if s.finished}
 
 
 def data_dir() -> Path:
@@ -59,12 +71,14 @@ def resolve_priority(value: int | str | None) -> int:
         return 0
     if isinstance(value, int):
         return value
+    if value.lstrip("-").isdigit() and len(value) < 20:
+        return int(value)
     if value in BUILTIN_PRIORITIES:
         return BUILTIN_PRIORITIES[value]
     try:
         from ...workspace import load_workspace
 
-        classes = {p.name: p.value for p in load_workspace().priority_classes}
+        classes = load_workspace().priority_values
     except Exception:  # no admin YAML here: only the built-in names exist
         classes = {}
     if value in classes:
@@ -88,7 +102,15 @@ class LocalBackend(Backend):
     def staging_dir(self, spec: TrainingJob) -> Path:
         job_id = secrets.token_hex(6)
         path = self.home / "jobs" / job_id / "snapshot"
-        path.mkdir(parents=True)
+        try:
+            (self.home / "jobs").mkdir(mode=0o700, exist_ok=True)
+            path.parent.mkdir(mode=0o700)
+            path.mkdir()
+        except OSError as err:
+            shutil.rmtree(path.parent, ignore_errors=True)
+            if is_disk_full(err):
+                raise DiskFull(disk_full_message(self.home)) from None
+            raise DLWError(f"{path.parent}: cannot create the job's folder ({err.strerror})") from None
         return path
 
     def discard_staging(self, staging: Path) -> None:
@@ -119,16 +141,21 @@ class LocalBackend(Backend):
         if spec.secrets:
             base = Path(os.environ.get("DLW_SECRETS_DIR", self.home / "secrets"))
             for ref in spec.secrets:
-                if not (base / ref.secret / ref.key).is_file():
-                    path = base / ref.secret / ref.key
+                path = secret_path(base, ref.secret, ref.key)
+                if not path.is_file():
                     raise DLWError(f"secrets: {ref.secret}/{ref.key} not found (put the value in {path})")
 
     def submit(self, job: PreparedJob) -> JobInfo:
         spec = job.spec
         self._check_resources(spec)
         job_dir = job.snapshot_dir.parent
-        (job_dir / "logs").mkdir(exist_ok=True)
-        (job_dir / "output").mkdir(exist_ok=True)
+        try:
+            (job_dir / "logs").mkdir(mode=0o700, exist_ok=True)
+            (job_dir / "output").mkdir(exist_ok=True)
+        except OSError as err:
+            if is_disk_full(err):
+                raise DiskFull(disk_full_message(self.home)) from None
+            raise
         provenance = dict(job.provenance)
         provenance["entrypoint"] = job.entrypoint
         self.store.insert({
@@ -143,46 +170,106 @@ class LocalBackend(Backend):
         return self.get(spec.name)
 
     def _spawn_supervisor(self, job_dir: Path) -> None:
-        with open(job_dir / "supervisor.log", "ab") as log:
+        fd = os.open(job_dir / "supervisor.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "dlw_magic.backends.local.supervisor", str(self.home), job_dir.name],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT,
                 start_new_session=True,  # outlives the kernel, the server and their process groups
                 close_fds=True,
             )
+        finally:
+            os.close(fd)
         # Reap it if this process lives longer (kernel, server); otherwise init adopts it.
         threading.Thread(target=proc.wait, daemon=True).start()
+        # Liveness is by pid and start time from now on, however slowly the runner starts.
+        started = procs.start_time(proc.pid)
+        if started is not None:
+            with contextlib.suppress(DLWError):  # else the runner records itself when it starts
+                self.store.execute(
+                    "UPDATE jobs SET supervisor_pid = ?, supervisor_start = ? WHERE id = ? AND supervisor_pid IS NULL",
+                    (proc.pid, started, job_dir.name),
+                )
 
     # ---------------------------------------------------------------- read
 
-    def reconcile(self) -> None:
-        """Fail active jobs whose supervisor is gone (kill -9, reboot): no job stays Running forever."""
+    def reconcile(self) -> dict[str, dict[str, Any]]:
+        """Settle active jobs whose runner is gone (kill -9, reboot): no job stays Running forever.
+
+        The runner's own outcome file wins (it ran to its end but could not write the database);
+        otherwise the job failed with RunnerLost and whatever its ranks left running is ended.
+        Returns the outcomes this reader could not record (the disk is full, the database locked):
+        readers show them, and a later reader records them.
+        """
         now = time.time()
+        unrecorded: dict[str, dict[str, Any]] = {}
         for row in self.store.active():
             pid = row["supervisor_pid"]
             if pid is None:
-                if now - row["created"] < 30:
-                    continue  # the supervisor is still starting
+                if now - row["created"] < _SPAWN_GRACE:
+                    continue  # the runner is still starting
             elif procs.alive(pid, row["supervisor_start"]):
                 continue
             if row["pgid"]:
                 procs.kill_group(row["pgid"], grace=2)
-            self.store.finish(
-                row["id"], JobState.FAILED, None, "RunnerLost",
-                "the job's local runner stopped unexpectedly (killed, or the machine restarted); "
-                "its processes were ended. Submit it again with: dlw rerun NAME",
-            )
+            kept = outcome.read(row["job_dir"])
+            if not (kept and kept["state"] in _FINAL):
+                kept = {"state": JobState.FAILED.value, "exit_code": None, "reason": "RunnerLost", "message": (
+                    "the job's local runner stopped unexpectedly (killed, or the machine restarted); "
+                    "its processes were ended. Submit it again with: dlw rerun NAME")}
+            try:
+                self.store.finish(row["id"], JobState(kept["state"]), kept.get("exit_code"), kept.get("reason"),
+                                  kept.get("message"))
+            except DiskFull:
+                unrecorded[row["id"]] = kept
+        self._sweep_orphans(now)
+        return unrecorded
+
+    @staticmethod
+    def _shown(info: JobInfo, unrecorded: dict[str, dict[str, Any]]) -> JobInfo:
+        kept = unrecorded.get(info.id or "")
+        if kept is None:
+            return info
+        return dataclasses.replace(info, state=JobState(kept["state"]), exit_code=kept.get("exit_code"),
+                                   reason=kept.get("reason"), message=kept.get("message"))
+
+    def _sweep_orphans(self, now: float) -> None:
+        """Remove job folders that never got a record (a submitter killed mid-submit); at most hourly."""
+        jobs = self.home / "jobs"
+        marker = self.home / ".swept"
+        try:
+            if now - marker.stat().st_mtime < _ORPHAN_AGE:
+                return
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+        try:
+            marker.touch(mode=0o600)
+            os.utime(marker, (now, now))
+            folders = list(os.scandir(jobs))
+        except OSError:
+            return
+        known = self.store.ids()
+        for entry in folders:
+            try:
+                old = now - entry.stat(follow_symlinks=False).st_mtime > _ORPHAN_AGE
+            except OSError:
+                continue
+            if old and entry.is_dir(follow_symlinks=False) and entry.name not in known:
+                shutil.rmtree(entry.path, ignore_errors=True)
 
     def list_jobs(self) -> list[JobInfo]:
-        self.reconcile()
-        return [to_info(r) for r in self.store.list_user(self.user)]
+        unrecorded = self.reconcile()
+        return [self._shown(to_info(r), unrecorded) for r in self.store.list_user(self.user)]
 
     def get(self, name: str) -> JobInfo:
         row = self.store.by_name(self.user, name)
+        unrecorded: dict[str, dict[str, Any]] = {}
         if row["state"] in (JobState.QUEUED.value, JobState.RUNNING.value):
-            self.reconcile()
+            unrecorded = self.reconcile()
             row = self.store.by_name(self.user, name)
-        return to_info(row, full=True)
+        return self._shown(to_info(row, full=True), unrecorded)
 
     def snapshot_of(self, name: str) -> Path:
         return Path(self.store.by_name(self.user, name)["job_dir"]) / "snapshot"

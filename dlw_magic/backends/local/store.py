@@ -1,20 +1,27 @@
 """Job records in SQLite (WAL), shared by submitters, supervisors and readers.
 
-Every process opens its own connection; writes are short transactions, and the start decision
-(``try_start``) runs under ``BEGIN IMMEDIATE`` so two supervisors never take the same GPU.
+Every thread of every process has its own connection (a connection shared between threads lets one
+thread's statements land inside another's transaction). Writes are short transactions; a busy
+database is waited for (SQLite's busy handler, then retries with backoff) up to ``busy_seconds``,
+after which the caller gets a one-line ``StoreUnavailable``; a full disk is ``DiskFull``. The start
+decision (``try_start``) runs under ``BEGIN IMMEDIATE`` so two supervisors never take the same GPU.
 This module imports no pydantic: ``dlw jobs`` and the supervisor start fast.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import random
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ...errors import Conflict, NotFound
+from ...errors import Conflict, DiskFull, DLWError, NotFound
 from ..base import JobInfo, JobState
 
 SCHEMA = """
@@ -60,18 +67,101 @@ _LIST_COLUMNS = (
 )
 
 
+class StoreUnavailable(DLWError):
+    """The job database stayed locked (or unreadable) longer than the caller waits."""
+
+
+def disk_full_message(path: Path | str) -> str:
+    return f"the disk holding {path} is full: free some space (old jobs: dlw jobs; their folders are in {path}/jobs)"
+
+
+def is_disk_full(err: BaseException) -> bool:
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(err, sqlite3.OperationalError) and "full" in str(err)
+
+
+def _busy(err: sqlite3.OperationalError) -> bool:
+    text = str(err)
+    return "locked" in text or "busy" in text
+
+
 class Store:
-    def __init__(self, home: Path):
+    """The job records; safe to share between threads (each thread gets its own connection)."""
+
+    def __init__(self, home: Path, busy_seconds: float | None = None):
         self.home = home
-        home.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(home / "jobs.db", timeout=30, isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA busy_timeout = 30000")
-        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process crashes
-        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone():
-            self.db.executescript(SCHEMA)
+        env = os.environ.get("DLW_DB_BUSY_SECONDS")
+        self.busy_seconds = busy_seconds if busy_seconds is not None else float(env) if env else 60.0
+        self._local = threading.local()
+        try:
+            home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as err:
+            if is_disk_full(err):
+                raise DiskFull(disk_full_message(home)) from None
+            raise DLWError(f"{home}: cannot create the DLW data folder ({err.strerror})") from None
+        self._retry(self._setup)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():  # a forked child must not reuse its parent's
+            conn = local.conn = self._connect()
+            local.pid = os.getpid()
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.home / "jobs.db", timeout=min(self.busy_seconds, 5.0), isolation_level=None,
+                               check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        # SQLite's own busy handler waits up to 5 s; ``_retry`` adds backoff rounds up to busy_seconds.
+        conn.execute(f"PRAGMA busy_timeout = {int(min(self.busy_seconds, 5.0) * 1000)}")
+        return conn
+
+    def _setup(self) -> None:
+        db = self.db
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process crashes
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone():
+            db.executescript(SCHEMA)
+        # Records hold specs and provenance: the owner's only (SQLite gives -wal/-shm the same mode).
+        for path in (self.home, self.home / "jobs.db"):
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o700 if path.is_dir() else 0o600)
+
+    def _retry(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn`` again while the database is busy, with jittered backoff, up to ``busy_seconds``."""
+        deadline = time.monotonic() + self.busy_seconds
+        delay = 0.01
+        while True:
+            try:
+                return fn(*args)
+            except sqlite3.OperationalError as err:
+                if is_disk_full(err):
+                    raise DiskFull(disk_full_message(self.home)) from None
+                if not _busy(err) or time.monotonic() > deadline:
+                    what = "locked by another process" if _busy(err) else f"unusable ({err})"
+                    raise StoreUnavailable(
+                        f"{self.home / 'jobs.db'}: the job database is {what}; try again shortly"
+                    ) from None
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.5)
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.DatabaseError as err:
+                raise StoreUnavailable(f"{self.home / 'jobs.db'}: the job database is unreadable ({err})") from None
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        """One statement (its own short transaction), retried while the database is busy."""
+        return self._retry(self.db.execute, sql, params)
+
+    def fetchone(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        return self._retry(lambda: self.db.execute(sql, params).fetchone())
+
+    def fetchall(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        return self._retry(lambda: self.db.execute(sql, params).fetchall())
 
     # ---------------------------------------------------------------- writes
 
@@ -79,13 +169,13 @@ class Store:
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         try:
-            self.db.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", list(row.values()))
+            self.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", list(row.values()))
         except sqlite3.IntegrityError:
             raise Conflict(f"job {row['name']!r} already exists (pick another --name)") from None
 
     def update(self, job_id: str, **fields: Any) -> None:
         sets = ", ".join(f"{k} = ?" for k in fields)
-        self.db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*fields.values(), job_id])
+        self.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*fields.values(), job_id])
 
     def delete(self, job_id: str) -> None:
         self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
@@ -93,7 +183,7 @@ class Store:
     def finish(self, job_id: str, state: JobState, exit_code: int | None, reason: str | None,
                message: str | None) -> bool:
         """Record a final state once; False when the job had already finished."""
-        cur = self.db.execute(
+        cur = self.execute(
             "UPDATE jobs SET state = ?, exit_code = ?, reason = ?, message = ?, finished = ?, assigned_gpus = NULL "
             "WHERE id = ? AND state IN (?, ?)",
             (state.value, exit_code, reason, message, time.time(), job_id, *ACTIVE),
@@ -106,6 +196,9 @@ class Store:
         Order: priority (high first), then submission time. GPU jobs start strictly in that order, so a large
         job is never starved by smaller ones behind it; jobs that need no GPU never wait.
         """
+        return self._retry(self._try_start, job_id, inventory)
+
+    def _try_start(self, job_id: str, inventory: list[int]) -> list[int] | None:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -143,26 +236,29 @@ class Store:
     # ---------------------------------------------------------------- reads
 
     def row(self, job_id: str) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return self.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
 
     def by_name(self, user: str, name: str) -> sqlite3.Row:
-        row = self.db.execute("SELECT * FROM jobs WHERE user = ? AND name = ?", (user, name)).fetchone()
+        row = self.fetchone("SELECT * FROM jobs WHERE user = ? AND name = ?", (user, name))
         if row is None:
             raise NotFound(f"job {name!r} not found (see: dlw jobs)")
         return row
 
     def name_taken(self, user: str, name: str) -> bool:
-        return self.db.execute("SELECT 1 FROM jobs WHERE user = ? AND name = ?", (user, name)).fetchone() is not None
+        return self.fetchone("SELECT 1 FROM jobs WHERE user = ? AND name = ?", (user, name)) is not None
 
     def active(self) -> list[sqlite3.Row]:
-        return self.db.execute(
-            "SELECT id, state, supervisor_pid, supervisor_start, pgid, created FROM jobs "
+        return self.fetchall(
+            "SELECT id, state, supervisor_pid, supervisor_start, pgid, created, job_dir FROM jobs "
             "WHERE state IN (?, ?)", ACTIVE,
-        ).fetchall()
+        )
+
+    def ids(self) -> set[str]:
+        return {r[0] for r in self.fetchall("SELECT id FROM jobs")}
 
     def list_user(self, user: str) -> Iterable[sqlite3.Row]:
-        return self.db.execute(
-            f"SELECT {_LIST_COLUMNS} FROM jobs WHERE user = ? ORDER BY created DESC", (user,)
+        return self._retry(
+            lambda: self.db.execute(f"SELECT {_LIST_COLUMNS} FROM jobs WHERE user = ? ORDER BY created DESC", (user,))
         )
 
 

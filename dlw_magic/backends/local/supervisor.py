@@ -2,10 +2,16 @@
 
 Started in a session of its own, it outlives the kernel, the Jupyter server and idle culling. It waits
 for its turn (priority and free GPUs, decided in the store), starts one process per rank with the
-torchrun/PyTorchJob environment, writes each rank's output to ``logs/rank-N.log``, enforces the
-timeout, retries, and records the final state. Ranks share one process group, so cancel and timeout
-end every process a rank started; ranks also die with the supervisor (PR_SET_PDEATHSIG), and readers
-mark a job whose supervisor vanished as failed (see ``LocalBackend.reconcile``).
+torchrun/PyTorchJob environment, copies each rank's output to ``logs/rank-N.log`` (up to a cap, see
+``logcap``), enforces the timeout, retries, and records the final state. Ranks share one process
+group, so cancel and timeout end every process a rank started; ranks also die with the supervisor
+(PR_SET_PDEATHSIG), and readers mark a job whose supervisor vanished as failed (see
+``LocalBackend.reconcile``).
+
+The outcome is never lost: it goes to ``outcome.json`` in the job's folder (space reserved when the
+runner starts, so a full disk cannot stop it) before the database; when the database stays locked or
+the disk is full, the runner exits and the next reader records the outcome from the file. A runner
+that finds its job already decided (cancelled, or declared lost) ends its ranks and exits.
 """
 
 from __future__ import annotations
@@ -21,10 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ...errors import DLWError
 from ...failure import log_exception_line
 from ..base import JobState
+from . import outcome
+from .logcap import RankLog, log_cap
 from .procs import free_port, kill_group, start_time
-from .store import Store
+from .store import Store, disk_full_message
 
 _PR_SET_PDEATHSIG = 1
 _stop_requested = False
@@ -53,10 +62,11 @@ def environment_freeze() -> str:
 
 
 def read_secrets(secrets: list[dict[str, str]], secrets_dir: Path) -> dict[str, str]:
+    from .secrets import secret_path
+
     values = {}
     for ref in secrets:
-        path = secrets_dir / ref["secret"] / ref["key"]
-        values[ref["env"]] = path.read_text().rstrip("\n")
+        values[ref["env"]] = secret_path(secrets_dir, ref["secret"], ref["key"]).read_text().rstrip("\n")
     return values
 
 
@@ -97,12 +107,27 @@ class Supervisor:
         self.row = row
         self.spec = json.loads(row["spec"])
         self.job_dir = Path(row["job_dir"])
+        self.decided = False
+        self.disk_full = False  # the disk was seen full while the ranks ran: the likely cause of a failure
+        self.failed_rank: int | None = None  # set by watch() when a rank fails
 
     def cancelled(self) -> bool:
+        """Cancel asked, or the job decided by someone else (a reader that thought this runner lost)."""
         if _stop_requested:
             return True
-        row = self.store.db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (self.job_id,)).fetchone()
-        return bool(row and row[0])
+        try:
+            row = self.store.fetchone("SELECT cancel_requested, state FROM jobs WHERE id = ?", (self.job_id,))
+        except DLWError:  # database locked or disk full: keep running, ask again later
+            return False
+        if row is None or JobState(row["state"]).finished:
+            self.decided = True
+            return True
+        return bool(row[0])
+
+    def try_update(self, **fields: Any) -> None:
+        """Bookkeeping that must not fail the job when the database is locked or the disk full."""
+        with contextlib.suppress(DLWError):
+            self.store.update(self.job_id, **fields)
 
     def wait_turn(self) -> list[int] | None:
         from ...gpus import visible_gpu_indices
@@ -112,7 +137,10 @@ class Supervisor:
         while True:
             if self.cancelled():
                 return None
-            gpus = self.store.try_start(self.job_id, inventory)
+            try:
+                gpus = self.store.try_start(self.job_id, inventory)
+            except DLWError:  # database locked for long: still queued, ask again
+                gpus = None
             if gpus is not None:
                 return gpus
             time.sleep(delay)
@@ -131,28 +159,66 @@ class Supervisor:
             for env in envs:
                 env.update(secret_env)
         procs: list[subprocess.Popen[bytes]] = []
+        rank_logs: list[RankLog] = []
         pgid = 0
-        for rank, env in enumerate(envs):
-            with open(logs / f"rank-{rank}.log", "ab") as log:
+        cap = log_cap()
+        try:
+            for rank, env in enumerate(envs):
+                log = RankLog(logs / f"rank-{rank}.log", rank, cap)
+                rank_logs.append(log)
                 if attempt > 0:
-                    log.write(f"\n--- dlw: attempt {attempt + 1} ---\n".encode())
-                    log.flush()
-                p = subprocess.Popen(
-                    argv, cwd=snapshot, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    process_group=pgid, preexec_fn=_die_with_parent,
-                )
-            procs.append(p)
-            if not pgid:
-                pgid = p.pid
-        self.store.update(self.job_id, pgid=pgid, attempt=attempt)
+                    log.note(f"\n--- dlw: attempt {attempt + 1} ---\n")
+                read_end, write_end = os.pipe()
+                try:
+                    p = subprocess.Popen(
+                        argv, cwd=snapshot, env=env, stdin=subprocess.DEVNULL, stdout=write_end,
+                        stderr=subprocess.STDOUT, process_group=pgid, preexec_fn=_die_with_parent,
+                    )
+                except BaseException:
+                    os.close(read_end)
+                    raise
+                finally:
+                    os.close(write_end)
+                log.start(read_end)
+                procs.append(p)
+                if not pgid:
+                    pgid = p.pid
+        except BaseException:
+            kill_group(pgid, grace=1)
+            for log in rank_logs:
+                log.close(timeout=1)
+            raise
+        self.try_update(pgid=pgid, attempt=attempt)
         if attempt == 0:  # provenance: measured while the ranks start, so it costs the job no time
-            self.store.update(self.job_id, pip_freeze=environment_freeze())
+            self.try_update(pip_freeze=environment_freeze())
+        try:
+            result = self.watch(procs, pgid)
+        finally:
+            for log in rank_logs:
+                log.close(timeout=2)
+        state, code, reason, message = result
+        if reason == "Error" and message and self.failed_rank is not None:
+            # Read once the rank's log is complete (closed above): its last exception line says why.
+            why = log_exception_line(logs / f"rank-{self.failed_rank}.log")
+            head, sep, hint = message.partition("; ")
+            message = f"{head}: {why}{sep}{hint}" if why else message
+        unlogged = any(log.disk_full for log in rank_logs)
+        full = disk_full_message(self.job_dir.parent.parent)
+        failed = state is JobState.FAILED and reason == "Error"
+        if failed and (self.disk_full or unlogged or self.disk_full_now()):
+            return state, code, "DiskFull", f"{message}; {full}"
+        if unlogged:
+            message = f"{message + '; ' if message else ''}some output was not logged: {full}"
+        return state, code, reason, message
+
+    def watch(self, procs: list[subprocess.Popen[bytes]],
+              pgid: int) -> tuple[JobState, int | None, str | None, str | None]:
+        """Wait for the ranks: the first failure, all done, cancel, or the timeout ends the attempt."""
 
         deadline = None
         timeout = self.spec.get("timeout")
         if timeout:
-            row = self.store.row(self.job_id)
-            deadline = ((row["started"] if row is not None else None) or time.time()) + float(timeout)
+            deadline = (self.started or time.time()) + float(timeout)
         def reap() -> None:
             for p in procs:
                 p.poll()
@@ -168,8 +234,7 @@ class Supervisor:
                     p.wait()
                 how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
                 hint = f"see: dlw logs {self.row['name']} --rank {rank}"
-                why = log_exception_line(logs / f"rank-{rank}.log")
-                how += f": {why}" if why else ""
+                self.failed_rank = rank
                 return JobState.FAILED, code, "Error", f"rank {rank} {how}; {hint}"
             if all(c == 0 for c in codes):
                 kill_group(pgid, grace=1, reap=reap)  # a rank's leftover children must not outlive the job
@@ -182,6 +247,8 @@ class Supervisor:
                     for p in procs:
                         p.wait()
                     return JobState.CANCELLED, None, "Cancelled", "cancelled by the user"
+                if self.disk_full_now():
+                    self.disk_full = True
                 if deadline and time.time() > deadline:
                     kill_group(pgid, reap=reap)
                     for p in procs:
@@ -189,11 +256,39 @@ class Supervisor:
                     return JobState.FAILED, None, "DeadlineExceeded", f"ran longer than its timeout of {timeout}s"
             time.sleep(min(max(0.005, (time.monotonic() - began) / 20), 0.2))
 
+    def disk_full_now(self) -> bool:
+        try:
+            st = os.statvfs(self.job_dir)
+        except OSError:
+            return False
+        return st.f_bavail == 0
+
+    @property
+    def started(self) -> float | None:
+        try:
+            row = self.store.row(self.job_id)
+        except DLWError:
+            return None
+        return row["started"] if row else None
+
     def run(self) -> None:
-        self.store.update(self.job_id, supervisor_pid=os.getpid(), supervisor_start=start_time(os.getpid()))
+        row = self.store.row(self.job_id)
+        if row is None or row["state"] != JobState.QUEUED.value:
+            return  # decided before this runner started (cancelled, or declared lost): nothing to do
+        try:
+            outcome.reserve(self.job_dir)
+        except OSError as err:
+            state, reason = JobState.FAILED, "StartError"
+            message = f"could not start: {err}"
+            if err.errno in outcome.DISK_FULL:
+                reason, message = "DiskFull", disk_full_message(self.job_dir.parent.parent)
+            self.record(state, None, reason, message)
+            return
+        self.try_update(supervisor_pid=os.getpid(), supervisor_start=start_time(os.getpid()))
         gpus = self.wait_turn()
         if gpus is None:
-            self.store.finish(self.job_id, JobState.CANCELLED, None, "Cancelled", "cancelled while queued")
+            if not self.decided:
+                self.record(JobState.CANCELLED, None, "Cancelled", "cancelled while queued")
             return
         retries = int(self.spec.get("retries") or 0)
         for attempt in range(retries + 1):
@@ -201,23 +296,41 @@ class Supervisor:
                 state, code, reason, message = self.run_attempt(gpus, attempt)
             except OSError as err:  # the entrypoint or a secret could not be read: retrying will not help
                 state, code, reason, message = JobState.FAILED, None, "StartError", f"could not start: {err}"
+                if err.errno in outcome.DISK_FULL:
+                    reason = "DiskFull"
+                    message = f"could not start: {disk_full_message(self.job_dir.parent.parent)}"
                 break
-            if state is not JobState.FAILED or reason == "DeadlineExceeded" or self.cancelled():
+            if self.decided:
+                return
+            if state is not JobState.FAILED or reason in ("DeadlineExceeded", "DiskFull") or self.cancelled():
                 break
             if attempt < retries:
-                self.store.update(self.job_id, message=f"{message}; retrying ({attempt + 1}/{retries})")
-        self.store.finish(self.job_id, state, code, reason, message)
+                self.try_update(message=f"{message}; retrying ({attempt + 1}/{retries})")
+        if not self.decided:
+            self.record(state, code, reason, message)
+
+    def record(self, state: JobState, code: int | None, reason: str | None, message: str | None) -> None:
+        """The outcome to the job's folder first, then the database; the file alone is enough."""
+        outcome.write(self.job_dir, state.value, code, reason, message)
+        try:
+            self.store.finish(self.job_id, state, code, reason, message)
+        except DLWError as err:  # locked for too long, or the disk is full: the next reader records it
+            with contextlib.suppress(OSError):  # stderr is a file on that same full disk
+                print(f"dlw supervisor: outcome kept in {self.job_dir / outcome.FILE}: {err}", file=sys.stderr)
 
 
 def main(argv: list[str]) -> None:
     home, job_id = Path(argv[0]), argv[1]
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.umask(0o077)  # logs and outputs: the owner's only
     sup = Supervisor(home, job_id)
     try:
         sup.run()
     except BaseException as err:  # never leave the record in Running because of a bug here
-        sup.store.finish(job_id, JobState.FAILED, None, "RunnerError", f"the local runner failed: {err!r}")
+        if not sup.decided:
+            with contextlib.suppress(BaseException):
+                sup.record(JobState.FAILED, None, "RunnerError", f"the local runner failed: {err!r}")
         raise
 
 

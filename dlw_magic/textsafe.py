@@ -1,0 +1,53 @@
+"""Job output made safe for a terminal: it may print anything, but cannot take the terminal over.
+
+A rank's log is untrusted text. Written raw, escape sequences in it could move the cursor, clear the
+screen, retitle the window or hide text, and a carriage return or vertical tab could overwrite the
+``[rank N]`` prefix DLW adds, forging another rank's line. ``sanitize_terminal`` keeps printable text,
+tabs, newlines and SGR colour codes (``ESC [ ... m``, what progress bars and loggers use) and turns
+every other control character into a visible ``^X`` / ``\\xNN`` form. A carriage return inside a
+line (a progress bar redrawing itself) keeps what a terminal would end up showing: the last redraw.
+"""
+
+from __future__ import annotations
+
+import re
+
+# CSI (ESC [ params final), OSC (ESC ] ... BEL|ST), other ESC sequences, and C0/C1 controls.
+_SGR = re.compile(r"\x1b\[[0-9;:]*m")
+_UNSAFE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: cursor moves, erase, modes
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window title, hyperlinks, clipboard
+    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"  # DCS, SOS, PM, APC strings
+    r"|\x1b[ -/]*[0-~]?"  # other escapes (charset, keypad, reset)
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]"  # controls but tab and newline; line separators
+)
+
+
+def _visible(match: re.Match[str]) -> str:
+    seq = match.group(0)
+    if _SGR.fullmatch(seq):
+        return seq
+    c = seq[0]
+    if c == "\x1b":
+        return "^[" + seq[1:].translate(_CONTROL_NAMES)
+    return c.translate(_CONTROL_NAMES)
+
+
+_CONTROL_NAMES = {i: f"^{chr(i + 64)}" for i in range(0x20)}
+_CONTROL_NAMES.update({0x7F: "^?", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+_CONTROL_NAMES.update({i: f"\\x{i:02x}" for i in range(0x80, 0xA0)})
+del _CONTROL_NAMES[0x09], _CONTROL_NAMES[0x0A]
+
+
+def sanitize_terminal(text: str) -> str:
+    """``text`` with every control sequence but colours made visible; tabs and newlines kept."""
+    if text.isprintable():  # the common case: plain text, nothing to do
+        return text
+    if "\r" in text:
+        text = "\n".join(_last_redraw(line) for line in text.split("\n"))
+    return _UNSAFE.sub(_visible, text)
+
+
+def _last_redraw(line: str) -> str:
+    line = line.rstrip("\r")
+    return line[line.rfind("\r") + 1:]
