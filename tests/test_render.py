@@ -438,6 +438,22 @@ def test_preemptible_ranks_that_cannot_rejoin_need_kueue(project: Path, tmp_path
     assert {pod["priorityClassName"] for pod in pod_specs(objs)} == {"dlw-low"}
 
 
+def test_kueue_finds_its_labels_on_the_trainjob(project: Path, tmp_path: Path) -> None:
+    def kueue(d: dict[str, Any]) -> None:
+        d["queueSystem"] = "kueue"
+        d["priorityClasses"][2]["workloadPriorityClass"] = "low"
+
+    ws = _workspace(tmp_path, kueue)
+    cm, train, runtime = render_objects(prepare(project, workers=3, preemptible=True, queue="research"), "trainjob",
+                                        workspace=ws)
+    assert validate_objects([cm, train, runtime]) == 3
+    assert train["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "research"  # Kueue watches the TrainJob
+    assert train["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "low"
+    # Without a WorkloadPriorityClass Kueue takes the pods' class: no label that names a missing object.
+    plain = render_objects(prepare(project, queue="research"), "trainjob", workspace=ws)[1]
+    assert "kueue.x-k8s.io/priority-class" not in plain["metadata"]["labels"]
+
+
 # -- refusals: one clear line each --------------------------------------------------------------------------
 
 
