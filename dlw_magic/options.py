@@ -58,6 +58,9 @@ class JobOptions(BaseModel):
     priority: StrictInt | StrictStr | None = Field(None, description="priority class name or integer")
     image: StrictStr | None = Field(None, description="container image (default: the notebook's)")
     build: StrictBool | None = Field(None, description="build an image for the job")
+    preemptible: StrictBool | None = Field(
+        None, description="may be preempted by higher-priority jobs, then requeued (resumes from its checkpoint)",
+    )
     timeout: StrictInt | StrictStr | None = Field(None, description="seconds or a duration such as 30m, 2h")
     retries: StrictInt | None = Field(None, description="restarts after a failure")
     volumes: list[VolumeName | VolumeRef] | None = Field(
@@ -86,7 +89,7 @@ class JobOptions(BaseModel):
         """The options as a partial spec (camelCase, as in job YAML): what ``core.build_spec`` merges."""
         data: dict[str, Any] = {}
         for key in ("name", "workers", "processes_per_worker", "engine", "queue", "priority", "image",
-                    "timeout", "retries", "build"):
+                    "timeout", "retries", "build", "preemptible"):
             value = getattr(self, key)
             if value is not None:
                 data[to_camel(key)] = value
@@ -164,7 +167,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             kwargs.update(action="append", metavar="NAME")
         elif name == "files":
             kwargs.update(action="append", metavar="PATTERN")
-        elif name == "build":
+        elif name in ("build", "preemptible"):
             kwargs.update(action="store_true", default=None)
         elif name == "engine":
             from .engines import names

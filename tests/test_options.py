@@ -34,6 +34,7 @@ def test_every_option_is_a_cli_flag_and_reaches_the_spec(tmp_path):
     argv = ["train", str(script), "--name", "all-opts", "--workers", "2", "--procs-per-worker", "2",
             "--gpus", "1", "--gpu-type", "A100", "--engine", "volcano", "--queue", "q", "--priority", "7",
             "--image", "img:1", "--build", "--timeout", "30m", "--retries", "3", "--volume", "data", "-p", "a=1",
+            "--preemptible",
             "--file", "data/*.csv"]
     options = job_options(build_parser().parse_args(argv))
     assert set(options.model_fields_set) == set(JobOptions.model_fields)
@@ -45,6 +46,7 @@ def test_every_option_is_a_cli_flag_and_reaches_the_spec(tmp_path):
     assert [v.name for v in spec.volumes] == ["data"]
     assert spec.parameters == {"a": 1}
     assert spec.source.files == ["data/*.csv"]
+    assert spec.preemptible is True
 
 
 def test_options_override_a_yaml_spec_key_by_key(tmp_path):

@@ -7,6 +7,7 @@ Golden files live in tests/render_golden/; regenerate them after an intended cha
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import subprocess
@@ -184,6 +185,7 @@ def test_gpus_limits_node_selector_and_toleration(project: Path) -> None:
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     assert "NVIDIA_VISIBLE_DEVICES" not in env_of(pod)
+    assert env_of(pod)["DLW_GPU_SAMPLE_SECONDS"] == "15"  # the bootstrap reports this pod's GPU use
     mig = pod_specs(objects(project, "job", resources={"gpus": 1, "gpuResource": "nvidia.com/mig-3g.40gb"}))[0]
     assert mig["containers"][0]["resources"]["limits"] == {"nvidia.com/mig-3g.40gb": 1}
 
@@ -192,6 +194,7 @@ def test_no_gpu_pod_cannot_see_the_nodes_gpus(project: Path) -> None:
     for engine in ENGINES:
         for pod in pod_specs(objects(project, engine, workers=3)):
             assert env_of(pod)["NVIDIA_VISIBLE_DEVICES"] == "void"
+            assert "DLW_GPU_SAMPLE_SECONDS" not in env_of(pod)  # no GPU, no sampler
             assert "nvidia.com/gpu" not in str(pod["containers"][0]["resources"])
 
 
@@ -269,6 +272,30 @@ def test_large_snapshot_needs_a_shared_home(project: Path, tmp_path: Path) -> No
     assert mounts["/dlw/output"]["subPath"] == ".dlw/jobs/golden/output"  # outputs outlive the pod
 
 
+def _workspace(tmp_path: Path, change: Any) -> str:
+    data = yaml.safe_load(Path(WORKSPACE).read_text())
+    change(data)
+    ws = tmp_path / "workspace-changed.yaml"
+    ws.write_text(yaml.safe_dump(data))
+    return str(ws)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_attempt_finds_its_checkpoints_on_the_shared_home(project: Path, tmp_path: Path, engine: str) -> None:
+    rwx = _workspace(tmp_path, lambda d: d["volumes"][0].update(accessModes=["ReadWriteMany"]))
+    objs = render_objects(prepare(project, workers=3), engine, workspace=rwx)
+    assert validate_objects(objs) == len(objs)
+    for pod in pod_specs(objs):
+        assert env_of(pod)["DLW_CHECKPOINT_DIR"] == "/dlw/checkpoints"
+        mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == "/dlw/checkpoints")
+        assert mount == {"name": "dlw-home", "mountPath": "/dlw/checkpoints",
+                         "subPath": ".dlw/jobs/golden/checkpoints"}  # the same folder for every pod and attempt
+    # A ReadWriteOnce home cannot be shared with the notebook: the checkpoints go with the pod.
+    pod = pod_specs(objects(project, engine))[0]
+    assert env_of(pod)["DLW_CHECKPOINT_DIR"] == "/dlw/output/checkpoints"
+    assert "/dlw/checkpoints" not in str(pod["containers"][0]["volumeMounts"])
+
+
 def test_binary_files_travel_as_binary_data(project: Path) -> None:
     (project / "vocab.bin").write_bytes(bytes(range(256)))
     cm = objects(project, "job", source={"script": "train.py", "files": ["vocab.bin"]})[0]
@@ -314,6 +341,119 @@ def test_bootstrap_hands_several_processes_to_torchrun(tmp_path: Path) -> None:
     assert proc.stdout.split() == ["--nnodes=2", "--nproc-per-node=4", "--node-rank=1",
                                    "--master-addr=golden-0.golden", "--master-port=29500",
                                    "-m", "dlw_magic.launch", "main.py"]
+
+
+def test_bootstrap_reports_gpu_use_until_the_entrypoint_exits(tmp_path: Path) -> None:
+    """The sampler reads an NVML stand-in here (DLW_NVML_STANDIN): no GPU in the test environment."""
+    from dlw_magic.render.pod import BOOTSTRAP
+
+    (tmp_path / "code").mkdir()
+    standin = tmp_path / "nvml.json"
+    standin.write_text("[[40, 1000], [80, 3000]]")  # two GPUs: [utilization %, used MiB]
+    go = tmp_path / "go"
+    entry = (f"import os, time\nend = time.time() + 30\nwhile not os.path.exists({str(go)!r}) and time.time() < end:"
+             "\n    time.sleep(0.05)\nprint('trained', flush=True)")
+    env = {"PATH": os.environ["PATH"], "DLW_CODE_DIR": str(tmp_path / "code"), "DLW_OUTPUT_DIR": str(tmp_path / "out"),
+           "DLW_CHECKPOINT_DIR": str(tmp_path / "ckpt"), "DLW_WORKERS": "1", "DLW_PROCS_PER_WORKER": "1",
+           "DLW_GPU_SAMPLE_SECONDS": "0.1", "DLW_NVML_STANDIN": str(standin)}
+    proc = subprocess.Popen([sys.executable, "-c", BOOTSTRAP, sys.executable, "-c", entry], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()  # the sampler reports while the entrypoint runs
+        go.touch()
+        rest = proc.stdout.read()  # end of file: the entrypoint and the sampler have both closed stdout
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+    tag = "#dlw-metrics "  # dlw_magic.metrics.TAG: read back from the pod's log by parse_log_line
+    assert first.startswith(tag), first
+    step, when, values = json.loads(first[len(tag):])
+    assert step == 0 and when > 0 and values == {"gpu.util": 60.0, "gpu.mem_mib": 4000}
+    lines = rest.splitlines()
+    assert "trained" in lines
+    assert all(json.loads(x[len(tag):])[2] == values for x in lines if x.startswith(tag))
+    assert (tmp_path / "ckpt").is_dir()  # the checkpoint folder exists before the job starts
+
+
+# -- preemption -------------------------------------------------------------------------------------------
+
+
+def test_preemptible_jobs_run_at_the_workspaces_preemptible_class(project: Path, tmp_path: Path) -> None:
+    for engine in ENGINES:
+        objs = objects(project, engine, preemptible=True)
+        assert {pod["priorityClassName"] for pod in pod_specs(objs)} == {"dlw-low"}
+    # Saying the same class twice is fine; asking for another is a contradiction.
+    assert pod_specs(objects(project, "job", preemptible=True, priority=100))[0]["priorityClassName"] == "dlw-low"
+    with pytest.raises(DLWError, match="priority: a preemptible job runs at dlw-low; drop priority or preemptible"):
+        objects(project, "job", preemptible=True, priority="dlw-high")
+    none = _workspace(tmp_path, lambda d: d["priorityClasses"][2].pop("preemptible"))
+    with pytest.raises(DLWError, match=r"preemptible: the workspace has no preemptible priority class"):
+        render_objects(prepare(project, preemptible=True), "job", workspace=none)
+
+
+def test_two_preemptible_classes_are_refused(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path, lambda d: d["priorityClasses"][1].update(preemptible=True))
+    with pytest.raises(DLWError, match="more than one priority class has preemptible: true"):
+        load_workspace(ws)
+
+
+def test_an_evicted_rank_restarts_every_rank(project: Path) -> None:
+    vc = objects(project, "volcano", workers=3, preemptible=True)[-1]["spec"]
+    assert vc["policies"][0] == {"event": "PodEvicted", "action": "RestartJob"}
+    assert vc["maxRetry"] == 10  # each eviction restart counts; no retries: only evictions restart it
+    runtime = objects(project, "trainjob", workers=3, preemptible=True)[-1]
+    jobset = runtime["spec"]["template"]["spec"]
+    evicted, missing = jobset["failurePolicy"]["rules"]
+    assert evicted["action"] == "RestartJobSetAndIgnoreMaxRestarts" and missing["action"] == "FailJobSet"
+    # The JobSet tells an eviction from a missing command by the Job's failure message, which names the
+    # pod failure policy rule that matched: rule 0 is the DisruptionTarget one.
+    rules = jobset["replicatedJobs"][0]["template"]["spec"]["podFailurePolicy"]["rules"]
+    assert rules[0] == {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    message = "Pod dlw-alice/golden-node-0-1-x7 has condition DisruptionTarget matching FailJob rule at index 0"
+    assert [re.search(p, message) is not None for p in evicted["onJobFailureMessagePatterns"]] == [True]
+    code = ("Container node for pod dlw-alice/golden-node-0-1-x7 failed with exit code 127 matching FailJob rule "
+            "at index 1")
+    assert re.search(evicted["onJobFailureMessagePatterns"][0], code) is None
+    job = objects(project, "job", preemptible=True)[-1]["spec"]  # one pod is every rank: it comes back alone
+    assert job["podFailurePolicy"]["rules"][0]["action"] == "Ignore"
+    pt = objects(project, "pytorchjob", preemptible=True)[-1]["spec"]
+    assert pt["pytorchReplicaSpecs"]["Master"]["restartPolicy"] == "ExitCode"  # a signal exit comes back
+
+
+@pytest.mark.parametrize("engine", ["job", "pytorchjob"])
+def test_preemptible_ranks_that_cannot_rejoin_need_kueue(project: Path, tmp_path: Path, engine: str) -> None:
+    with pytest.raises(DLWError, match=rf"preemptible: the {engine} engine restarts an evicted rank alone.*"
+                                       "--engine volcano or trainjob, or a Kueue queue"):
+        objects(project, engine, workers=3, preemptible=True)
+
+    def kueue(d: dict[str, Any]) -> None:
+        d["queueSystem"] = "kueue"
+        d["priorityClasses"][2]["workloadPriorityClass"] = "low"
+
+    # Kueue preempts a workload by suspending the whole job and resumes it whole: every rank restarts.
+    objs = render_objects(prepare(project, workers=3, preemptible=True, queue="research"), engine,
+                          workspace=_workspace(tmp_path, kueue))
+    assert validate_objects(objs) == len(objs)
+    labels = objs[1]["metadata"]["labels"]
+    assert labels["kueue.x-k8s.io/queue-name"] == "research"
+    assert labels["kueue.x-k8s.io/priority-class"] == "low"
+    assert {pod["priorityClassName"] for pod in pod_specs(objs)} == {"dlw-low"}
+
+
+def test_kueue_finds_its_labels_on_the_trainjob(project: Path, tmp_path: Path) -> None:
+    def kueue(d: dict[str, Any]) -> None:
+        d["queueSystem"] = "kueue"
+        d["priorityClasses"][2]["workloadPriorityClass"] = "low"
+
+    ws = _workspace(tmp_path, kueue)
+    cm, train, runtime = render_objects(prepare(project, workers=3, preemptible=True, queue="research"), "trainjob",
+                                        workspace=ws)
+    assert validate_objects([cm, train, runtime]) == 3
+    assert train["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "research"  # Kueue watches the TrainJob
+    assert train["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "low"
+    # Without a WorkloadPriorityClass Kueue takes the pods' class: no label that names a missing object.
+    plain = render_objects(prepare(project, queue="research"), "trainjob", workspace=ws)[1]
+    assert "kueue.x-k8s.io/priority-class" not in plain["metadata"]["labels"]
 
 
 # -- refusals: one clear line each --------------------------------------------------------------------------

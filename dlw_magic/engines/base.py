@@ -138,6 +138,15 @@ class Engine(ABC):
                 f"job {spec.name}: retries: the {self.name} engine restarts a failed rank alone, which cannot "
                 f"rejoin the others; use --engine {others}, or retries: 0 with {spec.workers} workers"
             )
+        if spec.preemptible and spec.workers > 1 and not self.restarts_all_ranks and ctx.queue_system != "kueue":
+            from . import get, names
+
+            others = " or ".join(n for n in names() if get(n).restarts_all_ranks)
+            raise DLWError(
+                f"job {spec.name}: preemptible: the {self.name} engine restarts an evicted rank alone, which "
+                f"cannot rejoin the others; use --engine {others}, or a Kueue queue (Kueue stops and resumes "
+                "the whole job)"
+            )
 
     @abstractmethod
     def render(self, ctx: RenderContext) -> list[dict[str, Any]]:

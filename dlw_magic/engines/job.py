@@ -5,7 +5,9 @@ so rank 0 is the rendezvous (MASTER_ADDR). Kueue, when the workspace uses it, ad
 queue label; Volcano schedules its pods by queue annotation (gang scheduling needs the volcano engine).
 
 Retries: a Job replaces a failed pod (one index) alone, and a lone new rank cannot rejoin the others'
-static rendezvous, so retries are given to single-worker jobs only (see ``Engine.check``).
+static rendezvous, so retries are given to single-worker jobs only (see ``Engine.check``). For the same
+reason a preemptible multi-worker Job needs Kueue, which preempts by suspending the whole Job and
+resumes it whole; an evicted single pod comes back through the ``DisruptionTarget -> Ignore`` rule.
 """
 
 from __future__ import annotations

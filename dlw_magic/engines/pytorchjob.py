@@ -5,7 +5,9 @@ template leaves those out; the bootstrap reads the pod's rank from ``PET_NODE_RA
 container must be called ``pytorch`` and its port ``pytorchjob-port``; the webhook wants a DNS-1035 name.
 Retries: restartPolicy ``ExitCode`` recreates a pod killed by a signal (eviction, preemption) and fails
 the job on a code error; the operator recreates that one pod alone, which cannot rejoin a static
-rendezvous, so retries are given to single-worker jobs only (see ``Engine.check``).
+rendezvous, so retries are given to single-worker jobs only (see ``Engine.check``). A preemptible
+single-worker job gets ``ExitCode`` too; a preemptible multi-worker job needs Kueue, which suspends and
+resumes the whole PyTorchJob.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ class PyTorchJobEngine(Engine):
 
     def render(self, ctx: RenderContext) -> list[dict[str, Any]]:
         spec = ctx.spec
-        restart = "ExitCode" if spec.retries else "Never"
+        # ExitCode: a pod killed by a signal (exit 128+: eviction, preemption) is recreated, a code error is not.
+        restart = "ExitCode" if spec.retries or spec.preemptible else "Never"
 
         def replica(role: str, replicas: int) -> dict[str, Any]:
             tpl = pod_template(

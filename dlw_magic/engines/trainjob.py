@@ -5,7 +5,10 @@ Each job gets its own namespaced TrainingRuntime (same name as the job): a JobSe
 priority), and ``mlPolicy.torch`` so Trainer's torch plugin injects PET_NNODES, PET_NPROC_PER_NODE,
 PET_NODE_RANK (the pod's completion index), PET_MASTER_ADDR and PET_MASTER_PORT. The TrainJob names that
 runtime and sets the node and process counts. Retries: the JobSet's ``failurePolicy.maxRestarts``
-recreates every rank together; ``timeout`` is the TrainJob's job-wide ``activeDeadlineSeconds``.
+recreates every rank together; an evicted or preempted rank (pod condition ``DisruptionTarget``) fails
+its Job by pod failure policy rule 0, and the JobSet restarts every rank without counting it
+(``RestartJobSetAndIgnoreMaxRestarts`` on that rule's message). ``timeout`` is the TrainJob's job-wide
+``activeDeadlineSeconds``.
 The JobSet makes a headless Service from the job's name, so the name must be DNS-1035.
 """
 
@@ -24,6 +27,9 @@ NODE = "node"  # Trainer's replicated job and container for the training nodes
 ANCESTOR_LABEL = f"{GROUP}/trainjob-ancestor-step"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 FATAL_EXIT_CODES = [126, 127]  # command missing or not executable: no restart fixes that
+# The Job's failure message when its pod failure policy's rule 0 (DisruptionTarget) fails it
+# ("Pod <ns>/<pod> has condition DisruptionTarget matching FailJob rule at index 0").
+EVICTED_MESSAGE = "has condition DisruptionTarget matching FailJob rule at index 0$"
 
 
 class TrainJobEngine(Engine):
@@ -42,10 +48,12 @@ class TrainJobEngine(Engine):
         node_job: dict[str, Any] = {
             "completionMode": "Indexed",
             "backoffLimit": 0,  # a failed rank fails its Job; the JobSet then restarts every rank
-            "podFailurePolicy": {"rules": [{
-                "action": "FailJob",
-                "onExitCodes": {"containerName": NODE, "operator": "In", "values": FATAL_EXIT_CODES},
-            }]},
+            "podFailurePolicy": {"rules": [
+                # Rule 0: an evicted or preempted rank fails its Job at once, so the JobSet restarts all.
+                {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                {"action": "FailJob",
+                 "onExitCodes": {"containerName": NODE, "operator": "In", "values": FATAL_EXIT_CODES}},
+            ]},
             "template": tpl,
         }
         jobset: dict[str, Any] = {
@@ -57,8 +65,12 @@ class TrainJobEngine(Engine):
             "failurePolicy": {
                 "maxRestarts": spec.retries,
                 # A missing command (the Job failed by its pod failure policy) fails at once.
-                "rules": [{"name": "missing-command", "action": "FailJobSet",
-                           "onJobFailureReasons": ["PodFailurePolicy"]}],
+                "rules": [
+                    # An eviction is never the code's fault: restart every rank without using up a retry.
+                    {"name": "evicted", "action": "RestartJobSetAndIgnoreMaxRestarts",
+                     "onJobFailureReasons": ["PodFailurePolicy"], "onJobFailureMessagePatterns": [EVICTED_MESSAGE]},
+                    {"name": "missing-command", "action": "FailJobSet", "onJobFailureReasons": ["PodFailurePolicy"]},
+                ],
             },
             "ttlSecondsAfterFinished": ctx.ttl_seconds,
         }

@@ -3,7 +3,9 @@
 Task ``master`` (rank 0) and task ``worker`` (ranks 1..n-1). The ``svc`` plugin gives each pod the
 hostname ``<job>-<task>-<index>`` under a headless Service named after the job (so the name must be
 DNS-1035); the ``env`` plugin sets ``VC_TASK_INDEX``, from which the bootstrap derives the rank. The
-master finishing completes the job. Retries: ``PodFailed -> RestartJob`` restarts every rank together.
+master finishing completes the job. Retries: ``PodFailed -> RestartJob`` restarts every rank together;
+an evicted or preempted pod always restarts the whole job (``PodEvicted -> RestartJob``), and each
+restart counts against ``maxRetry``.
 A Volcano Job has no job-wide deadline: ``timeout`` becomes each pod's deadline, which a restart would
 renew, so a timeout with retries is refused.
 """
@@ -20,6 +22,9 @@ from ..render.pod import pod_template
 from .base import Engine, Kind, Status, name_index, template_spec, ts
 
 DEFAULT_MAX_RETRY = 3  # Volcano's own default, which its webhook applies to maxRetry: 0 anyway
+# Every RestartJob, evictions included, counts against maxRetry: a preemptible job without retries
+# (where only evictions restart it) may be preempted this often before it fails.
+PREEMPTIBLE_MAX_RETRY = 10
 
 
 class VolcanoEngine(Engine):
@@ -63,7 +68,7 @@ class VolcanoEngine(Engine):
             "minAvailable": spec.workers,  # gang: start all ranks together or none
             # The Volcano Queue when Volcano queues; a Kueue LocalQueue name is no Volcano Queue.
             "queue": (ctx.queue if ctx.queue_system == "volcano" else None) or "default",
-            "maxRetry": spec.retries or DEFAULT_MAX_RETRY,
+            "maxRetry": spec.retries or (PREEMPTIBLE_MAX_RETRY if spec.preemptible else DEFAULT_MAX_RETRY),
             "ttlSecondsAfterFinished": ctx.ttl_seconds,
             "policies": [
                 {"event": "PodEvicted", "action": "RestartJob"},

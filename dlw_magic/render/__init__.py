@@ -17,7 +17,7 @@ from .. import engines
 from ..backends.base import PreparedJob
 from ..errors import DLWError
 from .code import CONFIGMAP_MAX_BYTES, code_source, config_map, encoded_size
-from .context import KUEUE_QUEUE_LABEL, SPEC_ANNOTATION, CodeSource, RenderContext, job_id_for
+from .context import KUEUE_PRIORITY_LABEL, KUEUE_QUEUE_LABEL, SPEC_ANNOTATION, CodeSource, RenderContext, job_id_for
 from .policy import check_objects
 
 __all__ = ["objects_for", "render_context", "render_objects", "render_yaml", "to_yaml"]
@@ -43,7 +43,17 @@ def user_namespace(ws: Any, user: str, namespace: str | None = None) -> str:
 
 
 def _priority_class(ws: Any, prepared: PreparedJob) -> str | None:
-    prio = prepared.spec.priority
+    spec = prepared.spec
+    if spec.preemptible:
+        low = ws.preemptible_priority_class
+        if low is None:
+            raise DLWError(f"job {spec.name}: preemptible: the workspace has no preemptible priority class "
+                           "(priorityClasses[].preemptible: true)")
+        if spec.priority is not None and spec.priority not in (low, ws.priority_values[low],
+                                                               str(ws.priority_values[low])):
+            raise DLWError(f"job {spec.name}: priority: a preemptible job runs at {low}; drop priority or preemptible")
+        return low
+    prio = spec.priority
     values: dict[str, int] = ws.priority_values
     if prio is None:
         return ws.default_priority_class
@@ -116,6 +126,9 @@ def objects_for(ctx: RenderContext) -> list[dict[str, Any]]:
         {**ctx.spec.to_yaml_dict(), "engine": ctx.engine}, separators=(",", ":"), sort_keys=True)
     if ctx.queue and ctx.queue_system == "kueue":
         objects[0]["metadata"]["labels"][KUEUE_QUEUE_LABEL] = ctx.queue
+        wpc = ctx.workspace.priority_class(ctx.priority_class) if ctx.priority_class else None
+        if wpc is not None and wpc.workload_priority_class:  # else Kueue takes the pods' PriorityClass
+            objects[0]["metadata"]["labels"][KUEUE_PRIORITY_LABEL] = wpc.workload_priority_class
     cm = config_map(ctx)
     if cm is not None:
         objects.insert(0, cm)

@@ -21,6 +21,7 @@ JOB_ID_LABEL = f"{LABEL_PREFIX}/job-id"
 ENGINE_LABEL = f"{LABEL_PREFIX}/engine"
 SPEC_ANNOTATION = f"{LABEL_PREFIX}/spec"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"  # names a Kueue WorkloadPriorityClass
 MASTER_PORT = 29500
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600  # finished jobs (and their logs) stay a week unless the admin says otherwise
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")

@@ -21,13 +21,18 @@ from .context import MASTER_PORT, RenderContext
 from .volumes import catalogue_volumes, home_shared, home_volume
 
 OUTPUT_DIR = "/dlw/output"
+# Every attempt of a job sees the same checkpoint folder: the user's home (.dlw/jobs/<name>/checkpoints)
+# when a job pod can mount it, else beside the outputs in the pod's own emptyDir (lost with the pod).
+CHECKPOINT_DIR = "/dlw/checkpoints"
+GPU_SAMPLE_SECONDS = 15  # how often the bootstrap's sampler reports each rank's GPU use
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 # Set by DLW (or by torchrun / the engine's controller): a spec may not override them.
 CONTRACT_ENV = frozenset({
     "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "NODE_RANK",
     "DLW_JOB_NAME", "DLW_JOB_ID", "DLW_OUTPUT_DIR", "DLW_WORKERS", "DLW_PROCS_PER_WORKER",
-    "DLW_NODE_RANK_FROM", "DLW_NODE_RANK_OFFSET", "DLW_SNAPSHOT_DIR", "DLW_CODE_DIR",
+    "DLW_NODE_RANK_FROM", "DLW_NODE_RANK_OFFSET", "DLW_SNAPSHOT_DIR", "DLW_CODE_DIR", "DLW_CHECKPOINT_DIR",
+    "DLW_GPU_SAMPLE_SECONDS", "DLW_METRICS_STDOUT",
     "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
 })
 
@@ -54,11 +59,15 @@ def _env(ctx: RenderContext, rank_from: str, rank_offset: int, master_addr: str 
         {"name": "DLW_NODE_RANK_OFFSET", "value": str(rank_offset)},
         {"name": "DLW_SNAPSHOT_DIR", "value": SNAPSHOT_MOUNT},
         {"name": "DLW_CODE_DIR", "value": CODE_DIR},
+        {"name": "DLW_CHECKPOINT_DIR", "value": CHECKPOINT_DIR if home_shared(ctx) else OUTPUT_DIR + "/checkpoints"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},  # logs reach `dlw logs` as they are printed
+        {"name": "DLW_METRICS_STDOUT", "value": "1"},  # on Kubernetes, metrics travel as tagged log lines
     ]
     if spec.resources.gpus == 0:
         # The NVIDIA runtime would otherwise expose every GPU of the node to a pod that asked for none.
         env.append({"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"})
+    else:  # the bootstrap samples this pod's GPUs (NVML) into the metrics channel
+        env.append({"name": "DLW_GPU_SAMPLE_SECONDS", "value": str(GPU_SAMPLE_SECONDS)})
     for key, value in sorted(spec.env.items()):
         if key in CONTRACT_ENV:
             raise DLWError(f"job {spec.name}: env.{key}: set by DLW for every job, remove it from the spec")
@@ -89,10 +98,11 @@ def _resources(ctx: RenderContext) -> dict[str, Any]:
 
 
 def _code_volume(ctx: RenderContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Snapshot (ConfigMap or home sub folder), the writable code copy, and DLW_OUTPUT_DIR.
+    """Snapshot (ConfigMap or home sub folder), the writable code copy, DLW_OUTPUT_DIR, DLW_CHECKPOINT_DIR.
 
-    Outputs land in the user's home (``.dlw/jobs/<name>/output``) when that claim is ReadWriteMany, so they
-    outlive the pod; otherwise in an emptyDir (mount a catalogue volume to keep checkpoints).
+    Outputs and checkpoints land in the user's home (``.dlw/jobs/<name>/output`` and ``.../checkpoints``)
+    when that claim is ReadWriteMany, so they outlive the pod and a restarted attempt resumes; otherwise
+    both live in an emptyDir that goes with the pod (mount a catalogue volume to keep them).
     """
     volumes: list[dict[str, Any]] = [{"name": "dlw-code", "emptyDir": {}}]
     mounts: list[dict[str, Any]] = [{"name": "dlw-code", "mountPath": CODE_DIR}]
@@ -111,6 +121,8 @@ def _code_volume(ctx: RenderContext) -> tuple[list[dict[str, Any]], list[dict[st
         })
     if home_shared(ctx):
         mounts.append({"name": "dlw-home", "mountPath": OUTPUT_DIR, "subPath": f"{HOME_JOBS_DIR}/{ctx.name}/output"})
+        mounts.append({"name": "dlw-home", "mountPath": CHECKPOINT_DIR,
+                       "subPath": f"{HOME_JOBS_DIR}/{ctx.name}/checkpoints"})
     else:
         volumes.append({"name": "dlw-output", "emptyDir": {}})
         mounts.append({"name": "dlw-output", "mountPath": OUTPUT_DIR})

@@ -221,6 +221,10 @@ class TrainingJob(_Model):
     engine: Engine = "job"
     queue: str | None = None
     priority: int | str | None = Field(None, description="A priority class name or an integer.")
+    preemptible: bool = Field(
+        False, description="May be preempted: runs at the workspace's preemptible priority class and resumes "
+        "from its checkpoint (DLW_CHECKPOINT_DIR) when restarted."
+    )
     volumes: list[VolumeRef] = Field(default_factory=list)
     env: EnvMap = Field(default_factory=dict)
     secrets: list[SecretRef] = Field(default_factory=list)

@@ -185,6 +185,11 @@ class PriorityClassDef(WsModel):
     description: str = ""
     default: bool = Field(False, description="The class for jobs that name none (not the cluster globalDefault).")
     preemption_policy: Literal["PreemptLowerPriority", "Never"] = "PreemptLowerPriority"
+    preemptible: bool = Field(False, description="The class of jobs with preemptible: true (at most one class).")
+    workload_priority_class: str | None = Field(
+        None, description="queueSystem kueue: a Kueue WorkloadPriorityClass for jobs of this class (label "
+        "kueue.x-k8s.io/priority-class); without it Kueue reads the pods' PriorityClass."
+    )
 
     @field_validator("name")
     @classmethod
@@ -192,6 +197,11 @@ class PriorityClassDef(WsModel):
         if v.startswith("system-"):
             raise ValueError("names starting with 'system-' are reserved by Kubernetes")
         return label(v, "priority class name")
+
+    @field_validator("workload_priority_class")
+    @classmethod
+    def _wpc(cls, v: str | None) -> str | None:
+        return None if v is None else label(v, "workload priority class name")
 
 
 class Quotas(WsModel):
@@ -257,6 +267,8 @@ class Workspace(WsModel):
             raise ValueError("more than one queue has default: true")
         if sum(p.default for p in self.priority_classes) > 1:
             raise ValueError("more than one priority class has default: true")
+        if sum(p.preemptible for p in self.priority_classes) > 1:
+            raise ValueError("more than one priority class has preemptible: true")
         if sum(isinstance(v, HomeVolume) for v in self.volumes) > 1:
             raise ValueError("only one volume may have type: home")
         known = {v.name for v in self.volumes}
@@ -315,6 +327,13 @@ class Workspace(WsModel):
     @property
     def default_priority_class(self) -> str | None:
         return next((p.name for p in self.priority_classes if p.default), None)
+
+    @property
+    def preemptible_priority_class(self) -> str | None:
+        return next((p.name for p in self.priority_classes if p.preemptible), None)
+
+    def priority_class(self, name: str) -> PriorityClassDef | None:
+        return next((p for p in self.priority_classes if p.name == name), None)
 
     def queue(self, name: str) -> Queue:
         for q in self.queues:

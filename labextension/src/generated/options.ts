@@ -31,6 +31,8 @@ export interface IJobOptions {
   image?: string | null;
   /** build an image for the job */
   build?: boolean | null;
+  /** may be preempted by higher-priority jobs, then requeued (resumes from its checkpoint) */
+  preemptible?: boolean | null;
   /** seconds or a duration such as 30m, 2h */
   timeout?: number | string | null;
   /** restarts after a failure */
