@@ -249,7 +249,10 @@ def printable_lines(
     name: str, rank: int | None = None, follow: bool = False, backend: Backend | None = None,
     world_size: int | None = None,
 ) -> Iterator[str]:
-    """Log lines ready to print: ``[rank N]``-prefixed when all ranks of a multi-rank job are shown."""
+    """Log lines ready to print: ``[rank N]``-prefixed when all ranks of a multi-rank job are shown, and
+    terminal-safe (a rank's escape sequences cannot move the cursor or forge another rank's prefix)."""
+    from .textsafe import sanitize_terminal
+
     backend = backend or get_backend()
     if rank is not None:
         size = 1
@@ -258,7 +261,7 @@ def printable_lines(
     else:
         size = backend.get(name).world_size
     for r, line in log_lines(name, rank=rank, follow=follow, backend=backend):
-        yield rank_prefix(r, size) + line
+        yield rank_prefix(r, size) + sanitize_terminal(line)
 
 
 def watch(

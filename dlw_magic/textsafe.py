@@ -41,7 +41,8 @@ del _CONTROL_NAMES[0x09], _CONTROL_NAMES[0x0A]
 
 def sanitize_terminal(text: str) -> str:
     """``text`` with every control sequence but colours made visible; tabs and newlines kept."""
-    if text.isprintable():  # the common case: plain text, nothing to do
+    body = text[:-1] if text.endswith("\n") else text
+    if body.isprintable():  # the common case: one plain line, nothing to do
         return text
     if "\r" in text:
         text = "\n".join(_last_redraw(line) for line in text.split("\n"))

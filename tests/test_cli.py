@@ -105,6 +105,25 @@ def test_follow_prints_rank_prefixed_logs(dlw_home, tmp_path, capsys):
     assert "[rank 0] hi from 0" in out and "[rank 1] hi from 1" in out
 
 
+def test_job_output_cannot_take_the_terminal_over(dlw_home, tmp_path, capsys):
+    """A rank's escape sequences are shown, not obeyed: no retitle, no cursor move, no forged prefix."""
+    script = tmp_path / "evil.py"
+    script.write_text("import sys\nsys.stdout.write('\\x1b]0;pwned\\x07\\x1b[2Jok\\r[rank 1] forged\\n')\n")
+    assert main(["train", str(script), "--workers", "2", "--follow"]) == 0
+    assert main(["logs", _last_job()]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b]" not in out and "\x1b[2J" not in out and "\x07" not in out
+    lines = [ln for ln in out.splitlines() if "forged" in ln]
+    assert lines and all(ln.startswith("[rank 0] ") or ln.startswith("[rank 1] ") for ln in lines)
+    assert not any(ln.startswith("[rank 1] forged") for ln in lines)  # the redraw cannot fake rank 1's prefix
+
+
+def _last_job() -> str:
+    from dlw_magic import core
+
+    return core.list_jobs()[0].name
+
+
 def test_malformed_notebook(dlw_home, tmp_path):
     bad = tmp_path / "bad.ipynb"
     bad.write_text('{"cells": [')
