@@ -63,6 +63,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--gpu-indices", metavar="I,J,...",
                    help="GPUs the hub may hand out to notebooks (default: every GPU NVML reports)")
     p.add_argument("--data-dir", help="hub state folder (default: $DLW_HOME/hub)")
+    p.add_argument("--system-users", action="store_true",
+                   help="as root: run each user's server as their own system account dlw-NAME (created on first "
+                        "start), with a private home and DLW data folder")
     p.add_argument("--print-config", action="store_true", help="write the generated jupyterhub_config.py and exit")
     p.set_defaults(func=cmd_hub)
 
@@ -159,4 +162,5 @@ def cmd_hub(args: argparse.Namespace) -> int:
     return run_local_hub(
         workspace=args.workspace, port=args.port, users=args.user, groups=groups,
         data_dir=args.data_dir, print_config=args.print_config, gpu_indices=args.gpu_indices,
+        system_users=args.system_users,
     )

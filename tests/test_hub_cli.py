@@ -41,6 +41,17 @@ def test_print_config_writes_a_jupyterhub_config_that_loads(tmp_path: Path) -> N
     assert any(s["name"] == "dlw-idle-culler" for s in cfg.JupyterHub.services)
     profile = Path(cfg.DLWLocalSpawner.ipython_dir) / "profile_default" / "ipython_kernel_config.py"
     assert "'dlw_magic'" in profile.read_text()
+    assert cfg.DLWLocalSpawner.system_users is False  # one person's workstation: servers run as the hub's user
+
+
+def test_system_users_option_reaches_the_spawner(tmp_path: Path) -> None:
+    out = dlw(tmp_path, "--print-config", "--user", "alice", "--system-users")
+    assert out.returncode == 0, out.stderr
+    from jupyterhub.app import JupyterHub
+
+    app = JupyterHub()
+    app.load_config_file(out.stdout.strip())
+    assert app.config.DLWLocalSpawner.system_users is True
 
 
 def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
