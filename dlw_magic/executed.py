@@ -1,0 +1,372 @@
+"""The executed notebook of a job: rank 0 writes ``executed.ipynb`` into ``DLW_OUTPUT_DIR`` as cells finish.
+
+There is no kernel: the launcher runs the cells itself, so it records their outputs itself, in the form
+Jupyter saves them (nbformat 4): stream text (``sys.stdout``/``sys.stderr`` are teed, the log still gets
+everything), ``display()`` data, the value of a cell's last expression, matplotlib figures as PNG at the end
+of the cell that drew them, errors with their tracebacks, execution counts, and the injected parameters
+cell papermill would add. The file is rewritten atomically after every cell (and at most every
+``FLUSH_EVERY`` seconds while a cell prints), so a failed or cancelled job still leaves what ran.
+
+Only the standard library is imported; IPython only where the notebook itself uses it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+FILENAME = "executed.ipynb"
+FLUSH_EVERY = 2.0  # seconds between rewrites while a cell is still running
+
+_REPR_METHODS = [  # (mime type, method), in IPython's order of preference
+    ("text/html", "_repr_html_"), ("text/markdown", "_repr_markdown_"), ("image/svg+xml", "_repr_svg_"),
+    ("image/png", "_repr_png_"), ("image/jpeg", "_repr_jpeg_"), ("text/latex", "_repr_latex_"),
+    ("application/json", "_repr_json_"), ("application/javascript", "_repr_javascript_"),
+]
+_BINARY = ("image/png", "image/jpeg")
+
+
+def executed_notebook_path(output_dir: str | Path) -> Path | None:
+    """The executed notebook in a job's output folder, or None when the job has not written one (yet)."""
+    path = Path(output_dir) / FILENAME
+    return path if path.is_file() else None
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+def _lines(text: str) -> list[str]:
+    return text.splitlines(keepends=True)
+
+
+def _overwrite_carriage_returns(text: str) -> str:
+    """What a terminal (and Jupyter) shows for ``\\r`` progress bars: each ``\\r`` rewinds its line."""
+    text = text.replace("\r\n", "\n")
+    out = []
+    for line in text.split("\n"):
+        if "\r" in line:
+            shown = ""
+            for part in line.split("\r"):
+                shown = part + shown[len(part):]
+            line = shown + ("\r" if line.endswith("\r") else "")
+        out.append(line)
+    return "\n".join(out)
+
+
+def png_of_figure(fig: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    fig.stale = False  # drawn as shown: a later cell shows it again only if it changes
+    return buf.getvalue()
+
+
+def mimebundle(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(data, metadata) of ``obj`` as Jupyter's display formatter makes them, without IPython."""
+    data: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    cls = type(obj)
+    if cls.__name__ == "Figure" and cls.__module__ == "matplotlib.figure":
+        data["image/png"] = png_of_figure(obj)
+    elif isinstance(obj, type):
+        pass  # a class: its _repr_*_ are unbound
+    else:
+        bundle_method = getattr(cls, "_repr_mimebundle_", None)
+        if callable(bundle_method):
+            bundle = bundle_method(obj)
+            if isinstance(bundle, tuple):
+                bundle, metadata = bundle[0], dict(bundle[1] or {})
+            data.update(bundle or {})
+        for mime, name in _REPR_METHODS:
+            method = getattr(cls, name, None)
+            if mime in data or not callable(method):
+                continue
+            value = method(obj)
+            if isinstance(value, tuple):
+                value, metadata[mime] = value
+            if value is not None:
+                data[mime] = value
+    data.setdefault("text/plain", repr(obj))
+    return data, metadata
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for mime, value in data.items():
+        if isinstance(value, bytes):
+            value = base64.b64encode(value).decode() if mime in _BINARY else value.decode("utf-8", "replace")
+        elif mime in _BINARY and isinstance(value, str):
+            value = value.replace("\n", "")  # already base64
+        out[mime] = value
+    return out
+
+
+class Recorder:
+    """The notebook being executed: its cells, the outputs recorded so far, and the file they go to."""
+
+    def __init__(self, notebook: dict[str, Any], chunks: list[tuple[str | None, str]], path: Path,
+                 job: dict[str, Any]):
+        """``chunks``: (label, code) per chunk of the script, label "cell N", "injected parameters" or None."""
+        self.nb = notebook
+        self.path = path
+        self.lock = threading.RLock()
+        self.pid = os.getpid()
+        self.count = 0
+        self.current: dict[str, Any] | None = None
+        self.format: Callable[[Any], tuple[dict[str, Any], dict[str, Any]]] = mimebundle
+        self.shown_figures: dict[int, Any] = {}
+        self.real_stdout = sys.stdout
+        self.dirty_since: float | None = None
+        self.last_write = 0.0
+        cells = notebook["cells"]
+        numbered = list(cells)  # "cell N" counts the notebook's own cells, before the injected one
+        for number, cell in enumerate(cells, start=1):
+            if notebook.get("nbformat_minor", 0) >= 5:
+                cell.setdefault("id", f"cell-{number}")
+            if cell.get("cell_type") == "code":
+                cell["outputs"], cell["execution_count"] = [], None
+        # One target cell per chunk of the script (None: the script's own header).
+        self.targets: list[dict[str, Any] | None] = []
+        placed: dict[str, Any] | None = None
+        for label, code in chunks:
+            target = None
+            if label and label.startswith("cell "):
+                target = placed = numbered[int(label[5:]) - 1]
+            elif label == "injected parameters" and placed is not None:
+                target = {"cell_type": "code", "execution_count": None, "id": "injected-parameters",
+                          "metadata": {"tags": ["injected-parameters"]}, "outputs": [], "source": _lines(code)}
+                cells.insert(next(i for i, c in enumerate(cells) if c is placed) + 1, target)
+            self.targets.append(target)
+        notebook.setdefault("metadata", {})["dlw"] = {**job, "status": "running", "started": _now()}
+        self.write()
+
+    @classmethod
+    def for_job(cls, script: Path, notebook_name: str, chunks: list[tuple[str, str]]) -> Recorder | None:
+        """The recorder for rank 0 of a job (DLW_OUTPUT_DIR set), or None; a notebook it cannot read is
+        reported on stderr and the job runs without one."""
+        env = os.environ
+        output = env.get("DLW_OUTPUT_DIR")
+        if not output or env.get("RANK", "0") != "0" or env.get("DLW_EXECUTED_NOTEBOOK") == "0":
+            return None
+        source = script.parent / notebook_name
+        try:
+            notebook = json.loads(source.read_bytes())
+            labelled = [(None, chunks[0][1])] + [(name.removeprefix(f"{notebook_name}, "), code)
+                                                 for name, code in chunks[1:]]
+            Path(output).mkdir(parents=True, exist_ok=True)
+            return cls(notebook, labelled, Path(output) / FILENAME,
+                           {"job": env.get("DLW_JOB_NAME"), "attempt": int(env.get("DLW_ATTEMPT", "0"))})
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
+            print(f"dlw: no executed notebook: {source}: {err}", file=sys.stderr)
+            return None
+
+    # -- cells --
+
+    def start(self, index: int) -> None:
+        with self.lock:
+            cell = self.targets[index]
+            self.current = cell
+            if cell is None:
+                return
+            self.count += 1
+            cell["execution_count"] = self.count
+            cell["outputs"] = []
+            cell.setdefault("metadata", {})["execution"] = {"iopub.execute_input": _now()}
+
+    def finish(self) -> None:
+        self.flush_figures()
+        with self.lock:
+            if self.current is not None:
+                self.current["metadata"]["execution"]["shell.execute_reply"] = _now()
+            self.current = None
+            self.write()
+
+    def fail(self, err: BaseException, index: int | None = None, status: str = "failed") -> None:
+        """Record ``err`` on the running cell (or on cell ``index``: a syntax error) and end the run."""
+        if index is not None:
+            self.current = self.targets[index]
+        with self.lock:
+            if self.current is not None and not isinstance(err, SystemExit):
+                self.output({"output_type": "error", "ename": type(err).__name__, "evalue": str(err),
+                             "traceback": [line.rstrip("\n") for line in _format(err)]})
+            self.end(status)
+
+    def end(self, status: str) -> None:
+        with self.lock:
+            if self.current is not None and "execution" in self.current.get("metadata", {}):
+                self.current["metadata"]["execution"]["shell.execute_reply"] = _now()
+            self.current = None
+            self.nb["metadata"]["dlw"].update(status=status, finished=_now())
+            self.write()
+
+    # -- outputs --
+
+    def output(self, out: dict[str, Any]) -> None:
+        with self.lock:
+            if self.current is not None:
+                self.current["outputs"].append(out)
+                self.changed()
+
+    def stream(self, name: str, text: str) -> None:
+        if os.getpid() != self.pid or not text:  # a forked child (DataLoader worker): log only
+            return
+        with self.lock:
+            if self.current is None:
+                return
+            outputs = self.current["outputs"]
+            if outputs and outputs[-1]["output_type"] == "stream" and outputs[-1]["name"] == name:
+                chunks = outputs[-1]["text"]
+            else:
+                chunks = []
+                outputs.append({"output_type": "stream", "name": name, "text": chunks})
+            if "\r" in text or (chunks and chunks[-1].endswith("\r")):
+                joined = "".join(chunks) + text
+                cut = joined.rfind("\n", 0, len(joined) - len(text)) + 1
+                chunks[:] = [part for part in (joined[:cut], _overwrite_carriage_returns(joined[cut:])) if part]
+            else:
+                chunks.append(text)
+            self.changed()
+
+    def display(self, data: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
+        if os.getpid() == self.pid:
+            self.output({"output_type": "display_data", "data": _jsonable(data), "metadata": metadata or {}})
+
+    def display_objects(self, *objs: Any, **kwargs: Any) -> None:
+        """``display()`` for a notebook that does not use IPython: record, and print text/plain to the log."""
+        for obj in objs:
+            data, metadata = self.format(obj)
+            self.display(data, metadata)
+            self.real_stdout.write(str(data.get("text/plain", "")) + "\n")
+
+    def result(self, value: Any) -> None:
+        """``sys.displayhook`` while a cell's last expression runs: its value is the cell's result."""
+        if value is None or os.getpid() != self.pid:
+            return
+        data, metadata = self.format(value)
+        if "image/png" in data and hasattr(value, "savefig"):
+            self.shown_figures[id(value)] = value
+        self.output({"output_type": "execute_result", "execution_count": self.count,
+                     "data": _jsonable(data), "metadata": metadata})
+
+    def flush_figures(self) -> None:
+        """Figures drawn or changed since they were last shown, as PNG, as the inline backend shows them."""
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is None or self.current is None:
+            return
+        for num in pyplot.get_fignums():
+            fig = pyplot.figure(num)
+            if id(fig) in self.shown_figures and not fig.stale:
+                continue
+            self.shown_figures[id(fig)] = fig
+            self.display({"image/png": png_of_figure(fig), "text/plain": repr(fig)})
+        self.shown_figures = {k: f for k, f in self.shown_figures.items() if pyplot.fignum_exists(f.number)}
+
+    # -- the file --
+
+    def changed(self) -> None:
+        now = time.monotonic()
+        if self.dirty_since is None:
+            self.dirty_since = now
+        if now - self.last_write >= FLUSH_EVERY:
+            self.write()
+
+    def write(self) -> None:
+        if os.getpid() != self.pid:
+            return
+        with self.lock:
+            text = json.dumps(self.nb, indent=1, ensure_ascii=False) + "\n"
+            self.last_write, self.dirty_since = time.monotonic(), None
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError as err:  # a full disk must not fail the job
+            self.real_stdout.flush()
+            sys.__stderr__.write(f"dlw: cannot write {self.path}: {err.strerror}\n")
+
+    # -- wiring --
+
+    def install(self, namespace: dict[str, Any], use_ipython: bool) -> None:
+        sys.stdout = Tee(sys.stdout, "stdout", self)
+        sys.stderr = Tee(sys.stderr, "stderr", self)
+        if not use_ipython:
+            namespace["display"] = self.display_objects  # a kernel has display() built in
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def uninstall(self) -> None:
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if isinstance(stream, Tee):
+                setattr(sys, name, stream.stream)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        """Cancelled (or preempted): say so in the notebook, then die of the signal as before."""
+        self.end("cancelled")
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def attach_shell(self, shell: Any) -> None:
+        """Route IPython's display() and formatters (a notebook that uses IPython) into this recorder."""
+        from IPython.core.displaypub import DisplayPublisher
+
+        recorder = self
+
+        class Publisher(DisplayPublisher):
+            def publish(self, data: dict[str, Any], metadata: dict[str, Any] | None = None,
+                        source: Any = None, *, transient: Any = None, update: bool = False, **kwargs: Any) -> None:
+                if not update:
+                    recorder.display(data, metadata)
+                    recorder.real_stdout.write(str(data.get("text/plain", "")) + "\n")
+
+            def clear_output(self, wait: bool = False) -> None:
+                with recorder.lock:
+                    if recorder.current is not None:
+                        recorder.current["outputs"] = []
+
+        shell.display_pub = Publisher(shell=shell, parent=shell)
+        shell.display_formatter.formatters["image/png"].for_type_by_name("matplotlib.figure", "Figure", png_of_figure)
+        self.format = shell.display_formatter.format
+        if hasattr(shell, "system_piped"):
+            shell.system = shell.system_piped  # `!cmd` output through sys.stdout, into the notebook
+
+
+class Tee:
+    """A text stream that writes through to the job's log and records into the running cell."""
+
+    def __init__(self, stream: Any, name: str, recorder: Recorder):
+        self.stream, self.name, self.recorder = stream, name, recorder
+
+    def write(self, text: str) -> int:
+        written = self.stream.write(text)
+        self.recorder.stream(self.name, text)
+        return written
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def _format(err: BaseException) -> list[str]:
+    """The traceback lines of ``err`` without the launcher's own frames."""
+    tb = err.__traceback__
+    here = (__file__, str(Path(__file__).with_name("launch.py")))
+    while tb is not None and tb.tb_frame.f_code.co_filename in here:
+        tb = tb.tb_next
+    return traceback.format_exception(type(err), err, tb)
