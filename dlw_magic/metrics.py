@@ -106,6 +106,12 @@ def log_metrics(*, step: int, **values: float) -> None:
     _recorder.log(step, values)
 
 
+def flush() -> None:
+    """Write what this rank logged so far to its file now (it is also written every second and at exit)."""
+    if _recorder is not None:
+        _recorder.flush()
+
+
 # -- reading (dlw status, the widget, the panel) --
 
 
