@@ -93,7 +93,10 @@ def mimebundle(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
             method = getattr(cls, name, None)
             if mime in data or not callable(method):
                 continue
-            value = method(obj)
+            try:
+                value = method(obj)
+            except Exception:  # as IPython does: a broken rich repr leaves the others
+                continue
             if isinstance(value, tuple):
                 value, metadata[mime] = value
             if value is not None:
@@ -243,10 +246,18 @@ class Recorder:
         if os.getpid() == self.pid:
             self.output({"output_type": "display_data", "data": _jsonable(data), "metadata": metadata or {}})
 
+    def formatted(self, obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The mime bundle of ``obj``; a repr that fails is shown, never fails the job (plain Python
+        would not have shown the value at all)."""
+        try:
+            return self.format(obj)
+        except Exception as err:
+            return {"text/plain": f"<{type(obj).__name__} object: cannot be shown: {err!r}>"}, {}
+
     def display_objects(self, *objs: Any, **kwargs: Any) -> None:
         """``display()`` for a notebook that does not use IPython: record, and print text/plain to the log."""
         for obj in objs:
-            data, metadata = self.format(obj)
+            data, metadata = self.formatted(obj)
             self.display(data, metadata)
             self.real_stdout.write(str(data.get("text/plain", "")) + "\n")
 
@@ -254,7 +265,7 @@ class Recorder:
         """``sys.displayhook`` while a cell's last expression runs: its value is the cell's result."""
         if value is None or os.getpid() != self.pid:
             return
-        data, metadata = self.format(value)
+        data, metadata = self.formatted(value)
         if "image/png" in data and hasattr(value, "savefig"):
             self.shown_figures[id(value)] = value
         self.output({"output_type": "execute_result", "execution_count": self.count,
@@ -270,7 +281,7 @@ class Recorder:
             if id(fig) in self.shown_figures and not fig.stale:
                 continue
             self.shown_figures[id(fig)] = fig
-            self.display({"image/png": png_of_figure(fig), "text/plain": repr(fig)})
+            self.display(*self.formatted(fig))
         self.shown_figures = {k: f for k, f in self.shown_figures.items() if pyplot.fignum_exists(f.number)}
 
     # -- the file --
@@ -286,7 +297,7 @@ class Recorder:
         if os.getpid() != self.pid:
             return
         with self.lock:
-            text = json.dumps(self.nb, indent=1, ensure_ascii=False) + "\n"
+            text = json.dumps(self.nb, indent=1, ensure_ascii=False, default=repr) + "\n"
             self.last_write, self.dirty_since = time.monotonic(), None
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:
@@ -315,9 +326,11 @@ class Recorder:
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         """Cancelled (or preempted): say so in the notebook, then die of the signal as before."""
-        self.end("cancelled")
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+        try:
+            self.end("cancelled")
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def attach_shell(self, shell: Any) -> None:
         """Route IPython's display() and formatters (a notebook that uses IPython) into this recorder."""
@@ -340,8 +353,11 @@ class Recorder:
         shell.display_pub = Publisher(shell=shell, parent=shell)
         shell.display_formatter.formatters["image/png"].for_type_by_name("matplotlib.figure", "Figure", png_of_figure)
         self.format = shell.display_formatter.format
-        if hasattr(shell, "system_piped"):
-            shell.system = shell.system_piped  # `!cmd` output through sys.stdout, into the notebook
+
+        def system(cmd: str) -> Any:  # `!cmd` output through sys.stdout, into the notebook, as ipykernel does
+            return (shell.system_raw if cmd.rstrip().endswith("&") else shell.system_piped)(cmd)
+
+        shell.system = system
 
 
 class Tee:

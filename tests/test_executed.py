@@ -148,6 +148,19 @@ def test_ipython_display_magics_and_shell_commands_are_recorded(tmp_path: Path) 
     assert outputs(figure) == [("execute_result", ["image/png", "text/plain"])]  # shown once, not twice
 
 
+def test_a_broken_repr_does_not_fail_the_job(tmp_path: Path) -> None:
+    cells = [code("class Odd:\n    def _repr_html_(self):\n        raise ValueError('no html')\n"
+                  "    def __repr__(self):\n        return 'Odd()'\n\nOdd()\n"),
+             code("class Worse:\n    def __repr__(self):\n        raise RuntimeError('no repr')\n\nWorse()\n"),
+             code("print('still running')\n")]
+    result, out = run_job(tmp_path, cells)
+    assert result.returncode == 0, result.stderr
+    odd, worse, last = read(out).cells
+    assert odd.outputs[0].data == {"text/plain": "Odd()"}
+    assert "cannot be shown: RuntimeError('no repr')" in worse.outputs[0].data["text/plain"]
+    assert outputs(last) == [("stream:stdout", "still running\n")]
+
+
 def test_only_rank_0_writes_it(tmp_path: Path) -> None:
     result, out = run_job(tmp_path, [code("print('hi')\n")], rank="1")
     assert result.returncode == 0 and result.stdout == "hi\n"
