@@ -325,9 +325,9 @@ class Recorder:
                 setattr(sys, name, stream.stream)
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
-        """Cancelled (or preempted): say so in the notebook, then die of the signal as before."""
+        """Cancelled, timed out or preempted: say so in the notebook, then die of the signal as before."""
         try:
-            self.end("cancelled")
+            self.end("terminated")
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)

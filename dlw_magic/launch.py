@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as err:
         if recorder is not None:
             recorder.uninstall()
-            recorder.fail(err, status="cancelled" if isinstance(err, KeyboardInterrupt) else "failed")
+            recorder.fail(err, status="terminated" if isinstance(err, KeyboardInterrupt) else "failed")
         return report(err)
     if recorder is not None:
         recorder.uninstall()

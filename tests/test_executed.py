@@ -180,7 +180,7 @@ def test_a_cancelled_job_leaves_what_ran(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == -signal.SIGTERM  # still dies of the signal
     nb = read(out)
-    assert nb.metadata.dlw.status == "cancelled"
+    assert nb.metadata.dlw.status == "terminated"
     assert outputs(nb.cells[0]) == [("stream:stdout", "epoch 1\n")]
     assert outputs(nb.cells[1]) == [("stream:stdout", "training\n")]
     assert nb.cells[2].execution_count is None
