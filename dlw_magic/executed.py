@@ -314,11 +314,13 @@ class Recorder:
         sys.stderr = Tee(sys.stderr, "stderr", self)
         if not use_ipython:
             namespace["display"] = self.display_objects  # a kernel has display() built in
+        sys.meta_path.insert(0, ShowFigures(self))
         if threading.current_thread() is threading.main_thread() and \
                 signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def uninstall(self) -> None:
+        sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, ShowFigures)]
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name)
             if isinstance(stream, Tee):
@@ -358,6 +360,39 @@ class Recorder:
             return (shell.system_raw if cmd.rstrip().endswith("&") else shell.system_piped)(cmd)
 
         shell.system = system
+
+
+class ShowFigures:
+    """An import hook for ``matplotlib.pyplot`` only: its ``show()`` then also puts the figures drawn so far
+    into the notebook, where the cell shows them (with Agg, show() itself does nothing)."""
+
+    def __init__(self, recorder: Recorder):
+        self.recorder = recorder
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "matplotlib.pyplot":
+            return None
+        sys.meta_path.remove(self)  # once is enough; the rest of the import is the ordinary one
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            run_module = spec.loader.exec_module
+            recorder = self.recorder
+
+            def exec_module(module: Any) -> None:
+                run_module(module)
+                show = module.show
+
+                def show_in_notebook(*args: Any, **kwargs: Any) -> Any:
+                    recorder.flush_figures()
+                    return show(*args, **kwargs)
+
+                show_in_notebook.__doc__, show_in_notebook.__wrapped__ = show.__doc__, show  # type: ignore[attr-defined]
+                module.show = show_in_notebook
+
+            spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
 
 
 class Tee:

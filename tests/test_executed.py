@@ -75,7 +75,8 @@ def test_outputs_as_jupyter_shows_them(tmp_path: Path) -> None:
         code("import sys\nprint('epochs', epochs)\nprint('careful', file=sys.stderr)\n"
              "for i in range(3):\n    print(f'{i * 50}%', end='\\r')\nprint('100%')\n"),
         code("import pandas as pd\ntable = pd.DataFrame({'loss': [0.5, 0.25]})\ndisplay(table)\n6 * 7\n"),
-        code("import matplotlib.pyplot as plt\nplt.plot([3, 1, 2])\nplt.title('loss')\nplt.show()\n"),
+        code("import matplotlib.pyplot as plt\nplt.plot([3, 1, 2])\nplt.title('loss')\nplt.show()\n"
+             "print('after the figure')\nplt.figure()\nplt.plot([1, 2]);\n"),
         code("table;\n"),
         code("table\n"),
     ]
@@ -94,7 +95,8 @@ def test_outputs_as_jupyter_shows_them(tmp_path: Path) -> None:
     assert outputs(table) == [("display_data", ["text/html", "text/plain"]),
                               ("execute_result", ["text/plain"])]
     assert "<table" in table.outputs[0].data["text/html"] and table.outputs[1].data["text/plain"] == "42"
-    assert outputs(figure) == [("display_data", ["image/png", "text/plain"])]
+    assert outputs(figure) == [("display_data", ["image/png", "text/plain"]), ("stream:stdout", "after the figure\n"),
+                               ("display_data", ["image/png", "text/plain"])]  # shown where plt.show() was called
     import base64
 
     assert base64.b64decode(figure.outputs[0].data["image/png"]).startswith(b"\x89PNG")
