@@ -131,8 +131,11 @@ class Recorder:
         self.format: Callable[[Any], tuple[dict[str, Any], dict[str, Any]]] = mimebundle
         self.shown_figures: dict[int, Any] = {}
         self.real_stdout = sys.stdout
-        self.dirty_since: float | None = None
+        self.pending: list[str] = []  # stream text not yet in the cell's outputs
+        self.pending_name: str | None = None
+        self.rewinding = False  # the last text ended with \r
         self.last_write = 0.0
+        self.interval = FLUSH_EVERY  # grows with the cost of a write: a huge notebook is written less often
         cells = notebook["cells"]
         numbered = list(cells)  # "cell N" counts the notebook's own cells, before the injected one
         for number, cell in enumerate(cells, start=1):
@@ -152,6 +155,8 @@ class Recorder:
                           "metadata": {"tags": ["injected-parameters"]}, "outputs": [], "source": _lines(code)}
                 cells.insert(next(i for i, c in enumerate(cells) if c is placed) + 1, target)
             self.targets.append(target)
+        if hasattr(os, "register_at_fork"):  # a forked child (DataLoader worker) writes to the log only
+            os.register_at_fork(after_in_child=self._forked)
         notebook.setdefault("metadata", {})["dlw"] = {**job, "status": "running", "started": _now()}
         self.write()
 
@@ -175,10 +180,15 @@ class Recorder:
             print(f"dlw: no executed notebook: {source}: {err}", file=sys.stderr)
             return None
 
+    def _forked(self) -> None:
+        self.current, self.pending = None, []
+
     # -- cells --
 
     def start(self, index: int) -> None:
         with self.lock:
+            self.settle()
+            self.pending_name, self.rewinding = None, False
             cell = self.targets[index]
             self.current = cell
             if cell is None:
@@ -191,10 +201,12 @@ class Recorder:
     def finish(self) -> None:
         self.flush_figures()
         with self.lock:
+            self.settle()
             if self.current is not None:
                 self.current["metadata"]["execution"]["shell.execute_reply"] = _now()
             self.current = None
-            self.write()
+            if self.interval == FLUSH_EVERY or time.monotonic() - self.last_write >= self.interval:
+                self.write()
 
     def fail(self, err: BaseException, index: int | None = None, status: str = "failed") -> None:
         """Record ``err`` on the running cell (or on cell ``index``: a syntax error) and end the run."""
@@ -208,6 +220,7 @@ class Recorder:
 
     def end(self, status: str) -> None:
         with self.lock:
+            self.settle()
             if self.current is not None and "execution" in self.current.get("metadata", {}):
                 self.current["metadata"]["execution"]["shell.execute_reply"] = _now()
             self.current = None
@@ -219,31 +232,51 @@ class Recorder:
     def output(self, out: dict[str, Any]) -> None:
         with self.lock:
             if self.current is not None:
+                self.settle()
+                self.pending_name, self.rewinding = None, False
                 self.current["outputs"].append(out)
                 self.changed()
 
     def stream(self, name: str, text: str) -> None:
-        if os.getpid() != self.pid or not text:  # a forked child (DataLoader worker): log only
+        """Text written to ``sys.stdout``/``sys.stderr``: gathered cheaply, joined into the cell's stream
+        output when something else comes or the file is written."""
+        if not text or self.current is None:
             return
         with self.lock:
-            if self.current is None:
-                return
-            outputs = self.current["outputs"]
-            if outputs and outputs[-1]["output_type"] == "stream" and outputs[-1]["name"] == name:
-                chunks = outputs[-1]["text"]
-            else:
-                chunks = []
-                outputs.append({"output_type": "stream", "name": name, "text": chunks})
-            if "\r" in text or (chunks and chunks[-1].endswith("\r")):
+            if name != self.pending_name:
+                self.settle()
+                self.pending_name = name
+            if "\r" in text or self.rewinding:  # a progress bar: each \r rewinds its line
+                self.settle()
+                outputs = self.current["outputs"]
+                last = outputs[-1] if outputs else {}
+                chunks = last["text"] if last.get("output_type") == "stream" and last["name"] == name else []
                 joined = "".join(chunks) + text
                 cut = joined.rfind("\n", 0, len(joined) - len(text)) + 1
-                chunks[:] = [part for part in (joined[:cut], _overwrite_carriage_returns(joined[cut:])) if part]
+                self.pending = [joined[:cut], _overwrite_carriage_returns(joined[cut:])]
+                chunks.clear()
+                self.rewinding = self.pending[-1].endswith("\r")
             else:
-                chunks.append(text)
-            self.changed()
+                self.pending.append(text)
+            if time.monotonic() - self.last_write >= self.interval:
+                self.write()
+
+    def settle(self) -> None:
+        """Move the gathered text into the running cell's last stream output of that name."""
+        if not self.pending or self.current is None:
+            self.pending = []
+            return
+        text = "".join(self.pending)
+        self.pending = []
+        outputs = self.current["outputs"]
+        last = outputs[-1] if outputs else None
+        if last is not None and last["output_type"] == "stream" and last["name"] == self.pending_name:
+            last["text"].append(text)
+        elif text:
+            outputs.append({"output_type": "stream", "name": self.pending_name, "text": [text]})
 
     def display(self, data: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
-        if os.getpid() == self.pid:
+        if self.current is not None:
             self.output({"output_type": "display_data", "data": _jsonable(data), "metadata": metadata or {}})
 
     def formatted(self, obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -263,7 +296,7 @@ class Recorder:
 
     def result(self, value: Any) -> None:
         """``sys.displayhook`` while a cell's last expression runs: its value is the cell's result."""
-        if value is None or os.getpid() != self.pid:
+        if value is None or self.current is None:
             return
         data, metadata = self.formatted(value)
         if "image/png" in data and hasattr(value, "savefig"):
@@ -287,18 +320,18 @@ class Recorder:
     # -- the file --
 
     def changed(self) -> None:
-        now = time.monotonic()
-        if self.dirty_since is None:
-            self.dirty_since = now
-        if now - self.last_write >= FLUSH_EVERY:
+        if time.monotonic() - self.last_write >= self.interval:
             self.write()
 
     def write(self) -> None:
+        """Rewrite the file (atomically). It costs the job at most about 5 % of its time: a write that
+        takes long (a notebook with megabytes of output) spaces the next ones out."""
         if os.getpid() != self.pid:
             return
+        started = time.monotonic()
         with self.lock:
+            self.settle()
             text = json.dumps(self.nb, indent=1, ensure_ascii=False, default=repr) + "\n"
-            self.last_write, self.dirty_since = time.monotonic(), None
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:
             tmp.write_text(text, encoding="utf-8")
@@ -306,6 +339,8 @@ class Recorder:
         except OSError as err:  # a full disk must not fail the job
             self.real_stdout.flush()
             sys.__stderr__.write(f"dlw: cannot write {self.path}: {err.strerror}\n")
+        self.last_write = time.monotonic()
+        self.interval = max(FLUSH_EVERY, 20 * (self.last_write - started))
 
     # -- wiring --
 
@@ -350,7 +385,7 @@ class Recorder:
             def clear_output(self, wait: bool = False) -> None:
                 with recorder.lock:
                     if recorder.current is not None:
-                        recorder.current["outputs"] = []
+                        recorder.current["outputs"], recorder.pending = [], []
 
         shell.display_pub = Publisher(shell=shell, parent=shell)
         shell.display_formatter.formatters["image/png"].for_type_by_name("matplotlib.figure", "Figure", png_of_figure)
@@ -403,7 +438,14 @@ class Tee:
 
     def write(self, text: str) -> int:
         written = self.stream.write(text)
-        self.recorder.stream(self.name, text)
+        rec = self.recorder
+        if rec.current is not None and text:
+            if self.name == rec.pending_name and not rec.rewinding and "\r" not in text:
+                rec.pending.append(text)  # the common case, kept short: jobs print a lot
+                if time.monotonic() - rec.last_write >= rec.interval:
+                    rec.write()
+            else:
+                rec.stream(self.name, text)
         return written
 
     def writelines(self, lines: Any) -> None:
