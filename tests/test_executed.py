@@ -163,6 +163,18 @@ def test_a_broken_repr_does_not_fail_the_job(tmp_path: Path) -> None:
     assert outputs(last) == [("stream:stdout", "still running\n")]
 
 
+def test_forked_workers_print_to_the_log_only(tmp_path: Path) -> None:
+    cells = [code("import multiprocessing as mp\n"
+                  "def work(x):\n    print('worker', x, flush=True)\n    return x * 10\n"),
+             code("with mp.get_context('fork').Pool(2) as pool:\n    print(pool.map(work, [1, 2]))\n")]
+    result, out = run_job(tmp_path, cells)
+    assert result.returncode == 0, result.stderr
+    assert "worker 1\n" in result.stdout and "worker 2\n" in result.stdout
+    nb = read(out)
+    assert nb.metadata.dlw.status == "completed"
+    assert outputs(nb.cells[1]) == [("stream:stdout", "[10, 20]\n")]
+
+
 def test_only_rank_0_writes_it(tmp_path: Path) -> None:
     result, out = run_job(tmp_path, [code("print('hi')\n")], rank="1")
     assert result.returncode == 0 and result.stdout == "hi\n"
