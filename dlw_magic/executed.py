@@ -174,8 +174,8 @@ class Recorder:
             labelled = [(None, chunks[0][1])] + [(name.removeprefix(f"{notebook_name}, "), code)
                                                  for name, code in chunks[1:]]
             Path(output).mkdir(parents=True, exist_ok=True)
-            return cls(notebook, labelled, Path(output) / FILENAME,
-                           {"job": env.get("DLW_JOB_NAME"), "attempt": int(env.get("DLW_ATTEMPT", "0"))})
+            job = {"job": env.get("DLW_JOB_NAME"), "attempt": int(env.get("DLW_ATTEMPT", "0"))}
+            return cls(notebook, labelled, Path(output) / FILENAME, job)
         except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
             print(f"dlw: no executed notebook: {source}: {err}", file=sys.stderr)
             return None
@@ -251,10 +251,10 @@ class Recorder:
                 outputs = self.current["outputs"]
                 last = outputs[-1] if outputs else {}
                 chunks = last["text"] if last.get("output_type") == "stream" and last["name"] == name else []
-                joined = "".join(chunks) + text
-                cut = joined.rfind("\n", 0, len(joined) - len(text)) + 1
+                before = chunks.pop() if chunks else ""  # the line being rewound ends there
+                joined = before + text
+                cut = joined.rfind("\n", 0, len(before)) + 1
                 self.pending = [joined[:cut], _overwrite_carriage_returns(joined[cut:])]
-                chunks.clear()
                 self.rewinding = self.pending[-1].endswith("\r")
             else:
                 self.pending.append(text)

@@ -122,6 +122,11 @@ def parse_log_line(line: str) -> tuple[int, float, dict[str, Any]] | None:
     return _parse(line[len(TAG):])
 
 
+def read_log(lines: Iterable[str]) -> dict[str, list[Point]]:
+    """The metrics in a job's log (DLW_METRICS_STDOUT=1), as ``read`` returns them from the files."""
+    return collect(filter(None, map(parse_log_line, lines)))
+
+
 def collect(records: Iterable[tuple[int, float, dict[str, Any]]]) -> dict[str, list[Point]]:
     """``{name: [[step, value, time], ...]}`` from records in the order they were logged.
 

@@ -71,7 +71,7 @@ def test_tagged_log_lines_for_a_backend_that_only_has_the_log(tmp_path: Path) ->
     parsed = [metrics.parse_log_line(line) for line in lines]
     assert parsed[0] is None and parsed[2] is None
     assert parsed[1][0] == 1 and parsed[1][2] == {"loss": 0.25}
-    got = metrics.collect(p for p in parsed if p)
+    got = metrics.read_log(lines)
     assert [p[:2] for p in got["loss"]] == [[1, 0.25], [2, 0.125]] and got["val/acc"][0][1] == 0.5
     assert not (tmp_path / "metrics").exists()
 
