@@ -6,6 +6,9 @@ splits on them, compiles each cell under the filename ``digits.ipynb, cell 4`` (
 the cells one after the other in a single ``__main__`` namespace, as a kernel would. Plain
 ``python main.py`` runs the same code; only the cell names in tracebacks are lost.
 
+In rank 0 of a job (``DLW_OUTPUT_DIR`` set) the launcher also records each cell's outputs into the
+executed notebook (dlw_magic.executed); the log stays what it would be without.
+
 Only the standard library is imported here: IPython (slow to import) is loaded only for a script that
 calls ``get_ipython()``.
 """
