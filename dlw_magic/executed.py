@@ -2,17 +2,17 @@
 
 There is no kernel: the launcher runs the cells itself, so it records their outputs itself, in the form
 Jupyter saves them (nbformat 4): stream text (``sys.stdout``/``sys.stderr`` are teed, the log still gets
-everything), ``display()`` data, the value of a cell's last expression, matplotlib figures as PNG at the end
-of the cell that drew them, errors with their tracebacks, execution counts, and the injected parameters
-cell papermill would add. The file is rewritten atomically after every cell (and at most every
-``FLUSH_EVERY`` seconds while a cell prints), so a failed or cancelled job still leaves what ran.
+everything), ``display()`` data, the value of a cell's last expression, matplotlib figures as PNG (at
+``plt.show()`` and at the end of the cell that drew them; dlw_magic.outputs makes these), errors with
+their tracebacks, execution counts, and the injected parameters cell papermill would add. The file is
+rewritten atomically after every cell (and at most every ``FLUSH_EVERY`` seconds while a cell prints),
+so a failed or cancelled job still leaves what ran.
 
 Only the standard library is imported; IPython only where the notebook itself uses it.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -24,16 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .outputs import ShowFigures, jsonable, mimebundle, overwrite_carriage_returns, png_of_figure
+
 FILENAME = "executed.ipynb"
 FLUSH_EVERY = 2.0  # seconds between rewrites while a cell is still running
-
-_REPR_METHODS = [  # (mime type, method), in IPython's order of preference
-    ("text/html", "_repr_html_"), ("text/markdown", "_repr_markdown_"), ("image/svg+xml", "_repr_svg_"),
-    ("image/png", "_repr_png_"), ("image/jpeg", "_repr_jpeg_"), ("text/latex", "_repr_latex_"),
-    ("application/json", "_repr_json_"), ("application/javascript", "_repr_javascript_"),
-]
-_BINARY = ("image/png", "image/jpeg")
-
 
 def executed_notebook_path(output_dir: str | Path) -> Path | None:
     """The executed notebook in a job's output folder, or None when the job has not written one (yet)."""
@@ -48,72 +42,6 @@ def _now() -> str:
 
 def _lines(text: str) -> list[str]:
     return text.splitlines(keepends=True)
-
-
-def _overwrite_carriage_returns(text: str) -> str:
-    """What a terminal (and Jupyter) shows for ``\\r`` progress bars: each ``\\r`` rewinds its line."""
-    text = text.replace("\r\n", "\n")
-    out = []
-    for line in text.split("\n"):
-        if "\r" in line:
-            shown = ""
-            for part in line.split("\r"):
-                shown = part + shown[len(part):]
-            line = shown + ("\r" if line.endswith("\r") else "")
-        out.append(line)
-    return "\n".join(out)
-
-
-def png_of_figure(fig: Any) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    fig.stale = False  # drawn as shown: a later cell shows it again only if it changes
-    return buf.getvalue()
-
-
-def mimebundle(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(data, metadata) of ``obj`` as Jupyter's display formatter makes them, without IPython."""
-    data: dict[str, Any] = {}
-    metadata: dict[str, Any] = {}
-    cls = type(obj)
-    if cls.__name__ == "Figure" and cls.__module__ == "matplotlib.figure":
-        data["image/png"] = png_of_figure(obj)
-    elif isinstance(obj, type):
-        pass  # a class: its _repr_*_ are unbound
-    else:
-        bundle_method = getattr(cls, "_repr_mimebundle_", None)
-        if callable(bundle_method):
-            bundle = bundle_method(obj)
-            if isinstance(bundle, tuple):
-                bundle, metadata = bundle[0], dict(bundle[1] or {})
-            data.update(bundle or {})
-        for mime, name in _REPR_METHODS:
-            method = getattr(cls, name, None)
-            if mime in data or not callable(method):
-                continue
-            try:
-                value = method(obj)
-            except Exception:  # as IPython does: a broken rich repr leaves the others
-                continue
-            if isinstance(value, tuple):
-                value, metadata[mime] = value
-            if value is not None:
-                data[mime] = value
-    data.setdefault("text/plain", repr(obj))
-    return data, metadata
-
-
-def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for mime, value in data.items():
-        if isinstance(value, bytes):
-            value = base64.b64encode(value).decode() if mime in _BINARY else value.decode("utf-8", "replace")
-        elif mime in _BINARY and isinstance(value, str):
-            value = value.replace("\n", "")  # already base64
-        out[mime] = value
-    return out
 
 
 class Recorder:
@@ -254,7 +182,7 @@ class Recorder:
                 before = chunks.pop() if chunks else ""  # the line being rewound ends there
                 joined = before + text
                 cut = joined.rfind("\n", 0, len(before)) + 1
-                self.pending = [joined[:cut], _overwrite_carriage_returns(joined[cut:])]
+                self.pending = [joined[:cut], overwrite_carriage_returns(joined[cut:])]
                 self.rewinding = self.pending[-1].endswith("\r")
             else:
                 self.pending.append(text)
@@ -277,7 +205,7 @@ class Recorder:
 
     def display(self, data: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
         if self.current is not None:
-            self.output({"output_type": "display_data", "data": _jsonable(data), "metadata": metadata or {}})
+            self.output({"output_type": "display_data", "data": jsonable(data), "metadata": metadata or {}})
 
     def formatted(self, obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """The mime bundle of ``obj``; a repr that fails is shown, never fails the job (plain Python
@@ -302,7 +230,7 @@ class Recorder:
         if "image/png" in data and hasattr(value, "savefig"):
             self.shown_figures[id(value)] = value
         self.output({"output_type": "execute_result", "execution_count": self.count,
-                     "data": _jsonable(data), "metadata": metadata})
+                     "data": jsonable(data), "metadata": metadata})
 
     def flush_figures(self) -> None:
         """Figures drawn or changed since they were last shown, as PNG, as the inline backend shows them."""
@@ -349,7 +277,7 @@ class Recorder:
         sys.stderr = Tee(sys.stderr, "stderr", self)
         if not use_ipython:
             namespace["display"] = self.display_objects  # a kernel has display() built in
-        sys.meta_path.insert(0, ShowFigures(self))
+        sys.meta_path.insert(0, ShowFigures(self.flush_figures))
         if threading.current_thread() is threading.main_thread() and \
                 signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, self._on_sigterm)
@@ -395,39 +323,6 @@ class Recorder:
             return (shell.system_raw if cmd.rstrip().endswith("&") else shell.system_piped)(cmd)
 
         shell.system = system
-
-
-class ShowFigures:
-    """An import hook for ``matplotlib.pyplot`` only: its ``show()`` then also puts the figures drawn so far
-    into the notebook, where the cell shows them (with Agg, show() itself does nothing)."""
-
-    def __init__(self, recorder: Recorder):
-        self.recorder = recorder
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != "matplotlib.pyplot":
-            return None
-        sys.meta_path.remove(self)  # once is enough; the rest of the import is the ordinary one
-        import importlib.util
-
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            run_module = spec.loader.exec_module
-            recorder = self.recorder
-
-            def exec_module(module: Any) -> None:
-                run_module(module)
-                show = module.show
-
-                def show_in_notebook(*args: Any, **kwargs: Any) -> Any:
-                    recorder.flush_figures()
-                    return show(*args, **kwargs)
-
-                show_in_notebook.__doc__, show_in_notebook.__wrapped__ = show.__doc__, show  # type: ignore[attr-defined]
-                module.show = show_in_notebook
-
-            spec.loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec
 
 
 class Tee:
