@@ -13,6 +13,7 @@ Only the standard library is imported; IPython only where the notebook itself us
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -109,7 +110,11 @@ class Recorder:
             return None
 
     def _forked(self) -> None:
+        """In a forked child: record nothing, and die of SIGTERM as it would have (Pool.terminate)."""
         self.current, self.pending = None, []
+        if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+            with contextlib.suppress(ValueError):  # not the main thread: the pid check in _on_sigterm covers it
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     # -- cells --
 
@@ -292,7 +297,8 @@ class Recorder:
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         """Cancelled, timed out or preempted: say so in the notebook, then die of the signal as before."""
         try:
-            self.end("terminated")
+            if os.getpid() == self.pid:
+                self.end("terminated")
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)

@@ -164,8 +164,8 @@ def test_a_broken_repr_does_not_fail_the_job(tmp_path: Path) -> None:
 
 
 def test_forked_workers_print_to_the_log_only(tmp_path: Path) -> None:
-    cells = [code("import multiprocessing as mp\n"
-                  "def work(x):\n    print('worker', x, flush=True)\n    return x * 10\n"),
+    cells = [code("import multiprocessing as mp, sys\n"
+                  "def work(x):\n    sys.stdout.write(f'worker {x}\\n')\n    sys.stdout.flush()\n    return x * 10\n"),
              code("with mp.get_context('fork').Pool(2) as pool:\n    print(pool.map(work, [1, 2]))\n")]
     result, out = run_job(tmp_path, cells)
     assert result.returncode == 0, result.stderr
