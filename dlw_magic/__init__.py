@@ -8,6 +8,20 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["checkpoint", "log_metrics"]
+
+
+def __getattr__(name: str) -> Any:
+    """``dlw_magic.log_metrics`` and ``dlw_magic.checkpoint`` for job code, imported on first use."""
+    if name == "log_metrics":
+        from .metrics import log_metrics
+
+        return log_metrics
+    if name == "checkpoint":
+        import importlib
+
+        return importlib.import_module(".checkpoint", __name__)
+    raise AttributeError(f"module 'dlw_magic' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -6,6 +6,9 @@ splits on them, compiles each cell under the filename ``digits.ipynb, cell 4`` (
 the cells one after the other in a single ``__main__`` namespace, as a kernel would. Plain
 ``python main.py`` runs the same code; only the cell names in tracebacks are lost.
 
+In rank 0 of a job (``DLW_OUTPUT_DIR`` set) the launcher also records each cell's outputs into the
+executed notebook (dlw_magic.executed); the log stays what it would be without.
+
 Only the standard library is imported here: IPython (slow to import) is loaded only for a script that
 calls ``get_ipython()``.
 """
@@ -25,7 +28,10 @@ import sys
 import traceback
 import types
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from .executed import Recorder
 
 MARKER = re.compile(r"^# %% \[(cell \d+|injected parameters)\] (.*)\n?", re.MULTILINE)
 USAGE = "usage: python -m dlw_magic.launch SCRIPT [ARG...]"
@@ -47,23 +53,41 @@ def split_cells(source: str, script_name: str) -> list[tuple[str, str]]:
     return chunks
 
 
+class Cell(NamedTuple):
+    code: types.CodeType
+    last_expression: types.CodeType | None  # compiled to show its value (executed notebook only)
+
+
 _FUTURE_FLAGS = 0
 for _feature in __future__.all_feature_names:
     _FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
 
 
-def compile_cells(chunks: list[tuple[str, str]]) -> list[types.CodeType]:
-    codes = []
+def compile_cells(chunks: list[tuple[str, str]], interactive: bool = False) -> list[Cell]:
+    """One compiled cell per chunk. ``interactive``: a cell's last expression is compiled apart, in
+    "single" mode, so that its value goes to ``sys.displayhook`` as a kernel shows it (unless the
+    line ends with ``;``)."""
+    cells = []
     # Top-level `await` works in a notebook, so it does here. dont_inherit keeps this module's own
     # __future__ imports out of the user's code; the script's (hoisted into its header by the
     # converter) apply to every cell, as they do across the cells of a kernel.
     flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
     for filename, code in chunks:
-        linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
-        compiled = compile(code, filename, "exec", flags=flags, dont_inherit=True)
+        lines = code.splitlines(keepends=True)
+        linecache.cache[filename] = (len(code), None, lines, filename)
+        last = None
+        if interactive:
+            tree = compile(code, filename, "exec", flags=flags | ast.PyCF_ONLY_AST, dont_inherit=True)
+            if tree.body and isinstance(tree.body[-1], ast.Expr):
+                expr = tree.body.pop()
+                if not lines[expr.end_lineno - 1][expr.end_col_offset :].lstrip().startswith(";"):
+                    last = compile(ast.Interactive(body=[expr]), filename, "single", flags=flags, dont_inherit=True)
+            compiled = compile(tree, filename, "exec", flags=flags, dont_inherit=True)
+        else:
+            compiled = compile(code, filename, "exec", flags=flags, dont_inherit=True)
         flags |= compiled.co_flags & _FUTURE_FLAGS
-        codes.append(compiled)
-    return codes
+        cells.append(Cell(compiled, last))
+    return cells
 
 
 def main_module(script: Path) -> types.ModuleType:
@@ -77,14 +101,14 @@ def main_module(script: Path) -> types.ModuleType:
     return module
 
 
-def start_shell(module: types.ModuleType) -> None:
+def start_shell(module: types.ModuleType) -> Any:
     """An InteractiveShell whose user namespace is the script's, so ``%time x = f()`` defines ``x``."""
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
 
     config = Config()
     config.HistoryManager.hist_file = ":memory:"  # a job's home may be read-only, and history is useless
-    InteractiveShell.instance(config=config, user_module=module)  # puts get_ipython into the namespace
+    return InteractiveShell.instance(config=config, user_module=module)  # puts get_ipython into the namespace
 
 
 def release_globals(module: types.ModuleType) -> None:
@@ -102,9 +126,11 @@ def release_globals(module: types.ModuleType) -> None:
     gc.collect()
 
 
-def run_cells(codes: list[types.CodeType], namespace: dict[str, Any]) -> None:
+def run_cells(cells: list[Cell], namespace: dict[str, Any], recorder: Recorder | None = None) -> None:
     loop = None
-    for code in codes:
+
+    def run(code: types.CodeType) -> None:
+        nonlocal loop
         if code.co_flags & inspect.CO_COROUTINE:  # a cell with top-level await
             if loop is None:
                 import asyncio
@@ -113,6 +139,20 @@ def run_cells(codes: list[types.CodeType], namespace: dict[str, Any]) -> None:
             loop.run_until_complete(eval(code, namespace))
         else:
             exec(code, namespace)
+
+    for index, cell in enumerate(cells):
+        if recorder is None:
+            run(cell.code)
+            continue
+        recorder.start(index)
+        run(cell.code)
+        if cell.last_expression is not None:
+            hook, sys.displayhook = sys.displayhook, recorder.result
+            try:
+                run(cell.last_expression)
+            finally:
+                sys.displayhook = hook
+        recorder.finish()
 
 
 def report(err: BaseException) -> int:
@@ -151,21 +191,46 @@ def main(argv: list[str] | None = None) -> int:
     if sys.path and sys.path[0] in ("", os.getcwd()):
         sys.path[0] = str(script.resolve().parent)
     os.environ.setdefault("MPLBACKEND", "Agg")  # no display in a job; plt.show() must not block
+    chunks = split_cells(source, str(script))
+    first = MARKER.search(source)
+    recorder = None
+    if first is not None:  # a converted notebook: rank 0 writes the executed copy
+        from .executed import Recorder
+
+        recorder = Recorder.for_job(script, first.group(2), chunks)
     try:
-        codes = compile_cells(split_cells(source, str(script)))
+        cells = compile_cells(chunks, interactive=recorder is not None)
     except SyntaxError as err:
+        if recorder is not None:
+            names = [name for name, _ in chunks]
+            recorder.fail(err, index=names.index(err.filename) if err.filename in names else None)
         traceback.print_exception(type(err), err, None)
         return 1
     module = main_module(script)
     atexit.register(release_globals, module)
+    cell_text = "".join(code for _, code in chunks[1:])
+    use_ipython = "get_ipython" in source or (recorder is not None and "IPython" in cell_text)
     try:
-        if "get_ipython" in source:
-            start_shell(module)
-        run_cells(codes, module.__dict__)
-    except SystemExit:
+        if recorder is not None:
+            recorder.install(module.__dict__, use_ipython)
+        if use_ipython:
+            shell = start_shell(module)
+            if recorder is not None:
+                recorder.attach_shell(shell)
+        run_cells(cells, module.__dict__, recorder)
+    except SystemExit as err:
+        if recorder is not None:
+            recorder.uninstall()
+            recorder.end("completed" if err.code in (None, 0) else "failed")
         raise  # sys.exit(3) in a cell keeps its status
     except BaseException as err:
+        if recorder is not None:
+            recorder.uninstall()
+            recorder.fail(err, status="terminated" if isinstance(err, KeyboardInterrupt) else "failed")
         return report(err)
+    if recorder is not None:
+        recorder.uninstall()
+        recorder.end("completed")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,31 @@ def test_digits_ddp_takes_parameters(dlw_home: Path) -> None:
     log = dlw("logs", job["name"], env=env).stdout
     assert "epoch 2/2 loss" in log and "epoch 3/" not in log
     assert json.loads((Path(job["output_dir"]) / "metrics.json").read_text())["epochs"] == 2
+
+
+@pytest.mark.slow
+def test_digits_ddp_logs_metrics_and_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    """Rank 0 of a job run as the launcher runs it; a second attempt with more epochs continues the first."""
+    from dlw_magic import metrics
+    from dlw_magic.convert import convert_notebook
+    from dlw_magic.executed import executed_notebook_path
+
+    shutil.copy(EXAMPLE, tmp_path / EXAMPLE.name)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DLW_OUTPUT_DIR": str(out), "RANK": "0", "WORLD_SIZE": "1"}
+    env.pop("DLW_CHECKPOINT_DIR", None)
+    logs = []
+    for attempt, epochs in enumerate((2, 4)):  # the first attempt was preempted after epoch 2
+        (tmp_path / "main.py").write_text(convert_notebook(EXAMPLE, {"epochs": epochs}).script)
+        run = subprocess.run([sys.executable, "-m", "dlw_magic.launch", "main.py"], cwd=tmp_path, text=True,
+                             env={**env, "DLW_ATTEMPT": str(attempt)}, capture_output=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        logs.append(run.stdout)
+    assert "epoch 2/2 loss" in logs[0] and "resuming" not in logs[0]
+    assert "rank 0: resuming after epoch 2\nepoch 3/4 loss" in logs[1] and "epoch 1/4" not in logs[1]
+    logged = metrics.read(out)
+    assert [step for step, _, _ in logged["loss"]] == [1, 2, 3, 4]
+    assert logged["accuracy"][-1][1] == pytest.approx(json.loads((out / "metrics.json").read_text())["accuracy"])
+    executed = json.loads(executed_notebook_path(out).read_text())
+    training = next(c for c in executed["cells"] if "for epoch in range" in "".join(c["source"]))
+    assert "epoch 4/4 loss" in "".join(training["outputs"][-1]["text"])

@@ -31,11 +31,15 @@ def write_nb(folder: Path, cells: list[dict[str, Any]], name: str) -> Path:
 
 
 def launch(folder: Path, cells: list[dict], params: dict | None = None, plain: bool = False,
-           args: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    """Convert ``cells`` into ``folder/main.py`` and run it in a fresh interpreter, as a job would."""
+           args: tuple[str, ...] = (), output_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Convert ``cells`` into ``folder/main.py`` and run it in a fresh interpreter, as a job would
+    (as its rank 0, which writes the executed notebook, when ``output_dir`` is given)."""
     notebook = write_nb(folder, cells, name="train.ipynb")
     (folder / "main.py").write_text(convert_notebook(notebook, params or {}).script, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {k: v for k, v in os.environ.items() if k not in ("DLW_OUTPUT_DIR", "RANK")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    if output_dir is not None:
+        env.update(DLW_OUTPUT_DIR=str(output_dir), RANK="0")
     runner = [sys.executable] if plain else [sys.executable, "-m", "dlw_magic.launch"]
     return subprocess.run(
         [*runner, "main.py", *args], cwd=folder, env=env, capture_output=True, text=True, timeout=120
@@ -179,3 +183,21 @@ def test_a_missing_absolute_file_gets_no_folder_hint(tmp_path: Path) -> None:
     result = launch(tmp_path, [code(f"open({str(tmp_path / 'nope.csv')!r})\n")])
     assert result.returncode == 1 and "FileNotFoundError" in result.stderr
     assert "Ship the notebook's folder" not in result.stderr
+
+
+def test_rank_0_recording_the_notebook_logs_what_the_other_ranks_log(tmp_path: Path) -> None:
+    # The executed notebook is extra: the log of the rank writing it is the one it would have without.
+    cells = [
+        code(PARAMS, "parameters"),
+        code("import sys\nprint('epochs', epochs)\nprint('to stderr', file=sys.stderr)\n"),
+        code("display({'lr': lr})\nlr * 2\n"),
+        code("!echo shell\n%env MODE=fast\nx = 1\n"),
+        code("x + undefined_name\n"),
+    ]
+    without = launch(tmp_path, cells, params={"epochs": 2})
+    recorded = launch(tmp_path, cells, params={"epochs": 2}, output_dir=tmp_path / "out")
+    assert (tmp_path / "out" / "executed.ipynb").is_file()
+    assert recorded.returncode == without.returncode == 1
+    assert recorded.stdout == without.stdout and "env: MODE=fast\n" in recorded.stdout
+    assert "{'lr': 0.1}\n" in recorded.stdout and "0.2" not in recorded.stdout  # a result stays out of the log
+    assert recorded.stderr == without.stderr and "NameError" in recorded.stderr
