@@ -10,9 +10,9 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import { SSEParser } from './sse.js';
 
-import type { IGpu, IJob, ILogChunk, IOptions, ISubmitRequest } from './types.js';
+import type { IGpuReport, IJob, ILogChunk, IOptions, ISubmitRequest } from './types.js';
 
-export type { IGpu, IJob, ILogChunk, INamed, IOptions, ISubmitRequest } from './types.js';
+export type { IGpu, IGpuReport, IJob, ILogChunk, INamed, IOptions, ISubmitRequest } from './types.js';
 
 export class DLWApiError extends Error {
   constructor(
@@ -72,7 +72,7 @@ export const outputPath = async (name: string): Promise<string> =>
   (await request<{ path: string }>(`jobs/${name}/output`, { method: 'POST', body: '{}' })).path;
 export const submitJob = (body: ISubmitRequest): Promise<IJob> =>
   request<IJob>('jobs', { method: 'POST', body: JSON.stringify(body) });
-export const getGpus = (): Promise<{ gpus: IGpu[]; reason: string | null }> => request('gpus');
+export const getGpus = (): Promise<IGpuReport> => request('gpus');
 export const getOptions = (): Promise<IOptions> => request('options');
 export const getParameters = (path: string): Promise<{ parameters: Record<string, unknown>; reason: string | null }> =>
   request('parameters', {}, { path });

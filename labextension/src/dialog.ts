@@ -30,6 +30,7 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
   private readonly volumeBoxes = new Map<string, HTMLInputElement>();
   private readonly errors = new Map<HTMLInputElement, HTMLElement>();
   private folderBox: HTMLInputElement | null = null;
+  private preemptibleBox: HTMLInputElement | null = null;
   // Capture on window runs before the Dialog's document-level 'input' check, so it sees our marks.
   private readonly onInput = (ev: Event): void => {
     const target = ev.target as HTMLElement;
@@ -101,6 +102,17 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     } else {
       this.text(form, 'priority', 'Priority', String(p.priority ?? defaults.priority), 'a number or a priority class');
     }
+
+    const preemptLabel = document.createElement('label');
+    preemptLabel.className = 'dlw-TrainForm-preemptible';
+    this.preemptibleBox = document.createElement('input');
+    this.preemptibleBox.type = 'checkbox';
+    this.preemptibleBox.name = 'preemptible';
+    this.preemptibleBox.checked = !!p.preemptible;
+    preemptLabel.append(this.preemptibleBox, ' Preemptible');
+    preemptLabel.title =
+      'May be stopped for higher-priority work and requeued; it resumes from its checkpoint.';
+    form.appendChild(preemptLabel);
 
     const params = this.section(form, 'Parameters');
     const names = Object.keys(parameters);
@@ -252,6 +264,9 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     }
     if (this.folderBox?.checked) {
       body.files = [SHIP_FOLDER];
+    }
+    if (this.preemptibleBox?.checked) {
+      body.preemptible = true;
     }
     return body;
   }

@@ -1,13 +1,17 @@
 /** Status bar item: GPU utilization and memory of this machine (or "No GPU" with the reason). */
 
+import { Notification } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { getGpus } from './api.js';
 import { gpuSummary } from './format.js';
+import type { IGpuIdle } from './types.js';
 
 export class GpuStatus extends Widget {
   private timer = 0;
   private intervalMs: number;
+  private idleKey = '';
+  private idleNotice = '';
 
   constructor(refreshSeconds: number) {
     super();
@@ -25,9 +29,13 @@ export class GpuStatus extends Widget {
 
   async refresh(): Promise<void> {
     try {
-      const { gpus, reason } = await getGpus();
-      this.node.textContent = gpuSummary(gpus);
-      this.node.title = gpus.length
+      const { gpus: local, reason, server } = await getGpus();
+      // On Kubernetes this pod has no GPU: the server's GPUs are the ones the jobs use.
+      const gpus = local.length ? local : (server?.gpus ?? []);
+      const idle = server?.idle ?? null;
+      const summary = gpuSummary(gpus);
+      this.node.textContent = idle ? `⚠ ${summary}` : summary;
+      const details = gpus.length
         ? gpus
             .map(
               g =>
@@ -35,11 +43,35 @@ export class GpuStatus extends Widget {
             )
             .join('\n')
         : (reason ?? 'No GPU');
+      this.node.title = idle ? `${idle.message}\n${details}` : details;
+      this.node.classList.toggle('dlw-GpuStatus-idle', !!idle);
       this.node.dataset.gpus = String(gpus.length);
+      this.notifyIdle(idle);
     } catch (err) {
       this.node.textContent = 'GPU ?';
       this.node.title = (err as Error).message;
     }
+  }
+
+  /** One sticky warning per idle episode (a new idleSince/stopAt pair); gone when the GPUs are used again. */
+  private notifyIdle(idle: IGpuIdle | null): void {
+    if (!idle) {
+      if (this.idleNotice) {
+        Notification.dismiss(this.idleNotice);
+      }
+      this.idleNotice = '';
+      this.idleKey = '';
+      return;
+    }
+    const key = `${idle.idleSince}|${idle.stopAt ?? ''}`;
+    if (key === this.idleKey) {
+      return;
+    }
+    if (this.idleNotice) {
+      Notification.dismiss(this.idleNotice);
+    }
+    this.idleKey = key;
+    this.idleNotice = Notification.warning(idle.message, { autoClose: false });
   }
 
   private start(): void {

@@ -25,6 +25,33 @@ export interface IJob {
   queue: string | null;
   priority: number | string | null;
   yaml?: string;
+  /** Only on the single-job GET: ``{name: [[step, value, time], ...]}`` from ``log_metrics``. */
+  metrics?: Record<string, [number, number, number?][]>;
+  executed_notebook?: string | null;
+  /** The executed notebook relative to the server root (via the dlw-outputs link), or null. */
+  executed_notebook_path?: string | null;
+  attempt?: number;
+  history?: IJobEvent[];
+}
+
+export interface IJobEvent {
+  event: 'preempted' | 'resumed' | string;
+  time: number;
+  by?: string | null;
+  checkpoint?: string | null;
+}
+
+/** The server's GPUs left idle by the user's jobs (GET /dlw/api/gpus, ``server.idle``). */
+export interface IGpuIdle {
+  message: string;
+  idleSince: number;
+  stopAt: number | null;
+}
+
+export interface IGpuReport {
+  gpus: IGpu[];
+  reason: string | null;
+  server?: { gpus: IGpu[]; jobs: string[]; idle: IGpuIdle | null };
 }
 
 export interface IGpu {

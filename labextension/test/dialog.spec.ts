@@ -84,4 +84,16 @@ describe('TrainForm', () => {
     const again = new TrainForm('nb.ipynb', {}, options(), DEFAULTS, form.getValue());
     expect(again.node.querySelector<HTMLInputElement>('input[name="ship-folder"]')!.checked).toBe(true);
   });
+
+  it('asks for a preemptible job with the checkbox, says what it means, and remembers it', () => {
+    const form = new TrainForm('nb.ipynb', {}, options(), DEFAULTS);
+    const box = form.node.querySelector<HTMLInputElement>('input[name="preemptible"]')!;
+    expect(box.closest('label')!.title).toContain('higher-priority');
+    expect(box.closest('label')!.title).toContain('checkpoint');
+    expect(form.getValue().preemptible).toBeUndefined();
+    box.checked = true;
+    expect(form.getValue().preemptible).toBe(true);
+    const again = new TrainForm('nb.ipynb', {}, options(), DEFAULTS, form.getValue());
+    expect(again.node.querySelector<HTMLInputElement>('input[name="preemptible"]')!.checked).toBe(true);
+  });
 });
