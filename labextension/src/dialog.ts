@@ -110,8 +110,7 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     this.preemptibleBox.name = 'preemptible';
     this.preemptibleBox.checked = !!p.preemptible;
     preemptLabel.append(this.preemptibleBox, ' Preemptible');
-    preemptLabel.title =
-      'May be stopped for higher-priority work and requeued; it resumes from its checkpoint.';
+    preemptLabel.title = 'May be stopped for higher-priority work and requeued; it resumes from its checkpoint.';
     form.appendChild(preemptLabel);
 
     const params = this.section(form, 'Parameters');

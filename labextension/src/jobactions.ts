@@ -24,6 +24,7 @@ export class JobActions {
       logs: j => this.openLogs(j),
       cancel: j => this.cancel(j),
       output: j => this.openOutput(j),
+      notebook: j => this.openNotebook(j),
       yaml: j => this.copyYaml(j),
       rerun: j => this.rerun(j),
       delete: j => this.remove(j)
@@ -34,7 +35,7 @@ export class JobActions {
   /** One log tab for all jobs: a click points it at this job and brings it forward. */
   openLogs(job: IJob): void {
     if (!this.logs || this.logs.isDisposed) {
-      this.logs = new MainAreaWidget({ content: new LogViewer(job) });
+      this.logs = new MainAreaWidget({ content: new LogViewer(job, j => void this.openNotebook(j)) });
       this.logs.id = 'dlw-logs';
       this.logs.title.icon = trainIcon;
       this.app.shell.add(this.logs, 'main', { mode: 'split-bottom' });
@@ -69,6 +70,19 @@ export class JobActions {
       await this.app.commands.execute('filebrowser:go-to-path', { path });
     } catch (err) {
       await showErrorMessage(`Output of ${job.name}`, (err as Error).message);
+    }
+  }
+
+  /** The notebook as executed by rank 0 (written as cells finish), opened like any notebook. */
+  private async openNotebook(job: IJob): Promise<void> {
+    try {
+      const path = job.executed_notebook_path ?? (await getJob(job.name)).executed_notebook_path;
+      if (!path) {
+        throw new Error('no executed notebook yet (it appears when the first cell finishes)');
+      }
+      await this.app.commands.execute('docmanager:open', { path });
+    } catch (err) {
+      await showErrorMessage(`Executed notebook of ${job.name}`, (err as Error).message);
     }
   }
 

@@ -10,7 +10,7 @@ import { formatDuration, gpuLabel, isFinished, jobDuration } from './format.js';
 import type { IJob } from './types.js';
 import { visibleRange } from './virtual.js';
 
-export type JobAction = 'logs' | 'cancel' | 'output' | 'yaml' | 'rerun' | 'delete';
+export type JobAction = 'logs' | 'cancel' | 'output' | 'notebook' | 'yaml' | 'rerun' | 'delete';
 
 export interface IJobsListOptions {
   rowHeight?: number;
@@ -26,6 +26,7 @@ interface IRow {
   meta: HTMLElement;
   cancel: HTMLButtonElement;
   remove: HTMLButtonElement;
+  notebook: HTMLButtonElement;
   key: string;
 }
 
@@ -33,6 +34,7 @@ const ACTIONS: [JobAction, string, string][] = [
   ['logs', 'Logs', "Follow the job's logs"],
   ['cancel', 'Cancel', 'Stop every process of the job'],
   ['output', 'Output', "Open the job's output folder"],
+  ['notebook', 'Notebook', 'Open the executed notebook: the cells run so far, with their outputs'],
   ['yaml', 'YAML', "Copy the job's spec as YAML"],
   ['rerun', 'Rerun', 'Submit the job again: same code and spec, a new name'],
   ['delete', 'Delete', 'Forget the finished job and delete its files (logs, output)']
@@ -142,14 +144,25 @@ export class JobsList {
     }
     el.append(top, meta, actions);
     this.node.appendChild(el);
-    return { el, state, name, meta, cancel: buttons.get('cancel')!, remove: buttons.get('delete')!, key: '' };
+    return {
+      el,
+      state,
+      name,
+      meta,
+      cancel: buttons.get('cancel')!,
+      remove: buttons.get('delete')!,
+      notebook: buttons.get('notebook')!,
+      key: ''
+    };
   }
 
   private fill(row: IRow, index: number, now: number): void {
     const job = this.view[index];
     const duration = formatDuration(jobDuration(job, now));
     const meta = `${duration} · ${gpuLabel(job)} · ${job.workers}×${job.engine}`;
-    const key = `${index}|${job.name}|${job.state}|${meta}|${job.message ?? ''}`;
+    // A queued job says why it waits (the scheduler's message) instead of its size; the size is in the tooltip.
+    const waiting = job.state === 'Queued' && job.message ? job.message : '';
+    const key = `${index}|${job.name}|${job.state}|${meta}|${job.message ?? ''}|${job.executed_notebook_path}`;
     if (row.key === key) {
       return; // unchanged since the last frame: no DOM write
     }
@@ -164,7 +177,11 @@ export class JobsList {
     row.state.textContent = job.state;
     row.state.className = `dlw-JobState dlw-state-${job.state.toLowerCase()}`;
     row.state.title = job.reason ? `${job.state} (${job.reason})` : job.state;
-    row.meta.textContent = meta;
+    row.meta.textContent = waiting || meta;
+    row.meta.title = waiting ? `${waiting}\n${meta}` : meta;
+    row.meta.classList.toggle('dlw-mod-waiting', !!waiting);
+    // null: the job has none (yet); absent: the list does not say, the click asks the server.
+    row.notebook.disabled = job.executed_notebook_path === null;
     row.cancel.disabled = isFinished(job.state);
     row.remove.disabled = !isFinished(job.state); // a running job is cancelled first
   }

@@ -9,8 +9,9 @@
 
 import { Widget } from '@lumino/widgets';
 
-import { DLWApiError, followLogs } from './api.js';
-import { RankMerger } from './format.js';
+import { DLWApiError, followLogs, getJob } from './api.js';
+import { isFinished, RankMerger } from './format.js';
+import { JobDetails } from './jobdetails.js';
 import { LogView } from './logview.js';
 import type { IJob, ILogChunk } from './types.js';
 
@@ -23,8 +24,14 @@ export class LogViewer extends Widget {
   private rank: number | undefined;
   private finished = false;
   private readonly merger = new RankMerger();
+  readonly details: JobDetails;
+  private poller = 0;
 
-  constructor(public job: IJob) {
+  constructor(
+    public job: IJob,
+    onOpenNotebook: (job: IJob) => void = () => undefined,
+    private readonly pollMs = 3000
+  ) {
     super();
     this.id = 'dlw-logs-content';
     this.addClass('dlw-LogViewer');
@@ -46,7 +53,8 @@ export class LogViewer extends Widget {
     this.status = document.createElement('span');
     this.status.className = 'dlw-LogViewer-status';
     bar.append(label, end, this.status);
-    this.node.append(bar, this.view.node);
+    this.details = new JobDetails(onOpenNotebook);
+    this.node.append(bar, this.details.node, this.view.node);
     this.showJob(job);
   }
 
@@ -58,11 +66,13 @@ export class LogViewer extends Widget {
     this.showJob(job);
     if (this.isAttached) {
       this.start();
+      void this.poll();
     }
   }
 
   private showJob(job: IJob): void {
     this.job = job;
+    this.details.update(job);
     this.title.label = `Logs: ${job.name}`;
     this.rankSelect.length = 0;
     const ranks = Math.max(1, job.world_size || 1);
@@ -76,6 +86,32 @@ export class LogViewer extends Widget {
 
   protected onAfterAttach(): void {
     this.start();
+    void this.poll();
+  }
+
+  protected onBeforeDetach(): void {
+    window.clearTimeout(this.poller);
+    this.poller = 0;
+  }
+
+  /** Refresh the details and charts (metrics come with the single-job GET) until the job ends. */
+  private async poll(): Promise<void> {
+    window.clearTimeout(this.poller);
+    const name = this.job.name;
+    let done = false;
+    try {
+      const full = await getJob(name);
+      if (this.isDisposed || name !== this.job.name) {
+        return; // pointed at another job meanwhile: its own poll runs
+      }
+      this.details.update(full);
+      done = isFinished(full.state); // a finished job's metrics and notebook are final
+    } catch {
+      // the log stream reports the job's errors; keep trying while attached
+    }
+    if (!done && this.isAttached && !this.isDisposed) {
+      this.poller = window.setTimeout(() => void this.poll(), document.hidden ? this.pollMs * 5 : this.pollMs);
+    }
   }
 
   protected onResize(): void {
@@ -169,6 +205,7 @@ export class LogViewer extends Widget {
   }
 
   dispose(): void {
+    window.clearTimeout(this.poller);
     this.abort?.abort();
     this.view.dispose();
     super.dispose();

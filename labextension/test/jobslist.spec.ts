@@ -54,4 +54,30 @@ describe('JobsList', () => {
     list.setFilter('job-1');
     expect(list.count).toBe(2);
   });
+
+  it('says why a queued job waits, and opens the executed notebook only when there is one', () => {
+    const actions: string[] = [];
+    const list = new JobsList({ onAction: (a, j) => actions.push(`${a}:${j.name}`), now: () => 1065 });
+    const queued = {
+      ...job(1, 'Queued'),
+      reason: 'WaitingForGPUs',
+      message: 'waiting for 2 GPUs held by big-1, big-2; 3rd in the queue',
+      executed_notebook_path: null
+    };
+    const done = { ...job(2, 'Succeeded'), executed_notebook_path: 'dlw-outputs/job-2/executed.ipynb' };
+    list.setJobs([queued, done, job(3)]);
+    list.render();
+    const row = (name: string): HTMLElement => list.node.querySelector(`.dlw-JobRow[data-job="${name}"]`)!;
+    const meta = row('job-1').querySelector('.dlw-JobRow-meta')!;
+    expect(meta.textContent).toBe('waiting for 2 GPUs held by big-1, big-2; 3rd in the queue');
+    expect(meta.getAttribute('title')).toContain('2 GPUs · 2×job');
+    expect(row('job-3').querySelector('.dlw-JobRow-meta')!.textContent).toBe('1m 5s · 2 GPUs · 2×job');
+
+    const notebook = (name: string): HTMLButtonElement => row(name).querySelector('.dlw-action-notebook')!;
+    expect(notebook('job-1').disabled).toBe(true);
+    expect(notebook('job-2').disabled).toBe(false);
+    expect(notebook('job-3').disabled).toBe(false); // the list does not say: the click asks the server
+    notebook('job-2').click();
+    expect(actions).toEqual(['notebook:job-2']);
+  });
 });
