@@ -203,7 +203,12 @@ def list_jobs(backend: Backend | None = None) -> list[JobInfo]:
 
 
 def get_job(name: str, backend: Backend | None = None) -> JobInfo:
-    return (backend or get_backend()).get(name)
+    """One job with its details: the metrics it logged and its executed notebook."""
+    backend = backend or get_backend()
+    job = backend.get(name)
+    job.metrics = backend.metrics(job)
+    job.executed_notebook = backend.executed_notebook(job)
+    return job
 
 
 def events(name: str, backend: Backend | None = None) -> list[dict[str, Any]]:

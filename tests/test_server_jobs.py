@@ -101,6 +101,10 @@ def test_submit_list_detail_and_logs_of_a_notebook_job(api, api_error, stream, j
     detail = api("jobs/hello")
     assert detail["state"] == "Succeeded" and detail["exit_code"] == 0
     assert "name: hello" in detail["yaml"] and "n: 5" in detail["yaml"]
+    # One click away in the panel: the executed notebook, under the same link as the outputs.
+    assert detail["executed_notebook_path"] == "dlw-outputs/hello/executed.ipynb"
+    assert (jp_root_dir / detail["executed_notebook_path"]).is_file() and detail["metrics"] == {}
+    assert "metrics" not in api("jobs")["jobs"][0]
 
     logs = api("jobs/hello/logs", params={"rank": "0"})
     assert "".join(c["text"] for c in logs["chunks"]) == text

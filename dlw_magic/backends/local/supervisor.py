@@ -275,6 +275,8 @@ class Supervisor:
         row = self.store.row(self.job_id)
         if row is None or row["state"] != JobState.QUEUED.value:
             return  # decided before this runner started (cancelled, or declared lost): nothing to do
+        reason: str | None
+        message: str | None
         try:
             outcome.reserve(self.job_dir)
         except OSError as err:
@@ -295,7 +297,8 @@ class Supervisor:
             try:
                 state, code, reason, message = self.run_attempt(gpus, attempt)
             except OSError as err:  # the entrypoint or a secret could not be read: retrying will not help
-                state, code, reason, message = JobState.FAILED, None, "StartError", f"could not start: {err}"
+                state, code, reason = JobState.FAILED, None, "StartError"
+                message = f"could not start: {err}"
                 if err.errno in outcome.DISK_FULL:
                     reason = "DiskFull"
                     message = f"could not start: {disk_full_message(self.job_dir.parent.parent)}"
