@@ -33,6 +33,8 @@ class Settings:
     jupyterhub_user: str | None = None  # JUPYTERHUB_USER: set by the hub in every notebook server
     dlw_user: str | None = None  # DLW_USER: the user name outside a hub
     fake_no_nvml: bool = False  # DLW_FAKE_NO_NVML: behave as if there were no NVIDIA driver (tests)
+    hub_password: str | None = None  # DLW_HUB_PASSWORD: the local hub's password (else a generated file)
+    notebook_gpus: str | None = None  # DLW_GPUS: GPUs the hub gave this notebook server ("0": none)
 
     @property
     def user(self) -> str:
@@ -69,6 +71,8 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         jupyterhub_user=get("JUPYTERHUB_USER"),
         dlw_user=get("DLW_USER"),
         fake_no_nvml=bool(get("DLW_FAKE_NO_NVML")),
+        hub_password=get("DLW_HUB_PASSWORD"),
+        notebook_gpus=get("DLW_GPUS"),
     )
 
 
