@@ -69,6 +69,9 @@ class JobInfo:
     queue: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     spec: dict[str, Any] = field(default_factory=dict)
+    # Preemptions, oldest first: {"attempt", "preemptedAt", "by", "resumedAt", "resumedFrom", "checkpoint"}
+    # (times in unix seconds; "resumed*" once the job runs again; "checkpoint": the newest file then, or None).
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def duration(self) -> float | None:
