@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from ... import settings
 from ...errors import Conflict, DLWError
 from ..base import Backend, JobInfo, JobState, LogChunk, PreparedJob
 from . import outcome, procs, scheduling
@@ -138,7 +139,7 @@ class LocalBackend(Backend):
 
             have = len(scheduling.inventory())
             if need > have:
-                reason = None if os.environ.get("DLW_FAKE_GPUS") else local_gpus()[1]
+                reason = "DLW_FAKE_GPUS" if settings.current().fake_gpus is not None else local_gpus()[1]
                 why = f" ({reason})" if reason else ""
                 raise DLWError(
                     f"resources.gpus: the job needs {need} GPU(s) ({spec.resources.gpus} x {spec.workers} workers) "

@@ -14,7 +14,6 @@ The GPU inventory is NVML's (narrowed by ``CUDA_VISIBLE_DEVICES``), or ``DLW_FAK
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 
@@ -47,11 +46,12 @@ class Decision:
 
 def inventory() -> list[int]:
     """GPU indices local jobs may use."""
-    fake = os.environ.get("DLW_FAKE_GPUS")
-    if fake is not None and fake.strip().isdigit():
-        return list(range(int(fake)))
+    from ... import settings
     from ...gpus import visible_gpu_indices
 
+    fake = settings.current().fake_gpus
+    if fake is not None:
+        return list(range(fake))
     return visible_gpu_indices()
 
 
@@ -60,11 +60,11 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def _holders(running: list[Running]) -> str:
-    held = [r for r in running if r.gpus]
+def _holders(held: list[tuple[str, list[int]]]) -> str:
+    held = [(name, gpus) for name, gpus in held if gpus]
     if not held:
         return "no job"
-    return ", ".join(f"{r.name} (GPU {','.join(map(str, r.gpus))})" for r in held)
+    return ", ".join(f"{name} (GPU {','.join(map(str, gpus))})" for name, gpus in held)
 
 
 def pick_victims(need: int, free: int, priority: int, running: list[Running]) -> list[Running] | None:
@@ -96,12 +96,14 @@ def decide(job_id: str, queued: list[Queued], running: list[Running], gpus: list
     free = [i for i in gpus if i not in used]
     gpu_jobs = [q for q in queued if q.need]
     head: Queued | None = None  # the first GPU job that does not fit: the ones behind it wait
+    held = [(r.name, r.gpus) for r in running]  # and the queued jobs ahead that take GPUs now
     for q in queued:
         if q.need and (head is not None or q.need > len(free)):
             head = head or q
             take = None
         else:
             take, free = free[:q.need], free[q.need:]
+            held.append((q.name, take))
         if q.id != job_id:
             continue
         if take is not None:
@@ -111,7 +113,7 @@ def decide(job_id: str, queued: list[Queued], running: list[Running], gpus: list
             return Decision(wait=f"waits behind {head.name} (priority {head.priority}) for GPUs; {place}")
         leaving = [r for r in running if r.preempt_by is not None]
         coming = len(free) + sum(len(r.gpus) for r in leaving)
-        decision = Decision(wait=f"needs {q.need} GPU(s), {len(free)} free; held by {_holders(running)}; {place}")
+        decision = Decision(wait=f"needs {q.need} GPU(s), {len(free)} free; held by {_holders(held)}; {place}")
         if coming < q.need:
             victims = pick_victims(q.need, coming, q.priority, running)
             if victims:
