@@ -59,7 +59,10 @@ while not pathlib.Path(os.environ["RELEASE"]).exists():
 @pytest.fixture
 def two_gpus(dlw_home, monkeypatch):
     monkeypatch.setenv("DLW_FAKE_GPUS", "2")
-    return dlw_home
+    yield dlw_home
+    for job in core.list_jobs():  # a failed test leaves no runner waiting for its release file
+        if not job.state.finished:
+            core.cancel(job.name)
 
 
 def job_yaml(tmp_path: Path, name: str, code: str, **fields) -> Path:
