@@ -79,6 +79,7 @@ def describe(job: JobInfo, out: TextIO, notebook: bool = False) -> None:
         ("Notebook", job.executed_notebook),
         ("Metrics", last_metrics(job.metrics)),
     ]
+    fields += [("Preempted", line) for line in history_lines(job.history)]
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         if value not in (None, ""):
@@ -97,6 +98,26 @@ def last_metrics(metrics: dict[str, list[list[Any]]]) -> str | None:
 
 def _number(value: Any) -> str:
     return "nan" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def history_lines(history: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per preemption: ``at 07:12:03 by big-job (attempt 1); resumed at ... from DIR (ckpt-3.pt)``."""
+    lines = []
+    for h in history:
+        text = f"at {stamp(h.get('preemptedAt'))} by {h.get('by')} (attempt {h.get('attempt')})"
+        if h.get("resumedAt"):
+            checkpoint = h.get("checkpoint")
+            text += f"; resumed at {stamp(h['resumedAt'])} from {h.get('resumedFrom')}"
+            text += f" ({checkpoint})" if checkpoint else " (no checkpoint written)"
+        lines.append(text)
+    return lines
+
+
+def stamp(seconds: float | None) -> str:
+    """Unix seconds as local ``2026-11-29 07:12:03``."""
+    if seconds is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
 
 
 def events_table(events: Sequence[dict[str, Any]], out: TextIO, last: int = 20) -> None:

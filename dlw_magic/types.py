@@ -73,6 +73,9 @@ class JobInfo:
     # ``dlw_magic.log_metrics`` ({name: [[step, value, time], ...]}) and its executed notebook's path.
     metrics: dict[str, list[list[Any]]] = field(default_factory=dict)
     executed_notebook: str | None = None
+    # Preemptions, oldest first: {"attempt", "preemptedAt", "by", "resumedAt", "resumedFrom", "checkpoint"}
+    # (times in unix seconds; "resumed*" once the job runs again; "checkpoint": the newest file then, or None).
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def duration(self) -> float | None:
