@@ -109,11 +109,12 @@ def decide(job_id: str, queued: list[Queued], running: list[Running], gpus: list
         if take is not None:
             return Decision(start=take)
         place = f"{_ordinal(gpu_jobs.index(q) + 1)} of {len(gpu_jobs)} in the GPU queue"
-        if head is not q:
+        if head is not None and head is not q:
             return Decision(wait=f"waits behind {head.name} (priority {head.priority}) for GPUs; {place}")
         leaving = [r for r in running if r.preempt_by is not None]
         coming = len(free) + sum(len(r.gpus) for r in leaving)
-        decision = Decision(wait=f"needs {q.need} GPU(s), {len(free)} free; held by {_holders(held)}; {place}")
+        wait = f"needs {q.need} GPU(s), {len(free)} free; held by {_holders(held)}; {place}"
+        decision = Decision(wait=wait)
         if coming < q.need:
             victims = pick_victims(q.need, coming, q.priority, running)
             if victims:
@@ -121,6 +122,6 @@ def decide(job_id: str, queued: list[Queued], running: list[Running], gpus: list
                 decision.preemptor = q.name
                 leaving += victims
         if leaving:
-            decision.wait += f"; preempting {', '.join(r.name for r in leaving)}"
+            decision.wait = wait + f"; preempting {', '.join(r.name for r in leaving)}"
         return decision
     return Decision()  # not queued (cancelled, or already decided)
