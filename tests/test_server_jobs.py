@@ -230,6 +230,6 @@ def test_outputs_outside_the_root_open_in_the_file_browser_through_a_link(api, j
     assert wait_state(api, "writer", {"Succeeded", "Failed"})["state"] == "Succeeded"
     assert api("jobs/writer/output", "POST", {}) == {"path": "dlw-outputs/writer"}
     listing = jp_asyncio_loop.run_until_complete(jp_fetch("api", "contents", "dlw-outputs", "writer"))
-    assert [f["name"] for f in json.loads(listing.body)["content"]] == ["metrics.json"]
+    assert sorted(f["name"] for f in json.loads(listing.body)["content"]) == ["executed.ipynb", "metrics.json"]
     api("jobs/writer", "DELETE")
     assert not (jp_root_dir / "dlw-outputs" / "writer").is_symlink()
