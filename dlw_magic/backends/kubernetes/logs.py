@@ -53,67 +53,78 @@ def read_logs(
             yield LogChunk(rank=r, text=data.decode("utf-8", errors="replace"), offset=offset + len(data))
 
 
+def _pod_key(pod: dict[str, Any]) -> str:
+    """A pod recreated under the same name (Volcano, PyTorchJob restarts) is another pod: tell them apart."""
+    meta = pod.get("metadata") or {}
+    return meta.get("uid") or f"{meta.get('name')}@{meta.get('creationTimestamp')}"
+
+
 def follow_logs(
     api: Api, namespace: str, engine: Engine,
     poll: Callable[[], tuple[list[dict[str, Any]], bool]], rank: int | None, offset: int,
 ) -> Iterator[LogChunk]:
-    """Stream every started pod's log from a thread each; stop once the job is finished and drained."""
-    chunks: queue.Queue[tuple[int, bytes | None]] = queue.Queue()
+    """Stream the newest started pod of every rank from a thread each, restarted pods included; stop once
+    the job is finished and drained. Offsets count bytes of the pod's log, as ``read_logs`` does."""
+    chunks: queue.Queue[tuple[str, int, bytes | None]] = queue.Queue()
     streamed: set[str] = set()
     live: dict[str, Any] = {}
     stop = threading.Event()
-    offsets: dict[int, int] = {}
-    skip: dict[int, int] = {rank: offset} if rank is not None else {}
-    # A UTF-8 character may straddle two chunks: decode each rank's bytes incrementally.
-    decoders: dict[int, Any] = {}
+    offsets: dict[str, int] = {}
+    # Resuming at ``offset`` applies to the first pod of the rank followed (the newest when following began).
+    skip: dict[str, int] = {}
+    skip_pending = rank is not None and offset > 0
+    # A UTF-8 character may straddle two chunks: decode each pod's bytes incrementally.
+    decoders: dict[str, Any] = {}
 
-    def pump(pod_name: str, r: int) -> None:
+    def pump(key: str, pod_name: str, r: int) -> None:
         try:
             resp = api.pod_log(namespace, pod_name, engine.container, follow=True)
-            live[pod_name] = resp
+            live[key] = resp
             for data in resp.stream(4096, decode_content=False):
                 if stop.is_set():
                     break
-                chunks.put((r, data))
-        except Exception:  # noqa: BLE001 - a vanished pod or a closed stream ends this rank's log
+                chunks.put((key, r, data))
+        except Exception:  # noqa: BLE001 - a vanished pod or a closed stream ends this pod's log
             pass
         finally:
-            live.pop(pod_name, None)
-            chunks.put((r, None))
+            live.pop(key, None)
+            chunks.put((key, r, None))
 
     running = 0
     finished = False
     try:
         while True:
             pods, finished = poll()
-            for pod in pods:
-                name, r = pod["metadata"]["name"], engine.pod_rank(pod)
-                if name in streamed or not _started(pod) or (rank is not None and r != rank):
+            for r, pod in sorted(_newest_per_rank(engine, pods).items()):
+                key = _pod_key(pod)
+                if key in streamed or (rank is not None and r != rank):
                     continue
-                streamed.add(name)
+                streamed.add(key)
+                if skip_pending:
+                    skip[key], skip_pending = offset, False
                 running += 1
-                threading.Thread(target=pump, args=(name, r), daemon=True).start()
+                threading.Thread(target=pump, args=(key, pod["metadata"]["name"], r), daemon=True).start()
             deadline = time.monotonic() + POLL_SECONDS
             while True:
                 try:
-                    r, data = chunks.get(timeout=max(0.0, deadline - time.monotonic()))
+                    key, r, data = chunks.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 if data is None:
                     running -= 1
                     continue
-                if skip.get(r):  # resume: drop what the caller has already seen
-                    cut = min(skip[r], len(data))
-                    skip[r] -= cut
-                    offsets[r] = offsets.get(r, 0) + cut
+                if skip.get(key):  # resume: drop what the caller has already seen
+                    cut = min(skip[key], len(data))
+                    skip[key] -= cut
+                    offsets[key] = offsets.get(key, 0) + cut
                     data = data[cut:]
                     if not data:
                         continue
-                offsets[r] = offsets.get(r, 0) + len(data)
-                decoder = decoders.setdefault(r, codecs.getincrementaldecoder("utf-8")(errors="replace"))
+                offsets[key] = offsets.get(key, 0) + len(data)
+                decoder = decoders.setdefault(key, codecs.getincrementaldecoder("utf-8")(errors="replace"))
                 text = decoder.decode(data)
                 if text:
-                    yield LogChunk(rank=r, text=text, offset=offsets[r])
+                    yield LogChunk(rank=r, text=text, offset=offsets[key])
             if finished and running == 0:
                 return
     finally:
