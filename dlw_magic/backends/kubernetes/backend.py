@@ -21,7 +21,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from ... import engines
-from ...engines.base import Engine, ts
+from ...engines.base import Engine, Kind, owned_by, ts
 from ...errors import Conflict, DLWError, NotFound
 from ...render.context import SPEC_ANNOTATION
 from ...spec import TrainingJob
@@ -29,6 +29,7 @@ from ..base import Backend, GpuInfo, JobInfo, JobState, LogChunk, PreparedJob
 from .api import Api, api_client, api_error, pod_namespace
 from .logs import follow_logs, read_logs
 from .status import job_status
+from .waits import WORKLOAD, wait_reason
 from .watch import JobWatch
 
 PROVENANCE_ANNOTATION = "dlw.dev/provenance"
@@ -54,6 +55,7 @@ class KubernetesBackend(Backend):
         self.namespace = user_namespace(self.workspace, self.user, wanted)
         self.api = Api(api_client(self.kubeconfig))
         self._missing_kinds: set[str] = set()  # names of engines whose CRD the cluster lacks (404 on list)
+        self._missing_related: set[Kind] = set()  # Kueue / scheduler kinds not installed or not readable
         self._executor: ThreadPoolExecutor | None = None
         # Follow jobs with watches (one long request each) rather than polling; False polls, as servers
         # without watch need (detected on their own) and the follow benchmark's baseline does.
@@ -117,8 +119,10 @@ class KubernetesBackend(Backend):
             pods = self._pods(job_id) if job_id else []
         ranked = [(engine.pod_rank(p), p) for p in pods]
         st = job_status(engine, obj, ranked, spec)
-        if events and st.state == JobState.QUEUED and st.reason is None and not pods:
-            st.reason, st.message = self._job_event_reason(meta.get("name", ""))
+        if events and st.state == JobState.QUEUED and st.reason in (None, "Suspended"):
+            found = self._wait_reason(engine, obj, pods)
+            if found:
+                st.reason, st.message = found
         workers = int(spec.get("workers", 1))
         res = spec.get("resources") or {}
         priority = spec.get("priority")
@@ -143,25 +147,28 @@ class KubernetesBackend(Backend):
             return None  # an emptyDir in the pod: gone with it
         return f"{home.mount_path}/{HOME_JOBS_DIR}/{name}/output"
 
-    def _job_event_reason(self, name: str) -> tuple[str | None, str | None]:
-        """A queued job with no pods: the controller may be refused pods (quota, admission): say why."""
-        try:
-            events = self.api.call(
-                "GET", f"/api/v1/namespaces/{self.namespace}/events",
-                query=[("fieldSelector", f"involvedObject.name={name}")],
-            ) or {}
-        except ApiException:
-            return None, None
-        warnings = [
-            e for e in events.get("items") or []
-            if e.get("type") == "Warning" and (e.get("involvedObject") or {}).get("name") == name
-        ]
-        if not warnings:
-            return None, None
-        last = warnings[-1]
-        message = last.get("message") or ""
-        reason = "QuotaExceeded" if "exceeded quota" in message else last.get("reason") or "Warning"
-        return reason, message
+    def _wait_reason(
+        self, engine: Engine, obj: dict[str, Any], pods: list[dict[str, Any]]
+    ) -> tuple[str, str] | None:
+        """Why a queued job waits: Kueue's Workload, the engine's scheduler objects, events (one round trip)."""
+        kinds = [k for k in (WORKLOAD, *engine.waits_on) if k not in self._missing_related]
+
+        def fetch(kind: Kind | None) -> list[dict[str, Any]]:
+            group, version, plural = ("", "v1", "events") if kind is None else (kind.group, kind.version, kind.plural)
+            base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+            try:
+                data = self.api.call("GET", f"{base}/namespaces/{self.namespace}/{plural}") or {}
+            except ApiException as err:
+                if kind is not None and err.status in (403, 404):  # not installed, or not readable here
+                    self._missing_related.add(kind)
+                return []
+            return data.get("items") or []
+
+        events, *lists = self._pool().map(fetch, [None, *kinds])
+        related = dict(zip(kinds, lists, strict=True))
+        names = {(obj.get("metadata") or {}).get("name", ""), *(p["metadata"]["name"] for p in pods)}
+        names |= {o["metadata"]["name"] for objs in lists for o in objs if owned_by(o, obj)}
+        return wait_reason(engine, obj, related, events, names)
 
     # -- Backend interface -------------------------------------------------------------------------------
 
