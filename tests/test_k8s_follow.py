@@ -8,9 +8,12 @@ import time
 
 import kmock
 import pytest
-from test_k8s_backend import JOB, VOLCANO, backend, env, kube, running, script, submit  # noqa: F401
+import test_k8s_backend as _k8s
+from test_k8s_backend import JOB, VOLCANO, running, submit
 
 from dlw_magic.backends.kubernetes import KubernetesBackend
+
+env, kube, backend, script = _k8s.env, _k8s.kube, _k8s.backend, _k8s.script  # shared fixtures
 
 
 def _gets(kube, suffix: str) -> int:

@@ -6,14 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import test_k8s_backend as _k8s
 from k8s_emulator import KubeEmulator
-from test_k8s_backend import JOB, VOLCANO, backend, env, kube, script, submit  # noqa: F401
+from test_k8s_backend import JOB, VOLCANO, submit
 
 from dlw_magic.backends import JobState
 from dlw_magic.backends.kubernetes import KubernetesBackend
 
 WORKLOAD = ("kueue.x-k8s.io/v1beta1", "Workload")
 PODGROUP = ("scheduling.volcano.sh/v1beta1", "PodGroup")
+
+env, kube, backend, script = _k8s.env, _k8s.kube, _k8s.backend, _k8s.script  # shared fixtures
 
 
 def _owned(kube, kind, name: str) -> list[dict]:
@@ -31,7 +34,8 @@ def _workload(kube, conditions: list[dict], job: str = "demo") -> None:
 
 def test_kueue_says_why_a_job_waits_for_quota(backend, kube, script):
     submit(backend, script, gpus=4)
-    kube._call("PATCH", kube.path(JOB, "demo"), {"spec": {"suspend": True}}, content_type="application/merge-patch+json")
+    kube._call("PATCH", kube.path(JOB, "demo"), {"spec": {"suspend": True}},
+               content_type="application/merge-patch+json")
     _workload(kube, [{"type": "QuotaReserved", "status": "False", "reason": "Pending",
                       "message": "couldn't assign flavors to pod set main: insufficient unused quota for "
                                  "nvidia.com/gpu in flavor h200, 4 more needed"}])
