@@ -101,8 +101,10 @@ def measure(server: ApiServer, script: Path, followers: int, watch: bool, second
     received = server.count() - before
     server.call("PATCH", f"/apis/batch/v1/namespaces/{backends[0].namespace}/jobs/{name}/status",
                 {"status": {"active": 0, "conditions": [{"type": "Complete", "status": "True"}]}}, patch=True)
+    deadline = time.monotonic() + 120
     for t in threads:
-        t.join(60)
+        t.join(max(0.1, deadline - time.monotonic()))
+    print(f"{name}: {received} requests in {seconds} s", file=sys.stderr, flush=True)
     per = received / seconds / followers
     return {"followers": followers, "seconds": seconds, "requests": received,
             "requests_per_s_per_follower": round(per, 3), "all_ended": not any(t.is_alive() for t in threads)}

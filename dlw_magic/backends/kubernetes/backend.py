@@ -27,7 +27,7 @@ from ...render.context import SPEC_ANNOTATION
 from ...spec import TrainingJob
 from ..base import Backend, GpuInfo, JobInfo, JobState, LogChunk, PreparedJob
 from .api import Api, api_client, api_error, pod_namespace
-from .logs import follow_logs, read_logs
+from .logs import SAVED_LOGS_DIR, follow_logs, read_logs, read_saved, saved_ranks
 from .status import job_status
 from .waits import WORKLOAD, wait_reason
 from .watch import JobWatch
@@ -146,6 +146,20 @@ class KubernetesBackend(Backend):
         if home is None or "ReadWriteMany" not in home.access_modes:
             return None  # an emptyDir in the pod: gone with it
         return f"{home.mount_path}/{HOME_JOBS_DIR}/{name}/output"
+
+    def _saved_logs(self, name: str, job_id: str | None) -> Path | None:
+        """Where this notebook sees the rank logs the job's pods kept (``logs.SAVED_LOGS_DIR``): only with a
+        ReadWriteMany home, which jobs mount for their outputs; the newest job of that name without an id."""
+        if self._output_dir(name) is None:
+            return None
+        from ...render.code import HOME_JOBS_DIR
+
+        root = Path(os.environ.get("DLW_HOME_MOUNT") or self.workspace.home.mount_path)
+        folder = root / HOME_JOBS_DIR / name / "output" / SAVED_LOGS_DIR
+        if job_id:
+            return folder / job_id
+        runs = [p for p in folder.glob("*") if p.is_dir()] if folder.is_dir() else []
+        return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
 
     def _wait_reason(
         self, engine: Engine, obj: dict[str, Any], pods: list[dict[str, Any]]
@@ -329,10 +343,20 @@ class KubernetesBackend(Backend):
     ) -> Iterator[LogChunk]:
         if offset and rank is None:
             raise DLWError("logs: an offset needs a rank")
-        engine, obj = self._find(name)
+        try:
+            engine, obj = self._find(name)
+        except NotFound:
+            # The job object is gone (TTL, deleted): what its pods kept on the home volume is all there is.
+            saved = self._saved_logs(name, None)
+            if not saved_ranks(saved):
+                raise
+            yield from read_saved(saved, rank, offset)
+            return
         job_id = (obj["metadata"].get("labels") or {}).get("dlw.dev/job-id", "")
-        if not follow:
-            yield from read_logs(self.api, self.namespace, engine, self._pods(job_id), rank, offset)
+        saved = self._saved_logs(name, job_id)
+        pods = self._pods(job_id)
+        if not follow or (not pods and self._info(engine, obj, pods, events=False).state.finished):
+            yield from read_logs(self.api, self.namespace, engine, pods, rank, offset, saved)
             return
 
         def poll() -> tuple[list[dict[str, Any]], bool]:

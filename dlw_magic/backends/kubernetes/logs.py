@@ -2,6 +2,10 @@
 
 A pod's rank comes from the labels its engine's controller sets; with several processes per pod
 (torchrun) a pod's log holds all of its local ranks and is reported under the pod's first rank.
+
+Each pod's bootstrap also keeps its output in ``<output dir>/.dlw-logs/<job id>/rank-<N>.log``
+(``render/bootstrap.py``); where this process sees that folder (a home volume shared with the jobs),
+a rank whose pod is gone (evicted, deleted with the job) is read from there.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -21,6 +26,7 @@ from ..base import LogChunk
 from .api import Api
 
 POLL_SECONDS = 1.0
+SAVED_LOGS_DIR = ".dlw-logs"  # inside DLW_OUTPUT_DIR: the name bootstrap.py writes to
 _STARTED = {"Running", "Succeeded", "Failed"}
 
 
@@ -37,20 +43,56 @@ def _newest_per_rank(engine: Engine, pods: list[dict[str, Any]]) -> dict[int, di
     return out
 
 
+def saved_ranks(folder: Path | None) -> dict[int, Path]:
+    """The rank logs the pods' bootstrap kept in ``folder`` (rank -> file)."""
+    if folder is None or not folder.is_dir():
+        return {}
+    out: dict[int, Path] = {}
+    for path in folder.glob("rank-*.log"):
+        tail = path.stem.removeprefix("rank-")
+        if tail.isdigit():
+            out[int(tail)] = path
+    return out
+
+
+def _chunk(r: int, data: bytes, offset: int) -> LogChunk | None:
+    data = data[offset:] if offset else data
+    return LogChunk(rank=r, text=data.decode("utf-8", errors="replace"), offset=offset + len(data)) if data else None
+
+
+def read_saved(saved: Path | None, rank: int | None, offset: int) -> Iterator[LogChunk]:
+    """The saved rank logs alone: the job object and its pods are gone."""
+    for r, path in sorted(saved_ranks(saved).items()):
+        if rank is None or r == rank:
+            chunk = _chunk(r, path.read_bytes(), offset)
+            if chunk:
+                yield chunk
+
+
 def read_logs(
     api: Api, namespace: str, engine: Engine, pods: list[dict[str, Any]],
-    rank: int | None, offset: int,
+    rank: int | None, offset: int, saved: Path | None = None,
 ) -> Iterator[LogChunk]:
-    for r, pod in sorted(_newest_per_rank(engine, pods).items()):
+    """Every rank's log from its newest started pod; from the saved file when the pod is gone or unreadable."""
+    live = _newest_per_rank(engine, pods)
+    files = saved_ranks(saved)
+    for r in sorted(set(live) | set(files)):
         if rank is not None and r != rank:
             continue
-        try:
-            data = api.pod_log(namespace, pod["metadata"]["name"], engine.container).data
-        except ApiException:
-            continue  # the container has not started or its node is gone: nothing to show yet
-        data = data[offset:] if offset else data
-        if data:
-            yield LogChunk(rank=r, text=data.decode("utf-8", errors="replace"), offset=offset + len(data))
+        data: bytes | None = None
+        if r in live:
+            try:
+                data = api.pod_log(namespace, live[r]["metadata"]["name"], engine.container).data
+            except ApiException:
+                data = None  # the container has not started or its node is gone
+        if data is None and r in files:
+            try:
+                data = files[r].read_bytes()
+            except OSError:
+                data = None
+        chunk = _chunk(r, data, offset) if data else None
+        if chunk:
+            yield chunk
 
 
 def _pod_key(pod: dict[str, Any]) -> str:
