@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,15 +21,15 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from ... import engines
-from ...engines.base import Engine, Kind, owned_by, ts
+from ...engines.base import Engine, Kind, ts
 from ...errors import Conflict, DLWError, NotFound
 from ...render.context import SPEC_ANNOTATION
 from ...spec import TrainingJob
 from ..base import Backend, GpuInfo, JobInfo, JobState, LogChunk, PreparedJob
 from .api import Api, api_client, api_error, pod_namespace
-from .logs import SAVED_LOGS_DIR, follow_logs, read_logs, read_saved, saved_ranks
+from .logs import follow_logs, read_logs, read_saved, saved_logs_dir, saved_ranks
 from .status import job_status
-from .waits import WORKLOAD, wait_reason
+from .waits import explain_wait
 from .watch import JobWatch
 
 PROVENANCE_ANNOTATION = "dlw.dev/provenance"
@@ -120,7 +120,7 @@ class KubernetesBackend(Backend):
         ranked = [(engine.pod_rank(p), p) for p in pods]
         st = job_status(engine, obj, ranked, spec)
         if events and st.state == JobState.QUEUED and st.reason in (None, "Suspended"):
-            found = self._wait_reason(engine, obj, pods)
+            found = explain_wait(self.api, self.namespace, engine, obj, pods, self._missing_related, self._pool())
             if found:
                 st.reason, st.message = found
         workers = int(spec.get("workers", 1))
@@ -148,41 +148,10 @@ class KubernetesBackend(Backend):
         return f"{home.mount_path}/{HOME_JOBS_DIR}/{name}/output"
 
     def _saved_logs(self, name: str, job_id: str | None) -> Path | None:
-        """Where this notebook sees the rank logs the job's pods kept (``logs.SAVED_LOGS_DIR``): only with a
-        ReadWriteMany home, which jobs mount for their outputs; the newest job of that name without an id."""
+        """The rank logs the job's pods kept, as this notebook sees them (only with a ReadWriteMany home)."""
         if self._output_dir(name) is None:
             return None
-        from ...render.code import HOME_JOBS_DIR
-
-        root = Path(os.environ.get("DLW_HOME_MOUNT") or self.workspace.home.mount_path)
-        folder = root / HOME_JOBS_DIR / name / "output" / SAVED_LOGS_DIR
-        if job_id:
-            return folder / job_id
-        runs = [p for p in folder.glob("*") if p.is_dir()] if folder.is_dir() else []
-        return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
-
-    def _wait_reason(
-        self, engine: Engine, obj: dict[str, Any], pods: list[dict[str, Any]]
-    ) -> tuple[str, str] | None:
-        """Why a queued job waits: Kueue's Workload, the engine's scheduler objects, events (one round trip)."""
-        kinds = [k for k in (WORKLOAD, *engine.waits_on) if k not in self._missing_related]
-
-        def fetch(kind: Kind | None) -> list[dict[str, Any]]:
-            group, version, plural = ("", "v1", "events") if kind is None else (kind.group, kind.version, kind.plural)
-            base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
-            try:
-                data = self.api.call("GET", f"{base}/namespaces/{self.namespace}/{plural}") or {}
-            except ApiException as err:
-                if kind is not None and err.status in (403, 404):  # not installed, or not readable here
-                    self._missing_related.add(kind)
-                return []
-            return data.get("items") or []
-
-        events, *lists = self._pool().map(fetch, [None, *kinds])
-        related = dict(zip(kinds, lists, strict=True))
-        names = {(obj.get("metadata") or {}).get("name", ""), *(p["metadata"]["name"] for p in pods)}
-        names |= {o["metadata"]["name"] for objs in lists for o in objs if owned_by(o, obj)}
-        return wait_reason(engine, obj, related, events, names)
+        return saved_logs_dir(Path(os.environ.get("DLW_HOME_MOUNT") or self.workspace.home.mount_path), name, job_id)
 
     # -- Backend interface -------------------------------------------------------------------------------
 
@@ -353,10 +322,9 @@ class KubernetesBackend(Backend):
             yield from read_saved(saved, rank, offset)
             return
         job_id = (obj["metadata"].get("labels") or {}).get("dlw.dev/job-id", "")
-        saved = self._saved_logs(name, job_id)
-        pods = self._pods(job_id)
-        if not follow or (not pods and self._info(engine, obj, pods, events=False).state.finished):
-            yield from read_logs(self.api, self.namespace, engine, pods, rank, offset, saved)
+        if not follow or self._info(engine, obj, [], events=False).state.finished:  # nothing more will come
+            saved = self._saved_logs(name, job_id)
+            yield from read_logs(self.api, self.namespace, engine, self._pods(job_id), rank, offset, saved)
             return
 
         def poll() -> tuple[list[dict[str, Any]], bool]:
@@ -370,13 +338,6 @@ class KubernetesBackend(Backend):
         if not self.watch:
             yield from follow_logs(self.api, self.namespace, engine, poll, rank, offset)
             return
-        yield from self._follow_watched(engine, name, job_id, poll, rank, offset)
-
-    def _follow_watched(
-        self, engine: Engine, name: str, job_id: str, poll: Callable[[], tuple[list[dict[str, Any]], bool]],
-        rank: int | None, offset: int,
-    ) -> Iterator[LogChunk]:
-        """Follow from two watches (job object, pods); back to ``poll`` if the server cannot watch."""
         from ...render.context import ENGINE_LABEL, JOB_ID_LABEL, JOB_LABEL
 
         job_watch = JobWatch(
@@ -384,25 +345,9 @@ class KubernetesBackend(Backend):
             job_selector=self._selector(**{JOB_LABEL: name, ENGINE_LABEL: engine.name}),
             pod_selector=self._selector(**{JOB_ID_LABEL: job_id}),
         )
-        try:
-            job_watch.__enter__()
-        except ApiException:
-            job_watch.__exit__()
-            yield from follow_logs(self.api, self.namespace, engine, poll, rank, offset)
-            return
-
-        def watched() -> tuple[list[dict[str, Any]], bool]:
-            if job_watch.unsupported:
-                return poll()
-            current, pods = job_watch.current()
-            if current is None:  # deleted (cancelled, or its TTL ran out)
-                return pods, True
-            return pods, self._info(engine, current, pods, events=False).state.finished
-
-        try:
+        with job_watch:  # back to ``poll`` if the server cannot watch
+            watched = job_watch.poller(lambda o, p: self._info(engine, o, p, events=False).state.finished, poll)
             yield from follow_logs(self.api, self.namespace, engine, watched, rank, offset)
-        finally:
-            job_watch.__exit__()
 
     def events(self, name: str) -> list[dict[str, Any]]:
         """Events of the job and its pods, oldest first (``kubectl describe`` in one list)."""

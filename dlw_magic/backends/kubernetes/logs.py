@@ -43,6 +43,18 @@ def _newest_per_rank(engine: Engine, pods: list[dict[str, Any]]) -> dict[int, di
     return out
 
 
+def saved_logs_dir(home: Path, name: str, job_id: str | None) -> Path | None:
+    """The job's saved-log folder under the home mount; without a job id (the job object is gone), the
+    newest one of that name."""
+    from ...render.code import HOME_JOBS_DIR
+
+    folder = home / HOME_JOBS_DIR / name / "output" / SAVED_LOGS_DIR
+    if job_id:
+        return folder / job_id
+    runs = [p for p in folder.glob("*") if p.is_dir()] if folder.is_dir() else []
+    return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
+
+
 def saved_ranks(folder: Path | None) -> dict[int, Path]:
     """The rank logs the pods' bootstrap kept in ``folder`` (rank -> file)."""
     if folder is None or not folder.is_dir():

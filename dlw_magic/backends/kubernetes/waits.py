@@ -9,11 +9,15 @@ functions over dicts; the backend fetches the objects.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from typing import Any
 
-from ...engines.base import Engine, Kind, owned_by
+from kubernetes.client.exceptions import ApiException
 
-__all__ = ["WORKLOAD", "event_reason", "kueue_reason", "wait_reason"]
+from ...engines.base import Engine, Kind, owned_by
+from .api import Api
+
+__all__ = ["WORKLOAD", "event_reason", "explain_wait", "kueue_reason", "wait_reason"]
 
 # Kueue makes one Workload per job it queues, owned by the job (any engine Kueue integrates with).
 WORKLOAD = Kind("kueue.x-k8s.io/v1beta1", "Workload", "workloads")
@@ -65,3 +69,27 @@ def wait_reason(
         return found
     found = engine.wait_reason(job, [o for k in engine.waits_on for o in related.get(k, [])])
     return found or event_reason(events, names)
+
+
+def explain_wait(
+    api: Api, namespace: str, engine: Engine, job: dict[str, Any], pods: list[dict[str, Any]],
+    missing: set[Kind], pool: Executor,
+) -> tuple[str, str] | None:
+    """Fetch the events, Workloads and the engine's ``waits_on`` objects (in one round trip) and say why.
+    A kind the cluster lacks (404) or this notebook may not read (403) goes into ``missing``: not asked again."""
+    kinds = [k for k in (WORKLOAD, *engine.waits_on) if k not in missing]
+
+    def fetch(kind: Kind | None) -> list[dict[str, Any]]:
+        group, version, plural = ("", "v1", "events") if kind is None else (kind.group, kind.version, kind.plural)
+        base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+        try:
+            return (api.call("GET", f"{base}/namespaces/{namespace}/{plural}") or {}).get("items") or []
+        except ApiException as err:
+            if kind is not None and err.status in (403, 404):
+                missing.add(kind)
+            return []
+
+    events, *lists = pool.map(fetch, [None, *kinds])
+    names = {(job.get("metadata") or {}).get("name", ""), *(p["metadata"]["name"] for p in pods)}
+    names |= {o["metadata"]["name"] for objs in lists for o in objs if owned_by(o, job)}
+    return wait_reason(engine, job, dict(zip(kinds, lists, strict=True)), events, names)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -161,8 +162,11 @@ class JobWatch:
         self.name = name
 
     def __enter__(self) -> JobWatch:
-        self.job.start()
-        self.pods.start()
+        try:
+            self.job.start()
+            self.pods.start()
+        except ApiException:  # the first lists failed: let the caller's polling find out why
+            self.job.unsupported = True
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -178,7 +182,16 @@ class JobWatch:
         with self.changed:
             return self.job.objects.get(self.name), list(self.pods.objects.values())
 
-    def wait(self, timeout: float) -> None:
-        """Until something changed or ``timeout`` passed."""
-        with self.changed:
-            self.changed.wait(timeout)
+    def poller(
+        self, finished: Callable[[dict[str, Any], list[dict[str, Any]]], bool],
+        fallback: Callable[[], tuple[list[dict[str, Any]], bool]],
+    ) -> Callable[[], tuple[list[dict[str, Any]], bool]]:
+        """A ``poll`` for ``logs.follow_logs`` that answers from the watches (``fallback`` once they cannot)."""
+
+        def poll() -> tuple[list[dict[str, Any]], bool]:
+            if self.unsupported:
+                return fallback()
+            job, pods = self.current()
+            return pods, job is None or finished(job, pods)  # None: deleted (cancelled, TTL)
+
+        return poll
