@@ -30,14 +30,18 @@ from dlw_magic import core  # noqa: E402
 from dlw_magic.backends.kubernetes import KubernetesBackend  # noqa: E402
 
 GOAL = 0.2
-# The emulator in a child process; each line on stdin asks for the number of requests it has received.
+# The emulator in a child process; a line "log POD TEXT" on stdin gives a pod its log, any other line asks
+# for the number of requests it has received.
 SERVER = """
 import sys
 from pathlib import Path
 from k8s_emulator import KubeEmulator
 with KubeEmulator(Path(sys.argv[1])) as kube:
     print(kube.kubeconfig, flush=True)
-    for _ in sys.stdin:
+    for line in sys.stdin:
+        if line.startswith("log "):
+            _, pod, text = line.split(" ", 2)
+            kube.set_log(pod, text)
         print(len(list(kube.emulator)), flush=True)
 """
 
@@ -60,8 +64,8 @@ class ApiServer:
         self.proc.wait(30)
         self.tmp.cleanup()
 
-    def count(self) -> int:
-        self.proc.stdin.write("\n")
+    def count(self, line: str = "") -> int:
+        self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
         return int(self.proc.stdout.readline())
 
@@ -79,6 +83,7 @@ def _running_job(server: ApiServer, backend: KubernetesBackend, script: Path, na
     ns = backend.namespace
     labels = backend._selector(**{"dlw.dev/job": name, "dlw.dev/job-id": backend.get(name).id})
     for rank in range(2):
+        server.count(f"log {name}-{rank} rank {rank} started")
         server.call("POST", f"/api/v1/namespaces/{ns}/pods", {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": f"{name}-{rank}", "namespace": ns, "uid": f"{name}-{rank}", "labels": labels,
@@ -88,28 +93,24 @@ def _running_job(server: ApiServer, backend: KubernetesBackend, script: Path, na
     server.call("PATCH", f"/apis/batch/v1/namespaces/{ns}/jobs/{name}/status", {"status": {"active": 2}}, patch=True)
 
 
-def _steady(server: ApiServer, followers: int, limit: float = 60.0) -> int:
-    """Wait until every follower is past its start (its lists, watches, log streams): the request rate
-    stops changing from one second to the next. Returns the request count then."""
-    end = time.monotonic() + limit
-    last, rate = server.count(), -1
-    while time.monotonic() < end:
-        time.sleep(1.0)
-        now = server.count()
-        if abs((now - last) - rate) <= max(2, followers // 10):
-            return now
-        last, rate = now, now - last
-    return server.count()
-
-
 def measure(server: ApiServer, script: Path, followers: int, watch: bool, seconds: float) -> dict[str, Any]:
     name = f"follow-{'watch' if watch else 'poll'}-{followers}"
     backends = [KubernetesBackend(kubeconfig=server.kubeconfig, watch=watch) for _ in range(followers)]
     _running_job(server, backends[0], script, name)
-    threads = [threading.Thread(target=lambda b=b: list(b.logs(name, follow=True)), daemon=True) for b in backends]
+    started = threading.Semaphore(0)
+
+    def follow(backend: KubernetesBackend) -> None:
+        for i, _ in enumerate(backend.logs(name, follow=True)):
+            if i == 0:
+                started.release()  # past its lists, watches (or first poll) and log streams
+
+    threads = [threading.Thread(target=follow, args=(b,), daemon=True) for b in backends]
     for t in threads:
         t.start()
-    before = _steady(server, followers)
+    for _ in threads:
+        started.acquire(timeout=120)
+    time.sleep(2.0)  # the last watches open
+    before = server.count()
     time.sleep(seconds)
     received = server.count() - before
     server.call("PATCH", f"/apis/batch/v1/namespaces/{backends[0].namespace}/jobs/{name}/status",
