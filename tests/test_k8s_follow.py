@@ -106,3 +106,23 @@ def test_follow_ends_when_the_job_is_deleted(backend, kube, script):
 
     threading.Thread(target=delete, daemon=True).start()
     assert len(list(backend.logs("demo", follow=True))) == 2
+
+
+def test_a_watch_too_old_for_the_server_lists_again(backend, kube, script):
+    """410 Gone: the resourceVersion is older than the server keeps; list afresh, then watch again."""
+    answered = []
+
+    def gone(request):
+        answered.append(request)
+        if len(answered) > 1:
+            return None  # from the second watch on, the emulator's own watch answers
+        return (b'{"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure", '
+                b'"code": 410, "reason": "Expired", "message": "too old resource version: 1 (42)"}}\n')
+
+    kube.emulator["watch", kmock.resource("v1/pods")] << gone
+    _two_ranks(kube, backend, script)
+    lists_before = _gets(kube, "/pods")
+    _finish_later(kube, JOB)
+    assert sorted(c.text for c in backend.logs("demo", follow=True)) == ["rank 0 hello\n", "rank 1 hello\n"]
+    assert _gets(kube, "/pods") - lists_before == 2  # the first list, and one more after the 410
+    assert _watches(kube, "/pods") == 2

@@ -114,11 +114,13 @@ class ObjectWatch:
             self.changed.notify_all()
 
     def _run(self) -> None:
+        gone = False
         while not self._stop.is_set():
             try:
                 timeout = WATCH_SECONDS + random.randint(0, WATCH_SECONDS // 5)  # noqa: S311 - spread, not secrets
                 for event in self._watch.stream(self._open, resource_version=self.version, timeout_seconds=timeout):
                     self._apply(event)
+                    gone = False
                     if self._stop.is_set():
                         return
             except ApiException as err:
@@ -127,6 +129,9 @@ class ObjectWatch:
                 if err.status in UNSUPPORTED:
                     return self._give_up()
                 if err.status == 410:  # our version is too old for the server: start over from a fresh list
+                    if gone and self._stop.wait(RETRY_SECONDS):  # again at once: do not hammer the server
+                        return
+                    gone = True
                     self._relist()
                 else:
                     self._stop.wait(RETRY_SECONDS)
