@@ -107,8 +107,9 @@ def measure(server: ApiServer, script: Path, followers: int, watch: bool, second
     threads = [threading.Thread(target=follow, args=(b,), daemon=True) for b in backends]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 180
     for _ in threads:
-        started.acquire(timeout=120)
+        started.acquire(timeout=max(0.1, deadline - time.monotonic()))
     time.sleep(2.0)  # the last watches open
     before = server.count()
     time.sleep(seconds)
