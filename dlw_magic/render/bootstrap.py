@@ -76,10 +76,24 @@ lock = threading.Lock()
 written = [0]
 
 
+def keep(data):
+    with lock:
+        if written[0] < LOG_MAX:
+            try:
+                log.write(data[:LOG_MAX - written[0]])
+                log.flush()
+            except OSError:
+                pass
+            written[0] += len(data)
+
+
 def copy(src, dst):
+    pending = b""  # the file gets whole lines, so stdout's and stderr's lines do not cut into each other
     while True:
         data = os.read(src, 65536)
         if not data:
+            if pending:
+                keep(pending)
             return
         view = memoryview(data)
         try:
@@ -87,14 +101,11 @@ def copy(src, dst):
                 view = view[os.write(dst, view):]
         except OSError:
             pass  # nobody reads the container's stream any more: the file still gets it
-        with lock:
-            if written[0] < LOG_MAX:
-                try:
-                    log.write(data[:LOG_MAX - written[0]])
-                    log.flush()
-                except OSError:
-                    pass
-                written[0] += len(data)
+        pending += data
+        cut = max(pending.rfind(b"\n"), pending.rfind(b"\r")) + 1 or (len(pending) if len(pending) > 65536 else 0)
+        if cut:
+            keep(pending[:cut])
+            pending = pending[cut:]
 
 
 copiers = []
