@@ -256,6 +256,7 @@ def printable_lines(
 ) -> Iterator[str]:
     """Log lines ready to print: ``[rank N]``-prefixed when all ranks of a multi-rank job are shown, and
     terminal-safe (a rank's escape sequences cannot move the cursor or forge another rank's prefix)."""
+    from .metrics import TAG as METRICS_TAG
     from .textsafe import sanitize_terminal
 
     backend = backend or get_backend()
@@ -266,6 +267,8 @@ def printable_lines(
     else:
         size = backend.get(name).world_size
     for r, line in log_lines(name, rank=rank, follow=follow, backend=backend):
+        if line.startswith(METRICS_TAG):
+            continue  # metrics lines are for `dlw status` and the charts, not for reading
         yield rank_prefix(r, size) + sanitize_terminal(line)
 
 

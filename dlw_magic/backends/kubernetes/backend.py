@@ -280,6 +280,28 @@ class KubernetesBackend(Backend):
         engine, obj = self._find(name)
         return self._info(engine, obj)
 
+    def metrics(self, job: JobInfo) -> dict[str, list[list[Any]]]:
+        """From the output folder where this pod sees it (a shared home); else from the pods' logs, where
+        ranks print their metrics as tagged lines (DLW_METRICS_STDOUT=1) and the bootstrap its GPU use.
+        Rank 0 gives the job's metrics; the other pods add their GPU use as ``gpu.util@rank1``, ..."""
+        from ...metrics import read_log
+
+        found = super().metrics(job)
+        if found:
+            return found
+        merged: dict[str, list[list[Any]]] = {}
+        for rank in range(max(job.workers, 1)):
+            try:
+                text = "".join(chunk.text for chunk in self.logs(job.name, rank=rank))
+            except DLWError:
+                continue  # this rank's pod is gone and kept no log
+            for name, points in read_log(text.splitlines()).items():
+                if rank == 0:
+                    merged[name] = points
+                elif name.startswith("gpu."):
+                    merged[f"{name}@rank{rank}"] = points
+        return merged
+
     def cancel(self, name: str) -> JobInfo:
         engine, obj = self._find(name)
         info = self._info(engine, obj)
