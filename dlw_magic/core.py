@@ -203,7 +203,12 @@ def list_jobs(backend: Backend | None = None) -> list[JobInfo]:
 
 
 def get_job(name: str, backend: Backend | None = None) -> JobInfo:
-    return (backend or get_backend()).get(name)
+    """One job with its details: the metrics it logged and its executed notebook."""
+    backend = backend or get_backend()
+    job = backend.get(name)
+    job.metrics = backend.metrics(job)
+    job.executed_notebook = backend.executed_notebook(job)
+    return job
 
 
 def events(name: str, backend: Backend | None = None) -> list[dict[str, Any]]:
@@ -251,6 +256,7 @@ def printable_lines(
 ) -> Iterator[str]:
     """Log lines ready to print: ``[rank N]``-prefixed when all ranks of a multi-rank job are shown, and
     terminal-safe (a rank's escape sequences cannot move the cursor or forge another rank's prefix)."""
+    from .metrics import TAG as METRICS_TAG
     from .textsafe import sanitize_terminal
 
     backend = backend or get_backend()
@@ -261,6 +267,8 @@ def printable_lines(
     else:
         size = backend.get(name).world_size
     for r, line in log_lines(name, rank=rank, follow=follow, backend=backend):
+        if line.startswith(METRICS_TAG):
+            continue  # metrics lines are for `dlw status` and the charts, not for reading
         yield rank_prefix(r, size) + sanitize_terminal(line)
 
 

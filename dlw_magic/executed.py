@@ -100,8 +100,8 @@ class Recorder:
         source = script.parent / notebook_name
         try:
             notebook = json.loads(source.read_bytes())
-            labelled = [(None, chunks[0][1])] + [(name.removeprefix(f"{notebook_name}, "), code)
-                                                 for name, code in chunks[1:]]
+            labelled: list[tuple[str | None, str]] = [(None, chunks[0][1])]
+            labelled += [(name.removeprefix(f"{notebook_name}, "), code) for name, code in chunks[1:]]
             Path(output).mkdir(parents=True, exist_ok=True)
             job = {"job": env.get("DLW_JOB_NAME"), "attempt": int(env.get("DLW_ATTEMPT", "0"))}
             return cls(notebook, labelled, Path(output) / FILENAME, job)
@@ -271,7 +271,7 @@ class Recorder:
             os.replace(tmp, self.path)
         except OSError as err:  # a full disk must not fail the job
             self.real_stdout.flush()
-            sys.__stderr__.write(f"dlw: cannot write {self.path}: {err.strerror}\n")
+            print(f"dlw: cannot write {self.path}: {err.strerror}", file=sys.__stderr__)
         self.last_write = time.monotonic()
         self.interval = max(FLUSH_EVERY, 20 * (self.last_write - started))
 

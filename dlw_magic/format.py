@@ -76,11 +76,48 @@ def describe(job: JobInfo, out: TextIO, notebook: bool = False) -> None:
         ("Image", job.provenance.get("image")), ("Snapshot", job.provenance.get("snapshot_hash")),
         ("Git commit", job.provenance.get("git_commit")),
         ("Parameters", json.dumps(job.provenance.get("parameters")) if job.provenance.get("parameters") else None),
+        ("Notebook", job.executed_notebook),
+        ("Metrics", last_metrics(job.metrics)),
     ]
+    fields += [("Preempted", line) for line in history_lines(job.history)]
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         if value not in (None, ""):
             out.write(f"{key + ':':<{width + 2}}{value}\n")
+
+
+def last_metrics(metrics: dict[str, list[list[Any]]]) -> str | None:
+    """``loss 0.0885, accuracy 0.964 (step 12)``: each metric's last value, the step of the newest."""
+    last = {name: points[-1] for name, points in metrics.items() if points}
+    if not last:
+        return None
+    values = ", ".join(f"{name} {_number(point[1])}" for name, point in last.items())
+    step = max(point[0] for point in last.values())
+    return f"{values} (step {step})"
+
+
+def _number(value: Any) -> str:
+    return "nan" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def history_lines(history: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per preemption: ``at 07:12:03 by big-job (attempt 1); resumed at ... from DIR (ckpt-3.pt)``."""
+    lines = []
+    for h in history:
+        text = f"at {stamp(h.get('preemptedAt'))} by {h.get('by')} (attempt {h.get('attempt')})"
+        if h.get("resumedAt"):
+            checkpoint = h.get("checkpoint")
+            text += f"; resumed at {stamp(h['resumedAt'])} from {h.get('resumedFrom')}"
+            text += f" ({checkpoint})" if checkpoint else " (no checkpoint written)"
+        lines.append(text)
+    return lines
+
+
+def stamp(seconds: float | None) -> str:
+    """Unix seconds as local ``2026-11-29 07:12:03``."""
+    if seconds is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
 
 
 def events_table(events: Sequence[dict[str, Any]], out: TextIO, last: int = 20) -> None:
@@ -125,6 +162,8 @@ def job_summary(job: JobInfo) -> dict[str, Any]:
     """A job as listed (``dlw jobs -o json``): no spec and no pip freeze, which ``status`` shows."""
     data = job.to_dict()
     data.pop("spec", None)
+    data.pop("metrics", None)  # details of one job (dlw status), not of a list
+    data.pop("executed_notebook", None)
     data["provenance"] = {k: v for k, v in job.provenance.items() if k != "pip_freeze"}
     return data
 

@@ -33,6 +33,9 @@ class Settings:
     jupyterhub_user: str | None = None  # JUPYTERHUB_USER: set by the hub in every notebook server
     dlw_user: str | None = None  # DLW_USER: the user name outside a hub
     fake_no_nvml: bool = False  # DLW_FAKE_NO_NVML: behave as if there were no NVIDIA driver (tests)
+    hub_password: str | None = None  # DLW_HUB_PASSWORD: the local hub's password (else a generated file)
+    notebook_gpus: str | None = None  # DLW_GPUS: GPUs the hub gave this notebook server ("0": none)
+    fake_gpus: int | None = None  # DLW_FAKE_GPUS: the local backend schedules on N pretend GPUs 0..N-1 (tests)
 
     @property
     def user(self) -> str:
@@ -52,6 +55,7 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         return environ.get(key) or None
 
     timeout = get("DLW_BUILD_TIMEOUT")
+    fake_gpus = (get("DLW_FAKE_GPUS") or "").strip()
     return Settings(
         backend=get("DLW_BACKEND"),
         kubeconfig=get("DLW_KUBECONFIG"),
@@ -69,6 +73,9 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         jupyterhub_user=get("JUPYTERHUB_USER"),
         dlw_user=get("DLW_USER"),
         fake_no_nvml=bool(get("DLW_FAKE_NO_NVML")),
+        hub_password=get("DLW_HUB_PASSWORD"),
+        notebook_gpus=get("DLW_GPUS"),
+        fake_gpus=int(fake_gpus) if fake_gpus.isdigit() and len(fake_gpus) < 4 else None,
     )
 
 

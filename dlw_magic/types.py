@@ -69,6 +69,13 @@ class JobInfo:
     queue: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     spec: dict[str, Any] = field(default_factory=dict)
+    # Filled by ``core.get_job`` only (one job's details, not lists): what the job logged with
+    # ``dlw_magic.log_metrics`` ({name: [[step, value, time], ...]}) and its executed notebook's path.
+    metrics: dict[str, list[list[Any]]] = field(default_factory=dict)
+    executed_notebook: str | None = None
+    # Preemptions, oldest first: {"attempt", "preemptedAt", "by", "resumedAt", "resumedFrom", "checkpoint"}
+    # (times in unix seconds; "resumed*" once the job runs again; "checkpoint": the newest file then, or None).
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def duration(self) -> float | None:

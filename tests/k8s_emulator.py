@@ -22,6 +22,7 @@ RESOURCES = [
     "v1/pods", "v1/configmaps", "v1/services", "v1/events",
     "batch/v1/jobs", "batch.volcano.sh/v1alpha1/jobs", "kubeflow.org/v1/pytorchjobs",
     "trainer.kubeflow.org/v1alpha1/trainjobs", "trainer.kubeflow.org/v1alpha1/trainingruntimes",
+    "kueue.x-k8s.io/v1beta1/workloads", "scheduling.volcano.sh/v1beta1/podgroups",
 ]
 PLURALS = {
     ("v1", "Pod"): "api/v1/namespaces/{ns}/pods",
@@ -34,6 +35,8 @@ PLURALS = {
     ("trainer.kubeflow.org/v1alpha1", "TrainJob"): "apis/trainer.kubeflow.org/v1alpha1/namespaces/{ns}/trainjobs",
     ("trainer.kubeflow.org/v1alpha1", "TrainingRuntime"):
         "apis/trainer.kubeflow.org/v1alpha1/namespaces/{ns}/trainingruntimes",
+    ("kueue.x-k8s.io/v1beta1", "Workload"): "apis/kueue.x-k8s.io/v1beta1/namespaces/{ns}/workloads",
+    ("scheduling.volcano.sh/v1beta1", "PodGroup"): "apis/scheduling.volcano.sh/v1beta1/namespaces/{ns}/podgroups",
 }
 
 

@@ -85,6 +85,26 @@ def test_status_says_why_a_job_failed(dlw_home, tmp_path, capsys):
     assert "see: dlw logs crash --rank 1" in message
 
 
+def test_status_shows_metrics_and_the_executed_notebook(dlw_home, notebook, capsys):
+    nb = notebook("fit.ipynb", [
+        "import dlw_magic\nfor step in range(3):\n    dlw_magic.log_metrics(step=step, loss=1.0 / (step + 1))\n",
+        "print('done')\n6 * 7\n",
+    ])
+    assert main(["train", str(nb), "--name", "fit", "--wait"]) == 0
+    capsys.readouterr()
+    assert main(["status", "fit", "-o", "json"]) == 0
+    job = json.loads(capsys.readouterr().out)
+    assert [p[:2] for p in job["metrics"]["loss"]] == [[0, 1.0], [1, 0.5], [2, pytest.approx(1 / 3)]]
+    executed = json.loads(Path(job["executed_notebook"]).read_text())
+    assert executed["cells"][1]["outputs"][-1]["data"]["text/plain"] == "42"
+    assert main(["status", "fit"]) == 0
+    out = capsys.readouterr().out
+    assert "Metrics:" in out and "loss 0.3333 (step 2)" in out
+    assert f"Notebook:   {job['executed_notebook']}" in out or job["executed_notebook"] in out
+    assert main(["jobs", "-o", "json"]) == 0
+    assert "metrics" not in json.loads(capsys.readouterr().out)[0]  # details of one job, not of the list
+
+
 @pytest.mark.parametrize(("args", "line"), [
     (["--engine", "volcan"],
      "dlw train: --engine: invalid choice 'volcan' (choose from job, volcano, pytorchjob, trainjob)"),

@@ -382,6 +382,17 @@ def test_logs_of_every_rank(backend, kube, script, engine):
     assert resumed[0].text == "rank 2 step 2\n"
 
 
+def test_metrics_come_from_the_ranks_tagged_log_lines(backend, kube, script):
+    """No shared home here: `dlw status` reads rank 0's metrics and every pod's GPU use from the pod logs."""
+    _three_ranks(backend, kube, script)
+    kube.set_log("demo-0-p", 'step 1\n#dlw-metrics [1,100.0,{"loss":0.5}]\n#dlw-metrics [0,100.5,{"gpu.util":87.0}]\n')
+    kube.set_log("demo-1-p", '#dlw-metrics [1,100.0,{"loss":9.9}]\n#dlw-metrics [0,100.5,{"gpu.util":12.5}]\n')
+    job = core.get_job("demo", backend)
+    assert job.metrics == {"loss": [[1, 0.5, 100.0]], "gpu.util": [[0, 87.0, 100.5]],
+                           "gpu.util@rank1": [[0, 12.5, 100.5]]}
+    assert list(core.printable_lines("demo", rank=0, backend=backend)) == ["step 1\n"]  # tags hidden in logs
+
+
 def test_cli_prefixes_ranks_and_follow_ends_with_the_job(backend, kube, script, monkeypatch):
     from dlw_magic import cli
 

@@ -231,3 +231,22 @@ def test_backend_is_chosen_by_environment(dlw_home, monkeypatch):
     backends._cache.clear()
     with pytest.raises(DLWError, match="backend 'nonsense' is unknown"):
         get_backend()
+
+
+def test_a_database_from_before_preemption_opens_and_lists_its_jobs(tmp_path):
+    import sqlite3
+
+    from dlw_magic.backends.local import store as store_module
+
+    old_schema = store_module.SCHEMA
+    for column in store_module._ADDED_COLUMNS:
+        old_schema = "\n".join(line for line in old_schema.splitlines() if not line.strip().startswith(column + " "))
+    db = sqlite3.connect(tmp_path / "jobs.db")
+    db.executescript(old_schema)
+    db.execute(
+        "INSERT INTO jobs (id, name, user, state, workers, world_size, created, job_dir, spec, provenance, entrypoint) "
+        "VALUES ('x', 'old-job', 'u', 'Succeeded', 1, 1, 1.0, ?, '{}', '{}', '[]')", (str(tmp_path / "x"),))
+    db.commit()
+    db.close()
+    (job,) = [store_module.to_info(r) for r in Store(tmp_path).list_user("u")]
+    assert (job.name, job.state, job.history) == ("old-job", JobState.SUCCEEDED, [])

@@ -101,6 +101,10 @@ def test_submit_list_detail_and_logs_of_a_notebook_job(api, api_error, stream, j
     detail = api("jobs/hello")
     assert detail["state"] == "Succeeded" and detail["exit_code"] == 0
     assert "name: hello" in detail["yaml"] and "n: 5" in detail["yaml"]
+    # One click away in the panel: the executed notebook, under the same link as the outputs.
+    assert detail["executed_notebook_path"] == "dlw-outputs/hello/executed.ipynb"
+    assert (jp_root_dir / detail["executed_notebook_path"]).is_file() and detail["metrics"] == {}
+    assert "metrics" not in api("jobs")["jobs"][0]
 
     logs = api("jobs/hello/logs", params={"rank": "0"})
     assert "".join(c["text"] for c in logs["chunks"]) == text
@@ -226,6 +230,6 @@ def test_outputs_outside_the_root_open_in_the_file_browser_through_a_link(api, j
     assert wait_state(api, "writer", {"Succeeded", "Failed"})["state"] == "Succeeded"
     assert api("jobs/writer/output", "POST", {}) == {"path": "dlw-outputs/writer"}
     listing = jp_asyncio_loop.run_until_complete(jp_fetch("api", "contents", "dlw-outputs", "writer"))
-    assert [f["name"] for f in json.loads(listing.body)["content"]] == ["metrics.json"]
+    assert sorted(f["name"] for f in json.loads(listing.body)["content"]) == ["executed.ipynb", "metrics.json"]
     api("jobs/writer", "DELETE")
     assert not (jp_root_dir / "dlw-outputs" / "writer").is_symlink()

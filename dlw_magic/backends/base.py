@@ -78,6 +78,21 @@ class Backend(ABC):
         """Forget a finished job and remove its files (snapshot, logs, output)."""
         raise DLWError(f"the {self.name} backend cannot delete jobs; remove {name!r} with its own tools")
 
+    def metrics(self, job: JobInfo) -> dict[str, list[list[Any]]]:
+        """What the job logged with ``dlw_magic.log_metrics``; read from its output folder where this
+        machine sees it (the local backend, a shared home), else nothing."""
+        from ..metrics import read
+
+        out = job.output_dir
+        return read(out) if out and Path(out).is_dir() else {}
+
+    def executed_notebook(self, job: JobInfo) -> str | None:
+        """Where rank 0 wrote the executed notebook, when this machine sees it."""
+        from ..executed import executed_notebook_path
+
+        path = executed_notebook_path(job.output_dir) if job.output_dir else None
+        return str(path) if path else None
+
     def snapshot_of(self, name: str) -> Path | None:
         """The kept code snapshot of a job, for ``rerun``; None where the backend keeps none locally."""
         return None

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..render.context import RenderContext
 
 JOB_VERBS = ["create", "get", "list", "watch", "delete", "patch"]
+READ_VERBS = ["get", "list"]
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -77,6 +78,17 @@ def name_index(pod: dict[str, Any]) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
+def owned_by(obj: dict[str, Any], owner: dict[str, Any]) -> bool:
+    """Whether ``obj`` names ``owner`` among its ownerReferences (by UID, else by kind and name)."""
+    meta = owner.get("metadata") or {}
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if meta.get("uid") and ref.get("uid") == meta["uid"]:
+            return True
+        if ref.get("kind") == owner.get("kind") and ref.get("name") == meta.get("name"):
+            return True
+    return False
+
+
 def template_spec(holder: dict[str, Any] | None) -> dict[str, Any]:
     return ((holder or {}).get("template") or {}).get("spec") or {}
 
@@ -87,6 +99,8 @@ class Engine(ABC):
     name: str
     main: Kind  # the object that *is* the job: created, listed, read, cancelled
     owned: tuple[Kind, ...] = ()  # other kinds it renders besides the ConfigMap (a Service, a runtime)
+    # Kinds its scheduler makes beside the job that say why the job waits (read only: ``wait_reason``).
+    waits_on: tuple[Kind, ...] = ()
     container: str = "trainer"  # the container whose log is the rank's log
     # Names end up as Service names (DNS-1035: a letter first) and pod host names.
     name_rule: re.Pattern[str] = DNS_1035
@@ -164,6 +178,10 @@ class Engine(ABC):
     def pod_specs(self, obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         """(field path, pod spec) for every pod template inside one of this engine's objects."""
 
+    def wait_reason(self, obj: dict[str, Any], related: list[dict[str, Any]]) -> tuple[str, str] | None:
+        """(CamelCase reason, one sentence) for a queued job, from the ``waits_on`` objects it owns."""
+        return None
+
     def created_before_job(self, obj: dict[str, Any]) -> bool:
         """Whether ``obj`` must exist before the job object (the job's admission reads it)."""
         return False
@@ -175,4 +193,8 @@ class Engine(ABC):
         for k in self.kinds():
             if k.group:
                 rules.setdefault(k.group, []).append(k.plural)
-        return [{"apiGroups": [g], "resources": sorted(set(p)), "verbs": JOB_VERBS} for g, p in rules.items()]
+        out = [{"apiGroups": [g], "resources": sorted(set(p)), "verbs": JOB_VERBS} for g, p in rules.items()]
+        read: dict[str, list[str]] = {}
+        for k in self.waits_on:
+            read.setdefault(k.group, []).append(k.plural)
+        return out + [{"apiGroups": [g], "resources": sorted(set(p)), "verbs": READ_VERBS} for g, p in read.items()]

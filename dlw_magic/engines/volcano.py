@@ -19,7 +19,7 @@ from ..backends.base import JobState
 from ..errors import DLWError
 from ..render.context import MASTER_PORT, RenderContext
 from ..render.pod import pod_template
-from .base import Engine, Kind, Status, name_index, template_spec, ts
+from .base import Engine, Kind, Status, name_index, owned_by, template_spec, ts
 
 DEFAULT_MAX_RETRY = 3  # Volcano's own default, which its webhook applies to maxRetry: 0 anyway
 # Every RestartJob, evictions included, counts against maxRetry: a preemptible job without retries
@@ -30,6 +30,8 @@ PREEMPTIBLE_MAX_RETRY = 10
 class VolcanoEngine(Engine):
     name = "volcano"
     main = Kind("batch.volcano.sh/v1alpha1", "Job", "jobs")
+    # The gang scheduler's view of the job: why the whole gang does not fit, or that its queue is full.
+    waits_on = (Kind("scheduling.volcano.sh/v1beta1", "PodGroup", "podgroups"),)
 
     def check(self, ctx: RenderContext) -> None:
         super().check(ctx)
@@ -95,6 +97,19 @@ class VolcanoEngine(Engine):
         if phase in ("Running", "Restarting"):
             return Status(JobState.RUNNING, reason="Restarting" if phase == "Restarting" else None, attempt=attempt)
         return Status(JobState.QUEUED, attempt=attempt)
+
+    def wait_reason(self, obj: dict[str, Any], related: list[dict[str, Any]]) -> tuple[str, str] | None:
+        for group in (g for g in related if owned_by(g, obj)):
+            status = group.get("status") or {}
+            for c in status.get("conditions") or []:
+                if c.get("type") == "Unschedulable" and c.get("status") == "True":
+                    ranks = (group.get("spec") or {}).get("minMember") or "the"
+                    why = c.get("message") or c.get("reason") or "not enough free resources"
+                    return "Unschedulable", f"Volcano cannot start all {ranks} ranks together: {why}"
+            if status.get("phase") == "Pending":
+                queue = (group.get("spec") or {}).get("queue") or "default"
+                return "WaitingForQueue", f"Volcano queue {queue} has no room for the job yet (pod group Pending)"
+        return None
 
     def pod_rank(self, pod: dict[str, Any]) -> int:
         meta = pod.get("metadata") or {}

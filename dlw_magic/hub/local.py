@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .. import settings
 from ..errors import DLWError
 from ..workspace import load_workspace, workspace_path
 from .culler import add_culler, add_gpu_culler
@@ -26,7 +27,7 @@ PROXY = "configurable-http-proxy"
 
 
 def default_data_dir() -> Path:
-    home = os.environ.get("DLW_HOME")
+    home = settings.current().home
     if home:
         return Path(home) / "hub"
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -175,7 +176,7 @@ def run_local_hub(
     ws_file = str(workspace_path(workspace).resolve())
     load_workspace(ws_file)  # fail here, with the field path, rather than inside the hub
     find_proxy()
-    users = users or [os.environ.get("DLW_USER") or getpass.getuser()]
+    users = users or [settings.current().dlw_user or getpass.getuser()]
     groups = groups or {}
     unknown = sorted({m for members in groups.values() for m in members} - set(users))
     if unknown:

@@ -17,10 +17,12 @@ from pathlib import Path
 from jupyterhub.auth import Authenticator
 from traitlets import Unicode
 
+from .. import settings
+
 
 def ensure_password(path: Path) -> str:
     """The hub password: $DLW_HUB_PASSWORD, else the file's content, else a new random one saved 0600."""
-    env = os.environ.get("DLW_HUB_PASSWORD")
+    env = settings.current().hub_password
     if env:
         return env
     if path.is_file():

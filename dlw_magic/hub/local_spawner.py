@@ -28,6 +28,7 @@ from typing import Any
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Bool, Unicode, default
 
+from .. import settings
 from ..errors import DLWError
 from ..workspace import Profile, Workspace, safe_name
 from .profiles import cpu_float, gpu_label, quantity_bytes
@@ -145,7 +146,7 @@ class DLWLocalSpawner(SimpleLocalProcessSpawner):
             "DLW_IMAGE": profile.image,
             "DLW_GPU_TYPE": profile.gpu_type or "",
             "DLW_NAMESPACE": self.workspace.namespace_for(self.user.name),
-            "DLW_BACKEND": os.environ.get("DLW_BACKEND", "local"),
+            "DLW_BACKEND": settings.current().backend or "local",
             "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in devices),
         })
         if self.workspace_config:

@@ -36,6 +36,8 @@ NOTEBOOK_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get", "list"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": READ_VERBS},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": READ_VERBS},
+    # Kueue's Workloads say why a job waits for quota (`dlw status`); engines add their schedulers' kinds.
+    {"apiGroups": ["kueue.x-k8s.io"], "resources": ["workloads"], "verbs": ["get", "list"]},
 ]
 
 

@@ -8,12 +8,11 @@ is confined to the user's namespace and the admin's catalogue.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import yaml
 
-from .. import engines
+from .. import engines, settings
 from ..backends.base import PreparedJob
 from ..errors import DLWError
 from .code import CONFIGMAP_MAX_BYTES, code_source, config_map, encoded_size
@@ -33,7 +32,7 @@ def load_workspace_arg(workspace: Any = None) -> Any:
 def user_namespace(ws: Any, user: str, namespace: str | None = None) -> str:
     """The namespace to use, refusing any namespace but the user's own."""
     own = ws.namespace_for(user)
-    wanted = namespace or os.environ.get("DLW_NAMESPACE") or own
+    wanted = namespace or settings.current().namespace or own
     if wanted != own:
         raise DLWError(
             f"namespace {wanted!r} refused: {user}'s jobs run in {own!r} "

@@ -1,6 +1,6 @@
 # Runs first in every job pod (shipped inline as `python -c`, so any image with Python runs it):
 # copy the read-only snapshot into a writable folder, derive this pod's rank from the variable the
-# engine's controller sets, then exec the entrypoint, or torchrun for several processes per pod.
+# engine's controller sets, then run the entrypoint, or torchrun for several processes per pod.
 import os
 import shutil
 import sys
@@ -109,9 +109,100 @@ if e.get("DLW_GPU_SAMPLE_SECONDS"):
 
 if procs == 1:
     e.update(RANK=str(node), WORLD_SIZE=str(nodes), LOCAL_RANK="0", LOCAL_WORLD_SIZE="1")
-    os.execvp(argv[0], argv)
-os.execvp("torchrun", [
-    "torchrun", f"--nnodes={nodes}", f"--nproc-per-node={procs}", f"--node-rank={node}",
-    f"--master-addr={e.get('MASTER_ADDR', 'localhost')}", f"--master-port={e.get('MASTER_PORT', '29500')}",
-    *argv[1:],  # drop "python": torchrun takes the script (or -m module) itself
-])
+    cmd = argv
+else:
+    cmd = [
+        "torchrun", f"--nnodes={nodes}", f"--nproc-per-node={procs}", f"--node-rank={node}",
+        f"--master-addr={e.get('MASTER_ADDR', 'localhost')}", f"--master-port={e.get('MASTER_PORT', '29500')}",
+        *argv[1:],  # drop "python": torchrun takes the script (or -m module) itself
+    ]
+
+# --- log tee ------------------------------------------------------------------------------------------
+# Keep the rank's output on the job's output volume as well (.dlw-logs/<job id>/rank-<N>.log), so that
+# `dlw logs` still shows it once the pod is gone. A child runs the command with stdout and stderr on pipes;
+# this process copies both to its own stdout/stderr and to the file, passes on every signal it gets (it may
+# be PID 1) and exits with the child's status (128 + signal when killed, as a shell reports it).
+import contextlib  # noqa: E402
+import signal  # noqa: E402
+import threading  # noqa: E402
+
+LOG_MAX = 1 << 30  # a runaway log must not fill the volume; the pod's own log keeps the rest
+try:
+    log_dir = os.path.join(e["DLW_OUTPUT_DIR"], ".dlw-logs", e.get("DLW_JOB_ID") or "job")
+    os.makedirs(log_dir, exist_ok=True)
+    log = open(os.path.join(log_dir, f"rank-{node}.log"), "wb")  # noqa: SIM115 - lives as long as the process
+except OSError:
+    os.execvp(cmd[0], cmd)  # nowhere to keep it: run as before
+child: list[int] = []
+pending: list[int] = []  # signals that came before the child existed
+
+
+def forward(sig, _frame):
+    if not child:
+        pending.append(sig)
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(child[0], sig)
+
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+for sig in SIGNALS:
+    signal.signal(sig, forward)
+pipes = [os.pipe(), os.pipe()]
+pid = os.fork()
+if pid == 0:
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    for target, (r, w) in enumerate(pipes, start=1):
+        os.dup2(w, target)
+        os.close(r)
+        os.close(w)
+    os.execvp(cmd[0], cmd)
+child.append(pid)
+for early in pending:
+    forward(early, None)
+lock = threading.Lock()
+written = [0]
+
+
+def keep(data):
+    with lock:
+        if written[0] < LOG_MAX:
+            try:
+                log.write(data[:LOG_MAX - written[0]])
+                log.flush()
+            except OSError:
+                pass
+            written[0] += len(data)
+
+
+def copy(src, dst):
+    pending = b""  # the file gets whole lines, so stdout's and stderr's lines do not cut into each other
+    while True:
+        data = os.read(src, 65536)
+        if not data:
+            if pending:
+                keep(pending)
+            return
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(dst, view):]
+        except OSError:
+            pass  # nobody reads the container's stream any more: the file still gets it
+        pending += data
+        cut = max(pending.rfind(b"\n"), pending.rfind(b"\r")) + 1 or (len(pending) if len(pending) > 65536 else 0)
+        if cut:
+            keep(pending[:cut])
+            pending = pending[cut:]
+
+
+copiers = []
+for target, (r, w) in enumerate(pipes, start=1):
+    os.close(w)
+    copiers.append(threading.Thread(target=copy, args=(r, target), daemon=True))
+    copiers[-1].start()
+status = os.waitpid(pid, 0)[1]
+for t in copiers:
+    t.join(5)  # a daemon the command left behind may hold the pipe open: do not wait for it forever
+sys.exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))

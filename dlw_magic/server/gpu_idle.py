@@ -9,13 +9,12 @@ deletes it when the GPUs are busy again. The warning lives in this server proces
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from .. import core
+from .. import core, settings
 from ..backends import Backend
 from ..gpus import local_gpus, visible_gpus
 from .handlers import BadRequest, DLWHandler
@@ -27,7 +26,7 @@ def held_gpus() -> list[dict[str, Any]]:
     """The GPUs this server was given: NVML's, narrowed by CUDA_VISIBLE_DEVICES (the local hub sets it; a
     Kubernetes pod sees only its own), and none when the hub gave it none (``DLW_GPUS=0``: CUDA images
     may expose every GPU of the node to a pod that asked for none)."""
-    if os.environ.get("DLW_GPUS", "").strip() == "0":
+    if (settings.current().notebook_gpus or "").strip() == "0":
         return []
     return [g.to_dict() for g in visible_gpus(local_gpus()[0])]
 

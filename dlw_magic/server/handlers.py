@@ -100,7 +100,14 @@ class DLWHandler(APIHandler):
             data["spec"] = spec
             data["provenance"] = provenance
             data["yaml"] = yaml.safe_dump(spec or {}, sort_keys=False)
+        else:  # details of one job only: a list stays small
+            data.pop("metrics", None)
+            data.pop("executed_notebook", None)
         data["output_path"] = self.root_relative(info.output_dir) or self.linked_output(info)
+        nb = info.executed_notebook
+        data["executed_notebook_path"] = (
+            f"{data['output_path']}/{Path(nb).name}" if nb and data["output_path"] else None
+        )
         return data
 
     def linked_output(self, info: JobInfo) -> str | None:

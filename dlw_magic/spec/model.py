@@ -197,6 +197,20 @@ class SecretRef(_Model):
         return v
 
 
+class Preemption(_Model):
+    """How a preemptible job is stopped when a higher-priority job takes its GPUs."""
+
+    grace_period: int = Field(
+        30, ge=0, le=3600, description="Seconds (or a duration such as 2m) between SIGTERM to every rank and "
+        "SIGKILL: time to write a checkpoint."
+    )
+
+    @field_validator("grace_period", mode="before")
+    @classmethod
+    def _grace(cls, v: Any) -> int:
+        return 0 if v == 0 and not isinstance(v, bool) or v == "0" else parse_duration(v)
+
+
 class Build(_Model):
     """Build an image for the job instead of running on the notebook's image."""
 
@@ -225,6 +239,7 @@ class TrainingJob(_Model):
         False, description="May be preempted: runs at the workspace's preemptible priority class and resumes "
         "from its checkpoint (DLW_CHECKPOINT_DIR) when restarted."
     )
+    preemption: Preemption = Field(default_factory=Preemption)
     volumes: list[VolumeRef] = Field(default_factory=list)
     env: EnvMap = Field(default_factory=dict)
     secrets: list[SecretRef] = Field(default_factory=list)

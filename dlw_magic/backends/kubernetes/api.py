@@ -35,7 +35,7 @@ def coordinates(kind: tuple[str, str]) -> tuple[str, str, str]:
     from ...engines import all_engines
 
     for engine in all_engines():
-        for k in engine.kinds():
+        for k in (*engine.kinds(), *engine.waits_on):
             if k.key == kind:
                 return k.group, k.version, k.plural
     raise DLWError(f"kubernetes: {kind[1]} ({kind[0]}) is not a kind DLW knows")

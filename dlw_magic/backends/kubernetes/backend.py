@@ -21,14 +21,16 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from ... import engines
-from ...engines.base import Engine, ts
+from ...engines.base import Engine, Kind, ts
 from ...errors import Conflict, DLWError, NotFound
 from ...render.context import SPEC_ANNOTATION
 from ...spec import TrainingJob
 from ..base import Backend, GpuInfo, JobInfo, JobState, LogChunk, PreparedJob
 from .api import Api, api_client, api_error, pod_namespace
-from .logs import follow_logs, read_logs
+from .logs import follow_logs, read_logs, read_saved, saved_logs_dir, saved_ranks
 from .status import job_status
+from .waits import explain_wait
+from .watch import JobWatch
 
 PROVENANCE_ANNOTATION = "dlw.dev/provenance"
 ROLE_LABEL = "dlw.dev/role"
@@ -39,7 +41,8 @@ class KubernetesBackend(Backend):
     name = "kubernetes"
 
     def __init__(
-        self, kubeconfig: str | None = None, namespace: str | None = None, workspace: str | None = None
+        self, kubeconfig: str | None = None, namespace: str | None = None, workspace: str | None = None,
+        watch: bool = True,
     ) -> None:
         from ...core import current_user
         from ...render import load_workspace_arg, user_namespace
@@ -52,7 +55,11 @@ class KubernetesBackend(Backend):
         self.namespace = user_namespace(self.workspace, self.user, wanted)
         self.api = Api(api_client(self.kubeconfig))
         self._missing_kinds: set[str] = set()  # names of engines whose CRD the cluster lacks (404 on list)
+        self._missing_related: set[Kind] = set()  # Kueue / scheduler kinds not installed or not readable
         self._executor: ThreadPoolExecutor | None = None
+        # Follow jobs with watches (one long request each) rather than polling; False polls, as servers
+        # without watch need (detected on their own) and the follow benchmark's baseline does.
+        self.watch = watch
 
     # -- helpers -----------------------------------------------------------------------------------------
 
@@ -112,8 +119,10 @@ class KubernetesBackend(Backend):
             pods = self._pods(job_id) if job_id else []
         ranked = [(engine.pod_rank(p), p) for p in pods]
         st = job_status(engine, obj, ranked, spec)
-        if events and st.state == JobState.QUEUED and st.reason is None and not pods:
-            st.reason, st.message = self._job_event_reason(meta.get("name", ""))
+        if events and st.state == JobState.QUEUED and st.reason in (None, "Suspended"):
+            found = explain_wait(self.api, self.namespace, engine, obj, pods, self._missing_related, self._pool())
+            if found:
+                st.reason, st.message = found
         workers = int(spec.get("workers", 1))
         res = spec.get("resources") or {}
         priority = spec.get("priority")
@@ -138,25 +147,11 @@ class KubernetesBackend(Backend):
             return None  # an emptyDir in the pod: gone with it
         return f"{home.mount_path}/{HOME_JOBS_DIR}/{name}/output"
 
-    def _job_event_reason(self, name: str) -> tuple[str | None, str | None]:
-        """A queued job with no pods: the controller may be refused pods (quota, admission): say why."""
-        try:
-            events = self.api.call(
-                "GET", f"/api/v1/namespaces/{self.namespace}/events",
-                query=[("fieldSelector", f"involvedObject.name={name}")],
-            ) or {}
-        except ApiException:
-            return None, None
-        warnings = [
-            e for e in events.get("items") or []
-            if e.get("type") == "Warning" and (e.get("involvedObject") or {}).get("name") == name
-        ]
-        if not warnings:
-            return None, None
-        last = warnings[-1]
-        message = last.get("message") or ""
-        reason = "QuotaExceeded" if "exceeded quota" in message else last.get("reason") or "Warning"
-        return reason, message
+    def _saved_logs(self, name: str, job_id: str | None) -> Path | None:
+        """The rank logs the job's pods kept, as this notebook sees them (only with a ReadWriteMany home)."""
+        if self._output_dir(name) is None:
+            return None
+        return saved_logs_dir(Path(os.environ.get("DLW_HOME_MOUNT") or self.workspace.home.mount_path), name, job_id)
 
     # -- Backend interface -------------------------------------------------------------------------------
 
@@ -285,6 +280,28 @@ class KubernetesBackend(Backend):
         engine, obj = self._find(name)
         return self._info(engine, obj)
 
+    def metrics(self, job: JobInfo) -> dict[str, list[list[Any]]]:
+        """From the output folder where this pod sees it (a shared home); else from the pods' logs, where
+        ranks print their metrics as tagged lines (DLW_METRICS_STDOUT=1) and the bootstrap its GPU use.
+        Rank 0 gives the job's metrics; the other pods add their GPU use as ``gpu.util@rank1``, ..."""
+        from ...metrics import read_log
+
+        found = super().metrics(job)
+        if found:
+            return found
+        merged: dict[str, list[list[Any]]] = {}
+        for rank in range(max(job.workers, 1)):
+            try:
+                text = "".join(chunk.text for chunk in self.logs(job.name, rank=rank))
+            except DLWError:
+                continue  # this rank's pod is gone and kept no log
+            for name, points in read_log(text.splitlines()).items():
+                if rank == 0:
+                    merged[name] = points
+                elif name.startswith("gpu."):
+                    merged[f"{name}@rank{rank}"] = points
+        return merged
+
     def cancel(self, name: str) -> JobInfo:
         engine, obj = self._find(name)
         info = self._info(engine, obj)
@@ -317,10 +334,19 @@ class KubernetesBackend(Backend):
     ) -> Iterator[LogChunk]:
         if offset and rank is None:
             raise DLWError("logs: an offset needs a rank")
-        engine, obj = self._find(name)
+        try:
+            engine, obj = self._find(name)
+        except NotFound:
+            # The job object is gone (TTL, deleted): what its pods kept on the home volume is all there is.
+            saved = self._saved_logs(name, None)
+            if not saved_ranks(saved):
+                raise
+            yield from read_saved(saved, rank, offset)
+            return
         job_id = (obj["metadata"].get("labels") or {}).get("dlw.dev/job-id", "")
-        if not follow:
-            yield from read_logs(self.api, self.namespace, engine, self._pods(job_id), rank, offset)
+        if not follow or self._info(engine, obj, [], events=False).state.finished:  # nothing more will come
+            saved = self._saved_logs(name, job_id)
+            yield from read_logs(self.api, self.namespace, engine, self._pods(job_id), rank, offset, saved)
             return
 
         def poll() -> tuple[list[dict[str, Any]], bool]:
@@ -331,7 +357,19 @@ class KubernetesBackend(Backend):
             pods = self._pods(job_id)
             return pods, self._info(eng, current, pods).state.finished
 
-        yield from follow_logs(self.api, self.namespace, engine, poll, rank, offset)
+        if not self.watch:
+            yield from follow_logs(self.api, self.namespace, engine, poll, rank, offset)
+            return
+        from ...render.context import ENGINE_LABEL, JOB_ID_LABEL, JOB_LABEL
+
+        job_watch = JobWatch(
+            self.api, self.namespace, engine.main.key, name,
+            job_selector=self._selector(**{JOB_LABEL: name, ENGINE_LABEL: engine.name}),
+            pod_selector=self._selector(**{JOB_ID_LABEL: job_id}),
+        )
+        with job_watch:  # back to ``poll`` if the server cannot watch
+            watched = job_watch.poller(lambda o, p: self._info(engine, o, p, events=False).state.finished, poll)
+            yield from follow_logs(self.api, self.namespace, engine, watched, rank, offset)
 
     def events(self, name: str) -> list[dict[str, Any]]:
         """Events of the job and its pods, oldest first (``kubectl describe`` in one list)."""

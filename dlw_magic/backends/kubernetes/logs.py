@@ -2,6 +2,10 @@
 
 A pod's rank comes from the labels its engine's controller sets; with several processes per pod
 (torchrun) a pod's log holds all of its local ranks and is reported under the pod's first rank.
+
+Each pod's bootstrap also keeps its output in ``<output dir>/.dlw-logs/<job id>/rank-<N>.log``
+(``render/bootstrap.py``); where this process sees that folder (a home volume shared with the jobs),
+a rank whose pod is gone (evicted, deleted with the job) is read from there.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -21,6 +26,7 @@ from ..base import LogChunk
 from .api import Api
 
 POLL_SECONDS = 1.0
+SAVED_LOGS_DIR = ".dlw-logs"  # inside DLW_OUTPUT_DIR: the name bootstrap.py writes to
 _STARTED = {"Running", "Succeeded", "Failed"}
 
 
@@ -37,83 +43,142 @@ def _newest_per_rank(engine: Engine, pods: list[dict[str, Any]]) -> dict[int, di
     return out
 
 
+def saved_logs_dir(home: Path, name: str, job_id: str | None) -> Path | None:
+    """The job's saved-log folder under the home mount; without a job id (the job object is gone), the
+    newest one of that name."""
+    from ...render.code import HOME_JOBS_DIR
+
+    folder = home / HOME_JOBS_DIR / name / "output" / SAVED_LOGS_DIR
+    if job_id:
+        return folder / job_id
+    runs = [p for p in folder.glob("*") if p.is_dir()] if folder.is_dir() else []
+    return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
+
+
+def saved_ranks(folder: Path | None) -> dict[int, Path]:
+    """The rank logs the pods' bootstrap kept in ``folder`` (rank -> file)."""
+    if folder is None or not folder.is_dir():
+        return {}
+    out: dict[int, Path] = {}
+    for path in folder.glob("rank-*.log"):
+        tail = path.stem.removeprefix("rank-")
+        if tail.isdigit():
+            out[int(tail)] = path
+    return out
+
+
+def _chunk(r: int, data: bytes, offset: int) -> LogChunk | None:
+    data = data[offset:] if offset else data
+    return LogChunk(rank=r, text=data.decode("utf-8", errors="replace"), offset=offset + len(data)) if data else None
+
+
+def read_saved(saved: Path | None, rank: int | None, offset: int) -> Iterator[LogChunk]:
+    """The saved rank logs alone: the job object and its pods are gone."""
+    for r, path in sorted(saved_ranks(saved).items()):
+        if rank is None or r == rank:
+            chunk = _chunk(r, path.read_bytes(), offset)
+            if chunk:
+                yield chunk
+
+
 def read_logs(
     api: Api, namespace: str, engine: Engine, pods: list[dict[str, Any]],
-    rank: int | None, offset: int,
+    rank: int | None, offset: int, saved: Path | None = None,
 ) -> Iterator[LogChunk]:
-    for r, pod in sorted(_newest_per_rank(engine, pods).items()):
+    """Every rank's log from its newest started pod; from the saved file when the pod is gone or unreadable."""
+    live = _newest_per_rank(engine, pods)
+    files = saved_ranks(saved)
+    for r in sorted(set(live) | set(files)):
         if rank is not None and r != rank:
             continue
-        try:
-            data = api.pod_log(namespace, pod["metadata"]["name"], engine.container).data
-        except ApiException:
-            continue  # the container has not started or its node is gone: nothing to show yet
-        data = data[offset:] if offset else data
-        if data:
-            yield LogChunk(rank=r, text=data.decode("utf-8", errors="replace"), offset=offset + len(data))
+        data: bytes | None = None
+        if r in live:
+            try:
+                data = api.pod_log(namespace, live[r]["metadata"]["name"], engine.container).data
+            except ApiException:
+                data = None  # the container has not started or its node is gone
+        if data is None and r in files:
+            try:
+                data = files[r].read_bytes()
+            except OSError:
+                data = None
+        chunk = _chunk(r, data, offset) if data else None
+        if chunk:
+            yield chunk
+
+
+def _pod_key(pod: dict[str, Any]) -> str:
+    """A pod recreated under the same name (Volcano, PyTorchJob restarts) is another pod: tell them apart."""
+    meta = pod.get("metadata") or {}
+    return meta.get("uid") or f"{meta.get('name')}@{meta.get('creationTimestamp')}"
 
 
 def follow_logs(
     api: Api, namespace: str, engine: Engine,
     poll: Callable[[], tuple[list[dict[str, Any]], bool]], rank: int | None, offset: int,
 ) -> Iterator[LogChunk]:
-    """Stream every started pod's log from a thread each; stop once the job is finished and drained."""
-    chunks: queue.Queue[tuple[int, bytes | None]] = queue.Queue()
+    """Stream the newest started pod of every rank from a thread each, restarted pods included; stop once
+    the job is finished and drained. Offsets count bytes of the pod's log, as ``read_logs`` does."""
+    chunks: queue.Queue[tuple[str, int, bytes | None]] = queue.Queue()
     streamed: set[str] = set()
     live: dict[str, Any] = {}
     stop = threading.Event()
-    offsets: dict[int, int] = {}
-    skip: dict[int, int] = {rank: offset} if rank is not None else {}
-    # A UTF-8 character may straddle two chunks: decode each rank's bytes incrementally.
-    decoders: dict[int, Any] = {}
+    offsets: dict[str, int] = {}
+    # Resuming at ``offset`` applies to the first pod of the rank followed (the newest when following began).
+    skip: dict[str, int] = {}
+    skip_pending = rank is not None and offset > 0
+    # A UTF-8 character may straddle two chunks: decode each pod's bytes incrementally.
+    decoders: dict[str, Any] = {}
 
-    def pump(pod_name: str, r: int) -> None:
+    def pump(key: str, pod_name: str, r: int) -> None:
         try:
             resp = api.pod_log(namespace, pod_name, engine.container, follow=True)
-            live[pod_name] = resp
+            live[key] = resp
             for data in resp.stream(4096, decode_content=False):
                 if stop.is_set():
                     break
-                chunks.put((r, data))
-        except Exception:  # noqa: BLE001 - a vanished pod or a closed stream ends this rank's log
+                chunks.put((key, r, data))
+        except Exception:  # noqa: BLE001 - a vanished pod or a closed stream ends this pod's log
             pass
         finally:
-            live.pop(pod_name, None)
-            chunks.put((r, None))
+            live.pop(key, None)
+            chunks.put((key, r, None))
 
     running = 0
     finished = False
     try:
         while True:
             pods, finished = poll()
-            for pod in pods:
-                name, r = pod["metadata"]["name"], engine.pod_rank(pod)
-                if name in streamed or not _started(pod) or (rank is not None and r != rank):
+            for r, pod in sorted(_newest_per_rank(engine, pods).items()):
+                key = _pod_key(pod)
+                if key in streamed or (rank is not None and r != rank):
                     continue
-                streamed.add(name)
+                streamed.add(key)
+                if skip_pending:
+                    skip[key], skip_pending = offset, False
                 running += 1
-                threading.Thread(target=pump, args=(name, r), daemon=True).start()
+                threading.Thread(target=pump, args=(key, pod["metadata"]["name"], r), daemon=True).start()
             deadline = time.monotonic() + POLL_SECONDS
             while True:
                 try:
-                    r, data = chunks.get(timeout=max(0.0, deadline - time.monotonic()))
+                    key, r, data = chunks.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 if data is None:
                     running -= 1
                     continue
-                if skip.get(r):  # resume: drop what the caller has already seen
-                    cut = min(skip[r], len(data))
-                    skip[r] -= cut
-                    offsets[r] = offsets.get(r, 0) + cut
+                if skip.get(key):  # resume: drop what the caller has already seen
+                    cut = min(skip[key], len(data))
+                    skip[key] -= cut
+                    offsets[key] = offsets.get(key, 0) + cut
                     data = data[cut:]
                     if not data:
                         continue
-                offsets[r] = offsets.get(r, 0) + len(data)
-                decoder = decoders.setdefault(r, codecs.getincrementaldecoder("utf-8")(errors="replace"))
+                offsets[key] = offsets.get(key, 0) + len(data)
+                decoder = decoders.setdefault(key, codecs.getincrementaldecoder("utf-8")(errors="replace"))
                 text = decoder.decode(data)
                 if text:
-                    yield LogChunk(rank=r, text=text, offset=offsets[r])
+                    yield LogChunk(rank=r, text=text, offset=offsets[key])
             if finished and running == 0:
                 return
     finally:

@@ -6,7 +6,8 @@ else ``$XDG_DATA_HOME/dlw``)::
     jobs.db                      job records (SQLite, WAL)
     jobs/<id>/snapshot/          what runs (never the user's files)
     jobs/<id>/logs/rank-N.log    one log per rank
-    jobs/<id>/output/            DLW_OUTPUT_DIR: checkpoints, metrics
+    jobs/<id>/output/            DLW_OUTPUT_DIR: metrics, results
+    jobs/<id>/checkpoints/       DLW_CHECKPOINT_DIR: the same folder for every attempt (retries, preemptions)
     jobs/<id>/outcome.json       the runner's outcome, kept even when the database cannot take it
     secrets/<secret>/<key>       values for spec.secrets (the local stand-in for Kubernetes Secrets)
 
@@ -31,9 +32,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from ... import settings
 from ...errors import Conflict, DLWError
 from ..base import Backend, JobInfo, JobState, LogChunk, PreparedJob
-from . import outcome, procs
+from . import outcome, procs, scheduling
 from .secrets import secret_path
 from .store import DiskFull, Store, disk_full_message, is_disk_full, to_info
 
@@ -87,6 +89,16 @@ def resolve_priority(value: int | str | None) -> int:
     raise DLWError(f"priority: {value!r} is not a priority class (known: {', '.join(known)}) or an integer")
 
 
+def job_priority(spec: TrainingJob) -> int:
+    """The spec's priority; a preemptible job without one runs at ``low`` (-100), below every default job.
+
+    Not the workspace's preemptible class: its value is on the cluster's scale, where the local default is 0.
+    """
+    if spec.priority is None and spec.preemptible:
+        return BUILTIN_PRIORITIES["low"]
+    return resolve_priority(spec.priority)
+
+
 class LocalBackend(Backend):
     name = "local"
 
@@ -123,11 +135,11 @@ class LocalBackend(Backend):
     def _check_resources(self, spec: TrainingJob) -> None:
         need = spec.resources.gpus * spec.workers
         if need:
-            from ...gpus import local_gpus, visible_gpu_indices
+            from ...gpus import local_gpus
 
-            have = len(visible_gpu_indices())
+            have = len(scheduling.inventory())
             if need > have:
-                _, reason = local_gpus()
+                reason = "DLW_FAKE_GPUS" if settings.current().fake_gpus is not None else local_gpus()[1]
                 why = f" ({reason})" if reason else ""
                 raise DLWError(
                     f"resources.gpus: the job needs {need} GPU(s) ({spec.resources.gpus} x {spec.workers} workers) "
@@ -160,7 +172,8 @@ class LocalBackend(Backend):
         provenance["entrypoint"] = job.entrypoint
         self.store.insert({
             "id": job_dir.name, "name": spec.name, "user": job.user, "state": JobState.QUEUED.value,
-            "priority": resolve_priority(spec.priority), "queue": spec.queue, "engine": spec.engine,
+            "priority": job_priority(spec), "preemptible": int(spec.preemptible), "queue": spec.queue,
+            "engine": spec.engine,
             "workers": spec.workers, "world_size": spec.world_size, "gpus": spec.resources.gpus,
             "created": time.time(), "job_dir": str(job_dir),
             "spec": json.dumps(spec.to_yaml_dict()), "provenance": json.dumps(provenance),

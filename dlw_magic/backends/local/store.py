@@ -23,6 +23,7 @@ from typing import Any
 
 from ...errors import Conflict, DiskFull, DLWError, NotFound
 from ..base import JobInfo, JobState
+from . import scheduling
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -53,18 +54,31 @@ CREATE TABLE IF NOT EXISTS jobs (
     provenance TEXT NOT NULL,
     entrypoint TEXT NOT NULL,
     pip_freeze TEXT,
+    preemptible INTEGER NOT NULL DEFAULT 0,
+    preempt_by TEXT,
+    history TEXT,
     UNIQUE (user, name)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_user ON jobs (user, created DESC);
 CREATE INDEX IF NOT EXISTS jobs_active ON jobs (state) WHERE state IN ('Queued', 'Running');
 """
+# Columns added after the first release: databases made before get them on open.
+_ADDED_COLUMNS = {
+    "preemptible": "INTEGER NOT NULL DEFAULT 0",
+    "preempt_by": "TEXT",  # set while the job is being preempted: the name of the job taking its GPUs
+    "history": "TEXT",  # JSON list of preemptions: preemptedAt, by, attempt, resumedAt, resumedFrom, checkpoint
+}
 
 ACTIVE = (JobState.QUEUED.value, JobState.RUNNING.value)
 _STATES = {s.value: s for s in JobState}  # a dict lookup: JobState(value) costs more, 10,000 times
 _LIST_COLUMNS = (
     "id, name, user, state, priority, queue, engine, workers, world_size, gpus, created, started, finished, "
-    "exit_code, reason, message, attempt, job_dir, provenance"
+    "exit_code, reason, message, attempt, job_dir, provenance, history"
 )
+
+
+def preempted_message(by: str) -> str:
+    return f"preempted by job {by}, which needed its GPUs; it runs again when GPUs are free"
 
 
 class StoreUnavailable(DLWError):
@@ -126,6 +140,14 @@ class Store:
         db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process crashes
         if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone():
             db.executescript(SCHEMA)
+        have = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in have:
+                try:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError as err:
+                    if "duplicate column" not in str(err):  # another process added it first
+                        raise
         # Records hold specs and provenance: the owner's only (SQLite gives -wal/-shm the same mode).
         for path in (self.home, self.home / "jobs.db"):
             if path.stat().st_mode & 0o077:
@@ -193,8 +215,8 @@ class Store:
     def try_start(self, job_id: str, inventory: list[int]) -> list[int] | None:
         """Move the job to Running when its turn has come; returns its GPU indices, or None to keep waiting.
 
-        Order: priority (high first), then submission time. GPU jobs start strictly in that order, so a large
-        job is never starved by smaller ones behind it; jobs that need no GPU never wait.
+        The rules are ``scheduling.decide``'s. A job that waits gets why in its reason and message; one that
+        does not fit may mark running preemptible jobs to make way (their runners stop them and requeue).
         """
         return self._retry(self._try_start, job_id, inventory)
 
@@ -202,36 +224,52 @@ class Store:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            used: set[int] = set()
-            for (assigned,) in db.execute("SELECT assigned_gpus FROM jobs WHERE state = 'Running'"):
-                used.update(json.loads(assigned or "[]"))
-            free = [i for i in inventory if i not in used]
-            rows = db.execute(
-                "SELECT id, gpus * workers AS need FROM jobs WHERE state = 'Queued' AND cancel_requested = 0 "
-                "ORDER BY priority DESC, created ASC"
-            ).fetchall()
-            blocked = False  # set by the first GPU job that does not fit: GPU jobs behind it wait
-            start: list[int] | None = None
-            for row in rows:
-                need = row["need"]
-                if need and (blocked or need > len(free)):
-                    blocked = True
-                    take = None
-                else:
-                    take, free = free[:need], free[need:]
-                if row["id"] == job_id:
-                    start = take
-                    break
-            if start is not None:
-                db.execute(
-                    "UPDATE jobs SET state = 'Running', started = ?, assigned_gpus = ? WHERE id = ?",
-                    (time.time(), json.dumps(start), job_id),
+            running = [
+                scheduling.Running(
+                    id=r["id"], name=r["name"], priority=r["priority"], preemptible=bool(r["preemptible"]),
+                    gpus=json.loads(r["assigned_gpus"] or "[]"), started=r["started"] or 0.0,
+                    preempt_by=r["preempt_by"],
                 )
+                for r in db.execute(
+                    "SELECT id, name, priority, preemptible, assigned_gpus, started, preempt_by FROM jobs "
+                    "WHERE state = 'Running'"
+                )
+            ]
+            queued = [
+                scheduling.Queued(id=r["id"], name=r["name"], need=r["need"], priority=r["priority"])
+                for r in db.execute(
+                    "SELECT id, name, gpus * workers AS need, priority FROM jobs "
+                    "WHERE state = 'Queued' AND cancel_requested = 0 ORDER BY priority DESC, created ASC"
+                )
+            ]
+            decision = scheduling.decide(job_id, queued, running, inventory)
+            if decision.start is not None:
+                db.execute(
+                    "UPDATE jobs SET state = 'Running', started = ?, assigned_gpus = ?, reason = NULL, "
+                    "message = NULL, preempt_by = NULL WHERE id = ?",
+                    (time.time(), json.dumps(decision.start), job_id),
+                )
+            for victim in decision.victims:
+                db.execute("UPDATE jobs SET preempt_by = ? WHERE id = ? AND state = 'Running' AND preempt_by IS NULL",
+                           (decision.preemptor, victim))
+            if decision.wait:
+                self._note_wait(job_id, decision.wait)
             db.execute("COMMIT")
-            return start
+            return decision.start
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def _note_wait(self, job_id: str, wait: str) -> None:
+        """Why the job waits, as its reason and message; a preempted job keeps saying who took its place."""
+        row = self.db.execute("SELECT reason, message, history FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        history = json.loads(row["history"] or "[]")
+        if history and "resumedAt" not in history[-1]:
+            reason, message = "Preempted", f"{preempted_message(history[-1]['by'])}; {wait}"
+        else:
+            reason, message = "WaitingForGPUs", wait
+        if (row["reason"], row["message"]) != (reason, message):
+            self.db.execute("UPDATE jobs SET reason = ?, message = ? WHERE id = ?", (reason, message, job_id))
 
     # ---------------------------------------------------------------- reads
 
@@ -275,4 +313,5 @@ def to_info(row: sqlite3.Row, backend: str = "local", full: bool = False) -> Job
         exit_code=row["exit_code"], reason=row["reason"], message=row["message"], attempt=row["attempt"],
         output_dir=f"{job_dir}/output", priority=row["priority"], queue=row["queue"],
         provenance=provenance, spec=json.loads(row["spec"]) if full else {},
+        history=json.loads(row["history"] or "[]"),
     )

@@ -3,7 +3,10 @@
 Started in a session of its own, it outlives the kernel, the Jupyter server and idle culling. It waits
 for its turn (priority and free GPUs, decided in the store), starts one process per rank with the
 torchrun/PyTorchJob environment, copies each rank's output to ``logs/rank-N.log`` (up to a cap, see
-``logcap``), enforces the timeout, retries, and records the final state. Ranks share one process
+``logcap``), enforces the timeout, retries, and records the final state. Asked to make way for a higher-priority
+job (``preempt_by``, set by ``scheduling.decide``), it stops the ranks (SIGTERM, ``preemption.gracePeriod``,
+SIGKILL), puts the job back in the queue as Queued/Preempted, and runs it again when its turn comes;
+every attempt sees the same ``DLW_CHECKPOINT_DIR``. Ranks share one process
 group, so cancel and timeout end every process a rank started; ranks also die with the supervisor
 (PR_SET_PDEATHSIG), and readers mark a job whose supervisor vanished as failed (see
 ``LocalBackend.reconcile``).
@@ -30,10 +33,10 @@ from typing import Any
 from ...errors import DLWError
 from ...failure import log_exception_line
 from ..base import JobState
-from . import outcome
+from . import outcome, scheduling
 from .logcap import RankLog, log_cap
 from .procs import free_port, kill_group, start_time
-from .store import Store, disk_full_message
+from .store import Store, disk_full_message, preempted_message
 
 _PR_SET_PDEATHSIG = 1
 _stop_requested = False
@@ -70,6 +73,19 @@ def read_secrets(secrets: list[dict[str, str]], secrets_dir: Path) -> dict[str, 
     return values
 
 
+def checkpoint_dir(job_dir: str | Path) -> Path:
+    return Path(job_dir) / "checkpoints"
+
+
+def newest_entry(folder: Path) -> str | None:
+    """The most recently modified file or folder in ``folder`` (a job's latest checkpoint), or None."""
+    try:
+        entries = [(e.stat(follow_symlinks=False).st_mtime, e.name) for e in os.scandir(folder)]
+    except OSError:
+        return None
+    return max(entries)[1] if entries else None
+
+
 def rank_env(row: Any, spec: dict[str, Any], gpus: list[int], port: int, attempt: int) -> list[dict[str, str]]:
     """One environment per rank: the torchrun contract plus DLW's own variables."""
     workers, world = row["workers"], row["world_size"]
@@ -81,6 +97,7 @@ def rank_env(row: Any, spec: dict[str, Any], gpus: list[int], port: int, attempt
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
         LOCAL_WORLD_SIZE=str(per_worker), DLW_JOB_NAME=row["name"], DLW_JOB_ID=row["id"],
         DLW_OUTPUT_DIR=str(Path(row["job_dir"]) / "output"), DLW_ATTEMPT=str(attempt),
+        DLW_CHECKPOINT_DIR=str(checkpoint_dir(row["job_dir"])),
         PYTHONUNBUFFERED="1", TORCHELASTIC_RUN_ID=row["id"],
     )
     envs = []
@@ -110,18 +127,22 @@ class Supervisor:
         self.decided = False
         self.disk_full = False  # the disk was seen full while the ranks ran: the likely cause of a failure
         self.failed_rank: int | None = None  # set by watch() when a rank fails
+        self.preempt_by: str | None = None  # set by cancelled() when a higher-priority job needs the GPUs
 
     def cancelled(self) -> bool:
         """Cancel asked, or the job decided by someone else (a reader that thought this runner lost)."""
         if _stop_requested:
             return True
         try:
-            row = self.store.fetchone("SELECT cancel_requested, state FROM jobs WHERE id = ?", (self.job_id,))
+            row = self.store.fetchone("SELECT cancel_requested, state, preempt_by FROM jobs WHERE id = ?",
+                                      (self.job_id,))
         except DLWError:  # database locked or disk full: keep running, ask again later
             return False
         if row is None or JobState(row["state"]).finished:
             self.decided = True
             return True
+        if row["state"] == JobState.RUNNING.value:
+            self.preempt_by = row["preempt_by"]
         return bool(row[0])
 
     def try_update(self, **fields: Any) -> None:
@@ -130,9 +151,7 @@ class Supervisor:
             self.store.update(self.job_id, **fields)
 
     def wait_turn(self) -> list[int] | None:
-        from ...gpus import visible_gpu_indices
-
-        inventory = visible_gpu_indices() if self.row["gpus"] else []
+        inventory = scheduling.inventory() if self.row["gpus"] else []
         delay = 0.02
         while True:
             if self.cancelled():
@@ -162,6 +181,7 @@ class Supervisor:
         rank_logs: list[RankLog] = []
         pgid = 0
         cap = log_cap()
+        checkpoint_dir(self.job_dir).mkdir(exist_ok=True)
         try:
             for rank, env in enumerate(envs):
                 log = RankLog(logs / f"rank-{rank}.log", rank, cap)
@@ -247,6 +267,12 @@ class Supervisor:
                     for p in procs:
                         p.wait()
                     return JobState.CANCELLED, None, "Cancelled", "cancelled by the user"
+                if self.preempt_by:
+                    grace = float((self.spec.get("preemption") or {}).get("gracePeriod", 30))
+                    kill_group(pgid, grace=grace, reap=reap)  # SIGTERM: the ranks' cue to checkpoint
+                    for p in procs:
+                        p.wait()
+                    return JobState.QUEUED, None, "Preempted", preempted_message(self.preempt_by)
                 if self.disk_full_now():
                     self.disk_full = True
                 if deadline and time.time() > deadline:
@@ -275,6 +301,8 @@ class Supervisor:
         row = self.store.row(self.job_id)
         if row is None or row["state"] != JobState.QUEUED.value:
             return  # decided before this runner started (cancelled, or declared lost): nothing to do
+        reason: str | None
+        message: str | None
         try:
             outcome.reserve(self.job_dir)
         except OSError as err:
@@ -291,23 +319,60 @@ class Supervisor:
                 self.record(JobState.CANCELLED, None, "Cancelled", "cancelled while queued")
             return
         retries = int(self.spec.get("retries") or 0)
-        for attempt in range(retries + 1):
+        failures = 0
+        attempt = 0  # every start counts: retries and preemptions alike
+        while True:
             try:
                 state, code, reason, message = self.run_attempt(gpus, attempt)
             except OSError as err:  # the entrypoint or a secret could not be read: retrying will not help
-                state, code, reason, message = JobState.FAILED, None, "StartError", f"could not start: {err}"
+                state, code, reason = JobState.FAILED, None, "StartError"
+                message = f"could not start: {err}"
                 if err.errno in outcome.DISK_FULL:
                     reason = "DiskFull"
                     message = f"could not start: {disk_full_message(self.job_dir.parent.parent)}"
                 break
             if self.decided:
                 return
+            attempt += 1
+            if state is JobState.QUEUED:  # preempted: never a failure, and no retry spent
+                self.requeue(attempt, message or "")
+                gpus = self.wait_turn()
+                if gpus is None:
+                    if not self.decided:
+                        self.record(JobState.CANCELLED, None, "Cancelled", "cancelled while queued after preemption")
+                    return
+                self.note_resumed()
+                continue
             if state is not JobState.FAILED or reason in ("DeadlineExceeded", "DiskFull") or self.cancelled():
                 break
-            if attempt < retries:
-                self.try_update(message=f"{message}; retrying ({attempt + 1}/{retries})")
+            if failures >= retries:
+                break
+            failures += 1
+            self.try_update(message=f"{message}; retrying ({failures}/{retries})")
         if not self.decided:
             self.record(state, code, reason, message)
+
+    def requeue(self, attempts: int, message: str) -> None:
+        """Back to the queue after a preemption: GPUs released, the preemption added to the history."""
+        row = self.store.row(self.job_id)
+        history = json.loads((row["history"] if row else None) or "[]")
+        history.append({"attempt": attempts, "preemptedAt": time.time(), "by": self.preempt_by})
+        self.store.execute(
+            "UPDATE jobs SET state = 'Queued', assigned_gpus = NULL, pgid = NULL, preempt_by = NULL, "
+            "reason = 'Preempted', message = ?, history = ? WHERE id = ? AND state = 'Running'",
+            (message, json.dumps(history), self.job_id),
+        )
+        self.preempt_by = None
+
+    def note_resumed(self) -> None:
+        """The history's last preemption gets when the job ran again and from which checkpoint."""
+        row = self.store.row(self.job_id)
+        history = json.loads((row["history"] if row else None) or "[]")
+        if not history:
+            return
+        folder = checkpoint_dir(self.job_dir)
+        history[-1].update(resumedAt=time.time(), resumedFrom=str(folder), checkpoint=newest_entry(folder))
+        self.try_update(history=json.dumps(history))
 
     def record(self, state: JobState, code: int | None, reason: str | None, message: str | None) -> None:
         """The outcome to the job's folder first, then the database; the file alone is enough."""
