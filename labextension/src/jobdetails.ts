@@ -5,7 +5,7 @@
  */
 
 import { MetricCharts } from './chart.js';
-import type { IJob } from './types.js';
+import type { IJob, IPreemption } from './types.js';
 
 export class JobDetails {
   readonly node: HTMLElement;
@@ -51,10 +51,19 @@ export class JobDetails {
   }
 }
 
-/** "12:03:04 preempted by big-job (checkpoint /out/ckpt)". */
-export function historyLine(e: NonNullable<IJob['history']>[number]): string {
-  const when = new Date(e.time * 1000).toLocaleTimeString();
-  return [when, e.event, e.by ? `by ${e.by}` : '', e.checkpoint ? `(checkpoint ${e.checkpoint})` : '']
-    .filter(Boolean)
-    .join(' ');
+/** "preempted 12:03:04 by urgent-1 (attempt 1); resumed 12:05:10 from /out (ckpt-3.pt)". */
+export function historyLine(h: IPreemption): string {
+  const when = (t: number | null | undefined): string => (t ? new Date(t * 1000).toLocaleTimeString() : '-');
+  let text = `preempted ${when(h.preemptedAt)} by ${h.by ?? '?'}`;
+  if (h.attempt !== undefined) {
+    text += ` (attempt ${h.attempt})`;
+  }
+  if (h.resumedAt) {
+    text += `; resumed ${when(h.resumedAt)}`;
+    if (h.resumedFrom) {
+      text += ` from ${h.resumedFrom}`;
+    }
+    text += h.checkpoint ? ` (${h.checkpoint})` : ' (no checkpoint written)';
+  }
+  return text;
 }

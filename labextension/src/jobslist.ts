@@ -180,8 +180,8 @@ export class JobsList {
     row.meta.textContent = waiting || meta;
     row.meta.title = waiting ? `${waiting}\n${meta}` : meta;
     row.meta.classList.toggle('dlw-mod-waiting', !!waiting);
-    // null: the job has none (yet); absent: the list does not say, the click asks the server.
-    row.notebook.disabled = job.executed_notebook_path === null;
+    // The list may not know the notebook yet (it is read for one job's details): the click asks then.
+    row.notebook.disabled = job.state === 'Queued' && !job.executed_notebook_path;
     row.cancel.disabled = isFinished(job.state);
     row.remove.disabled = !isFinished(job.state); // a running job is cancelled first
   }

@@ -31,13 +31,16 @@ export interface IJob {
   /** The executed notebook relative to the server root (via the dlw-outputs link), or null. */
   executed_notebook_path?: string | null;
   attempt?: number;
-  history?: IJobEvent[];
+  history?: IPreemption[];
 }
 
-export interface IJobEvent {
-  event: 'preempted' | 'resumed' | string;
-  time: number;
+/** One preemption of a job (oldest first); ``resumed*`` once it runs again. Times in unix seconds. */
+export interface IPreemption {
+  attempt?: number;
+  preemptedAt?: number | null;
   by?: string | null;
+  resumedAt?: number | null;
+  resumedFrom?: string | null;
   checkpoint?: string | null;
 }
 

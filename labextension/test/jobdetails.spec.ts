@@ -45,15 +45,17 @@ describe('JobDetails', () => {
         accuracy: [[1, 0.93, 2]]
       },
       history: [
-        { event: 'preempted', time: 100, by: 'urgent-1', checkpoint: '/out/ckpt' },
-        { event: 'resumed', time: 200, by: null, checkpoint: '/out/ckpt' }
+        { attempt: 1, preemptedAt: 100, by: 'urgent-1', resumedAt: 200, resumedFrom: '/out', checkpoint: 'ckpt-3.pt' },
+        { attempt: 2, preemptedAt: 300, by: 'urgent-2', resumedAt: null, resumedFrom: null, checkpoint: null }
       ]
     });
     expect(details.node.querySelector('.dlw-JobDetails-info')!.textContent).toBe('Succeeded · attempt 2');
     const history = details.node.querySelector<HTMLElement>('.dlw-JobDetails-history')!;
     expect(history.hidden).toBe(false);
-    expect(history.textContent).toContain('preempted by urgent-1 (checkpoint /out/ckpt)');
-    expect(history.textContent).toContain('resumed (checkpoint /out/ckpt)');
+    const lines = history.textContent!.split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^preempted .* by urgent-1 \(attempt 1\); resumed .* from \/out \(ckpt-3\.pt\)$/);
+    expect(lines[1]).toMatch(/^preempted .* by urgent-2 \(attempt 2\)$/);
     expect([...details.node.querySelectorAll('.dlw-Chart')].map(c => c.getAttribute('data-metric'))).toEqual([
       'accuracy',
       'loss'

@@ -76,7 +76,7 @@ describe('JobsList', () => {
     const notebook = (name: string): HTMLButtonElement => row(name).querySelector('.dlw-action-notebook')!;
     expect(notebook('job-1').disabled).toBe(true);
     expect(notebook('job-2').disabled).toBe(false);
-    expect(notebook('job-3').disabled).toBe(false); // the list does not say: the click asks the server
+    expect(notebook('job-3').disabled).toBe(false); // the list may not know it: the click asks the server
     notebook('job-2').click();
     expect(actions).toEqual(['notebook:job-2']);
   });
