@@ -3,16 +3,21 @@
 The widget polls ``core.get_job`` and ``core.logs(name, rank=r, offset=...)`` from a daemon thread about
 once a second and stops when the job has finished. It only reads through the core: the job runs on
 whatever happens to this kernel (interrupt, restart), and ``%dlw status``/``%dlw logs`` pick it up again.
+Below the title it draws the job's metrics (``log_metrics``) as small inline SVG line charts, the GPU use
+per rank, its preemptions and a link to the executed notebook.
 """
 
 from __future__ import annotations
 
 import contextlib
 import html
+import math
 import sys
 import threading
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import quote
 
 from . import core
 from . import format as fmt
@@ -26,6 +31,8 @@ POLL_SECONDS = 1.0
 TAIL_LINES = 15
 MAX_FAILURES = 5  # consecutive failed polls before the widget gives up (the job is not affected)
 MAX_TAIL_RANKS = 8  # the widget reads each rank's log every poll: a 512-rank job would flood the backend
+CHART_WIDTH, CHART_HEIGHT = 220, 50
+GPU_METRICS = ("gpu.util", "gpu.mem_mib")  # the sampler's; other ranks' come as ``gpu.util@rank1``
 _COLORS = {"Queued": "#6b7280", "Running": "#2563eb", "Succeeded": "#16a34a", "Failed": "#dc2626",
            "Cancelled": "#b45309"}
 
@@ -33,6 +40,99 @@ _COLORS = {"Queued": "#6b7280", "Running": "#2563eb", "Succeeded": "#16a34a", "F
 def state_line(job: JobInfo) -> str:
     """``digits-ddp-x7k2q: Running for 0:00:12 (2 worker(s), local)``, hints as ``%dlw`` commands."""
     return fmt.state_line(job, notebook=True)
+
+
+def downsample(points: list[list[Any]], width: int) -> list[tuple[float, float]]:
+    """At most ~4 points per pixel column (first, lowest, highest, last), so 10,000+ points draw cheaply."""
+    pts = [(float(p[0]), float(p[1])) for p in points
+           if len(p) > 1 and isinstance(p[1], (int, float)) and math.isfinite(p[1])]
+    if len(pts) <= 2 * width:
+        return pts
+    x0, span = pts[0][0], (pts[-1][0] - pts[0][0]) or 1.0
+    buckets: dict[int, list[tuple[float, float]]] = {}
+    for p in pts:
+        buckets.setdefault(min(width - 1, int((p[0] - x0) / span * width)), []).append(p)
+    out: list[tuple[float, float]] = []
+    for group in buckets.values():
+        keep = {0, len(group) - 1, min(range(len(group)), key=lambda i: group[i][1]),
+                max(range(len(group)), key=lambda i: group[i][1])}
+        out += [group[i] for i in sorted(keep)]
+    return out
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def svg_chart(name: str, points: list[list[Any]], width: int = CHART_WIDTH, height: int = CHART_HEIGHT) -> str:
+    """One metric as an inline SVG polyline over the steps, titled with its last value."""
+    pts = downsample(points, width)
+    if not pts:
+        return ""
+    ys = [y for _, y in pts]
+    lo, hi = min(ys), max(ys)
+    x0, xs, yspan = pts[0][0], (pts[-1][0] - pts[0][0]) or 1.0, (hi - lo) or 1.0
+    line = " ".join(f"{(x - x0) / xs * width:.1f},{2 + (height - 4) * (1 - (y - lo) / yspan):.1f}" for x, y in pts)
+    step, last = pts[-1]
+    return (
+        f'<div class="dlw-chart" data-metric="{html.escape(name)}" style="display:inline-block;margin:0 8px 4px 0">'
+        f'<div style="font-size:85%">{html.escape(name)}: <b>{_num(last)}</b> (step {step:g})</div>'
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" style="background:#f3f4f6">'
+        f'<polyline fill="none" stroke="#2563eb" stroke-width="1.5" points="{line}"/></svg>'
+        f'<div style="font-size:75%;color:#6b7280">min {_num(lo)} · max {_num(hi)}</div></div>'
+    )
+
+
+def gpu_use(metrics: dict[str, list[list[Any]]]) -> list[str]:
+    """``rank 0: 87% · 10240 MiB`` per rank from the GPU sampler's last values."""
+    ranks: dict[int, dict[str, Any]] = {}
+    for name, points in metrics.items():
+        base, _, rank = name.partition("@rank")
+        if base in GPU_METRICS and points and (not rank or rank.isdigit()):
+            ranks.setdefault(int(rank or 0), {})[base] = points[-1][1]
+    lines = []
+    for rank in sorted(ranks):
+        util, mib = ranks[rank].get("gpu.util"), ranks[rank].get("gpu.mem_mib")
+        parts = [f"{util:g}%" if isinstance(util, (int, float)) else None,
+                 f"{mib:g} MiB" if isinstance(mib, (int, float)) else None]
+        lines.append(f"rank {rank}: " + " · ".join(p for p in parts if p))
+    return lines
+
+
+def notebook_href(path: str | None) -> str | None:
+    """``{base_url}lab/tree/<path>`` of the executed notebook under a running Jupyter server's root, else None."""
+    if not path:
+        return None
+    with contextlib.suppress(Exception):
+        from jupyter_server.serverapp import list_running_servers
+
+        target = Path(path).resolve()
+        for server in list_running_servers():
+            root = Path(server.get("root_dir") or server.get("notebook_dir") or "").resolve()
+            if root != Path() and target.is_relative_to(root):
+                rel = target.relative_to(root).as_posix()
+                base = server.get("base_url", "/")
+                return f"{base}lab/tree/{quote(rel)}"
+    return None
+
+
+def details_html(job: JobInfo, href: str | None) -> str:
+    """The widget's details below the title: executed notebook, GPU use, preemptions, metric charts."""
+    parts = []
+    if job.executed_notebook:
+        nb = html.escape(job.executed_notebook)
+        parts.append(f'<div>Notebook: <a href="{html.escape(href)}" target="_blank" class="dlw-notebook">{nb}</a></div>'
+                     if href else f"<div>Notebook: <code>{nb}</code></div>")
+    gpus = gpu_use(job.metrics)
+    if gpus:
+        parts.append(f'<div class="dlw-gpu">GPU {html.escape("; ".join(gpus))}</div>')
+    parts += [f'<div style="color:#6b7280">Preempted {html.escape(line)}</div>'
+              for line in fmt.history_lines(job.history)]
+    charts = [svg_chart(name, points) for name, points in sorted(job.metrics.items())
+              if name.partition("@")[0] not in GPU_METRICS]
+    if any(charts):
+        parts.append("<div>" + "".join(charts) + "</div>")
+    return "".join(parts)
 
 
 class LogTail:
@@ -88,8 +188,10 @@ class JobWidget:
                                       disabled=cell_busy, layout=w.Layout(width="auto", flex="0 0 auto"))
         self.cancel_button.on_click(self._on_cancel)
         self.log_view = w.HTML(layout=w.Layout(max_height="22em", overflow="auto"))
+        self.details = w.HTML()
+        self._href: str | None = None
         header = w.HBox([self.title, self.cancel_button], layout=w.Layout(align_items="center"))
-        self.box = _job_box(self, [header, self.log_view] if show_logs else [header])
+        self.box = _job_box(self, [header, self.details, self.log_view] if show_logs else [header, self.details])
         self.render()
 
     def start(self) -> JobWidget:
@@ -158,6 +260,11 @@ class JobWidget:
         self.cancel_button.tooltip = (
             "interrupt the kernel to stop waiting (the job keeps running), then Cancel"
             if self.cell_busy else f"stop every process of {self.job.name}")
+        if self.job.executed_notebook and self._href is None:
+            self._href = notebook_href(self.job.executed_notebook) or ""
+        details = details_html(self.job, self._href or None)
+        if details != self.details.value:  # a long run's charts are not re-sent when nothing changed
+            self.details.value = details
         if self.show_logs:
             tail = self.logs.tail(self.tail_lines)
             body = html.escape("\n".join(tail)) if tail else "(no output yet)"
