@@ -64,6 +64,11 @@ def test_train_notebook_as_job_watch_it_succeed_and_read_its_logs(page: Page, la
     expect(viewer.locator(".dlw-LogView")).to_contain_text(re.compile(r"accuracy: 0\.\d{4}"), timeout=30_000)
     expect(viewer.locator(".dlw-LogViewer-status")).to_contain_text("Succeeded", timeout=30_000)
     expect(viewer.locator(".dlw-LogView")).to_contain_text("epoch 3/3")
+    # Above the log: live charts of what the notebook logs (loss and accuracy per epoch).
+    for metric in ("loss", "accuracy"):
+        chart = viewer.locator(f".dlw-Chart[data-metric='{metric}']")
+        expect(chart.locator(".dlw-Chart-label")).to_contain_text(f"{metric}: ", timeout=30_000)
+        expect(chart.locator("polyline")).to_have_attribute("points", re.compile(r"\S+ \S+ \S+"))
     shot(page, "04-logs-rank0")
     # Rank 1 has its own log: it starts, trains its shard, and never prints the accuracy.
     viewer.locator("select.dlw-LogViewer-rank").select_option("1")
@@ -78,6 +83,13 @@ def test_train_notebook_as_job_watch_it_succeed_and_read_its_logs(page: Page, la
     expect(listing).to_contain_text("metrics.json")
     expect(listing).to_contain_text("model.pt")
     shot(page, "05b-output-in-file-browser")
+    # Notebook opens the notebook as rank 0 executed it, with its outputs.
+    row.locator(".dlw-action-notebook").click()
+    expect(page.locator(".lm-TabBar-tab").filter(has_text="executed.ipynb")).to_be_visible(timeout=30_000)
+    expect(page.locator(".jp-NotebookPanel:visible .jp-OutputArea")).to_contain_text(
+        re.compile(r"accuracy: 0\.\d{4}"), timeout=30_000
+    )
+    shot(page, "05c-executed-notebook")
     # Copy YAML puts the job's spec on the clipboard.
     row.locator(".dlw-action-yaml").click()
     expect(page.locator(".jp-toast-message").filter(has_text="Copied the YAML")).to_be_visible()
