@@ -107,7 +107,7 @@ def test_rendered_pods_train_the_digits_example(engine: str, pods: int, procs: i
     for var in ("DLW_NAMESPACE", "DLW_WORKSPACE_CONFIG", "JUPYTERHUB_USER"):
         monkeypatch.delenv(var, raising=False)
     spec = core.build_spec(EXAMPLE, name="digits", workers=pods, processes_per_worker=procs, engine=engine,
-                           image="img:1", params={"epochs": 1})
+                           image="img:1", parameters={"epochs": 1})
     prepared = snapshot.prepare(spec, tmp_path / "staging", "alice")
     objs = render_objects(prepared, workspace=WORKSPACE)
     port = _free_port()
