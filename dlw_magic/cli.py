@@ -205,13 +205,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_jobs(args: argparse.Namespace) -> int:
     from .core import list_jobs
 
-    jobs = list_jobs(backend_from(args))
-    if args.output == "json":
-        fmt.print_json([fmt.job_summary(j) for j in jobs], sys.stdout)
-    elif jobs:
-        fmt.jobs_table(jobs, sys.stdout)
-    else:
-        print("No jobs yet. Submit one with: dlw train NOTEBOOK.ipynb")
+    fmt.show_jobs(list_jobs(backend_from(args)), args.output, sys.stdout, "Submit one with: dlw train NOTEBOOK.ipynb")
     return 0
 
 
@@ -219,15 +213,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .core import events, get_job
 
     backend = backend_from(args)
-    job = get_job(args.name, backend)
-    job_events = events(args.name, backend)
-    if args.output == "json":
-        fmt.print_json({**job.to_dict(), "events": job_events}, sys.stdout)
-        return 0
-    fmt.describe(job, sys.stdout)
-    if job_events:
-        sys.stdout.write("\nEvents:\n")
-        fmt.events_table(job_events, sys.stdout)
+    fmt.show_status(get_job(args.name, backend), events(args.name, backend), args.output, sys.stdout)
     return 0
 
 

@@ -64,6 +64,28 @@ def jobs_table(jobs: Sequence[JobInfo], out: TextIO) -> None:
     table(rows, out)
 
 
+def show_jobs(jobs: Sequence[JobInfo], output: str | None, out: TextIO, empty_hint: str) -> None:
+    """``dlw jobs`` / ``%dlw jobs``: a table, JSON, or how to submit the first job."""
+    if output == "json":
+        print_json([job_summary(j) for j in jobs], out)
+    elif jobs:
+        jobs_table(jobs, out)
+    else:
+        out.write(f"No jobs yet. {empty_hint}\n")
+
+
+def show_status(job: JobInfo, events: Sequence[dict[str, Any]], output: str | None, out: TextIO,
+                notebook: bool = False) -> None:
+    """``dlw status`` / ``%dlw status``: the job's facts and its cluster events, or all of it as JSON."""
+    if output == "json":
+        print_json({**job.to_dict(), "events": list(events)}, out)
+        return
+    describe(job, out, notebook=notebook)
+    if events:
+        out.write("\nEvents:\n")
+        events_table(events, out)
+
+
 def describe(job: JobInfo, out: TextIO, notebook: bool = False) -> None:
     """``dlw status NAME``: one ``Key: value`` line per known fact."""
     message = for_notebook(job.message) if notebook and job.message else job.message

@@ -213,25 +213,13 @@ class DLWMagics(Magics):
             run(args)
 
     def _cmd_jobs(self, args: argparse.Namespace) -> None:
-        jobs = core.list_jobs(cli.backend_from(args))
-        if args.output == "json":
-            fmt.print_json([fmt.job_summary(j) for j in jobs], sys.stdout)
-        elif jobs:
-            fmt.jobs_table(jobs, sys.stdout)
-        else:
-            print("No jobs yet. Submit this notebook with: %dlw train")
+        fmt.show_jobs(core.list_jobs(cli.backend_from(args)), args.output, sys.stdout,
+                      "Submit this notebook with: %dlw train")
 
     def _cmd_status(self, args: argparse.Namespace) -> None:
         backend = cli.backend_from(args)
-        job = core.get_job(args.name, backend)
-        events = core.events(args.name, backend)
-        if args.output == "json":
-            fmt.print_json({**job.to_dict(), "events": events}, sys.stdout)
-            return
-        fmt.describe(job, sys.stdout, notebook=True)
-        if events:
-            print("\nEvents:")
-            fmt.events_table(events, sys.stdout)
+        fmt.show_status(core.get_job(args.name, backend), core.events(args.name, backend), args.output,
+                        sys.stdout, notebook=True)
 
     def _cmd_logs(self, args: argparse.Namespace) -> None:
         cli.stream_logs(args.name, args.rank, args.follow, cli.backend_from(args), sys.stdout)

@@ -87,9 +87,9 @@ def gpu_use(metrics: dict[str, list[list[Any]]]) -> list[str]:
     """``rank 0: 87% · 10240 MiB`` per rank from the GPU sampler's last values."""
     ranks: dict[int, dict[str, Any]] = {}
     for name, points in metrics.items():
-        base, _, rank = name.partition("@rank")
-        if base in GPU_METRICS and points and (not rank or rank.isdigit()):
-            ranks.setdefault(int(rank or 0), {})[base] = points[-1][1]
+        base, _, suffix = name.partition("@rank")
+        if base in GPU_METRICS and points and (not suffix or suffix.isdigit()):
+            ranks.setdefault(int(suffix or 0), {})[base] = points[-1][1]
     lines = []
     for rank in sorted(ranks):
         util, mib = ranks[rank].get("gpu.util"), ranks[rank].get("gpu.mem_mib")
