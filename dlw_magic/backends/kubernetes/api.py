@@ -15,6 +15,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from ... import settings
 from ...errors import DLWError
 
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -43,7 +44,7 @@ def coordinates(kind: tuple[str, str]) -> tuple[str, str, str]:
 
 def api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """DLW_KUBECONFIG / the given file, else in-cluster config (a notebook pod), else ~/.kube/config."""
-    path = kubeconfig or os.environ.get("DLW_KUBECONFIG")
+    path = kubeconfig or settings.current().kubeconfig
     try:
         if path:
             return config.new_client_from_config(config_file=path)

@@ -20,7 +20,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from ... import engines
+from ... import engines, settings
 from ...engines.base import Engine, Kind, ts
 from ...errors import Conflict, DLWError, NotFound
 from ...render.context import SPEC_ANNOTATION
@@ -47,11 +47,11 @@ class KubernetesBackend(Backend):
         from ...core import current_user
         from ...render import load_workspace_arg, user_namespace
 
-        self.kubeconfig = kubeconfig or os.environ.get("DLW_KUBECONFIG")
-        self.workspace = load_workspace_arg(workspace or os.environ.get("DLW_WORKSPACE_CONFIG"))
+        self.kubeconfig = kubeconfig or settings.current().kubeconfig
+        self.workspace = load_workspace_arg(workspace or settings.current().workspace_config)
         self.user = current_user()
         # The namespace is the user's (workspace scheme); an explicit or detected one must agree with it.
-        wanted = namespace or os.environ.get("DLW_NAMESPACE") or pod_namespace()
+        wanted = namespace or settings.current().namespace or pod_namespace()
         self.namespace = user_namespace(self.workspace, self.user, wanted)
         self.api = Api(api_client(self.kubeconfig))
         self._missing_kinds: set[str] = set()  # names of engines whose CRD the cluster lacks (404 on list)
@@ -151,7 +151,7 @@ class KubernetesBackend(Backend):
         """The rank logs the job's pods kept, as this notebook sees them (only with a ReadWriteMany home)."""
         if self._output_dir(name) is None:
             return None
-        return saved_logs_dir(Path(os.environ.get("DLW_HOME_MOUNT") or self.workspace.home.mount_path), name, job_id)
+        return saved_logs_dir(Path(settings.current().home_mount or self.workspace.home.mount_path), name, job_id)
 
     # -- Backend interface -------------------------------------------------------------------------------
 
@@ -235,7 +235,7 @@ class KubernetesBackend(Backend):
     def _ship_to_home(self, job: PreparedJob, sub_path: str) -> None:
         """Copy a large snapshot into the user's home, which this notebook pod mounts and the job will too."""
         home = self.workspace.home
-        root = Path(os.environ.get("DLW_HOME_MOUNT") or home.mount_path)
+        root = Path(settings.current().home_mount or home.mount_path)
         if not root.is_dir():
             raise DLWError(f"job {job.spec.name}: the code snapshot is too large for a ConfigMap and the home "
                            f"volume is not mounted here ({root}): use build: true")
@@ -391,10 +391,10 @@ class KubernetesBackend(Backend):
     def notebook_image(self) -> str | None:
         """The digest of the image this notebook pod runs (so the job runs exactly the same environment)."""
         pod_name = os.environ.get("HOSTNAME")
-        if not pod_name or not (os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get("DLW_POD_NAME")):
+        if not pod_name or not (settings.current().in_cluster or settings.current().pod_name):
             return None
         try:
-            pod = self.api.read(("v1", "Pod"), self.namespace, os.environ.get("DLW_POD_NAME") or pod_name)
+            pod = self.api.read(("v1", "Pod"), self.namespace, settings.current().pod_name or pod_name)
         except ApiException:
             return None
         statuses = (pod.get("status") or {}).get("containerStatuses") or []

@@ -53,7 +53,7 @@ _FINAL = {s.value for s in JobState if s.finished}
 
 
 def data_dir() -> Path:
-    env = os.environ.get("DLW_HOME")
+    env = settings.current().home
     if env:
         return Path(env).expanduser()
     config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
@@ -151,7 +151,7 @@ class LocalBackend(Backend):
                 "run on Kubernetes, or read the data from a local path"
             )
         if spec.secrets:
-            base = Path(os.environ.get("DLW_SECRETS_DIR", self.home / "secrets"))
+            base = Path(settings.current().secrets_dir or self.home / "secrets")
             for ref in spec.secrets:
                 path = secret_path(base, ref.secret, ref.key)
                 if not path.is_file():

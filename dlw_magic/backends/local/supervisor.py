@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ... import settings
 from ...errors import DLWError
 from ...failure import log_exception_line
 from ..base import JobState
@@ -174,7 +175,7 @@ class Supervisor:
         envs = rank_env(self.row, self.spec, gpus, free_port(), attempt)
         secrets = self.spec.get("secrets") or []
         if secrets:
-            secret_env = read_secrets(secrets, Path(os.environ.get("DLW_SECRETS_DIR", self.home / "secrets")))
+            secret_env = read_secrets(secrets, Path(settings.current().secrets_dir or self.home / "secrets"))
             for env in envs:
                 env.update(secret_env)
         procs: list[subprocess.Popen[bytes]] = []
