@@ -275,13 +275,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_gpus(args: argparse.Namespace) -> int:
     from .core import gpus as list_gpus
 
-    gpus, reason = list_gpus(backend_from(args))
-    if args.output == "json":
-        fmt.print_json({"gpus": [g.to_dict() for g in gpus], "reason": reason}, sys.stdout)
-    elif not gpus:
-        print(f"No GPUs: {reason}")
-    else:
-        fmt.gpus_table(gpus, sys.stdout)
+    fmt.show_gpus(*list_gpus(backend_from(args)), args.output, sys.stdout)
     return 0
 
 

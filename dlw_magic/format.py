@@ -86,6 +86,16 @@ def show_status(job: JobInfo, events: Sequence[dict[str, Any]], output: str | No
         events_table(events, out)
 
 
+def show_gpus(gpus: Sequence[GpuInfo], reason: str | None, output: str | None, out: TextIO) -> None:
+    """``dlw gpus`` / ``%dlw gpus``: a table, JSON, or why there are none."""
+    if output == "json":
+        print_json({"gpus": [g.to_dict() for g in gpus], "reason": reason}, out)
+    elif not gpus:
+        out.write(f"No GPUs: {reason}\n")
+    else:
+        gpus_table(gpus, out)
+
+
 def describe(job: JobInfo, out: TextIO, notebook: bool = False) -> None:
     """``dlw status NAME``: one ``Key: value`` line per known fact."""
     message = for_notebook(job.message) if notebook and job.message else job.message

@@ -236,13 +236,7 @@ class DLWMagics(Magics):
             print(f"Submitted {job.name} (same spec and code as {args.name})")
 
     def _cmd_gpus(self, args: argparse.Namespace) -> None:
-        gpus, reason = core.gpus(cli.backend_from(args))
-        if args.output == "json":
-            fmt.print_json({"gpus": [g.to_dict() for g in gpus], "reason": reason}, sys.stdout)
-        elif not gpus:
-            print(f"No GPUs: {reason}")
-        else:
-            fmt.gpus_table(gpus, sys.stdout)
+        fmt.show_gpus(*core.gpus(cli.backend_from(args)), args.output, sys.stdout)
 
     def _cmd_convert(self, args: argparse.Namespace) -> None:
         converted = core.convert(args.notebook, dict(core.parse_param(p) for p in args.param))
