@@ -19,7 +19,11 @@ stamp="$DLW_VENV/.dlw-installed-${extras//,/-}"
 want="$(sha256sum "$DLW_ROOT/pyproject.toml" | cut -c1-64)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # The lab's own build hook is optional in editable mode; the extension is built explicitly below.
-  HATCH_JUPYTER_BUILDER_SKIP_NPM=1 python -m pip install -q -e "$DLW_ROOT[$extras]"
+  # Explicit failure: `set -e` does not apply when the caller sources this file inside `&&`.
+  if ! HATCH_JUPYTER_BUILDER_SKIP_NPM=1 python -m pip install -q -e "$DLW_ROOT[$extras]"; then
+    echo "scripts/env.sh: pip install -e '.[$extras]' failed (see above)" >&2
+    return 1 2>/dev/null || exit 1
+  fi
   echo "$want" >"$stamp"
 fi
 

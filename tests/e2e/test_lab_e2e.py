@@ -18,6 +18,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(420)]
 TRAIN_BUTTON = ".jp-NotebookPanel-toolbar [data-command='dlw:train-notebook']"
 
 
+def train_button(page: Page, notebook: str):
+    """The button of this notebook's tab: the lab restores tabs a previous test opened."""
+    return page.get_by_role("tabpanel", name=Path(notebook).name).locator(TRAIN_BUTTON)
+
+
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
@@ -25,7 +30,7 @@ def shot(page: Page, name: str) -> None:
 
 def open_train_dialog(page: Page, lab, notebook: str) -> None:
     page.goto(lab.lab_url(notebook))
-    page.locator(TRAIN_BUTTON).click(timeout=90_000)
+    train_button(page, notebook).click(timeout=90_000)
     expect(page.locator(".dlw-TrainForm")).to_be_visible(timeout=30_000)
 
 
