@@ -85,7 +85,8 @@ def test_a_pods_scheduling_event_is_the_reason_when_nothing_else_says(backend, k
     info = backend.get("demo")
     assert (info.state, info.reason) == (JobState.QUEUED, "Unschedulable")
     assert info.message == "demo-0-x cannot be scheduled: 0/5 nodes are available: 5 node(s) had untolerated " \
-                           "taint {dedicated: infra}."
+                           "taint {dedicated: infra}. (the nodes carry a taint the pod does not tolerate; the " \
+                           "admin sets tolerations)"
 
 
 def test_status_prints_the_sentence(kube, script, monkeypatch, capsys):

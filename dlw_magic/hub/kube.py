@@ -14,24 +14,29 @@ What a user gets when they pick a profile:
   what ``deploy.namespace_objects`` lists (account, RoleBinding, ConfigMap, NetworkPolicy, GPU quota,
   LocalQueues, Blob PV/PVC) plus a copy of the image pull Secret;
 * ``JUPYTERHUB_API_URL`` naming the hub by its FQDN, since z2jh's ``http://hub:8081`` resolves only in
-  the hub's namespace.
+  the hub's namespace;
+* on the spawn page, while the pod waits, one sentence saying why (``spawn_wait``: a GPU node the
+  autoscaler is adding, no node group that fits, an image pull, the quota), also in the timeout error.
 
 Only profiles whose ``groups`` include one of the user's groups are offered (and accepted).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from traitlets import Unicode
 
 from ..workspace import POD_GID, POD_UID, Workspace, home_claim_name, owner_init_container, pod_volumes, workspace_path
 from . import profiles as prof
-from . import rbac
+from . import rbac, spawn_wait
 from .apply import apply_objects
 from .culler import add_culler, add_gpu_culler, culler_service  # noqa: F401 - part of this module's API
 from .deploy import namespace_objects
@@ -141,6 +146,29 @@ class DLWKubeSpawner(KubeSpawner):
         if any(profile_list is entries for _, entries in _PROFILE_CACHE.values()):
             return profile_list
         return super()._get_initialized_profile_list(profile_list)
+
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
+        async for event in spawn_wait.with_wait_sentences(self, super().progress()):
+            yield event
+
+    async def _start(self) -> Any:
+        # Give up just before the hub does, with an error that says why the pod still waits.
+        limit = self.start_timeout - spawn_wait.START_MARGIN_S
+        try:
+            if limit <= 0:
+                return await super()._start()
+            return await asyncio.wait_for(super()._start(), limit)
+        except TimeoutError as err:
+            raise spawn_wait.spawn_timeout(self, err) from err
+
+    async def _make_create_pod_request(self, pod: Any, request_timeout: int) -> bool:
+        try:
+            return bool(await super()._make_create_pod_request(pod, request_timeout))
+        except ApiException as err:
+            refused = spawn_wait.quota_refusal(err)
+            if refused is None:
+                raise
+            raise refused from None
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()

@@ -2,14 +2,18 @@
 
 The pods say it first when they exist (``status.pod_problem``: unschedulable, image pulls); before and
 besides them the answer sits elsewhere: Kueue's Workload for the job (no quota reserved, admission checks
-pending), the engine's own scheduler objects (Volcano's PodGroup, via ``Engine.wait_reason``) and Warning
-events of the job and its pods (a ResourceQuota refusing pods, the scheduler's FailedScheduling). Pure
-functions over dicts; the backend fetches the objects.
+pending), the engine's own scheduler objects (Volcano's PodGroup, via ``Engine.wait_reason``) and the
+events of the job and its pods (a ResourceQuota refusing pods, the scheduler's FailedScheduling with the
+cluster autoscaler's answer, image pulls). ``object_reason`` turns one object's events into the sentence;
+the hub's spawn page (``hub.spawn_wait``) says the same for a notebook pod. Pure functions over dicts; the
+backend fetches the objects.
 """
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -17,10 +21,15 @@ from kubernetes.client.exceptions import ApiException
 from ...engines.base import Engine, Kind, owned_by
 from .api import Api
 
-__all__ = ["WORKLOAD", "event_reason", "explain_wait", "kueue_reason", "wait_reason"]
+__all__ = ["WORKLOAD", "GpuAsk", "event_reason", "explain_wait", "gpu_ask", "kueue_reason", "object_reason",
+           "quota_sentence", "wait_reason"]
 
 # Kueue makes one Workload per job it queues, owned by the job (any engine Kueue integrates with).
 WORKLOAD = Kind("kueue.x-k8s.io/v1beta1", "Workload", "workloads")
+GPU_PREFIX = "nvidia.com/"  # nvidia.com/gpu and the MIG slices nvidia.com/mig-*
+GPU_PRODUCT = "nvidia.com/gpu.product"
+# The cluster autoscaler's word on a pending pod (Normal events): it adds a node, or no node group fits.
+SCALER_REASONS = ("TriggeredScaleUp", "NotTriggerScaleUp")
 
 
 def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -41,26 +50,124 @@ def kueue_reason(job: dict[str, Any], workloads: list[dict[str, Any]]) -> tuple[
     return None
 
 
-def event_reason(events: list[dict[str, Any]], names: set[str]) -> tuple[str, str] | None:
-    """The newest Warning about the job or its pods, as (reason, sentence)."""
-    warnings = [e for e in events if e.get("type") == "Warning"
-                and (e.get("involvedObject") or {}).get("name") in names]
-    if not warnings:
+@dataclass(frozen=True)
+class GpuAsk:
+    """What a pod asks of a GPU node: the extended resource, how many, and the GPU type when pinned."""
+
+    resource: str
+    count: int = 0
+    product: str = ""
+
+    def waiting(self) -> str:
+        what = f"{self.count} free GPUs" if self.count > 1 else "a free GPU"
+        detail = f"{self.resource}: {self.count}" if self.count else self.resource
+        return f"Waiting for a node with {what} ({detail}{f', type {self.product}' if self.product else ''})"
+
+
+def gpu_ask(pod: dict[str, Any]) -> GpuAsk | None:
+    """The GPUs a pod manifest (or pod template) asks for, from its containers' limits and node selector."""
+    spec = pod.get("spec") or {}
+    limits = [((c.get("resources") or {}).get("limits") or {}) for c in spec.get("containers") or []]
+    asked = [(k, int(v)) for lim in limits for k, v in lim.items() if k.startswith(GPU_PREFIX) and str(v).isdigit()]
+    if not asked:
         return None
-    warnings.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-    last = warnings[-1]
-    message = (last.get("message") or "").strip()
-    who = (last.get("involvedObject") or {}).get("name")
-    if "exceeded quota" in message:
-        return "QuotaExceeded", f"the namespace's quota refuses the job's pods: {message}"
-    if last.get("reason") == "FailedScheduling":
-        return "Unschedulable", f"{who} cannot be scheduled: {message}"
-    return last.get("reason") or "Warning", f"{who}: {message}"
+    return GpuAsk(asked[0][0], sum(n for _, n in asked), (spec.get("nodeSelector") or {}).get(GPU_PRODUCT, ""))
+
+
+def quota_sentence(message: str, what: str) -> str:
+    """A ResourceQuota's refusal (an event's or an API error's message) in one sentence."""
+    detail = message[message.find("exceeded quota"):] if "exceeded quota" in message else message
+    return (f"the namespace's quota refuses {what}: {detail} (stop a notebook or job that holds what the quota "
+            "counts, or ask for less)")
+
+
+def _when(event: dict[str, Any]) -> str:
+    return event.get("lastTimestamp") or event.get("eventTime") or ""
+
+
+def _image(message: str) -> str:
+    found = re.search(r'image "([^"]+)"', message)
+    return found.group(1) if found else "?"
+
+
+def _unschedulable(who: str, message: str, ask: GpuAsk | None, scaler: tuple[str, str] | None) -> tuple[str, str]:
+    resource = re.search(rf"Insufficient ({re.escape(GPU_PREFIX)}[\w.-]*\w)", message)
+    if resource and (ask is None or ask.resource != resource.group(1)):
+        ask = GpuAsk(resource.group(1), ask.count if ask else 0, ask.product if ask else "")
+    no_gpu_type = ask and ask.product and re.search(r"didn't match Pod's node affinity/selector", message)
+    if ask and (resource or no_gpu_type):
+        head, reason = ask.waiting(), ("InsufficientGPU" if resource else "NoGPUOfType")
+        if scaler and scaler[0] == "TriggeredScaleUp":
+            return "ScalingUp", f"{head}: the cluster autoscaler is adding one ({scaler[1]})"
+        if scaler:
+            return "NoNodeGroup", f"{head}: no node group can provide one ({scaler[1]})"
+        return reason, f"{head}: {message}"
+    text = f"{who} cannot be scheduled: {message}"
+    if "untolerated taint" in message:
+        text += " (the nodes carry a taint the pod does not tolerate; the admin sets tolerations)"
+    if scaler and scaler[0] == "TriggeredScaleUp":
+        return "ScalingUp", f"{text}; the cluster autoscaler is adding a node ({scaler[1]})"
+    if scaler:
+        text += f"; no node group can provide one ({scaler[1]})"
+    return "Unschedulable", text
+
+
+def object_reason(events: list[dict[str, Any]], who: str, ask: GpuAsk | None = None) -> tuple[str, str] | None:
+    """Why one object (a pod, a job) waits, from its events in any order: the scheduler's word (with the
+    cluster autoscaler's, naming the GPUs of ``ask``), an image pull, a quota refusal, else its newest Warning.
+    ``who`` names the object in the sentence. The hub's spawn page and ``dlw status`` both say this."""
+    scheduling: str | None = None
+    scaler: tuple[str, str] | None = None
+    pulling = pull_failed = quota = None
+    warning: dict[str, Any] | None = None
+    for event in sorted(events, key=_when):
+        reason, message = event.get("reason") or "", (event.get("message") or "").strip()
+        if reason == "Scheduled":
+            scheduling = scaler = warning = None
+        elif reason == "FailedScheduling":
+            scheduling = message
+        elif reason in SCALER_REASONS:
+            scaler = (reason, message)
+        elif reason == "Pulling":
+            pulling, pull_failed = _image(message), None
+        elif reason == "Pulled":
+            pulling = pull_failed = None
+        elif re.search(r'(?i)(failed to pull|back-off pulling) image "', message):
+            if pull_failed is None or reason != "BackOff":  # kubelet's "Failed" says why, "BackOff" only when
+                pull_failed = message
+        elif "exceeded quota" in message:
+            quota = message
+        elif event.get("type") == "Warning":
+            warning = event
+    if scheduling is not None:
+        return _unschedulable(who, scheduling, ask, scaler)
+    if pull_failed:
+        return "ImagePullBackOff", (f"image {_image(pull_failed)} cannot be pulled ({pull_failed}): check the "
+                                    "image name and the registry's pull secret")
+    if pulling:
+        return "PullingImage", f"Pulling image {pulling} (can take minutes for a large GPU image)"
+    if quota:
+        return "QuotaExceeded", quota_sentence(quota, "the job's pods")
+    if warning:
+        return warning.get("reason") or "Warning", f"{who}: {(warning.get('message') or '').strip()}"
+    return None
+
+
+def event_reason(events: list[dict[str, Any]], names: set[str], ask: GpuAsk | None = None) -> tuple[str, str] | None:
+    """Why the job waits, from the events of the job and its pods (``names``): each object's reason
+    (``object_reason``); the object whose events are newest speaks."""
+    mine: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        name = (e.get("involvedObject") or {}).get("name")
+        if name in names:
+            mine.setdefault(name, []).append(e)
+    found = [(max(map(_when, evs)), r) for name, evs in mine.items() if (r := object_reason(evs, name, ask))]
+    return max(found, key=lambda f: f[0])[1] if found else None
 
 
 def wait_reason(
     engine: Engine, job: dict[str, Any], related: dict[Kind, list[dict[str, Any]]], events: list[dict[str, Any]],
-    names: set[str],
+    names: set[str], ask: GpuAsk | None = None,
 ) -> tuple[str, str] | None:
     """Kueue first (it holds the job back before anything else runs), then the engine's scheduler, then
     events. ``related`` holds the Workloads and the engine's ``waits_on`` objects that could be read."""
@@ -68,7 +175,7 @@ def wait_reason(
     if found:
         return found
     found = engine.wait_reason(job, [o for k in engine.waits_on for o in related.get(k, [])])
-    return found or event_reason(events, names)
+    return found or event_reason(events, names, ask)
 
 
 def explain_wait(
@@ -92,4 +199,5 @@ def explain_wait(
     events, *lists = pool.map(fetch, [None, *kinds])
     names = {(job.get("metadata") or {}).get("name", ""), *(p["metadata"]["name"] for p in pods)}
     names |= {o["metadata"]["name"] for objs in lists for o in objs if owned_by(o, job)}
-    return wait_reason(engine, job, dict(zip(kinds, lists, strict=True)), events, names)
+    ask = next((a for p in pods if (a := gpu_ask(p))), None)
+    return wait_reason(engine, job, dict(zip(kinds, lists, strict=True)), events, names, ask)
