@@ -225,14 +225,14 @@ def _raw(e: dict[str, Any]) -> str:
 
 def test_spawn_page_gpu_shortage_then_scale_up_and_the_timeout_says_why(kube: Any, ws_file: Path) -> None:
     events = [failed_scheduling(), scaler("TriggeredScaleUp", SCALE_UP), failed_scheduling()]
-    page = asyncio.run(spawn_page(kube, ws_file, events, start_timeout=8))
+    page = asyncio.run(spawn_page(kube, ws_file, events, start_timeout=10))
     waiting = f"Waiting for a node with a free GPU (nvidia.com/gpu: 1, type {H100})"
     scaling = f"{waiting}: the cluster autoscaler is adding one ({SCALE_UP})"
     assert page == [
         _raw(events[0]), f"{waiting}: {NO_GPU}",
         _raw(events[1]), scaling,
         _raw(events[2]),  # same sentence: not repeated
-        f"Spawn failed: Your notebook did not start in 8 seconds. {scaling}",
+        f"Spawn failed: Your notebook did not start in 10 seconds. {scaling}",
     ]
 
 
