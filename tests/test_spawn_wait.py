@@ -91,6 +91,10 @@ def test_taints_and_other_shortages_name_the_pod() -> None:
     events = [failed_scheduling(memory), scaler("TriggeredScaleUp", SCALE_UP)]
     assert object_reason(events, "demo-0", GpuAsk("nvidia.com/gpu", 1)) == (
         "ScalingUp", f"demo-0 cannot be scheduled: {memory}; the cluster autoscaler is adding a node ({SCALE_UP})")
+    events.append(scaler("NotTriggerScaleUp", NO_SCALE_UP))
+    assert object_reason(events, "demo-0") == (
+        "Unschedulable", f"demo-0 cannot be scheduled: {memory}; no node group can add a node that fits "
+                         f"({NO_SCALE_UP})")
 
 
 def test_image_pulls_after_the_pod_is_scheduled() -> None:
@@ -119,14 +123,14 @@ def test_a_jobs_quota_refusal_and_the_pod_that_spoke_last() -> None:
                          "requests.nvidia.com/gpu=1, used: requests.nvidia.com/gpu=4, limited: "
                          "requests.nvidia.com/gpu=4 (stop a notebook or job that holds what the quota counts, or "
                          "ask for less)")
-    # rank 1 is scheduled and running; rank 0 waits for a GPU node: its sentence, not rank 1's
-    events = [refused, failed_scheduling(pod="demo-0"), event("Scheduled", "Successfully assigned", "demo-1"),
-              failed_scheduling(pod="demo-1"), event("Scheduled", "Successfully assigned", "demo-1"),
+    # rank 1 waited on a taint, then got a node and runs; rank 0 waits for a GPU node: its sentence speaks
+    events = [refused, failed_scheduling(pod="demo-0"), failed_scheduling(TAINT, pod="demo-1"),
+              event("Scheduled", "Successfully assigned", "demo-1"),
               event("Started", "Started container trainer", "demo-1")]
-    events[3], events[4] = events[4], events[3]  # a list's order is not time order: the timestamps say
-    assert event_reason(events, {"demo", "demo-0", "demo-1", "other"}, GpuAsk("nvidia.com/gpu", 8))[0] == (
-        "InsufficientGPU")
-    assert event_reason(events, {"other"}) is None
+    shuffled = [events[i] for i in (4, 3, 0, 2, 1)]  # the API's list order is not time order
+    assert event_reason(shuffled, {"demo", "demo-0", "demo-1", "other"}, GpuAsk("nvidia.com/gpu", 8)) == (
+        "InsufficientGPU", f"Waiting for a node with 8 free GPUs (nvidia.com/gpu: 8): {NO_GPU}")
+    assert event_reason(shuffled, {"other"}) is None
 
 
 def test_gpu_ask_reads_a_pod_manifest() -> None:

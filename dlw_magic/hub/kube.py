@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -147,9 +148,10 @@ class DLWKubeSpawner(KubeSpawner):
             return profile_list
         return super()._get_initialized_profile_list(profile_list)
 
-    async def progress(self) -> AsyncIterator[dict[str, Any]]:
-        async for event in spawn_wait.with_wait_sentences(self, super().progress()):
-            yield event
+    async def progress(self) -> AsyncGenerator[dict[str, Any], None]:
+        async with aclosing(spawn_wait.with_wait_sentences(self, super().progress())) as events:
+            async for event in events:
+                yield event
 
     async def _start(self) -> Any:
         # Give up just before the hub does, with an error that says why the pod still waits.
@@ -158,7 +160,7 @@ class DLWKubeSpawner(KubeSpawner):
             if limit <= 0:
                 return await super()._start()
             return await asyncio.wait_for(super()._start(), limit)
-        except TimeoutError as err:
+        except (TimeoutError, asyncio.TimeoutError) as err:  # one class from Python 3.11 on
             raise spawn_wait.spawn_timeout(self, err) from err
 
     async def _make_create_pod_request(self, pod: Any, request_timeout: int) -> bool:

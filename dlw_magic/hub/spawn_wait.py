@@ -11,7 +11,7 @@ shows; a pod the namespace's quota refuses fails at once with the quota sentence
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -69,11 +69,13 @@ def wait_sentence(spawner: Any, events: list[dict[str, Any]] | None = None) -> s
     return _plain(found[1]) if found else None
 
 
-async def with_wait_sentences(spawner: Any, upstream: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+async def with_wait_sentences(
+    spawner: Any, upstream: AsyncGenerator[dict[str, Any], None]
+) -> AsyncGenerator[dict[str, Any], None]:
     """KubeSpawner's progress events, each pod event followed by the wait sentence when it changed."""
     shown: list[dict[str, Any]] = []
     last = None
-    async with aclosing(upstream) as events:  # type: ignore[type-var]
+    async with aclosing(upstream) as events:
         async for event in events:
             yield event
             if "raw_event" not in event:
@@ -85,7 +87,7 @@ async def with_wait_sentences(spawner: Any, upstream: AsyncIterator[dict[str, An
                 yield {"message": sentence}
 
 
-def spawn_timeout(spawner: Any, err: TimeoutError) -> SpawnTimeout:
+def spawn_timeout(spawner: Any, err: Exception) -> SpawnTimeout:
     """The timeout error the page shows, ending with why the pod still waits when the cluster said."""
     head = str(err).rstrip("!. ") or f"Your notebook did not start in {spawner.start_timeout} seconds"
     sentence = wait_sentence(spawner)

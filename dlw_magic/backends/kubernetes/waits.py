@@ -94,7 +94,7 @@ def _unschedulable(who: str, message: str, ask: GpuAsk | None, scaler: tuple[str
     resource = re.search(rf"Insufficient ({re.escape(GPU_PREFIX)}[\w.-]*\w)", message)
     if resource and (ask is None or ask.resource != resource.group(1)):
         ask = GpuAsk(resource.group(1), ask.count if ask else 0, ask.product if ask else "")
-    no_gpu_type = ask and ask.product and re.search(r"didn't match Pod's node affinity/selector", message)
+    no_gpu_type = bool(ask and ask.product and re.search(r"didn't match (Pod's )?node (affinity|selector)", message))
     if ask and (resource or no_gpu_type):
         head, reason = ask.waiting(), ("InsufficientGPU" if resource else "NoGPUOfType")
         if scaler and scaler[0] == "TriggeredScaleUp":
@@ -108,7 +108,7 @@ def _unschedulable(who: str, message: str, ask: GpuAsk | None, scaler: tuple[str
     if scaler and scaler[0] == "TriggeredScaleUp":
         return "ScalingUp", f"{text}; the cluster autoscaler is adding a node ({scaler[1]})"
     if scaler:
-        text += f"; no node group can provide one ({scaler[1]})"
+        text += f"; no node group can add a node that fits ({scaler[1]})"
     return "Unschedulable", text
 
 
@@ -133,9 +133,9 @@ def object_reason(events: list[dict[str, Any]], who: str, ask: GpuAsk | None = N
         elif reason == "Pulled":
             pulling = pull_failed = None
         elif re.search(r'(?i)(failed to pull|back-off pulling) image "', message):
-            if pull_failed is None or reason != "BackOff":  # kubelet's "Failed" says why, "BackOff" only when
+            if pull_failed is None or reason != "BackOff":  # "Failed" says why; "BackOff" only repeats it
                 pull_failed = message
-        elif "exceeded quota" in message:
+        elif "exceeded quota" in message:  # a controller's FailedCreate: bare pods get a 403 instead
             quota = message
         elif event.get("type") == "Warning":
             warning = event
