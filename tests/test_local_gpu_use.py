@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from dlw_magic import core
 from dlw_magic.backends import JobState
 from dlw_magic.cli import main
+from dlw_magic.widget import gpu_use
 
 # Each rank waits (up to 60 s) until the runner has sampled its GPUs at least twice, then ends.
 WAIT_FOR_SAMPLES = """
@@ -65,6 +67,7 @@ def test_status_shows_each_ranks_gpu_use(two_gpus: Path, tmp_path: Path, capsys:
     assert len(steps) >= 2 and steps == sorted(steps)  # a series over time, as the charts need
     assert main(["status", "gpu-use"]) == 0
     assert "gpu.util 40" in capsys.readouterr().out
+    assert gpu_use(core.get_job("gpu-use").metrics) == ["rank 0: 40% · 1000 MiB", "rank 1: 80% · 3000 MiB"]  # widget
 
 
 def test_a_rank_with_several_gpus_reports_their_mean_use_and_total_memory(
