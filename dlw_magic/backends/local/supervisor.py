@@ -2,8 +2,9 @@
 
 Started in a session of its own, it outlives the kernel, the Jupyter server and idle culling. It waits
 for its turn (priority and free GPUs, decided in the store), starts one process per rank with the
-torchrun/PyTorchJob environment, copies each rank's output to ``logs/rank-N.log`` (up to a cap, see
-``logcap``), enforces the timeout, retries, and records the final state. Asked to make way for a higher-priority
+torchrun/PyTorchJob environment, copies each rank's output to ``logs/rank-N.log`` (up to a cap, dated:
+see ``logcap``), samples each rank's GPU use into the job's metrics (``dlw_magic.gpu_sampler``), enforces
+the timeout, retries, and records the final state. Asked to make way for a higher-priority
 job (``preempt_by``, set by ``scheduling.decide``), it stops the ranks (SIGTERM, ``preemption.gracePeriod``,
 SIGKILL), puts the job back in the queue as Queued/Preempted, and runs it again when its turn comes;
 every attempt sees the same ``DLW_CHECKPOINT_DIR``. Ranks share one process
@@ -217,7 +218,7 @@ class Supervisor:
                 log.close(timeout=1)
             raise
         self.try_update(pgid=pgid, attempt=attempt)
-        sampler = self.sample_gpus(envs)
+        sampler = self.start_gpu_sampler(envs)
         if attempt == 0:  # provenance: measured while the ranks start, so it costs the job no time
             self.try_update(pip_freeze=environment_freeze())
         try:
@@ -242,7 +243,7 @@ class Supervisor:
             message = f"{message + '; ' if message else ''}some output was not logged: {full}"
         return state, code, reason, message
 
-    def sample_gpus(self, envs: list[dict[str, str]]) -> Callable[[], None] | None:
+    def start_gpu_sampler(self, envs: list[dict[str, str]]) -> Callable[[], None] | None:
         """Sample each rank's GPUs (its CUDA_VISIBLE_DEVICES, NVML indices) into the job's metrics
         (``metrics/gpu-rank-N.jsonl``) every DLW_GPU_SAMPLE_SECONDS while the attempt runs; returns how to
         stop, or None when there is nothing to sample (no GPUs, no NVML)."""
