@@ -2,11 +2,15 @@
 
 A finished job with a 200 MB rank log: `core.logs(..., follow=True)` (what `dlw logs -f`, the magic and the
 lab panel use) against reading the same file in the same chunk size and decoding it.
+
+Then all ranks of a two-rank job (100 MB each) merged in write order, the ranks taking turns every 16 KiB
+(a dated piece each, the worst case for the merge): `core.log_lines` against reading both files by line.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import sys
 import tempfile
 from pathlib import Path
@@ -57,6 +61,29 @@ def main() -> None:
                lines_baseline_mb_s=mb / t_read_lines, lines_ratio=t_read_lines / t_follow_lines,
                goal="ratio >= 0.5", met=t_read / t_follow >= 0.5 and t_read_lines / t_follow_lines >= 0.5)
         sys.stdout.flush()
+
+        two = core.submit(core.build_spec(script, name="logs2", workers=2)).name
+        logs = Path(core.wait(two, timeout=60).output_dir).parent / "logs"
+        half = LINE * (LINES // 2)
+        piece = 16 * 1024
+        for rank in (0, 1):
+            (logs / f"rank-{rank}.log").write_text(half)
+            records = [struct.pack("=Qd", at, 1e9 + 2 * (at // piece) + rank) for at in range(0, len(half), piece)]
+            (logs / f"rank-{rank}.times").write_bytes(b"".join(records))
+
+        def merged_lines() -> None:
+            assert sum(1 for _ in core.log_lines(two, follow=True)) == LINES // 2 * 2
+
+        def read_both() -> None:
+            n = 0
+            for rank in (0, 1):
+                with open(logs / f"rank-{rank}.log", encoding="utf-8") as f:
+                    n += sum(1 for _ in f)
+            assert n == LINES // 2 * 2
+
+        t_merged, t_both = timed(merged_lines, 3), timed(read_both, 3)
+        report("log_all_ranks_merged", merged_mb_s=mb / t_merged, baseline_read_mb_s=mb / t_both,
+               ratio=t_both / t_merged)
 
 
 if __name__ == "__main__":

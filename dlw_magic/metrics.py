@@ -32,6 +32,7 @@ from typing import Any
 FOLDER = "metrics"  # under DLW_OUTPUT_DIR
 TAG = "#dlw-metrics "  # the prefix of a metrics line in a job's log (DLW_METRICS_STDOUT=1)
 FLUSH_EVERY = 1.0  # seconds
+GPU_FILE_PREFIX = "gpu-rank-"  # metrics/gpu-rank-N.jsonl: the GPU sampler's, one file per rank
 
 Point = list[Any]  # [step, value, time]; value None for NaN or an infinity
 
@@ -147,20 +148,38 @@ def collect(records: Iterable[tuple[int, float, dict[str, Any]]]) -> dict[str, l
 def read(output_dir: str | Path) -> dict[str, list[Point]]:
     """The metrics a job logged into ``output_dir``: ``{name: [[step, value, time], ...]}``.
 
-    A name logged by several ranks is taken from the lowest of them. A line still being written (the
-    last one) or damaged is skipped.
+    A name logged by several ranks is taken from the lowest of them. GPU use (``gpu-rank-N.jsonl``,
+    written by ``dlw_magic.gpu_sampler``) is per rank: rank 0's as ``gpu.util``, the others' as
+    ``gpu.util@rankN``, as the Kubernetes backend reads them from the pods' logs. A line still being
+    written (the last one) or damaged is skipped.
     """
     folder = Path(output_dir) / FOLDER
-    files = sorted(folder.glob("rank-*.jsonl"), key=lambda p: int(p.stem[5:]) if p.stem[5:].isdigit() else 1 << 30)
     merged: dict[str, list[Point]] = {}
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        for name, points in collect(filter(None, map(_parse, text.splitlines()))).items():
+    for _rank, path in _rank_files(folder, "rank-"):
+        for name, points in _read_file(path).items():
             merged.setdefault(name, points)
+    for rank, path in _rank_files(folder, GPU_FILE_PREFIX):
+        for name, points in _read_file(path).items():
+            merged[f"{name}@rank{rank}" if rank else name] = points
     return merged
+
+
+def _rank_files(folder: Path, prefix: str) -> list[tuple[int, Path]]:
+    """``(rank, path)`` of ``{prefix}{rank}.jsonl`` in ``folder``, lowest rank first."""
+    found = []
+    for path in folder.glob(f"{prefix}*.jsonl"):
+        rank = path.stem[len(prefix):]
+        if rank.isdigit():
+            found.append((int(rank), path))
+    return sorted(found)
+
+
+def _read_file(path: Path) -> dict[str, list[Point]]:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    return collect(filter(None, map(_parse, text.splitlines())))
 
 
 def last_values(metrics: dict[str, list[Point]]) -> dict[str, Point]:

@@ -36,6 +36,8 @@ class Settings:
     hub_password: str | None = None  # DLW_HUB_PASSWORD: the local hub's password (else a generated file)
     notebook_gpus: str | None = None  # DLW_GPUS: GPUs the hub gave this notebook server ("0": none)
     fake_gpus: int | None = None  # DLW_FAKE_GPUS: the local backend schedules on N pretend GPUs 0..N-1 (tests)
+    gpu_sample_seconds: float = 5.0  # DLW_GPU_SAMPLE_SECONDS: how often the local runner samples ranks' GPUs (0: never)
+    nvml_standin: str | None = None  # DLW_NVML_STANDIN: a JSON file [[util, MiB], ...] read in place of NVML (tests)
 
     @property
     def user(self) -> str:
@@ -56,6 +58,10 @@ def from_env(environ: Mapping[str, str]) -> Settings:
 
     timeout = get("DLW_BUILD_TIMEOUT")
     fake_gpus = (get("DLW_FAKE_GPUS") or "").strip()
+    try:
+        sample = float(get("DLW_GPU_SAMPLE_SECONDS") or 5.0)
+    except ValueError:
+        sample = 5.0
     return Settings(
         backend=get("DLW_BACKEND"),
         kubeconfig=get("DLW_KUBECONFIG"),
@@ -76,6 +82,8 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         hub_password=get("DLW_HUB_PASSWORD"),
         notebook_gpus=get("DLW_GPUS"),
         fake_gpus=int(fake_gpus) if fake_gpus.isdigit() and len(fake_gpus) < 4 else None,
+        gpu_sample_seconds=sample if 0 <= sample < 1e6 else 5.0,  # NaN and negatives: the default
+        nvml_standin=get("DLW_NVML_STANDIN"),
     )
 
 

@@ -46,6 +46,7 @@ class KubeEmulator:
         self.namespace = namespace
         self.resources = RESOURCES if resources is None else resources
         self.logs: dict[str, bytes] = {}
+        self.log_times: dict[str, list[str] | None] = {}
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -90,9 +91,7 @@ class KubeEmulator:
         async with kmock.KubernetesEmulator() as k, kmock.Server(k) as server:
             for res in self.resources:
                 k.resources[res] = {}
-            k["get", kmock.resource("v1/pods"), kmock.subresource("log")] << (
-                lambda request: self.logs.get(request.name, b"")
-            )
+            k["get", kmock.resource("v1/pods"), kmock.subresource("log")] << self._log
             self.emulator = k
             self.url = str(server.url).rstrip("/")
             self._stop = asyncio.Event()
@@ -152,8 +151,18 @@ class KubeEmulator:
         """(method, path, JSON body) of every request the server has seen, in order."""
         return [(str(r.method.value).upper(), r.url.path, r.data) for r in list(self.emulator)]
 
-    def set_log(self, pod: str, text: str) -> None:
+    def set_log(self, pod: str, text: str, times: list[str] | None = None) -> None:
+        """A pod's log; ``times``: when each line was written (RFC 3339, UTC), else all at one instant."""
         self.logs[pod] = text.encode()
+        self.log_times[pod] = times
+
+    def _log(self, request: Any) -> bytes:
+        data = self.logs.get(request.name, b"")
+        if (request.params or {}).get("timestamps") != "true":
+            return data
+        lines = data.splitlines(keepends=True)
+        times = self.log_times.get(request.name) or ["2026-01-01T00:00:00Z"] * len(lines)
+        return b"".join(f"{t} ".encode() + line for t, line in zip(times, lines, strict=True))
 
 
 def _template_labels(job: dict[str, Any]) -> dict[str, str]:

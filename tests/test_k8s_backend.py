@@ -382,6 +382,17 @@ def test_logs_of_every_rank(backend, kube, script, engine):
     assert resumed[0].text == "rank 2 step 2\n"
 
 
+def test_all_ranks_come_in_the_order_their_lines_were_written(backend, kube, script):
+    """The API's timestamps order the lines (fractions of different lengths, as the kubelet trims them)."""
+    _three_ranks(backend, kube, script)
+    kube.set_log("demo-0-p", "a\nd\n", times=["2026-01-01T00:00:01Z", "2026-01-01T00:00:02.5Z"])
+    kube.set_log("demo-1-p", "b\ne\n", times=["2026-01-01T00:00:01.25Z", "2026-01-01T00:00:02.75Z"])
+    kube.set_log("demo-2-p", "c\n", times=["2026-01-01T00:00:02.000000001Z"])
+    assert list(core.log_lines("demo", backend=backend)) == [(0, "a\n"), (1, "b\n"), (2, "c\n"), (0, "d\n"), (1, "e\n")]
+    assert [c.offset for c in backend.logs("demo")] == [2, 2, 2, 4, 4]  # bytes of each pod's own log
+    assert [c.text for c in backend.logs("demo", rank=1, offset=2)] == ["e\n"]
+
+
 def test_metrics_come_from_the_ranks_tagged_log_lines(backend, kube, script):
     """No shared home here: `dlw status` reads rank 0's metrics and every pod's GPU use from the pod logs."""
     _three_ranks(backend, kube, script)

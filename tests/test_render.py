@@ -372,6 +372,9 @@ def test_bootstrap_reports_gpu_use_until_the_entrypoint_exits(tmp_path: Path) ->
     lines = rest.splitlines()
     assert "trained" in lines
     assert all(json.loads(x[len(tag):])[2] == values for x in lines if x.startswith(tag))
+    kept = (tmp_path / "out" / "metrics" / "gpu-rank-0.jsonl").read_text().splitlines()  # a shared home reads these
+    assert kept and all(json.loads(x)[2] == values for x in kept)
+    assert "import dlw_magic" not in BOOTSTRAP and "from dlw_magic" not in BOOTSTRAP  # the sampler ships inline
     assert (tmp_path / "ckpt").is_dir()  # the checkpoint folder exists before the job starts
 
 

@@ -24,85 +24,43 @@ for k in ("MASTER_ADDR", "MASTER_PORT"):  # Kubeflow Trainer sets only the PET_*
 
 
 # --- GPU sampler -------------------------------------------------------------------------------------
-# When the pod has GPUs (DLW_GPU_SAMPLE_SECONDS), a forked child reports their use every N seconds as
-# tagged metrics lines on stdout ("#dlw-metrics [step, time, {"gpu.util": %, "gpu.mem_mib": MiB}]",
-# dlw_magic.metrics' format), so the pod's log carries them to `dlw status` like the job's own metrics.
+# When the pod has GPUs (DLW_GPU_SAMPLE_SECONDS), a forked child reports their use every N seconds
+# (dlw_magic/gpu_sampler.py, the local runner's sampler too) as tagged metrics lines on stdout
+# ("#dlw-metrics [step, time, {"gpu.util": %, "gpu.mem_mib": MiB}]"), so the pod's log carries them to
+# `dlw status`, and in the output folder's metrics/gpu-rank-<N>.jsonl, read there where the home is shared.
 # It outlives the exec below and stops once the entrypoint (its parent) has exited.
-def gpu_reader():
-    """A function giving [(utilization %, used MiB), ...] for this pod's GPUs, or None without NVML."""
-    import json
-
-    standin = e.get("DLW_NVML_STANDIN")  # tests: a JSON file [[util, mib], ...], read at every sample
-    if standin:
-        def read_standin():
-            with open(standin) as f:
-                return [tuple(d) for d in json.load(f)]
-        return read_standin
-    import ctypes
-
-    try:
-        nvml = ctypes.CDLL("libnvidia-ml.so.1")
-    except OSError:
-        return None
-    count = ctypes.c_uint()
-    if nvml.nvmlInit_v2() or nvml.nvmlDeviceGetCount_v2(ctypes.byref(count)):
-        return None
-    handles = [ctypes.c_void_p() for _ in range(count.value)]
-    for i, h in enumerate(handles):
-        nvml.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(i), ctypes.byref(h))
-
-    class Util(ctypes.Structure):
-        _fields_ = [("gpu", ctypes.c_uint), ("memory", ctypes.c_uint)]
-
-    class Memory(ctypes.Structure):
-        _fields_ = [("total", ctypes.c_ulonglong), ("free", ctypes.c_ulonglong), ("used", ctypes.c_ulonglong)]
-
-    def read_nvml():
-        out = []
-        for h in handles:
-            u, m = Util(), Memory()
-            util = None if nvml.nvmlDeviceGetUtilizationRates(h, ctypes.byref(u)) else u.gpu  # none on MIG
-            mib = None if nvml.nvmlDeviceGetMemoryInfo(h, ctypes.byref(m)) else m.used >> 20
-            out.append((util, mib))
-        return out
-    return read_nvml
+from dlw_magic.gpu_sampler import append_line, nvml_reader, sample_gpus  # noqa: E402 - render/pod.py inlines it
 
 
-def sample_gpus(parent, every):
-    import json
+def report_gpus(parent, every):
     import time
 
-    read = gpu_reader()
+    read = nvml_reader(e.get("DLW_NVML_STANDIN"))  # tests: a JSON stand-in for NVML
     if read is None:
         print("dlw: no NVML (libnvidia-ml.so.1) in this pod: its GPU use is not reported", file=sys.stderr)
         return
-    step = 0
-    while os.getppid() == parent:
-        try:
-            gpus = read()
-        except (OSError, ValueError, TypeError):
-            gpus = []
-        utils = [u for u, _ in gpus if u is not None]
-        mibs = [m for _, m in gpus if m is not None]
-        values = {}
-        if utils:
-            values["gpu.util"] = round(sum(utils) / len(utils), 1)
-        if mibs:
-            values["gpu.mem_mib"] = sum(mibs)
-        if values:  # one write: a line shorter than PIPE_BUF never interleaves with the job's output
-            line = json.dumps([step, round(time.time(), 3), values], separators=(",", ":"))
-            os.write(1, f"#dlw-metrics {line}\n".encode())
-        step += 1
-        wake = time.monotonic() + every
+    folder = os.path.join(e["DLW_OUTPUT_DIR"], "metrics")
+    os.makedirs(folder, exist_ok=True)  # the output folder exists (above): this one can be made too
+    kept = os.path.join(folder, f"gpu-rank-{node}.jsonl")
+
+    def write(_rank, line):
+        os.write(1, ("#dlw-metrics " + line).encode())  # one write under PIPE_BUF: never split by the job's output
+        append_line(kept, line)
+
+    def stop(seconds):
+        wake = time.monotonic() + seconds
         while os.getppid() == parent and time.monotonic() < wake:
-            time.sleep(min(0.5, every))
+            time.sleep(min(0.5, seconds))
+        return os.getppid() != parent
+
+    sample_gpus(read, {node: None}, every, write, stop)
 
 
 if e.get("DLW_GPU_SAMPLE_SECONDS"):
     parent = os.getpid()
     if os.fork() == 0:
         try:
-            sample_gpus(parent, float(e["DLW_GPU_SAMPLE_SECONDS"]))
+            report_gpus(parent, float(e["DLW_GPU_SAMPLE_SECONDS"]))
         finally:
             os._exit(0)
 # --- end of GPU sampler --------------------------------------------------------------------------------

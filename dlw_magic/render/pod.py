@@ -36,8 +36,20 @@ CONTRACT_ENV = frozenset({
     "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
 })
 
-# The pod's first step (see bootstrap.py), shipped inline so it needs nothing from the image but Python.
-BOOTSTRAP = (Path(__file__).with_name("bootstrap.py")).read_text(encoding="utf-8")
+# The pod's first step (see bootstrap.py), shipped inline so it needs nothing from the image but Python:
+# its import of the GPU sampler is replaced by the sampler's source.
+_SAMPLER_IMPORT = "from dlw_magic.gpu_sampler import "
+# Without its docstring: every pod's command carries it.
+_SAMPLER_SOURCE = (Path(__file__).parents[1] / "gpu_sampler.py").read_text(encoding="utf-8").split('"""', 2)[2]
+
+
+def _inline_sampler(text: str) -> str:
+    lines = text.splitlines(keepends=True)
+    (at,) = [i for i, line in enumerate(lines) if line.startswith(_SAMPLER_IMPORT)]
+    return "".join([*lines[:at], _SAMPLER_SOURCE, *lines[at + 1:]])
+
+
+BOOTSTRAP = _inline_sampler((Path(__file__).with_name("bootstrap.py")).read_text(encoding="utf-8"))
 
 
 def _env(ctx: RenderContext, rank_from: str, rank_offset: int, master_addr: str | None) -> list[dict[str, Any]]:

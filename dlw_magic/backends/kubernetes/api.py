@@ -130,12 +130,14 @@ class Api:
         self.call("DELETE", self._path(*coordinates(kind), namespace, name), body)
 
     def pod_log(
-        self, namespace: str, pod: str, container: str, follow: bool = False, timeout: float | None = None
+        self, namespace: str, pod: str, container: str, follow: bool = False, timeout: float | None = None,
+        timestamps: bool = False,
     ) -> Any:
-        """The raw urllib3 response of a pod's log (stream it with ``.stream()``)."""
+        """The raw urllib3 response of a pod's log (stream it with ``.stream()``); ``timestamps``: each
+        line starts with when it was written (RFC 3339) and a space."""
         return self.core.read_namespaced_pod_log(
             pod, namespace, container=container, follow=follow, _preload_content=False,
-            _request_timeout=timeout,
+            _request_timeout=timeout, timestamps=timestamps,
         )
 
 

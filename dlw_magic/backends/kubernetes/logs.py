@@ -85,9 +85,15 @@ def read_logs(
     api: Api, namespace: str, engine: Engine, pods: list[dict[str, Any]],
     rank: int | None, offset: int, saved: Path | None = None,
 ) -> Iterator[LogChunk]:
-    """Every rank's log from its newest started pod; from the saved file when the pod is gone or unreadable."""
+    """Every rank's log from its newest started pod; from the saved file when the pod is gone or unreadable.
+    All ranks of a job whose pods are all there come merged in the order their lines were written."""
     live = _newest_per_rank(engine, pods)
     files = saved_ranks(saved)
+    if rank is None and len(live) > 1 and set(files) <= set(live):
+        merged = _merged_by_time(api, namespace, engine, live)
+        if merged is not None:
+            yield from merged
+            return
     for r in sorted(set(live) | set(files)):
         if rank is not None and r != rank:
             continue
@@ -105,6 +111,46 @@ def read_logs(
         chunk = _chunk(r, data, offset) if data else None
         if chunk:
             yield chunk
+
+
+def _stamp_key(line: bytes) -> tuple[bytes, int] | None:
+    """A sortable key of the kubelet's ``2026-01-02T03:04:05.123456789Z `` line prefix (UTC), or None."""
+    stamp = line[:line.find(b" ")]
+    if len(stamp) < 20 or stamp[10:11] != b"T" or not stamp.endswith(b"Z"):
+        return None
+    whole, _, fraction = stamp[:-1].partition(b".")
+    if len(whole) != 19 or (fraction and not fraction.isdigit()):
+        return None
+    return whole, int(fraction.ljust(9, b"0")[:9] or b"0")
+
+
+def _merged_by_time(
+    api: Api, namespace: str, engine: Engine, live: dict[int, dict[str, Any]]
+) -> list[LogChunk] | None:
+    """Every rank's lines in the order they were written (the API's timestamps), each run of one rank's
+    lines one chunk, offsets counting bytes of the pod's log; None when a pod's log has no timestamps."""
+    lines: list[tuple[tuple[bytes, int], int, int, bytes]] = []
+    for r, pod in sorted(live.items()):
+        try:
+            data = api.pod_log(namespace, pod["metadata"]["name"], engine.container, timestamps=True).data
+        except ApiException:
+            return None  # the container has not started or its node is gone: rank by rank, as saved
+        for i, line in enumerate(data.splitlines(keepends=True)):
+            key = _stamp_key(line)
+            if key is None:
+                return None
+            lines.append((key, r, i, line[line.find(b" ") + 1:]))
+    lines.sort()
+    out: list[LogChunk] = []
+    offsets: dict[int, int] = {}
+    run: list[bytes] = []
+    for n, (_, r, _, text) in enumerate(lines):
+        run.append(text)
+        offsets[r] = offsets.get(r, 0) + len(text)
+        if n + 1 == len(lines) or lines[n + 1][1] != r:
+            out.append(LogChunk(rank=r, text=b"".join(run).decode("utf-8", errors="replace"), offset=offsets[r]))
+            run = []
+    return out
 
 
 def _pod_key(pod: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ import codecs
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import secrets
 import shutil
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -36,6 +38,7 @@ from ... import settings
 from ...errors import Conflict, DLWError
 from ..base import Backend, JobInfo, JobState, LogChunk, PreparedJob
 from . import outcome, procs, scheduling
+from .logcap import WriteTimes, times_path
 from .secrets import secret_path
 from .store import DiskFull, Store, disk_full_message, is_disk_full, to_info
 
@@ -323,7 +326,82 @@ class LocalBackend(Backend):
         if offset and rank is None:
             raise DLWError("an offset needs a rank")
         ranks = [rank] if rank is not None else list(range(world))
+        if len(ranks) > 1:
+            return self._follow_merged(row["id"], Path(row["job_dir"]) / "logs", ranks, follow)
         return self._follow(row["id"], Path(row["job_dir"]) / "logs", ranks, follow, offset)
+
+    def _still_running(self, job_id: str, delay: float) -> bool:
+        """Whether a followed job may still write (a lost runner is settled on the way)."""
+        row = self.store.row(job_id)
+        if row is None or JobState(row["state"]).finished:
+            return False
+        if row["state"] != JobState.QUEUED.value and delay >= 0.5:
+            self.reconcile()
+        return True
+
+    def _follow_merged(self, job_id: str, logs: Path, ranks: list[int], follow: bool) -> Iterator[LogChunk]:
+        """Every rank's log, merged in the order it was written (``logcap``'s ``rank-N.times``).
+
+        A rank's piece goes out only once every rank that may have older bytes has been read that far:
+        a rank whose file has more than was read is read again first, and while the job runs, pieces
+        written after a pass began wait for the next pass (a rank read earlier in it may have written since).
+        """
+        files: dict[int, BinaryIO] = {}
+        times = {r: WriteTimes(times_path(logs / f"rank-{r}.log")) for r in ranks}
+        offsets = dict.fromkeys(ranks, 0)
+        decoders = {r: codecs.getincrementaldecoder("utf-8")("replace") for r in ranks}
+        queued: dict[int, deque[tuple[float, int, bytes]]] = {r: deque() for r in ranks}
+        more = dict.fromkeys(ranks, False)  # the last read filled its buffer: the file has more
+        delay = 0.02
+        try:
+            while True:
+                limit = time.time() if follow else math.inf
+                got = False
+                for r in ranks:
+                    if queued[r]:
+                        continue
+                    f = files.get(r)
+                    if f is None:
+                        try:
+                            f = files[r] = open(logs / f"rank-{r}.log", "rb")  # noqa: SIM115
+                        except FileNotFoundError:
+                            continue
+                    data = f.read(_READ_SIZE)
+                    more[r] = len(data) == _READ_SIZE
+                    if data:
+                        got = True
+                        queued[r].extend(times[r].pieces(offsets[r], data))
+                        offsets[r] += len(data)
+                while True:
+                    heads = sorted((queued[r][0][0], r) for r in ranks if queued[r])
+                    if not heads or heads[0][0] > limit:
+                        break
+                    r = heads[0][1]
+                    rival = min(heads[1], (limit, -1)) if len(heads) > 1 else (limit, -1)
+                    q, parts, end = queued[r], [], 0
+                    while q and (q[0][0], r) <= rival:  # a run of one rank goes out as one chunk
+                        _, end, piece = q.popleft()
+                        parts.append(piece)
+                    text = decoders[r].decode(b"".join(parts))
+                    if text:
+                        yield LogChunk(rank=r, text=text, offset=end)
+                    if not q and more[r]:
+                        break  # read this rank on before anything newer goes out
+                if got or any(more[r] and not queued[r] for r in ranks):
+                    delay = 0.02
+                    continue
+                if not follow:
+                    return
+                if any(queued.values()):
+                    delay = 0.02  # held back for the next pass
+                elif not self._still_running(job_id, delay):
+                    follow = False  # one more pass drains what the ranks wrote last
+                    continue
+                time.sleep(delay)
+                delay = min(delay * 1.5, 0.5)
+        finally:
+            for f in files.values():
+                f.close()
 
     def _follow(self, job_id: str, logs: Path, ranks: list[int], follow: bool, offset: int) -> Iterator[LogChunk]:
         files: dict[int, BinaryIO] = {}
@@ -351,12 +429,9 @@ class LocalBackend(Backend):
                     continue
                 if not follow:
                     return
-                row = self.store.row(job_id)
-                if row is None or JobState(row["state"]).finished:
+                if not self._still_running(job_id, delay):
                     follow = False  # one more pass drains what the ranks wrote last
                     continue
-                if row["state"] != JobState.QUEUED.value and delay >= 0.5:
-                    self.reconcile()
                 time.sleep(delay)
                 delay = min(delay * 1.5, 0.5)
         finally:

@@ -2,8 +2,9 @@
 
 Started in a session of its own, it outlives the kernel, the Jupyter server and idle culling. It waits
 for its turn (priority and free GPUs, decided in the store), starts one process per rank with the
-torchrun/PyTorchJob environment, copies each rank's output to ``logs/rank-N.log`` (up to a cap, see
-``logcap``), enforces the timeout, retries, and records the final state. Asked to make way for a higher-priority
+torchrun/PyTorchJob environment, copies each rank's output to ``logs/rank-N.log`` (up to a cap, dated:
+see ``logcap``), samples each rank's GPU use into the job's metrics (``dlw_magic.gpu_sampler``), enforces
+the timeout, retries, and records the final state. Asked to make way for a higher-priority
 job (``preempt_by``, set by ``scheduling.decide``), it stops the ranks (SIGTERM, ``preemption.gracePeriod``,
 SIGKILL), puts the job back in the queue as Queued/Preempted, and runs it again when its turn comes;
 every attempt sees the same ``DLW_CHECKPOINT_DIR``. Ranks share one process
@@ -26,13 +27,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ... import settings
 from ...errors import DLWError
 from ...failure import log_exception_line
+from ...gpu_sampler import Reader, append_line, nvml_reader, sample_gpus
+from ...metrics import FOLDER as METRICS_FOLDER
+from ...metrics import GPU_FILE_PREFIX
 from ..base import JobState
 from . import outcome, scheduling
 from .logcap import RankLog, log_cap
@@ -129,6 +135,8 @@ class Supervisor:
         self.disk_full = False  # the disk was seen full while the ranks ran: the likely cause of a failure
         self.failed_rank: int | None = None  # set by watch() when a rank fails
         self.preempt_by: str | None = None  # set by cancelled() when a higher-priority job needs the GPUs
+        self.gpu_reader: Reader | None = None  # NVML, opened at the first attempt with GPUs
+        self.gpu_step = 0  # the GPU series continue across attempts
 
     def cancelled(self) -> bool:
         """Cancel asked, or the job decided by someone else (a reader that thought this runner lost)."""
@@ -210,11 +218,14 @@ class Supervisor:
                 log.close(timeout=1)
             raise
         self.try_update(pgid=pgid, attempt=attempt)
+        sampler = self.start_gpu_sampler(envs)
         if attempt == 0:  # provenance: measured while the ranks start, so it costs the job no time
             self.try_update(pip_freeze=environment_freeze())
         try:
             result = self.watch(procs, pgid)
         finally:
+            if sampler is not None:
+                sampler()
             for log in rank_logs:
                 log.close(timeout=2)
         state, code, reason, message = result
@@ -231,6 +242,42 @@ class Supervisor:
         if unlogged:
             message = f"{message + '; ' if message else ''}some output was not logged: {full}"
         return state, code, reason, message
+
+    def start_gpu_sampler(self, envs: list[dict[str, str]]) -> Callable[[], None] | None:
+        """Sample each rank's GPUs (its CUDA_VISIBLE_DEVICES, NVML indices) into the job's metrics
+        (``metrics/gpu-rank-N.jsonl``) every DLW_GPU_SAMPLE_SECONDS while the attempt runs; returns how to
+        stop, or None when there is nothing to sample (no GPUs, no NVML)."""
+        ranks = {r: [int(i) for i in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if i.strip().isdigit()]
+                 for r, env in enumerate(envs)}
+        ranks = {r: gpus for r, gpus in ranks.items() if gpus}
+        every = settings.current().gpu_sample_seconds
+        if not ranks or not every:
+            return None
+        if self.gpu_reader is None:
+            self.gpu_reader = nvml_reader(settings.current().nvml_standin)
+        read = self.gpu_reader
+        if read is None:
+            return None
+        folder = self.job_dir / "output" / METRICS_FOLDER
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return None  # the disk is full: the job's record will say so
+
+        def write(rank: int, line: str) -> None:
+            append_line(str(folder / f"{GPU_FILE_PREFIX}{rank}.jsonl"), line)
+
+        def run() -> None:
+            self.gpu_step = sample_gpus(read, dict(ranks), every, write, stop.wait, self.gpu_step)
+
+        stop = threading.Event()
+        thread = threading.Thread(target=run, name="dlw-gpu-sampler", daemon=True)
+        thread.start()
+
+        def end() -> None:
+            stop.set()
+            thread.join(2)
+        return end
 
     def watch(self, procs: list[subprocess.Popen[bytes]],
               pgid: int) -> tuple[JobState, int | None, str | None, str | None]:
