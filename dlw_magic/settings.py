@@ -38,6 +38,8 @@ class Settings:
     fake_gpus: int | None = None  # DLW_FAKE_GPUS: the local backend schedules on N pretend GPUs 0..N-1 (tests)
     gpu_sample_seconds: float = 5.0  # DLW_GPU_SAMPLE_SECONDS: how often the local runner samples ranks' GPUs (0: never)
     nvml_standin: str | None = None  # DLW_NVML_STANDIN: a JSON file [[util, MiB], ...] read in place of NVML (tests)
+    log_max_bytes: int = 1 << 30  # DLW_LOG_MAX_BYTES: each local rank's log is cut off past this size
+    db_busy_seconds: float = 60.0  # DLW_DB_BUSY_SECONDS: how long the local job database may stay locked
 
     @property
     def user(self) -> str:
@@ -50,6 +52,15 @@ class Settings:
         if self.backend:
             return self.backend
         return "kubernetes" if self.in_cluster or self.kubeconfig else "local"
+
+
+def _positive(raw: str | None, default: float) -> float:
+    """A positive finite number, else the default (a typo in a tunable must not stop a job)."""
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        return default
+    return value if 0 < value < 1e18 else default
 
 
 def from_env(environ: Mapping[str, str]) -> Settings:
@@ -84,6 +95,8 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         fake_gpus=int(fake_gpus) if fake_gpus.isdigit() and len(fake_gpus) < 4 else None,
         gpu_sample_seconds=sample if 0 <= sample < 1e6 else 5.0,  # NaN and negatives: the default
         nvml_standin=get("DLW_NVML_STANDIN"),
+        log_max_bytes=int(_positive(get("DLW_LOG_MAX_BYTES"), 1 << 30)),
+        db_busy_seconds=_positive(get("DLW_DB_BUSY_SECONDS"), 60.0),
     )
 
 

@@ -194,7 +194,7 @@ def run_local_hub(
     password_file = data / "password"
     ensure_password(password_file)
     print(f"dlw hub: http://127.0.0.1:{port}/ ; log in as {', '.join(users)} with the password in "
-          f"{password_file if not os.environ.get('DLW_HUB_PASSWORD') else '$DLW_HUB_PASSWORD'}", flush=True)
+          f"{'$DLW_HUB_PASSWORD' if settings.current().hub_password else password_file}", flush=True)
     os.chdir(data)
     argv = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
     os.execv(sys.executable, argv)

@@ -24,7 +24,8 @@ import time
 from array import array
 from pathlib import Path
 
-DEFAULT_CAP = 1 << 30
+from ... import settings
+
 _CHUNK = 1 << 16
 MARK_EVERY = 0.005  # seconds: a rank printing a line per millisecond costs one record per five
 _RECORD = struct.Struct("=Qd")  # (offset, time), native order: array("Q") and array("d") read it back
@@ -36,12 +37,7 @@ def times_path(log: Path) -> Path:
 
 
 def log_cap() -> int:
-    raw = os.environ.get("DLW_LOG_MAX_BYTES", "")
-    try:
-        value = int(raw)
-    except ValueError:
-        return DEFAULT_CAP
-    return value if value > 0 else DEFAULT_CAP
+    return settings.current().log_max_bytes
 
 
 class RankLog:

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ... import settings
 from ...errors import Conflict, DiskFull, DLWError, NotFound
 from ..base import JobInfo, JobState
 from . import scheduling
@@ -105,8 +106,7 @@ class Store:
 
     def __init__(self, home: Path, busy_seconds: float | None = None):
         self.home = home
-        env = os.environ.get("DLW_DB_BUSY_SECONDS")
-        self.busy_seconds = busy_seconds if busy_seconds is not None else float(env) if env else 60.0
+        self.busy_seconds = busy_seconds if busy_seconds is not None else settings.current().db_busy_seconds
         self._local = threading.local()
         try:
             home.mkdir(parents=True, exist_ok=True, mode=0o700)
