@@ -4,8 +4,8 @@ A stand-in training step of about 100 microseconds of pure-Python work runs 5,00
 with one ``log_metrics(step=..., loss=..., accuracy=...)`` per step (writing the rank's metrics file),
 in 20 interleaved rounds; the per-call cost is measured on its own too. CPU time of this process, not
 wall time, and the fastest round of each: other processes on a shared machine move both by more than
-the effect measured, and short interleaved rounds let some of them fall in a quiet moment. ``cpu_share_at_10000_per_s``: the per-call
-cost times 10,000, the fraction of one core that 10,000 points a second take.
+the effect measured, and short interleaved rounds let some of them fall in a quiet moment.
+``cpu_share_at_10000_per_s``: the per-call cost times 10,000, the fraction of one core that 10,000 points a second take.
 """
 
 from __future__ import annotations
