@@ -37,7 +37,7 @@ from ...errors import Conflict, DLWError
 from ..base import Backend, JobInfo, JobState, LogChunk, PreparedJob
 from . import outcome, procs, scheduling
 from .secrets import secret_path
-from .store import DiskFull, Store, disk_full_message, is_disk_full, to_info
+from .store import DiskFull, Store, disk_full_message, is_disk_full, listed, to_info
 
 if TYPE_CHECKING:
     from ...spec import TrainingJob
@@ -274,7 +274,8 @@ class LocalBackend(Backend):
 
     def list_jobs(self) -> list[JobInfo]:
         unrecorded = self.reconcile()
-        return [self._shown(to_info(r), unrecorded) for r in self.store.list_user(self.user)]
+        jobs = listed(self.store.list_user(self.user))
+        return [self._shown(j, unrecorded) for j in jobs] if unrecorded else jobs
 
     def get(self, name: str) -> JobInfo:
         row = self.store.by_name(self.user, name)
