@@ -332,9 +332,9 @@ def wait(
             on_change(job)
         if job.state.finished or (deadline is not None and time.monotonic() > deadline):
             return job
-        # Poll at about a tenth of the time waited so far: short jobs are seen finishing at once,
-        # long ones cost one query a second.
-        time.sleep(min(max(interval, (time.monotonic() - start) / 10), 1.0))
+        # Poll at about a twentieth of the time waited so far: short jobs are seen finishing within a
+        # few hundredths of a second, long ones cost one query a second.
+        time.sleep(min(max(interval, (time.monotonic() - start) / 20), 1.0))
 
 
 def gpus(backend: Backend | None = None) -> tuple[list[GpuInfo], str | None]:
