@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import re
-import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +46,8 @@ def default_name(entry: str | Path) -> str:
     stem = re.sub(r"[^a-z0-9]+", "-", Path(entry).stem.lower()).strip("-")[:40] or "job"
     if not stem[0].isalpha():  # `01_mnist`: Services and most controllers need a letter first (DNS-1035)
         stem = f"nb-{stem}"
+    import secrets  # here: `dlw jobs` and `dlw logs` need not import it (hmac, hashlib)
+
     alphabet = "bcdfghjklmnpqrstvwxz2456789"
     return f"{stem}-{''.join(secrets.choice(alphabet) for _ in range(5))}"
 

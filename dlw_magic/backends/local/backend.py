@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -112,7 +111,7 @@ class LocalBackend(Backend):
     # ---------------------------------------------------------------- submit
 
     def staging_dir(self, spec: TrainingJob) -> Path:
-        job_id = secrets.token_hex(6)
+        job_id = os.urandom(6).hex()  # secrets.token_hex, without importing secrets (hmac, hashlib)
         path = self.home / "jobs" / job_id / "snapshot"
         try:
             (self.home / "jobs").mkdir(mode=0o700, exist_ok=True)
