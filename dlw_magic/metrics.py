@@ -20,6 +20,7 @@ Only the standard library is imported: ``import dlw_magic`` stays cheap in every
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import json
 import math
@@ -56,6 +57,7 @@ class _Recorder:
         env = os.environ
         self.file = None
         self.pending: list[str] = []  # lines not yet written to the file
+        self.lock = _thread.allocate_lock()  # (threading's Lock without importing threading)
         output = env.get("DLW_OUTPUT_DIR")
         if output:
             path = metrics_file(output, env.get("RANK", "0"))
@@ -63,7 +65,7 @@ class _Recorder:
             self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed at exit)
             atexit.register(self.flush)
             if hasattr(os, "register_at_fork"):  # a forked child must not write the parent's lines again
-                os.register_at_fork(before=self.flush)
+                os.register_at_fork(before=self.flush, after_in_child=self.forked)
         self.stdout = sys.__stdout__ if env.get("DLW_METRICS_STDOUT") == "1" else None
         self.off = self.file is None and self.stdout is None
         self.use(())
@@ -100,10 +102,15 @@ class _Recorder:
 
     def flush(self) -> None:
         self.flushed = time.time()
-        if self.file is not None and not self.file.closed and self.pending:
-            lines, self.pending = self.pending, []
-            self.file.write("".join(lines))
-            self.file.flush()
+        with self.lock:  # threads may log too: lines appended meanwhile stay for the next flush
+            count = len(self.pending)
+            if self.file is not None and not self.file.closed and count:
+                self.file.write("".join(self.pending[:count]))
+                del self.pending[:count]
+                self.file.flush()
+
+    def forked(self) -> None:
+        self.lock = _thread.allocate_lock()  # another thread may have held it at the fork
 
 
 def _values_text(values: dict[str, Any]) -> str:

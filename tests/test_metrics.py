@@ -118,3 +118,13 @@ def test_points_logged_before_a_checkpoint_are_on_disk_when_it_is_saved(
         metrics.log_metrics(step=step, loss=step / 10)
     checkpoint.save({"epoch": 2})
     assert [p[:2] for p in metrics.read(tmp_path)["loss"]] == [[0, 0.0], [1, 0.1], [2, 0.2]]
+
+
+def test_points_logged_from_several_threads_are_all_kept(tmp_path: Path) -> None:
+    run_rank("import threading\nfrom dlw_magic import log_metrics, metrics\nmetrics.FLUSH_LINES = 7\n"
+             "def log(name):\n    for step in range(2000):\n        log_metrics(step=step, **{name: step / 2})\n"
+             "threads = [threading.Thread(target=log, args=(f't{i}',)) for i in range(4)]\n"
+             "[t.start() for t in threads]\n[t.join() for t in threads]\n", tmp_path)
+    got = metrics.read(tmp_path)
+    assert sorted(got) == ["t0", "t1", "t2", "t3"]
+    assert all([p[:2] for p in points] == [[s, s / 2] for s in range(2000)] for points in got.values())
