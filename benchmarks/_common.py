@@ -11,6 +11,18 @@ from collections.abc import Callable
 from typing import Any
 
 
+def ensure_bytecode() -> None:
+    """Compile dlw_magic as pip does at install: with PYTHONDONTWRITEBYTECODE set (some shells and CI
+    set it) every `dlw` run would compile the package's modules again, ~0.2 s no user pays."""
+    import compileall
+    import importlib.util
+
+    spec = importlib.util.find_spec("dlw_magic")
+    assert spec is not None and spec.submodule_search_locations
+    for folder in spec.submodule_search_locations:
+        compileall.compile_dir(folder, quiet=2)
+
+
 def timed(fn: Callable[[], Any], repeat: int = 5) -> float:
     """Median wall time of ``fn`` over ``repeat`` runs (after one warm-up run)."""
     fn()

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import report, run_cmd, timed
+from _common import ensure_bytecode, report, run_cmd, timed
 
 DLW = shutil.which("dlw") or "dlw"
 N = 10_000
@@ -48,6 +48,7 @@ sys.stdout.write(json.dumps(rows))
 
 
 def main() -> None:
+    ensure_bytecode()
     from dlw_magic.core import current_user
 
     with tempfile.TemporaryDirectory(prefix="dlw-bench-") as tmp:

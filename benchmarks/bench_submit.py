@@ -9,12 +9,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import report, run_cmd, timed
+from _common import ensure_bytecode, report, run_cmd, timed
 
 DLW = shutil.which("dlw") or "dlw"
 
 
 def main() -> None:
+    ensure_bytecode()
     with tempfile.TemporaryDirectory(prefix="dlw-bench-") as tmp:
         work = Path(tmp)
         nb = {

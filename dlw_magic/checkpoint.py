@@ -50,6 +50,9 @@ def path(name: str = DEFAULT_NAME) -> Path | None:
 
 def save(state: Any, name: str = DEFAULT_NAME) -> Path | None:
     """Write ``state`` atomically; the path written, or None (not rank 0, or outside a job)."""
+    from . import metrics
+
+    metrics.flush()  # the points logged up to this checkpoint reach the file even if the job dies next
     target = path(name)
     if target is None or os.environ.get("RANK", "0") != "0":
         return None

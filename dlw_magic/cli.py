@@ -219,10 +219,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def stream_logs(name: str, rank: int | None, follow: bool, backend: Backend, out: TextIO) -> None:
     """Print the logs as they come (``[rank N]``-prefixed for all ranks of a multi-rank job)."""
-    from .core import printable_lines
+    from .core import printable_text
 
-    for line in printable_lines(name, rank, follow, backend):
-        out.write(line)
+    for text in printable_text(name, rank, follow, backend):  # whole lines, as many as were read at once
+        out.write(text)
         out.flush()
 
 

@@ -193,10 +193,9 @@ def final_line(job: JobInfo) -> str:
 def job_summary(job: JobInfo) -> dict[str, Any]:
     """A job as listed (``dlw jobs -o json``): no spec and no pip freeze, which ``status`` shows."""
     data = job.to_dict()
-    data.pop("spec", None)
-    data.pop("metrics", None)  # details of one job (dlw status), not of a list
-    data.pop("executed_notebook", None)
-    data["provenance"] = {k: v for k, v in job.provenance.items() if k != "pip_freeze"}
+    del data["spec"], data["metrics"], data["executed_notebook"]  # details of one job (dlw status)
+    if "pip_freeze" in job.provenance:
+        data["provenance"] = {k: v for k, v in job.provenance.items() if k != "pip_freeze"}
     return data
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import base64
 import sys
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # no typing import in a rank (see dlw_magic.executed)
+if TYPE_CHECKING:
+    from typing import Any
 
 _REPR_METHODS = [  # (mime type, method), in IPython's order of preference
     ("text/html", "_repr_html_"), ("text/markdown", "_repr_markdown_"), ("image/svg+xml", "_repr_svg_"),

@@ -39,6 +39,21 @@ _CONTROL_NAMES.update({i: f"\\x{i:02x}" for i in range(0x80, 0xA0)})
 del _CONTROL_NAMES[0x09], _CONTROL_NAMES[0x0A]
 
 
+# One character of these in a text is what makes sanitize_terminal change it (every _UNSAFE match starts
+# with one); is_plain looks for them in C: in ASCII text as bytes (~1 GB/s), else with a regex.
+_UNSAFE_CHAR = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_UNSAFE_BYTES = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])
+
+
+def is_plain(text: str) -> bool:
+    """True when ``sanitize_terminal`` leaves ``text`` (any number of lines) as it is: no control
+    characters but tabs and newlines. Cheap, so whole blocks of plain log lines skip the line-by-line work."""
+    if text.isascii():
+        data = text.encode("ascii")
+        return len(data.translate(None, _UNSAFE_BYTES)) == len(data)
+    return _UNSAFE_CHAR.search(text) is None
+
+
 def sanitize_terminal(text: str) -> str:
     """``text`` with every control sequence but colours made visible; tabs and newlines kept."""
     body = text[:-1] if text.endswith("\n") else text

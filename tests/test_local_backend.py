@@ -250,3 +250,19 @@ def test_a_database_from_before_preemption_opens_and_lists_its_jobs(tmp_path):
     db.close()
     (job,) = [store_module.to_info(r) for r in Store(tmp_path).list_user("u")]
     assert (job.name, job.state, job.history) == ("old-job", JobState.SUCCEEDED, [])
+
+
+def test_the_runners_package_list_follows_installs_though_it_is_cached(tmp_path, monkeypatch):
+    from dlw_magic.backends.local.supervisor import environment_freeze
+
+    site = tmp_path / "site"
+    (site / "demo_pkg-1.0.dist-info").mkdir(parents=True)
+    (site / "demo_pkg-1.0.dist-info" / "METADATA").write_text("Name: demo-pkg\nVersion: 1.0\n")
+    monkeypatch.syspath_prepend(str(site))
+    cache = tmp_path / "freeze-cache.json"
+    first = environment_freeze(cache)
+    assert "demo-pkg==1.0" in first.splitlines() and environment_freeze(cache) == first == environment_freeze()
+    (site / "demo_pkg-1.0.dist-info").rename(site / "demo_pkg-2.0.dist-info")  # an upgrade
+    (site / "demo_pkg-2.0.dist-info" / "METADATA").write_text("Name: demo-pkg\nVersion: 2.0\n")
+    os.utime(site, ns=(1, 1))  # the folder's time differs even on a coarse clock
+    assert "demo-pkg==2.0" in environment_freeze(cache).splitlines()

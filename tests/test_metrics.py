@@ -90,3 +90,41 @@ def test_bad_values_name_the_argument(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(TypeError, match="log_metrics: loss: expected a number, got str"):
         metrics.log_metrics(step=1, loss="low")
     assert metrics.read(tmp_path / "elsewhere") == {}
+
+
+def test_any_names_and_values_come_back_as_logged(tmp_path: Path) -> None:
+    """Names with JSON or format characters, NaN and infinities, names that change from call to call."""
+    run_rank("import numpy\nfrom dlw_magic import log_metrics\n"
+             "log_metrics(step=0, loss=0.1, **{'val/acc (%)': 50, 'q\"uote': numpy.float32(0.25)})\n"
+             "log_metrics(step=1, **{'q\"uote': 1e-300, 'val/acc (%)': float('inf'), 'loss': 1 / 3})\n"
+             "log_metrics(step=2, loss=float('-inf'))\n"
+             "log_metrics(step=3, loss=True)\n"
+             "log_metrics(step=4)\n", tmp_path)
+    got = metrics.read(tmp_path)
+    assert [p[:2] for p in got["loss"]] == [[0, 0.1], [1, 1 / 3], [2, None], [3, 1.0]]
+    assert [p[:2] for p in got["val/acc (%)"]] == [[0, 50.0], [1, None]]
+    assert [p[:2] for p in got['q"uote']] == [[0, 0.25], [1, 1e-300]]
+    assert len(metrics.metrics_file(tmp_path, 0).read_text().splitlines()) == 5
+
+
+def test_points_logged_before_a_checkpoint_are_on_disk_when_it_is_saved(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dlw_magic import checkpoint
+
+    monkeypatch.setenv("DLW_OUTPUT_DIR", str(tmp_path))
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setattr(metrics, "_recorder", None)
+    for step in range(3):
+        metrics.log_metrics(step=step, loss=step / 10)
+    checkpoint.save({"epoch": 2})
+    assert [p[:2] for p in metrics.read(tmp_path)["loss"]] == [[0, 0.0], [1, 0.1], [2, 0.2]]
+
+
+def test_points_logged_from_several_threads_are_all_kept(tmp_path: Path) -> None:
+    run_rank("import threading\nfrom dlw_magic import log_metrics, metrics\nmetrics.FLUSH_LINES = 7\n"
+             "def log(name):\n    for step in range(2000):\n        log_metrics(step=step, **{name: step / 2})\n"
+             "threads = [threading.Thread(target=log, args=(f't{i}',)) for i in range(4)]\n"
+             "[t.start() for t in threads]\n[t.join() for t in threads]\n", tmp_path)
+    got = metrics.read(tmp_path)
+    assert sorted(got) == ["t0", "t1", "t2", "t3"]
+    assert all([p[:2] for p in points] == [[s, s / 2] for s in range(2000)] for points in got.values())

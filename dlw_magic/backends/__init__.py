@@ -9,7 +9,6 @@ keep their names.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 
 from ..errors import DLWError
 from .base import Backend, GpuInfo, JobInfo, JobState, LogChunk, PreparedJob
@@ -25,6 +24,8 @@ ENTRY_POINT_GROUP = "dlw_magic.backends"
 
 def _targets() -> dict[str, str]:
     """Built-ins, then what installed packages register (a built-in keeps its name)."""
+    from importlib.metadata import entry_points  # ~20 ms to import and scan: only for a name not built in
+
     found = dict(BACKENDS)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(ep.name, ep.value)
@@ -49,10 +50,12 @@ def get_backend(name: str | None = None, **options: str) -> Backend:
     name = name or default_backend_name()
     key = (name, tuple(sorted(options.items())))
     if key not in _cache:
-        targets = _targets()
-        target = targets.get(name)
+        target = BACKENDS.get(name)
         if target is None:
-            raise DLWError(f"backend {name!r} is unknown (choose from {', '.join(targets)})")
+            targets = _targets()
+            target = targets.get(name)
+            if target is None:
+                raise DLWError(f"backend {name!r} is unknown (choose from {', '.join(targets)})")
         module, cls = target.split(":")
         try:
             backend_cls = getattr(importlib.import_module(module), cls)

@@ -22,7 +22,6 @@ import dataclasses
 import json
 import math
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -40,7 +39,7 @@ from ..base import Backend, JobInfo, JobState, LogChunk, PreparedJob
 from . import outcome, procs, scheduling
 from .logcap import WriteTimes, times_path
 from .secrets import secret_path
-from .store import DiskFull, Store, disk_full_message, is_disk_full, to_info
+from .store import DiskFull, Store, disk_full_message, is_disk_full, listed, to_info
 
 if TYPE_CHECKING:
     from ...spec import TrainingJob
@@ -115,7 +114,7 @@ class LocalBackend(Backend):
     # ---------------------------------------------------------------- submit
 
     def staging_dir(self, spec: TrainingJob) -> Path:
-        job_id = secrets.token_hex(6)
+        job_id = os.urandom(6).hex()  # secrets.token_hex, without importing secrets (hmac, hashlib)
         path = self.home / "jobs" / job_id / "snapshot"
         try:
             (self.home / "jobs").mkdir(mode=0o700, exist_ok=True)
@@ -277,7 +276,8 @@ class LocalBackend(Backend):
 
     def list_jobs(self) -> list[JobInfo]:
         unrecorded = self.reconcile()
-        return [self._shown(to_info(r), unrecorded) for r in self.store.list_user(self.user)]
+        jobs = listed(self.store.list_user(self.user))
+        return [self._shown(j, unrecorded) for j in jobs] if unrecorded else jobs
 
     def get(self, name: str) -> JobInfo:
         row = self.store.by_name(self.user, name)

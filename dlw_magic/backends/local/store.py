@@ -72,7 +72,7 @@ _ADDED_COLUMNS = {
 
 ACTIVE = (JobState.QUEUED.value, JobState.RUNNING.value)
 _STATES = {s.value: s for s in JobState}  # a dict lookup: JobState(value) costs more, 10,000 times
-_LIST_COLUMNS = (
+_LIST_COLUMNS = (  # in the order ``listed`` unpacks them
     "id, name, user, state, priority, queue, engine, workers, world_size, gpus, created, started, finished, "
     "exit_code, reason, message, attempt, job_dir, provenance, history"
 )
@@ -298,6 +298,28 @@ class Store:
         return self._retry(
             lambda: self.db.execute(f"SELECT {_LIST_COLUMNS} FROM jobs WHERE user = ? ORDER BY created DESC", (user,))
         )
+
+
+def listed(rows: Iterable[sqlite3.Row], backend: str = "local") -> list[JobInfo]:
+    """Records (``list_user``'s columns) as listed: what ``to_info`` makes without ``full``, but the
+    provenance of all of them decoded by one ``json.loads`` (10,000 calls cost more than the rest of
+    ``dlw jobs``), and each row unpacked at once rather than read column by column."""
+    rows = list(rows)
+    provenances = json.loads("[" + ",".join([row[18] for row in rows]) + "]") if rows else []
+    if len(provenances) != len(rows):  # a damaged record: one by one, as to_info does
+        provenances = [json.loads(row[18]) for row in rows]
+    jobs = []
+    for row, provenance in zip(rows, provenances, strict=True):
+        (id_, name, user, state, priority, queue, engine, workers, world_size, gpus, created, started, finished,
+         exit_code, reason, message, attempt, job_dir, _, history) = row
+        jobs.append(JobInfo(
+            name=name, user=user, state=_STATES[state], backend=backend, engine=engine or "job", id=id_,
+            workers=workers, world_size=world_size, gpus=gpus, created=created, started=started, finished=finished,
+            exit_code=exit_code, reason=reason, message=message, attempt=attempt, output_dir=f"{job_dir}/output",
+            priority=priority, queue=queue, provenance=provenance,
+            history=json.loads(history) if history and history != "[]" else [],
+        ))
+    return jobs
 
 
 def to_info(row: sqlite3.Row, backend: str = "local", full: bool = False) -> JobInfo:
