@@ -362,7 +362,8 @@ def test_admin_check_cluster_names_each_missing_prerequisite(tmp_path: Path) -> 
         for line in ("FAIL CRD queues.scheduling.volcano.sh: missing", "FAIL GPU resource nvidia.com/gpu",
                      "FAIL gpuType NVIDIA-H100-80GB-HBM3", "FAIL default StorageClass",
                      "FAIL CSI driver blob.csi.azure.com", "FAIL Secret dlw/dlw-datasets-sas",
-                     "warn CRD pytorchjobs.kubeflow.org: missing"):
+                     "warn CRD pytorchjobs.kubeflow.org: missing (engine pytorchjob: Kubeflow training operator)",
+                     "warn CRD jobsets.jobset.x-k8s.io: missing (engine trainjob: Kubeflow Trainer v2 and JobSet)"):
             assert line in empty.stdout, empty.stdout
 
         def post(path: str, obj: dict[str, Any]) -> None:

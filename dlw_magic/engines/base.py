@@ -101,6 +101,9 @@ class Engine(ABC):
     owned: tuple[Kind, ...] = ()  # other kinds it renders besides the ConfigMap (a Service, a runtime)
     # Kinds its scheduler makes beside the job that say why the job waits (read only: ``wait_reason``).
     waits_on: tuple[Kind, ...] = ()
+    # Kinds its controller makes from the job, never rendered here, whose CRDs the cluster needs too.
+    controller_kinds: tuple[Kind, ...] = ()
+    controller = ""  # what the admin installs for this engine (``dlw admin check --cluster`` names it)
     container: str = "trainer"  # the container whose log is the rank's log
     # Names end up as Service names (DNS-1035: a letter first) and pod host names.
     name_rule: re.Pattern[str] = DNS_1035
@@ -131,6 +134,11 @@ class Engine(ABC):
 
     def kinds(self) -> tuple[Kind, ...]:
         return (self.main, *self.owned)
+
+    def crds(self) -> list[str]:
+        """Names of the CustomResourceDefinitions this engine needs (built-in API groups have none)."""
+        every = (*self.kinds(), *self.waits_on, *self.controller_kinds)
+        return list(dict.fromkeys(f"{k.plural}.{k.group}" for k in every if "." in k.group))
 
     def check_name(self, name: str) -> None:
         """Refuse, in one line naming the field, a job name this engine's controller would not accept."""

@@ -25,6 +25,7 @@ class PyTorchJobEngine(Engine):
     name = "pytorchjob"
     main = Kind("kubeflow.org/v1", "PyTorchJob", "pytorchjobs")
     container = "pytorch"
+    controller = "Kubeflow training operator"
     restarts_all_ranks = False
 
     def render(self, ctx: RenderContext) -> list[dict[str, Any]]:

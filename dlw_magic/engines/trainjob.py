@@ -37,6 +37,8 @@ class TrainJobEngine(Engine):
     main = Kind(f"{GROUP}/v1alpha1", "TrainJob", "trainjobs")
     runtime = Kind(f"{GROUP}/v1alpha1", "TrainingRuntime", "trainingruntimes")
     owned = (runtime,)
+    controller_kinds = (Kind("jobset.x-k8s.io/v1alpha2", "JobSet", "jobsets"),)  # the runtime's template
+    controller = "Kubeflow Trainer v2 and JobSet"
     container = NODE
 
     def render(self, ctx: RenderContext) -> list[dict[str, Any]]:

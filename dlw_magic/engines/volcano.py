@@ -29,6 +29,7 @@ PREEMPTIBLE_MAX_RETRY = 10
 
 class VolcanoEngine(Engine):
     name = "volcano"
+    controller = "Volcano"
     main = Kind("batch.volcano.sh/v1alpha1", "Job", "jobs")
     # The gang scheduler's view of the job: why the whole gang does not fit, or that its queue is full.
     waits_on = (Kind("scheduling.volcano.sh/v1beta1", "PodGroup", "podgroups"),)

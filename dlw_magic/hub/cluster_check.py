@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .. import engines
 from ..workspace import BlobVolume, Workspace
 
 Get = Callable[[str], Any]  # GET a path -> JSON dict, or None where the API answers 404
@@ -30,17 +31,18 @@ class Finding:
 
 
 def _crds(ws: Workspace) -> list[tuple[str, str, bool]]:
-    """(CRD name, why, required)."""
+    """(CRD name, why, required): the queue system's are required, each engine's only warned about
+    (a cluster may offer some engines and not others)."""
     out: list[tuple[str, str, bool]] = []
     if ws.queue_system == "volcano":
-        out += [("queues.scheduling.volcano.sh", "queueSystem: volcano", True),
-                ("jobs.batch.volcano.sh", "queueSystem: volcano (engine volcano)", True)]
+        out.append(("queues.scheduling.volcano.sh", "queueSystem: volcano", True))
     elif ws.queue_system == "kueue":
         out += [(f"{p}.kueue.x-k8s.io", "queueSystem: kueue", True)
-                for p in ("clusterqueues", "localqueues", "resourceflavors")]
-    else:
-        out.append(("jobs.batch.volcano.sh", "engine volcano", False))
-    out.append(("pytorchjobs.kubeflow.org", "engine pytorchjob (Kubeflow training operator)", False))
+                for p in ("clusterqueues", "localqueues", "resourceflavors", "workloads")]
+    for engine in engines.all_engines():
+        for crd in engine.crds():
+            out.append((crd, f"engine {engine.name}" + (f": {engine.controller}" if engine.controller else ""),
+                        False))
     return out
 
 
