@@ -246,7 +246,8 @@ _OBJECTS_TEMPLATE = """{{- /* The DLW cluster objects, rendered from the admin Y
 {{ toYaml . }}
 {{- end }}
 """
-_HELMIGNORE = "README.md\nhub.Dockerfile\n" + JUPYTERHUB_VALUES + "\n"
+# workspace.yaml: the admin edits it beside the chart (docs/deploy.md); it reaches the hub in jupyterhub-values.yaml.
+_HELMIGNORE = "README.md\nhub.Dockerfile\nworkspace.yaml\n" + JUPYTERHUB_VALUES + "\n"
 
 
 def chart_files(
