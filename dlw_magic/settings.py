@@ -3,6 +3,9 @@
 Modules ask ``settings.current()`` instead of reading ``os.environ`` themselves, so the variables are
 documented once and a test (or a notebook that sets one) changes them in one place. ``current()`` reads
 the environment at each call: it is a handful of dictionary lookups, and a value set after import counts.
+Not here: the variables a runner or controller hands to a job's ranks (``DLW_OUTPUT_DIR``,
+``DLW_CHECKPOINT_DIR``, ``DLW_ATTEMPT``, ...; docs/job-spec.md), the job's contract, read where the job
+uses them (``launch``, ``metrics``, ``checkpoint``, ``executed``), which stay light to import.
 """
 
 from __future__ import annotations
