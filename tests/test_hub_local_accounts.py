@@ -2,8 +2,8 @@
 
 No flag is given: several users on a root hub get system accounts by default. Alice logs in with the
 password, starts her server through the hub's REST API, and the server process found on this machine
-runs as ``dlw-alice``, in a private (0700) home that is also her notebooks folder. The account and its
-home are removed at the end.
+runs as ``dlw-alice``, in a private (0700) home that is also her notebooks folder; a kernel there has
+``%dlw`` and runs a job whose data stays in that home. The account and its home are removed at the end.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from dlw_magic.hub.system_users import first_unreadable, paths_a_server_needs
 from dlw_magic.workspace import workspace_path
-from tests.test_hub_local import LocalHub, have_proxy, wait_ready, xsrf
+from tests.test_hub_local import TINY_NOTEBOOK, LocalHub, have_proxy, run_in_kernel, wait_ready, xsrf
 
 ACCOUNT = "dlw-alice"
 
@@ -44,7 +45,8 @@ def why_not_here() -> str | None:
     return None
 
 
-pytestmark = [pytest.mark.skipif(why_not_here() is not None, reason=str(why_not_here()))]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400),
+              pytest.mark.skipif(why_not_here() is not None, reason=str(why_not_here()))]
 
 
 def server_processes(hub_pid: int, hub_user: str) -> dict[int, str]:
@@ -100,3 +102,18 @@ def test_alices_server_runs_as_her_own_account_in_a_private_home(hub: LocalHub) 
         assert os.readlink(f"/proc/{pid}/cwd") == account.pw_dir
     home = Path(account.pw_dir).stat()
     assert (home.st_uid, stat.S_IMODE(home.st_mode)) == (account.pw_uid, 0o700)
+
+    # Her server finds what it needs: notebooks in her home, %dlw in the kernel, jobs kept in her home.
+    token = s.post(f"{hub.base}/hub/api/users/alice/tokens", headers=xsrf(s), json={"note": "test"},
+                   timeout=10).json()["token"]
+    put = requests.put(f"{hub.base}/user/alice/api/contents/tiny.ipynb", timeout=30,
+                       headers={"Authorization": f"token {token}"},
+                       json={"type": "notebook", "format": "json", "content": TINY_NOTEBOOK})
+    assert put.status_code in (200, 201), put.text
+    assert Path(account.pw_dir, "tiny.ipynb").stat().st_uid == account.pw_uid
+    out, err = run_in_kernel(hub.base, "alice", token, (
+        "import os\nprint('uid', os.getuid(), 'home', os.environ['DLW_HOME'])\n"
+        "print('magic', 'dlw' in get_ipython().magics_manager.magics['line'])\n"))
+    assert err == "" and f"uid {account.pw_uid} home {account.pw_dir}/.local/share/dlw" in out and "magic True" in out
+    out, err = run_in_kernel(hub.base, "alice", token, "%dlw train tiny.ipynb --name own-tiny --param epochs=2 --wait")
+    assert "own-tiny: Succeeded" in out, out + err
