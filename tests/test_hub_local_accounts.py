@@ -45,8 +45,8 @@ def why_not_here() -> str | None:
     return None
 
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(400),
-              pytest.mark.skipif(why_not_here() is not None, reason=str(why_not_here()))]
+WHY_NOT = why_not_here()
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400), pytest.mark.skipif(WHY_NOT is not None, reason=str(WHY_NOT))]
 
 
 def server_processes(hub_pid: int, hub_user: str) -> dict[int, str]:
