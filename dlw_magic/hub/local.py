@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import pwd
 import shutil
 import socket
 import sys
@@ -190,7 +191,8 @@ def run_local_hub(
     config = data / "jupyterhub_config.py"
     if gpu_indices is not None and not all(p.strip().isdigit() for p in gpu_indices.split(",") if p.strip()):
         raise DLWError(f"--gpu-indices {gpu_indices!r}: expected GPU indices such as 0,1")
-    accounts, why = choose_system_users(system_users, users, os.geteuid() == 0, getpass.getuser())
+    hub_user = pwd.getpwuid(os.geteuid()).pw_name  # who the servers run as without accounts, whatever $USER says
+    accounts, why = choose_system_users(system_users, users, os.geteuid() == 0, hub_user)
     text = render_config(ws_file, port, users, groups, data.resolve(), gpu_indices, accounts)
     config.write_text(text, encoding="utf-8")
     if print_config:
