@@ -11,7 +11,8 @@ for anything a user can fix.
     dlw admin render [FILE] --blobfuse VOLUME   a blobfuse2 config file for a blob volume
     dlw admin render [FILE] --storage-class VOLUME   a Blob CSI StorageClass for a blob volume
     dlw admin render [FILE] --all --out DIR     the dlw-cluster Helm chart + jupyterhub-values.yaml into DIR
-    dlw hub [--port 8000] [--user NAME ...] [--group G=U1,U2 ...] [--gpu-indices 0,1]   JupyterHub on 127.0.0.1
+    dlw hub [--port 8000] [--user NAME ...] [--group G=U1,U2 ...] [--gpu-indices 0,1] [--[no-]system-users]
+                                                JupyterHub on 127.0.0.1
 """
 
 from __future__ import annotations
@@ -63,9 +64,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--gpu-indices", metavar="I,J,...",
                    help="GPUs the hub may hand out to notebooks (default: every GPU NVML reports)")
     p.add_argument("--data-dir", help="hub state folder (default: $DLW_HOME/hub)")
-    p.add_argument("--system-users", action="store_true",
+    p.add_argument("--system-users", action=argparse.BooleanOptionalAction, default=None,
                    help="as root: run each user's server as their own system account dlw-NAME (created on first "
-                        "start), with a private home and DLW data folder")
+                        "start), with a private home and DLW data folder (default: on for a root hub of several "
+                        "users, off for one)")
     p.add_argument("--print-config", action="store_true", help="write the generated jupyterhub_config.py and exit")
     p.set_defaults(func=cmd_hub)
 

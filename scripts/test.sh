@@ -3,10 +3,11 @@
 # virtualenv (.venv, shared with run-example.sh): nothing outside the checkout but Debian packages changes.
 set -euo pipefail
 
-# Debian packages: Chromium for the browser tests, git for provenance tests.
-if ! command -v chromium >/dev/null || ! command -v git >/dev/null; then
+# Debian packages: Chromium for the browser tests, git for provenance tests, passwd (useradd) for the
+# local hub's system accounts.
+if ! command -v chromium >/dev/null || ! command -v git >/dev/null || ! command -v useradd >/dev/null; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium git >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium git passwd >/dev/null
 fi
 
 source "$(dirname "$0")/env.sh" test

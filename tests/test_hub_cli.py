@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+from dlw_magic.errors import DLWError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,14 +51,91 @@ def test_print_config_writes_a_jupyterhub_config_that_loads(tmp_path: Path) -> N
     assert cfg.DLWLocalSpawner.system_users is False  # one person's workstation: servers run as the hub's user
 
 
-def test_system_users_option_reaches_the_spawner(tmp_path: Path) -> None:
-    out = dlw(tmp_path, "--print-config", "--user", "alice", "--system-users")
+def spawner_system_users(out: subprocess.CompletedProcess[str]) -> bool:
     assert out.returncode == 0, out.stderr
     from jupyterhub.app import JupyterHub
 
     app = JupyterHub()
     app.load_config_file(out.stdout.strip())
-    assert app.config.DLWLocalSpawner.system_users is True
+    return bool(app.config.DLWLocalSpawner.system_users)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the defaults below are those of a hub run as root")
+def test_a_root_hub_isolates_users_when_there_are_several(tmp_path: Path) -> None:
+    one = dlw(tmp_path, "--print-config", "--user", "alice")
+    assert spawner_system_users(one) is False
+    assert one.stderr == ("dlw hub: every user's server runs as root, the hub's own user: one user, nobody to "
+                          "isolate from (--system-users to turn on)\n")
+    two = dlw(tmp_path, "--print-config", "--user", "alice", "--user", "bob", "--group", "research=alice,bob")
+    assert spawner_system_users(two) is True
+    assert two.stderr == ("dlw hub: each user's server runs as a system account of their own (dlw-NAME, private "
+                          "home): root hub for 2 users (--no-system-users to turn off)\n")
+    # the flags win over the defaults, both ways
+    assert spawner_system_users(dlw(tmp_path, "--print-config", "--user", "alice", "--system-users")) is True
+    off = dlw(tmp_path, "--print-config", "--user", "alice", "--user", "bob", "--no-system-users")
+    assert spawner_system_users(off) is False and off.stderr.endswith(": --no-system-users\n")
+
+
+def test_without_root_servers_run_as_the_hub_user_and_system_users_is_refused() -> None:
+    from dlw_magic.hub.system_users import choose_system_users
+
+    assert choose_system_users(None, ["alice", "bob"], False, "ann") == (
+        False, "every user's server runs as ann, the hub's own user: not root, so no system accounts")
+    with pytest.raises(DLWError, match=r"^--system-users needs the hub to run as root"):
+        choose_system_users(True, ["alice", "bob"], False, "ann")
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A folder every account can reach (pytest's tmp_path is under a 0700 folder)."""
+    base = Path(tempfile.mkdtemp(prefix="dlw-readable-", dir="/tmp"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_system_accounts_need_every_path_readable_by_others(open_dir: Path) -> None:
+    from dlw_magic.hub.system_users import check_readable_by_others
+
+    pkg = open_dir / "site-packages" / "pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "__init__.py").chmod(0o644)
+    check_readable_by_others([(open_dir / "site-packages", False), (pkg, True)])  # all readable: no error
+
+    (pkg / "__init__.py").chmod(0o600)  # as pip leaves it under umask 077
+    with pytest.raises(DLWError) as err:
+        check_readable_by_others([(pkg, True)])
+    assert str(err.value) == (f"system accounts cannot read {pkg / '__init__.py'} (each user's server needs it): "
+                              f"run `chmod o+r {pkg / '__init__.py'}`, or start with --no-system-users")
+
+    (open_dir / "site-packages").chmod(0o700)  # the first folder others cannot pass is the one named
+    with pytest.raises(DLWError) as err:
+        check_readable_by_others([(pkg, True)])
+    assert "\n" not in str(err.value)
+    assert str(err.value).startswith(f"system accounts cannot read {open_dir / 'site-packages'} (")
+    assert f"run `chmod o+x {open_dir / 'site-packages'}`, or start with --no-system-users" in str(err.value)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="system accounts are the default for a hub run as root")
+def test_a_root_hub_refuses_to_start_when_accounts_cannot_read_what_servers_need(
+        tmp_path: Path, open_dir: Path) -> None:
+    from dlw_magic.hub.system_users import first_unreadable, paths_a_server_needs
+    from dlw_magic.workspace import workspace_path
+
+    private = open_dir / "private"
+    private.mkdir(mode=0o700)
+    ws = private / "workspace.yaml"
+    ws.write_text(workspace_path(None).read_text())
+    out = dlw(tmp_path, "--user", "alice", "--user", "bob", "--config", str(ws))
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("dlw: error: system accounts cannot read ")
+    assert out.stderr.endswith(", or start with --no-system-users\n")
+    env_problems = [first_unreadable(p, deep) for p, deep in paths_a_server_needs(str(ws))[:-1]]
+    env_problems = [p for p in env_problems if p]
+    named = env_problems[0][0] if env_problems else private  # this machine's Python may itself be private
+    assert f"cannot read {named} (" in out.stderr
+    assert not (tmp_path / "home" / "hub" / "password").exists()  # refused before anything started
 
 
 def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:

@@ -45,7 +45,8 @@ def have_proxy() -> bool:
 
 
 class LocalHub:
-    def __init__(self, tmp_path: Path, *extra: str) -> None:
+    def __init__(self, tmp_path: Path, *extra: str, accounts: tuple[str, ...] = ("--no-system-users",)) -> None:
+        """``accounts``: servers run as the hub's user unless a test asks (test_hub_local_accounts.py)."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.home = tmp_path / "dlw-home"
@@ -56,7 +57,7 @@ class LocalHub:
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "dlw_magic.cli", "hub", "--port", str(self.port),
-                 "--user", "alice", "--user", "bob", "--group", "research=bob", *extra],
+                 "--user", "alice", "--user", "bob", "--group", "research=bob", *accounts, *extra],
                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
             )
         self.wait_up()

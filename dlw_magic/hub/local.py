@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import pwd
 import shutil
 import socket
 import sys
@@ -24,6 +25,10 @@ from ..workspace import load_workspace, workspace_path
 from .culler import add_culler, add_gpu_culler
 
 PROXY = "configurable-http-proxy"
+KERNEL_CONFIG = (
+    "# Written by `dlw hub`: every kernel of the local hub has %dlw.\n"
+    "c.InteractiveShellApp.exec_lines = [\"__import__('dlw_magic').load_ipython_extension(get_ipython())\"]\n"
+)
 
 
 def default_data_dir() -> Path:
@@ -62,10 +67,7 @@ def write_ipython_profile(data_dir: Path) -> Path:
     ipdir = data_dir / "ipython"
     prof = ipdir / "profile_default"
     prof.mkdir(parents=True, exist_ok=True)
-    (prof / "ipython_kernel_config.py").write_text(
-        "# Written by `dlw hub`: every kernel of the local hub has %dlw.\n"
-        "c.InteractiveShellApp.exec_lines = [\"__import__('dlw_magic').load_ipython_extension(get_ipython())\"]\n",
-        encoding="utf-8")
+    (prof / "ipython_kernel_config.py").write_text(KERNEL_CONFIG, encoding="utf-8")
     return ipdir
 
 
@@ -169,9 +171,12 @@ def run_local_hub(
     data_dir: str | None = None,
     print_config: bool = False,
     gpu_indices: str | None = None,
-    system_users: bool = False,
+    system_users: bool | None = None,
 ) -> int:
+    """``system_users``: --system-users (True), --no-system-users (False), or None: on for a root hub of
+    several users (see ``system_users.choose_system_users``)."""
     from .local_auth import ensure_password
+    from .system_users import check_readable_by_others, choose_system_users, paths_a_server_needs
 
     ws_file = str(workspace_path(workspace).resolve())
     load_workspace(ws_file)  # fail here, with the field path, rather than inside the hub
@@ -186,11 +191,17 @@ def run_local_hub(
     config = data / "jupyterhub_config.py"
     if gpu_indices is not None and not all(p.strip().isdigit() for p in gpu_indices.split(",") if p.strip()):
         raise DLWError(f"--gpu-indices {gpu_indices!r}: expected GPU indices such as 0,1")
-    text = render_config(ws_file, port, users, groups, data.resolve(), gpu_indices, system_users)
+    hub_user = pwd.getpwuid(os.geteuid()).pw_name  # who the servers run as without accounts, whatever $USER says
+    accounts, why = choose_system_users(system_users, users, os.geteuid() == 0, hub_user)
+    text = render_config(ws_file, port, users, groups, data.resolve(), gpu_indices, accounts)
     config.write_text(text, encoding="utf-8")
     if print_config:
+        print(f"dlw hub: {why}", file=sys.stderr)
         print(config)
         return 0
+    if accounts:
+        check_readable_by_others(paths_a_server_needs(ws_file))
+    print(f"dlw hub: {why}", flush=True)
     password_file = data / "password"
     ensure_password(password_file)
     print(f"dlw hub: http://127.0.0.1:{port}/ ; log in as {', '.join(users)} with the password in "

@@ -7,10 +7,11 @@ affinity for the CPU limit, ``MEM_LIMIT``/``CPU_LIMIT`` env (and an address-spac
 Kernels load ``dlw_magic`` (an IPython profile under the hub's data dir), so ``%dlw train`` works at once
 and runs jobs on the local backend, outside the notebook server (culling a server never ends a job).
 
-With ``system_users`` on and the hub running as root, each user's server runs as a system account of
-their own (``dlw-<name>``, created on first start, as JupyterHub's LocalProcessSpawner runs each user
-as their Unix account), with a home, a DLW data folder and an IPython profile of their own: users
-cannot read each other's notebooks, jobs, logs or secrets.
+With ``system_users`` on and the hub running as root (``dlw hub``'s default for several users, see
+``system_users.py``), each user's server runs as a system account of their own (``dlw-<name>``,
+created on first start, as JupyterHub's LocalProcessSpawner runs each user as their Unix account),
+with a home (their notebooks folder, empty at first), a DLW data folder and an IPython profile of their
+own: users cannot read each other's notebooks, jobs, logs or secrets.
 """
 
 from __future__ import annotations
@@ -214,11 +215,11 @@ def _account_exists(name: str) -> bool:
 
 def own_ipython_profile(account: pwd.struct_passwd) -> None:
     """The kernel profile that loads ``dlw_magic``, in the account's home (the hub's data dir is root's)."""
+    from .local import KERNEL_CONFIG
+
     prof = Path(account.pw_dir) / ".ipython" / "profile_default"
     prof.mkdir(parents=True, exist_ok=True)
-    (prof / "ipython_kernel_config.py").write_text(
-        "# Written by `dlw hub`: every kernel of the local hub has %dlw.\n"
-        "c.InteractiveShellApp.extensions = ['dlw_magic']\n", encoding="utf-8")
+    (prof / "ipython_kernel_config.py").write_text(KERNEL_CONFIG, encoding="utf-8")
     for path in (prof.parent, prof, prof / "ipython_kernel_config.py"):
         os.chown(path, account.pw_uid, account.pw_gid)
 
