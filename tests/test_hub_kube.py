@@ -350,3 +350,15 @@ async def test_spawn_form_lists_the_users_profiles_and_gpu_choices() -> None:
     assert "gpu-research" not in form
     options = spawner.options_from_form({"profile": ["gpu"], "profile-option-gpu--gpus": ["4"]})
     assert options == {"profile": "gpu", "gpus": "4"}
+
+
+def test_a_notebook_may_take_the_admins_start_timeout_over_z2jhs(tmp_path: Path) -> None:
+    """z2jh's 300 s is shorter than an autoscaled GPU node plus a large image pull: the admin YAML decides."""
+    z2jh = Config()
+    z2jh.KubeSpawner.start_timeout = 300  # what z2jh's jupyterhub_config.py sets from singleuser.startTimeout
+    assert hub_config(WORKSPACES[0], z2jh).KubeSpawner.start_timeout == 900
+    text = WORKSPACES[0].read_text(encoding="utf-8")
+    custom = tmp_path / "workspace.yaml"
+    custom.write_text(text.replace("hub:\n", "hub:\n  startTimeout: 20m\n", 1), encoding="utf-8")
+    assert "startTimeout: 20m" in custom.read_text(encoding="utf-8")
+    assert hub_config(custom).KubeSpawner.start_timeout == 1200

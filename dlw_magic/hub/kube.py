@@ -243,6 +243,7 @@ def spawner_settings(ws: Workspace, ws_path: str | None = None) -> dict[str, Any
         "privileged": False,
         "uid": POD_UID,
         "fs_gid": POD_GID,
+        "start_timeout": ws.hub.start_timeout,  # over z2jh's singleuser.startTimeout (300 s): GPU nodes boot slowly
         "image": ws.default_profile.image,
         "volumes": [WORKSPACE_VOLUME],
         "volume_mounts": [WORKSPACE_VOLUME_MOUNT],

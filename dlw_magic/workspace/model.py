@@ -75,6 +75,9 @@ class Images(WsModel):
 class Hub(WsModel):
     idle_timeout: int = Field(3600, description="Cull notebook servers idle this long (seconds or 1h).")
     cull_every: int = Field(600, description="How often the idle culler looks (seconds or 10m).")
+    start_timeout: int = Field(
+        900, ge=60, description="How long a notebook may take to start on the cluster (seconds or 15m): "
+        "a GPU node the autoscaler adds and a large image pull take minutes.")
     admin_users: list[str] = Field(default_factory=list)
     service_account: str = Field("dlw-notebook", description="Notebook pods' ServiceAccount (job RBAC).")
     gpu_idle_timeout: int | None = Field(
@@ -83,7 +86,8 @@ class Hub(WsModel):
     gpu_idle_threshold: int = Field(5, ge=0, le=100, description="GPU utilization (%) below which a GPU is idle.")
     gpu_idle_warning: int = Field(600, description="Warn the user in JupyterLab this long before the stop.")
 
-    @field_validator("idle_timeout", "cull_every", "gpu_idle_timeout", "gpu_idle_warning", mode="before")
+    @field_validator("idle_timeout", "cull_every", "start_timeout", "gpu_idle_timeout", "gpu_idle_warning",
+                     mode="before")
     @classmethod
     def _duration(cls, v: Any) -> int | None:
         return None if v is None else parse_duration(v)
