@@ -436,3 +436,5 @@ def test_z2jh_hub_config_with_our_values_spawns_pods_the_policy_admits(tmp_path:
     assert resolves(urlsplit(env["JUPYTERHUB_API_URL"]).hostname, "dlw-alice", {("hub", "dlw")})
     pods, _ = policies()
     assert pods.denials(pod, user_namespace()) == []
+    # z2jh sets singleuser.startTimeout (300 s); the admin YAML's hub.startTimeout wins for GPU nodes' sake.
+    assert app.config.KubeSpawner.start_timeout == load_workspace(tmp_path / "workspace.yaml").hub.start_timeout
