@@ -70,6 +70,25 @@ def test_a_gpu_shortage_names_the_gpus_and_what_the_autoscaler_does() -> None:
                        f"({NO_SCALE_UP})")
 
 
+# Karpenter (also AKS node auto-provisioning and EKS auto mode) records these on the pod.
+KARPENTER_NOMINATED = "Pod should schedule on: nodeclaim/gpu-h100-x7k2q"
+KARPENTER_FAILED = ('Failed to schedule pod, incompatible with nodepool "gpu", daemonset overhead={"cpu":"180m"}, '
+                    "all available instance types exceed limits for nodepool \"gpu\"")
+
+
+def test_karpenter_adding_a_node_or_refusing_is_said_like_the_autoscaler() -> None:
+    ask = GpuAsk("nvidia.com/gpu", 1, H100)
+    events = [failed_scheduling(), event("Nominated", KARPENTER_NOMINATED, source="karpenter")]
+    assert object_reason(events, "your notebook", ask) == (
+        "ScalingUp", f"Waiting for a node with a free GPU (nvidia.com/gpu: 1, type {H100}): Karpenter is adding "
+                     "one (nodeclaim gpu-h100-x7k2q)")
+    # Karpenter's own FailedScheduling is its answer, not the scheduler's: the scheduler's message stays.
+    refused = [failed_scheduling(), event("FailedScheduling", KARPENTER_FAILED, type_="Warning", source="karpenter")]
+    assert object_reason(refused, "your notebook", ask) == (
+        "NoNodeGroup", f"Waiting for a node with a free GPU (nvidia.com/gpu: 1, type {H100}): no Karpenter node "
+                       f"pool can provide one ({KARPENTER_FAILED})")
+
+
 def test_without_a_known_request_the_scheduler_message_names_the_gpu_resource() -> None:
     mig = "0/2 nodes are available: 2 Insufficient nvidia.com/mig-1g.10gb."
     assert object_reason([failed_scheduling(mig)], "demo-0") == (

@@ -28,8 +28,33 @@ __all__ = ["WORKLOAD", "GpuAsk", "event_reason", "explain_wait", "gpu_ask", "kue
 WORKLOAD = Kind("kueue.x-k8s.io/v1beta1", "Workload", "workloads")
 GPU_PREFIX = "nvidia.com/"  # nvidia.com/gpu and the MIG slices nvidia.com/mig-*
 GPU_PRODUCT = "nvidia.com/gpu.product"
-# The cluster autoscaler's word on a pending pod (Normal events): it adds a node, or no node group fits.
+# The node provisioner's word on a pending pod: the cluster autoscaler's TriggeredScaleUp /
+# NotTriggerScaleUp, or Karpenter's (also AKS node auto-provisioning, EKS auto mode) "Nominated"
+# ("Pod should schedule on: nodeclaim/NAME") and its own FailedScheduling ("Failed to schedule pod, ...").
 SCALER_REASONS = ("TriggeredScaleUp", "NotTriggerScaleUp")
+KARPENTER_NOMINATED = re.compile(r"Pod should schedule on: (nodeclaim|node)/(\S+)")
+KARPENTER_FAILED = "Failed to schedule pod"
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """What the node provisioner said: whether a node is on its way, who said it, and its words."""
+
+    adding: bool
+    by: str  # "the cluster autoscaler is adding one"
+    cannot: str  # "no node group can provide one"
+    detail: str
+
+
+def _scaler(reason: str, message: str) -> Scaler | None:
+    if reason in SCALER_REASONS:
+        return Scaler(reason == "TriggeredScaleUp", "the cluster autoscaler", "no node group can", message)
+    nominated = KARPENTER_NOMINATED.search(message) if reason == "Nominated" else None
+    if nominated:
+        return Scaler(True, "Karpenter", "no Karpenter node pool can", f"{nominated.group(1)} {nominated.group(2)}")
+    if reason == "FailedScheduling" and message.startswith(KARPENTER_FAILED):
+        return Scaler(False, "Karpenter", "no Karpenter node pool can", message)
+    return None
 
 
 def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -90,25 +115,25 @@ def _image(message: str) -> str:
     return found.group(1) if found else "?"
 
 
-def _unschedulable(who: str, message: str, ask: GpuAsk | None, scaler: tuple[str, str] | None) -> tuple[str, str]:
+def _unschedulable(who: str, message: str, ask: GpuAsk | None, scaler: Scaler | None) -> tuple[str, str]:
     resource = re.search(rf"Insufficient ({re.escape(GPU_PREFIX)}[\w.-]*\w)", message)
     if resource and (ask is None or ask.resource != resource.group(1)):
         ask = GpuAsk(resource.group(1), ask.count if ask else 0, ask.product if ask else "")
     no_gpu_type = bool(ask and ask.product and re.search(r"didn't match (Pod's )?node (affinity|selector)", message))
     if ask and (resource or no_gpu_type):
         head, reason = ask.waiting(), ("InsufficientGPU" if resource else "NoGPUOfType")
-        if scaler and scaler[0] == "TriggeredScaleUp":
-            return "ScalingUp", f"{head}: the cluster autoscaler is adding one ({scaler[1]})"
+        if scaler and scaler.adding:
+            return "ScalingUp", f"{head}: {scaler.by} is adding one ({scaler.detail})"
         if scaler:
-            return "NoNodeGroup", f"{head}: no node group can provide one ({scaler[1]})"
+            return "NoNodeGroup", f"{head}: {scaler.cannot} provide one ({scaler.detail})"
         return reason, f"{head}: {message}"
     text = f"{who} cannot be scheduled: {message}"
     if "untolerated taint" in message:
         text += " (the nodes carry a taint the pod does not tolerate; the admin sets tolerations)"
-    if scaler and scaler[0] == "TriggeredScaleUp":
-        return "ScalingUp", f"{text}; the cluster autoscaler is adding a node ({scaler[1]})"
+    if scaler and scaler.adding:
+        return "ScalingUp", f"{text}; {scaler.by} is adding a node ({scaler.detail})"
     if scaler:
-        text += f"; no node group can add a node that fits ({scaler[1]})"
+        text += f"; {scaler.cannot} add a node that fits ({scaler.detail})"
     return "Unschedulable", text
 
 
@@ -117,17 +142,17 @@ def object_reason(events: list[dict[str, Any]], who: str, ask: GpuAsk | None = N
     cluster autoscaler's, naming the GPUs of ``ask``), an image pull, a quota refusal, else its newest Warning.
     ``who`` names the object in the sentence. The hub's spawn page and ``dlw status`` both say this."""
     scheduling: str | None = None
-    scaler: tuple[str, str] | None = None
+    scaler: Scaler | None = None
     pulling = pull_failed = quota = None
     warning: dict[str, Any] | None = None
     for event in sorted(events, key=_when):
         reason, message = event.get("reason") or "", (event.get("message") or "").strip()
         if reason == "Scheduled":
             scheduling = scaler = warning = None
+        elif _scaler(reason, message):
+            scaler = _scaler(reason, message)
         elif reason == "FailedScheduling":
             scheduling = message
-        elif reason in SCALER_REASONS:
-            scaler = (reason, message)
         elif reason == "Pulling":
             pulling, pull_failed = _image(message), None
         elif reason == "Pulled":
