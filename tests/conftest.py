@@ -62,3 +62,21 @@ def notebook(tmp_path: Path):
         return write_notebook(tmp_path / name, cells)
 
     return make
+
+
+@pytest.fixture
+def shared_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    """A workspace whose home claim is ReadWriteMany (jobs mount it for outputs and checkpoints), and the
+    folder where this notebook pod mounts it (``DLW_HOME_MOUNT``): (workspace path, mount)."""
+    import yaml
+
+    from dlw_magic.workspace import default_workspace_path
+
+    data = yaml.safe_load(default_workspace_path().read_text())
+    next(v for v in data["volumes"] if v["type"] == "home")["accessModes"] = ["ReadWriteMany"]
+    ws = tmp_path / "rwx.yaml"
+    ws.write_text(yaml.safe_dump(data))
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("DLW_HOME_MOUNT", str(home))
+    return str(ws), home

@@ -486,19 +486,13 @@ def test_rendered_yaml_applied_by_hand_is_managed_like_a_submitted_job(backend, 
     assert kube.get(VOLCANO, "applied-2")["spec"]["minAvailable"] == 3
 
 
-def test_outputs_land_in_a_shared_home(kube, script, tmp_path):
-    import yaml
+def test_outputs_land_in_a_shared_home(kube, script, shared_home):
+    from dlw_magic.workspace import load_workspace
 
-    from dlw_magic.workspace import default_workspace_path
-
-    data = yaml.safe_load(default_workspace_path().read_text())
-    home = next(v for v in data["volumes"] if v["type"] == "home")
-    home["accessModes"] = ["ReadWriteMany"]
-    ws = tmp_path / "rwx.yaml"
-    ws.write_text(yaml.safe_dump(data))
+    ws, _ = shared_home
     backend = KubernetesBackend(kubeconfig=str(kube.kubeconfig), workspace=str(ws))
     info = submit(backend, script, name="keep")
-    assert info.output_dir == f"{home['mountPath']}/.dlw/jobs/keep/output"
+    assert info.output_dir == f"{load_workspace(ws).home.mount_path}/.dlw/jobs/keep/output"
     mounts = kube.get(JOB, "keep")["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     assert {"name": "dlw-home", "mountPath": "/dlw/output", "subPath": ".dlw/jobs/keep/output"} in mounts
 
@@ -516,20 +510,10 @@ def test_api_refusal_is_one_line(backend, kube, script):
     assert "\n" not in str(err.value)
 
 
-def test_large_snapshot_ships_through_the_shared_home(kube, script, tmp_path, monkeypatch):
+def test_large_snapshot_ships_through_the_shared_home(kube, script, shared_home):
     import os
 
-    import yaml
-
-    from dlw_magic.workspace import default_workspace_path
-
-    data = yaml.safe_load(default_workspace_path().read_text())
-    next(v for v in data["volumes"] if v["type"] == "home")["accessModes"] = ["ReadWriteMany"]
-    ws = tmp_path / "rwx.yaml"
-    ws.write_text(yaml.safe_dump(data))
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("DLW_HOME_MOUNT", str(home))  # where this notebook pod mounts the home claim
+    ws, home = shared_home
     (script.parent / "weights.bin").write_bytes(os.urandom(1 << 20))
     backend = KubernetesBackend(kubeconfig=str(kube.kubeconfig), workspace=str(ws))
     spec = core.build_spec(script, name="big", image="img:1")

@@ -104,23 +104,6 @@ def test_an_entrypoint_killed_by_sigterm_exits_143(pod):
 # -- the backend reads those files once the pods are gone ----------------------------------------------------
 
 
-@pytest.fixture
-def shared_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
-    """A workspace whose home claim is ReadWriteMany (jobs mount it for outputs) and where it is mounted here."""
-    import yaml
-
-    from dlw_magic.workspace import default_workspace_path
-
-    data = yaml.safe_load(default_workspace_path().read_text())
-    next(v for v in data["volumes"] if v["type"] == "home")["accessModes"] = ["ReadWriteMany"]
-    ws = tmp_path / "rwx.yaml"
-    ws.write_text(yaml.safe_dump(data))
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("DLW_HOME_MOUNT", str(home))
-    return str(ws), home
-
-
 def _keep(home: Path, job_id: str, rank: int, text: str, name: str = "demo") -> None:
     """What rank ``rank``'s bootstrap wrote: DLW_OUTPUT_DIR is the home's .dlw/jobs/<name>/output."""
     folder = home / ".dlw" / "jobs" / name / "output" / ".dlw-logs" / job_id
