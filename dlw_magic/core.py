@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import settings
-from .backends import Backend, get_backend
+from .backends import Backend, default_backend_name, get_backend
 from .errors import DLWError
 from .format import rank_prefix
 from .types import GpuInfo, JobInfo, LogChunk
@@ -34,10 +34,19 @@ def current_user() -> str:
     return settings.current().user
 
 
-def backend_for(name: str | None = None, kubeconfig: str | None = None, namespace: str | None = None) -> Backend:
+def backend_name_for(name: str | None = None, kubeconfig: str | None = None, namespace: str | None = None) -> str:
     """The backend a face's options select: a kubeconfig or namespace implies Kubernetes."""
+    return name or ("kubernetes" if kubeconfig or namespace else default_backend_name())
+
+
+def backend_for(name: str | None = None, kubeconfig: str | None = None, namespace: str | None = None,
+                workspace: str | None = None) -> Backend:
+    """That backend, built with the options it takes (the admin YAML only tells Kubernetes how to render)."""
+    chosen = backend_name_for(name, kubeconfig, namespace)
     options = {k: v for k, v in (("kubeconfig", kubeconfig), ("namespace", namespace)) if v}
-    return get_backend(name or ("kubernetes" if options else None), **options)
+    if workspace and chosen == "kubernetes":
+        options["workspace"] = workspace
+    return get_backend(chosen, **options)
 
 
 def default_name(entry: str | Path) -> str:

@@ -207,7 +207,7 @@ class DLWMagics(Magics):
         if args is None:
             return
         run = getattr(self, f"_cmd_{command}", None)
-        if run is None:  # admin and hub commands are the CLI's own: they print their errors themselves
+        if run is None:  # the CLI's own command does: only where a notebook needs other words is there a _cmd_
             args.func(args)
         else:
             run(args)
@@ -221,44 +221,11 @@ class DLWMagics(Magics):
         fmt.show_status(core.get_job(args.name, backend), core.events(args.name, backend), args.output,
                         sys.stdout, notebook=True)
 
-    def _cmd_logs(self, args: argparse.Namespace) -> None:
-        cli.stream_logs(args.name, args.rank, args.follow, cli.backend_from(args), sys.stdout)
-
-    def _cmd_cancel(self, args: argparse.Namespace) -> None:
-        job = core.cancel(args.name, cli.backend_from(args))
-        print(f"{job.name}: {job.state.value}")
-
-    def _cmd_rerun(self, args: argparse.Namespace) -> None:
-        job = core.rerun(args.name, args.new_name, cli.backend_from(args))
-        if args.output == "json":
-            fmt.print_json(job.to_dict(), sys.stdout)
-        else:
-            print(f"Submitted {job.name} (same spec and code as {args.name})")
-
-    def _cmd_gpus(self, args: argparse.Namespace) -> None:
-        fmt.show_gpus(*core.gpus(cli.backend_from(args)), args.output, sys.stdout)
-
     def _cmd_convert(self, args: argparse.Namespace) -> None:
         converted = core.convert(args.notebook, dict(core.parse_param(p) for p in args.param))
         for note in converted.notes:
             print(f"note: {note}")
-        _write(converted.script, args.out)
-
-    def _cmd_render(self, args: argparse.Namespace) -> None:
-        spec = core.build_spec(args.target, options=cli.job_options(args))
-        _write(core.render(spec, engine=args.engine, workspace=args.workspace), args.out)
-
-    def _cmd_schema(self, args: argparse.Namespace) -> None:
-        from .spec import spec_json_schema
-
-        sys.stdout.write(spec_json_schema())
-
-
-def _write(text: str, path: str | None) -> None:
-    if path:
-        Path(path).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+        cli._write(converted.script, args.out)
 
 
 def _has_positional(argv: list[str]) -> bool:

@@ -264,3 +264,17 @@ def test_backend_class_is_configurable_like_a_scheduler_class(dlw_home):
     backend = server.make_backend()
     assert isinstance(backend, LocalBackend) and server.make_backend() is backend
     assert DLWServer(config=Config({"DLWServer": {"backend": "local"}})).make_backend().name == "local"
+
+
+def test_an_admin_yaml_alone_keeps_the_local_backend_and_builds_it(tmp_path, monkeypatch):
+    """`c.DLWServer.workspace_config` tells Kubernetes how to render; it does not pick Kubernetes."""
+    from dlw_magic.server import DLWServer
+
+    for var in ("DLW_BACKEND", "DLW_KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    ws = tmp_path / "workspace.yaml"
+    ws.write_text(CATALOGUE)
+    server = DLWServer(workspace_config=str(ws))
+    assert server.backend_name() == "local"
+    assert server.make_backend().list_jobs() == []
+    assert DLWServer(workspace_config=str(ws), backend="local").make_backend().name == "local"

@@ -15,7 +15,8 @@ from jupyter_server.utils import url_path_join
 from traitlets import Float, Int, Type, Unicode
 from traitlets.config import Configurable
 
-from ..backends import Backend, default_backend_name, get_backend
+from .. import core
+from ..backends import Backend
 from .gpu_idle import GpuIdleHandler, GpusHandler
 from .handlers import (
     CancelHandler,
@@ -70,16 +71,11 @@ class DLWServer(Configurable):
     _lock = threading.Lock()
     _instance: Backend | None = None
 
-    def _named_options(self) -> dict[str, str]:
-        return {key: value for key, value in (
-            ("kubeconfig", self.kubeconfig), ("namespace", self.namespace), ("workspace", self.workspace_config),
-        ) if value}
-
     def backend_name(self) -> str:
         """The active backend's name, without building it (the API may be unreachable)."""
         if self.backend_class is not None:
             return str(self.backend_class.name)
-        return self.backend or ("kubernetes" if self._named_options() else default_backend_name())
+        return core.backend_name_for(self.backend, self.kubeconfig, self.namespace)
 
     def make_backend(self) -> Backend:
         """The backend every request uses: ``backend_class`` if set, else the named one with its options."""
@@ -89,7 +85,7 @@ class DLWServer(Configurable):
                     factory: Callable[[], Backend] = self.backend_class
                     self._instance = factory()
                 return self._instance
-        return get_backend(self.backend_name(), **self._named_options())
+        return core.backend_for(self.backend, self.kubeconfig, self.namespace, self.workspace_config)
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
