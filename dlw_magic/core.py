@@ -212,10 +212,17 @@ def list_jobs(backend: Backend | None = None) -> list[JobInfo]:
     return (backend or get_backend()).list_jobs()
 
 
-def get_job(name: str, backend: Backend | None = None) -> JobInfo:
-    """One job with its details: the metrics it logged and its executed notebook."""
+def get_job(name: str, backend: Backend | None = None, details: bool = True) -> JobInfo:
+    """One job; with ``details`` also the metrics it logged and its executed notebook (which read its
+    files, or on Kubernetes its pods' logs: callers that only need the state leave them out)."""
     backend = backend or get_backend()
     job = backend.get(name)
+    return add_details(job, backend) if details else job
+
+
+def add_details(job: JobInfo, backend: Backend | None = None) -> JobInfo:
+    """Fill in ``job``'s metrics and executed notebook."""
+    backend = backend or get_backend()
     job.metrics = backend.metrics(job)
     job.executed_notebook = backend.executed_notebook(job)
     return job

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .types import JobInfo
 
 POLL_SECONDS = 1.0
+DETAILS_EVERY = 3  # polls between two reads of the job's metrics (the charts)
 TAIL_LINES = 15
 MAX_FAILURES = 5  # consecutive failed polls before the widget gives up (the job is not affected)
 MAX_TAIL_RANKS = 8  # the widget reads each rank's log every poll: a 512-rank job would flood the backend
@@ -201,12 +202,22 @@ class JobWidget:
     def stop(self) -> None:
         self._stop.set()
 
+    def _poll_job(self, polls: int) -> JobInfo:
+        """The job's state every poll; its metrics and executed notebook (files to read, or pod logs on
+        Kubernetes) every ``DETAILS_EVERY`` polls and whenever the state changes."""
+        job = core.get_job(self.job.name, backend=self.backend, details=False)
+        if polls % DETAILS_EVERY == 0 or job.state != self.job.state:
+            return core.add_details(job, self.backend)
+        job.metrics, job.executed_notebook = self.job.metrics, self.job.executed_notebook
+        return job
+
     def _run(self) -> None:
-        failures = 0
+        failures = polls = 0
         try:
             while not self._stop.is_set():
                 try:
-                    self.job = core.get_job(self.job.name, backend=self.backend)
+                    self.job = self._poll_job(polls)
+                    polls += 1
                     if self.show_logs:
                         self.logs.poll()  # after get_job: a finished job's logs are complete here
                     failures, self.error = 0, None

@@ -287,7 +287,7 @@ class LogsHandler(DLWHandler):
     async def get(self, name: str) -> None:
         rank, offset, follow = self.parse_args()
         backend = self.backend()
-        info = await self.call(core.get_job, name, backend)  # 404 before any stream starts
+        info = await self.call(core.get_job, name, backend, details=False)  # 404 before any stream starts
         if rank is not None and rank >= max(info.world_size, 1):
             raise BadRequest(f"rank: job {name} has ranks 0..{max(info.world_size, 1) - 1}, not {rank}")
         if not follow:
@@ -325,7 +325,7 @@ class LogsHandler(DLWHandler):
             if self.pump.error:
                 self.write(f"event: error\ndata: {json.dumps({'message': self.pump.error})}\n\n")
             else:
-                final = await self.call(core.get_job, name, backend)
+                final = await self.call(core.get_job, name, backend, details=False)
                 self.write(f"event: end\ndata: {json.dumps({'state': final.state.value})}\n\n")
             self.finish()
         except StreamClosedError:
