@@ -120,7 +120,9 @@ def describe(job: JobInfo, out: TextIO, notebook: bool = False) -> None:
 
 def last_metrics(metrics: dict[str, list[list[Any]]]) -> str | None:
     """``loss 0.0885, accuracy 0.964 (step 12)``: each metric's last value, the step of the newest."""
-    last = {name: points[-1] for name, points in metrics.items() if points}
+    from .metrics import last_values
+
+    last = last_values(metrics)
     if not last:
         return None
     values = ", ".join(f"{name} {_number(point[1])}" for name, point in last.items())

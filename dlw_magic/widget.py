@@ -22,6 +22,7 @@ from urllib.parse import quote
 from . import core
 from . import format as fmt
 from .errors import DLWError, NotFound
+from .metrics import TAG as METRICS_TAG
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -158,7 +159,8 @@ class LogTail:
             for chunk in core.logs(self.name, rank=rank, offset=self.offsets[rank], backend=self.backend):
                 self.offsets[rank] = chunk.offset
                 *complete, self.partial[rank] = (self.partial[rank] + chunk.text).split("\n")
-                self.lines.extend(self._prefix(rank) + line for line in complete)
+                # metrics lines (Kubernetes' channel) are for the charts, as `dlw logs` leaves them out
+                self.lines.extend(self._prefix(rank) + line for line in complete if not line.startswith(METRICS_TAG))
 
     def tail(self, n: int = TAIL_LINES) -> list[str]:
         pending = [self._prefix(r) + p for r, p in enumerate(self.partial) if p]

@@ -54,3 +54,17 @@ def test_downsample_keeps_the_ends_and_a_spike_of_20000_points() -> None:
     assert out[0] == (0.0, 0.0) and out[-1][0] == 19999.0
     assert (12345.0, 50.0) in out
     assert [x for x, _ in out] == sorted(x for x, _ in out)
+
+
+def test_the_log_tail_leaves_out_metrics_lines_as_dlw_logs_does(dlw_home: Path, notebook) -> None:
+    """On Kubernetes metrics travel as tagged log lines: the widget's log shows what the job printed."""
+    from dlw_magic.metrics import TAG
+    from dlw_magic.widget import LogTail
+
+    nb = notebook("tagged.ipynb", [f"print('epoch 1')\nprint({TAG!r} + '[1,2.0,{{\"loss\":0.5}}]')\nprint('done')"])
+    core.submit(core.build_spec(nb, name="tagged"))
+    assert core.wait("tagged", timeout=60).state is JobState.SUCCEEDED
+    tail = LogTail("tagged", 1, None)
+    tail.poll()
+    assert "epoch 1" in tail.tail() and "done" in tail.tail()
+    assert not any(TAG.strip() in line for line in tail.tail())
