@@ -189,11 +189,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                 out.flush()
                 last = now.state
 
-        def line(text: str) -> None:
+        def write(text: str) -> None:
             out.write(text)
             out.flush()
 
-        job = core.watch(job.name, backend, follow=args.follow, on_line=line, on_change=progress,
+        job = core.watch(job.name, backend, follow=args.follow, on_text=write, on_change=progress,
                          world_size=job.world_size)
         if not as_json:
             out.write(fmt.final_line(job) + "\n")

@@ -318,17 +318,18 @@ def watch(
     backend: Backend | None = None,
     *,
     follow: bool = False,
-    on_line: Callable[[str], None] | None = None,
+    on_text: Callable[[str], None] | None = None,
     on_change: Callable[[JobInfo], None] | None = None,
     world_size: int | None = None,
 ) -> JobInfo:
-    """Follow-then-wait: with ``follow``, every log line (prefixed) goes to ``on_line`` until the job ends
-    and its logs are drained; then wait for the final state, calling ``on_change`` on each poll."""
+    """Follow-then-wait: with ``follow``, the logs (whole lines, prefixed, as ``printable_text`` gives them:
+    one write and flush per block, not per line) go to ``on_text`` until the job ends and its logs are
+    drained; then wait for the final state, calling ``on_change`` on each poll."""
     backend = backend or get_backend()
     if follow:
-        for line in printable_lines(name, follow=True, backend=backend, world_size=world_size):
-            if on_line is not None:
-                on_line(line)
+        for text in printable_text(name, follow=True, backend=backend, world_size=world_size):
+            if on_text is not None:
+                on_text(text)
     return wait(name, backend=backend, on_change=on_change)
 
 

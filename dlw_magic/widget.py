@@ -358,7 +358,7 @@ def _watch(
 ) -> JobInfo:
     last = job.state
 
-    def line(text: str) -> None:
+    def write(text: str) -> None:
         out.write(text)
         out.flush()
 
@@ -369,4 +369,4 @@ def _watch(
             out.flush()
         last = now.state
 
-    return core.watch(job.name, backend, follow=follow, on_line=line, on_change=changed, world_size=job.world_size)
+    return core.watch(job.name, backend, follow=follow, on_text=write, on_change=changed, world_size=job.world_size)
