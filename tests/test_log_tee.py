@@ -47,7 +47,7 @@ def pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.delenv(var, raising=False)
     started: list[subprocess.Popen] = []
 
-    def start(mode: str) -> tuple[subprocess.Popen, Path]:
+    def start(mode: str, **extra_env: str) -> tuple[subprocess.Popen, Path]:
         script = tmp_path / "proj" / "train.py"
         script.parent.mkdir(exist_ok=True)
         script.write_text(SCRIPT)
@@ -62,7 +62,8 @@ def pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         env.update(injected)
         env.update({"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HOME": str(tmp_path),
                     "PYTHONPATH": str(ROOT), "DLW_SNAPSHOT_DIR": str(tmp_path / "snapshot"),
-                    "DLW_CODE_DIR": str(tmp_path / "code"), "DLW_OUTPUT_DIR": str(output), "TEE_MODE": mode})
+                    "DLW_CODE_DIR": str(tmp_path / "code"), "DLW_OUTPUT_DIR": str(output), "TEE_MODE": mode,
+                    **extra_env})
         proc = subprocess.Popen([*container["command"], *container["args"]], env=env, cwd=tmp_path,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         started.append(proc)
@@ -80,6 +81,15 @@ def test_output_reaches_the_container_and_the_volume_and_the_exit_code_is_kept(p
     assert proc.returncode == 3
     assert out == "hello from stdout\n" and err == "hello from stderr\n"  # streams stay apart
     assert sorted(log.read_text().splitlines()) == ["hello from stderr", "hello from stdout"]
+
+
+def test_a_capped_log_on_the_volume_says_where_it_stopped(pod):
+    proc, log = pod("plain", DLW_LOG_MAX_BYTES="20")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 3 and out == "hello from stdout\n"  # the container's stream is whole
+    kept = log.read_text()
+    assert len(kept.split("\n[dlw:")[0]) == 20
+    assert "rank 1's kept log reached 20 bytes (DLW_LOG_MAX_BYTES); the rest is only in the pod's log" in kept
 
 
 def test_sigterm_reaches_the_entrypoint(pod):

@@ -84,7 +84,12 @@ import contextlib  # noqa: E402
 import signal  # noqa: E402
 import threading  # noqa: E402
 
-LOG_MAX = 1 << 30  # a runaway log must not fill the volume; the pod's own log keeps the rest
+# A runaway log must not fill the volume: past the cap (DLW_LOG_MAX_BYTES, as for local jobs) the copy
+# says where it stopped and the pod's own log keeps the rest.
+try:
+    LOG_MAX = max(int(e.get("DLW_LOG_MAX_BYTES") or 1 << 30), 1)
+except ValueError:
+    LOG_MAX = 1 << 30
 try:
     log_dir = os.path.join(e["DLW_OUTPUT_DIR"], ".dlw-logs", e.get("DLW_JOB_ID") or "job")
     os.makedirs(log_dir, exist_ok=True)
@@ -126,8 +131,12 @@ written = [0]
 def keep(data):
     with lock:
         if written[0] < LOG_MAX:
+            room = LOG_MAX - written[0]
             try:
-                log.write(data[:LOG_MAX - written[0]])
+                log.write(data[:room])
+                if len(data) > room:
+                    log.write(b"\n[dlw: rank %d's kept log reached %d bytes (DLW_LOG_MAX_BYTES); the rest is only in "
+                              b"the pod's log]\n" % (node, LOG_MAX))
                 log.flush()
             except OSError:
                 pass
