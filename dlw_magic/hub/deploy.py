@@ -30,7 +30,7 @@ from . import rbac
 from .admission import admission_policies
 from .profiles import WORKSPACE_MOUNT, profile_list
 
-PART_OF = {"app.kubernetes.io/part-of": "dlw"}
+PART_OF = rbac.PART_OF
 # Served by every Kueue release so far; newer ones also serve v1beta2 (same shape for what DLW writes).
 KUEUE_API = "kueue.x-k8s.io/v1beta1"
 

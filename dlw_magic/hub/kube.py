@@ -201,7 +201,7 @@ class DLWKubeSpawner(KubeSpawner):
             secret = await self.api.read_namespaced_secret(pull, ws.namespaces.hub)
             objects.append({"apiVersion": "v1", "kind": "Secret", "type": secret.type, "data": secret.data,
                             "metadata": {"name": pull, "namespace": self.namespace,
-                                         "labels": {"app.kubernetes.io/part-of": "dlw"}}})
+                                         "labels": dict(rbac.PART_OF)}})
         await apply_objects(self.api.api_client, objects, log)
 
 
@@ -252,7 +252,7 @@ def spawner_settings(ws: Workspace, ws_path: str | None = None) -> dict[str, Any
             "DLW_WORKSPACE_CONFIG": prof.WORKSPACE_MOUNT,
         },
         # z2jh's hub NetworkPolicy admits pods with this label (from other namespaces too, see deploy).
-        "extra_labels": {"app.kubernetes.io/part-of": "dlw", rbac.HUB_ACCESS_LABEL: "true"},
+        "extra_labels": {**rbac.PART_OF, rbac.HUB_ACCESS_LABEL: "true"},
     }
     if ws.namespaces.scheme == "shared":
         settings["namespace"] = ws.namespaces.shared
