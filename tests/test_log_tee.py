@@ -63,6 +63,7 @@ def pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         env.update({"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HOME": str(tmp_path),
                     "PYTHONPATH": str(ROOT), "DLW_SNAPSHOT_DIR": str(tmp_path / "snapshot"),
                     "DLW_CODE_DIR": str(tmp_path / "code"), "DLW_OUTPUT_DIR": str(output), "TEE_MODE": mode,
+                    "DLW_CHECKPOINT_DIR": str(output / "checkpoints"),  # not the machine's /dlw/output
                     **extra_env})
         proc = subprocess.Popen([*container["command"], *container["args"]], env=env, cwd=tmp_path,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
