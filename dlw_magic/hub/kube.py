@@ -115,7 +115,7 @@ def kube_profile_list(ws: Workspace, groups: list[str] | None = None) -> list[di
         entries[0]["default"] = True  # the admin's default is not open to these groups
     for entry in entries:
         entry["kubespawner_override"].update(volume_overrides(ws, entry["slug"]))
-        for option in entry["profile_options"].values():
+        for option in entry.get("profile_options", {}).values():
             option["unlisted_choice"] = {"enabled": False}
     return entries
 

@@ -1,0 +1,33 @@
+"""Where the hub finds the programs it starts: beside the running interpreter first, then on PATH.
+
+``.venv/bin/dlw hub`` runs with the project's virtualenv off PATH (the README calls it by its full
+path), so a bare ``jupyterhub-singleuser`` looked up on PATH is not found, or another install's is.
+The scripts folder of the interpreter running the hub is the environment it was installed into.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sysconfig
+from pathlib import Path
+
+
+def scripts_dir() -> Path:
+    """The running environment's scripts folder (``.venv/bin``), whether or not it is on PATH."""
+    return Path(sysconfig.get_path("scripts"))
+
+
+def find_command(name: str) -> str | None:
+    """``name`` from this environment's scripts folder, else from PATH; None when neither has it."""
+    here = scripts_dir() / name
+    if here.is_file() and os.access(here, os.X_OK):
+        return str(here)
+    return shutil.which(name)
+
+
+def path_with_scripts(path: str | None) -> str:
+    """``path`` (a PATH value) with this environment's scripts folder first, as an activated venv has it."""
+    first = str(scripts_dir())
+    rest = [p for p in (path or os.defpath).split(os.pathsep) if p and p != first]
+    return os.pathsep.join([first, *rest])
