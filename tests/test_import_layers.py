@@ -16,13 +16,23 @@ PACKAGE = ROOT / "dlw_magic"
 ORDER = ["leaves", "spec", "render", "engines", "backends", "core", "faces"]
 LAYERS = {
     # faces: the package's IPython entry point, the CLI, magics, widget, the lab's REST API and the hub side
-    "": "faces", "cli": "faces", "cli_admin": "faces", "magics": "faces", "widget": "faces", "server": "faces",
+    "": "faces",
+    "cli": "faces",
+    "cli_admin": "faces",
+    "magics": "faces",
+    "widget": "faces",
+    "server": "faces",
     "hub": "faces",
-    "core": "core", "options": "core",  # options: the faces' shared job options, built on the core
-    "backends": "backends", "build": "backends", "snapshot": "backends",
+    "core": "core",
+    "options": "core",  # options: the faces' shared job options, built on the core
+    "backends": "backends",
+    "build": "backends",
+    "snapshot": "backends",
     "engines": "engines",
-    "render": "render", "workspace": "render",
-    "spec": "spec", "convert": "spec",
+    "render": "render",
+    "workspace": "render",
+    "spec": "spec",
+    "convert": "spec",
 }
 
 
@@ -42,8 +52,12 @@ def imports(path: Path, root: Path) -> list[tuple[str, int]]:
     module = module_name(path, root)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    types_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
-                  and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+    types_only = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
     found: list[tuple[str, int]] = []
     for node in ast.walk(tree):
         if id(node) in types_only:
@@ -70,15 +84,17 @@ def back_edges(root: Path) -> list[str]:
             if target == "dlw_magic.__version__":
                 continue  # a constant of the package, not its IPython entry point
             if ORDER.index(layer(source)) < ORDER.index(layer(target)):
-                edges.append(f"{path.relative_to(root.parent)}:{line}: {layer(source)} {source} imports "
-                             f"{layer(target)} {target}")
+                edges.append(
+                    f"{path.relative_to(root.parent)}:{line}: {layer(source)} {source} imports {layer(target)} {target}"
+                )
     return edges
 
 
 def test_no_module_imports_from_a_layer_above_its_own() -> None:
     edges = back_edges(PACKAGE)
     assert edges == [], "imports against faces > core > backends > engines > render > spec > leaves:\n" + "\n".join(
-        edges)
+        edges
+    )
 
 
 def test_a_late_import_against_the_order_is_caught(tmp_path: Path) -> None:
@@ -89,7 +105,8 @@ def test_a_late_import_against_the_order_is_caught(tmp_path: Path) -> None:
         "from typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n    from ..backends import Backend\n"  # types only: allowed
         "from ..errors import DLWError\n"  # a leaf: allowed
-        "def f():\n    from ..core import submit\n    from dlw_magic.engines import get\n")
+        "def f():\n    from ..core import submit\n    from dlw_magic.engines import get\n"
+    )
     assert back_edges(pkg) == [
         "dlw_magic/spec/__init__.py:6: spec dlw_magic.spec imports core dlw_magic.core.submit",
         "dlw_magic/spec/__init__.py:7: spec dlw_magic.spec imports engines dlw_magic.engines.get",

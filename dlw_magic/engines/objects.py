@@ -33,7 +33,8 @@ def objects_for(ctx: RenderContext) -> list[dict[str, Any]]:
     objects = engine.render(ctx)
     # The spec rides on the job object, so `dlw list/rerun` work for jobs applied with kubectl too.
     objects[0]["metadata"]["annotations"][SPEC_ANNOTATION] = json.dumps(
-        {**ctx.spec.to_yaml_dict(), "engine": ctx.engine}, separators=(",", ":"), sort_keys=True)
+        {**ctx.spec.to_yaml_dict(), "engine": ctx.engine}, separators=(",", ":"), sort_keys=True
+    )
     if ctx.queue and ctx.queue_system == "kueue":
         objects[0]["metadata"]["labels"][KUEUE_QUEUE_LABEL] = ctx.queue
         wpc = ctx.workspace.priority_class(ctx.priority_class) if ctx.priority_class else None

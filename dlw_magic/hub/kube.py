@@ -160,7 +160,7 @@ class DLWKubeSpawner(KubeSpawner):
             if limit <= 0:
                 return await super()._start()
             return await asyncio.wait_for(super()._start(), limit)
-        except (TimeoutError, asyncio.TimeoutError) as err:  # one class from Python 3.11 on
+        except TimeoutError as err:  # one class from Python 3.11 on
             raise spawn_wait.spawn_timeout(self, err) from err
 
     async def _make_create_pod_request(self, pod: Any, request_timeout: int) -> bool:
