@@ -54,9 +54,26 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
+        if action.dest in SPEC_DEFAULTS and "default" not in text:
+            return f"{text} (default: {_spec_default(SPEC_DEFAULTS[action.dest])}, or a job spec's own)"
         if "default" in text or default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)"
+
+
+# Job options whose default is the job spec's (an option's own default is None: "keep the spec's value").
+SPEC_DEFAULTS = {"workers": "workers", "processes_per_worker": "processes_per_worker", "gpus": "resources.gpus",
+                 "engine": "engine", "retries": "retries"}
+
+
+def _spec_default(path: str) -> Any:
+    """The spec model's default at ``path``, read from a minimal spec (only when help is shown)."""
+    from .spec import parse_spec
+
+    value: Any = parse_spec({"name": "help", "source": {"script": "train.py"}})
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
 
 
 class Parser(argparse.ArgumentParser):

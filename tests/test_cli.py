@@ -274,7 +274,10 @@ def test_options_are_not_abbreviated_and_a_notebook_parameter_gets_a_hint(tmp_pa
 def test_help_shows_defaults_and_examples() -> None:
     train = dlw("train", "--help")
     assert train.returncode == 0
-    assert "output format (default: table)" in train.stdout
+    words = " ".join(train.stdout.split())  # the same whatever the terminal's width
+    assert "output format (default: table)" in words
+    assert "--workers N number of workers (pods or local process groups) (default: 1, or a job spec's own)" in words
+    assert "--gpus N GPUs per worker (default: 0, or a job spec's own)" in words
     assert "examples:\n  dlw train examples/digits_ddp.ipynb --workers 2 -p epochs=5 --follow" in train.stdout
     hub = dlw("hub", "--help")
     assert "(default 8000)" in hub.stdout and "(default: 8000)" not in hub.stdout  # said once
