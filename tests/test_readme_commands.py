@@ -97,6 +97,17 @@ def test_run_example_then_dlw_by_full_path(shell_env: dict[str, str]) -> None:
     assert jobs.returncode == 0 and "digits-ddp" in jobs.stdout and "Succeeded" in jobs.stdout, jobs
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_job_started_by_full_path_runs_in_the_venv(tmp_path: Path, shell_env: dict[str, str]) -> None:
+    """`.venv/bin/dlw train` from a shell without the venv: the job's `python` and `pip` are the venv's."""
+    script = tmp_path / "where.py"
+    script.write_text("import shutil\nprint('python', shutil.which('python'))\nprint('pip', shutil.which('pip'))\n")
+    run = sh(f".venv/bin/dlw train {script} --name where --wait && .venv/bin/dlw logs where", shell_env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"python {VENV_BIN / 'python'}" in run.stdout and f"pip {VENV_BIN / 'pip'}" in run.stdout, run.stdout
+
+
 def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120, **kw: object) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -20,8 +20,8 @@ from typing import Any
 
 from .. import settings
 from ..errors import DLWError
+from ..venv import find_command
 from ..workspace import load_workspace, workspace_path
-from .commands import find_command
 from .culler import add_culler, add_gpu_culler
 
 PROXY = "configurable-http-proxy"

@@ -31,8 +31,8 @@ from traitlets import Bool, Unicode, default
 
 from .. import settings
 from ..errors import DLWError
+from ..venv import find_command, path_with_scripts
 from ..workspace import Profile, Workspace, safe_name
-from .commands import find_command, path_with_scripts
 from .profiles import cpu_float, gpu_label, quantity_bytes
 from .workspace_cache import cached_workspace, user_groups
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import DLWError
-from .commands import find_command
+from ..venv import find_command
 
 LAB_EXTENSION = "dlw-labextension"
 

@@ -1,8 +1,10 @@
-"""Where the hub finds the programs it starts: beside the running interpreter first, then on PATH.
+"""The Python environment DLW runs in, whether or not it is on PATH.
 
-``.venv/bin/dlw hub`` runs with the project's virtualenv off PATH (the README calls it by its full
-path), so a bare ``jupyterhub-singleuser`` looked up on PATH is not found, or another install's is.
-The scripts folder of the interpreter running the hub is the environment it was installed into.
+``.venv/bin/dlw hub`` or ``.venv/bin/jupyter lab`` run with the project's virtualenv off PATH (the README
+calls them by their full paths), so a bare ``jupyterhub-singleuser`` looked up on PATH is not found, and a
+job's or a notebook's ``python``/``pip``/``dlw`` would be another install's. The scripts folder of the
+running interpreter is the environment DLW was installed into: commands are looked up there first, and
+what DLW starts gets it first on PATH, as an activated environment has it.
 """
 
 from __future__ import annotations
