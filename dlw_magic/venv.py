@@ -10,13 +10,19 @@ what DLW starts gets it first on PATH, as an activated environment has it.
 from __future__ import annotations
 
 import os
-import shutil
-import sysconfig
+import sys
 from pathlib import Path
 
 
 def scripts_dir() -> Path:
-    """The running environment's scripts folder (``.venv/bin``), whether or not it is on PATH."""
+    """The running environment's scripts folder (``.venv/bin``), whether or not it is on PATH: the folder
+    of the running interpreter (in a virtualenv, where pip puts the scripts; cheaper than sysconfig's
+    answer, which the local runner would pay for on every job)."""
+    folder = os.path.dirname(sys.executable)
+    if folder:
+        return Path(folder)
+    import sysconfig  # no interpreter path (an embedding): never "." on PATH
+
     return Path(sysconfig.get_path("scripts"))
 
 
@@ -25,6 +31,8 @@ def find_command(name: str) -> str | None:
     here = scripts_dir() / name
     if here.is_file() and os.access(here, os.X_OK):
         return str(here)
+    import shutil
+
     return shutil.which(name)
 
 
