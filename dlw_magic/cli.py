@@ -1,8 +1,9 @@
 """``dlw``: the command-line face over ``dlw_magic.core``.
 
 Parses options, calls the core, formats the answer (``dlw_magic.format``): tables on a terminal, JSON
-with ``--output json``. A DLWError becomes one line on stderr and exit code 1; a mistyped option or value
-is one line too (what is wrong, the valid choices) and exit code 2. Nothing here decides how jobs run.
+with ``--output json``. Every error is one line on stderr, ``dlw COMMAND: what is wrong``: exit code 1 for
+a DLWError (or a waited-for job that did not succeed), 2 for a mistyped option or value (with the valid
+choices), 130 on Ctrl-C (docs/cli.md). Nothing here decides how jobs run.
 The job options come from ``dlw_magic.options.JobOptions``; the ``%dlw`` magic parses with ``build_parser``.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import format as fmt
@@ -45,17 +48,71 @@ def _one_line(message: str) -> str:
     return message
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Epilogs (the examples) as written; each option's default in its help unless the help says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if action.dest in SPEC_DEFAULTS and "default" not in text:
+            return f"{text} (default: {_spec_default(SPEC_DEFAULTS[action.dest])}, or a job spec's own)"
+        if "default" in text or default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+# Job options whose default is the job spec's (an option's own default is None: "keep the spec's value").
+SPEC_DEFAULTS = {"workers": "workers", "processes_per_worker": "processes_per_worker", "gpus": "resources.gpus",
+                 "engine": "engine", "retries": "retries"}
+
+
+def _spec_default(path: str) -> Any:
+    """The spec model's default at ``path``, read from a minimal spec (only when help is shown)."""
+    from .spec import parse_spec
+
+    value: Any = parse_spec({"name": "help", "source": {"script": "train.py"}})
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are a UsageError (one line), not a usage dump and exit."""
+    """An ArgumentParser whose errors are a UsageError (one line), not a usage dump and exit; options are
+    never abbreviated (``--worker`` is an error, not ``--workers``); help shows defaults and examples."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(self.prog, _one_line(message))
 
 
+class _BackendNames:
+    """``--backend``'s choices: the built-ins, and backends other packages register by entry point (scanned
+    only for a name that is not built in, or for ``--help``)."""
+
+    def __contains__(self, name: object) -> bool:
+        from .backends import BACKENDS, backend_names
+
+        return name in BACKENDS or name in backend_names()
+
+    def __iter__(self) -> Iterator[str]:
+        from .backends import backend_names
+
+        return iter(backend_names())
+
+
+def examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def _backend_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("where jobs run")
-    g.add_argument("--backend", choices=["local", "kubernetes"], help="default: DLW_BACKEND, else local "
-                   "(kubernetes inside a cluster pod or with --kubeconfig)")
+    g.add_argument("--backend", choices=_BackendNames(), metavar="NAME", help="local, kubernetes or one a "
+                   "package registers (%(choices)s); default: DLW_BACKEND, else local (kubernetes inside a "
+                   "cluster pod or with --kubeconfig)")
     g.add_argument("--kubeconfig", help="kubeconfig file (implies --backend kubernetes)")
     g.add_argument("--namespace", help="Kubernetes namespace (default: yours)")
 
@@ -78,7 +135,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = Parser(prog="dlw", description="Promote a notebook into a training job and watch it run.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("train", help="submit a notebook, script or job spec as a training job")
+    p = sub.add_parser("train", help="submit a notebook, script or job spec as a training job", epilog=examples(
+        "dlw train examples/digits_ddp.ipynb --workers 2 -p epochs=5 --follow",
+        "dlw train train.py --gpus 1 --wait           # a script; exit 1 unless it succeeds",
+        "dlw train job.yaml --backend kubernetes      # a job spec (docs/job-spec.md)",
+    ))
     _job_options(p, command)
     _backend_options(p)
     w = p.add_mutually_exclusive_group()
@@ -87,7 +148,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _output_option(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("jobs", help="list your jobs")
+    p = sub.add_parser("jobs", help="list your jobs", epilog=examples("dlw jobs", "dlw jobs -o json"))
     _backend_options(p)
     _output_option(p)
     p.set_defaults(func=cmd_jobs)
@@ -98,7 +159,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _output_option(p)
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("logs", help="print a job's logs")
+    p = sub.add_parser("logs", help="print a job's logs", epilog=examples("dlw logs -f digits-ddp",
+                                                                          "dlw logs digits-ddp --rank 1"))
     p.add_argument("name")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing until the job finishes")
     p.add_argument("--rank", type=int, help="only this rank (default: all, prefixed)")
@@ -110,20 +172,24 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _backend_options(p)
     p.set_defaults(func=cmd_cancel)
 
-    p = sub.add_parser("rerun", help="submit a job again with the same spec and code snapshot")
+    p = sub.add_parser("rerun", help="submit a job again with the same spec and code snapshot",
+                       epilog=examples("dlw rerun digits-ddp --as digits-ddp-2"))
     p.add_argument("name")
     p.add_argument("--as", dest="new_name", help="name of the new job")
     _backend_options(p)
     _output_option(p)
     p.set_defaults(func=cmd_rerun)
 
-    p = sub.add_parser("convert", help="print the script a notebook job runs")
+    p = sub.add_parser("convert", help="print the script a notebook job runs",
+                       epilog=examples("dlw convert examples/digits_ddp.ipynb -p epochs=2 -o train.py"))
     p.add_argument("notebook")
     p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("-o", "--out", help="write to this file instead of stdout")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("render", help="print Kubernetes manifests for a job (kubectl apply -f -)")
+    p = sub.add_parser("render", help="print Kubernetes manifests for a job (kubectl apply -f -)",
+                       epilog=examples("dlw render examples/digits_ddp.ipynb --workers 2 --engine pytorchjob "
+                                       "| kubectl apply -f -"))
     _job_options(p, command)
     p.add_argument("--workspace", help="admin YAML (default: DLW_WORKSPACE_CONFIG, else the built-in default)")
     p.add_argument("-o", "--out", help="write to this file instead of stdout")
@@ -306,8 +372,32 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         return build_parser(command).parse_args(argv)
     except UsageError as err:
         if err.prog == "dlw" and command and err.detail.startswith("unrecognized arguments"):
-            raise UsageError(f"dlw {command}", err.detail) from None
+            raise UsageError(f"dlw {command}", err.detail + _parameter_hint(command, argv, err.detail)) from None
         raise
+
+
+def _parameter_hint(command: str, argv: list[str], detail: str) -> str:
+    """``dlw train nb.ipynb --epochs 3``: the notebook has a parameter ``epochs``, so say how to set it."""
+    if command not in JOB_COMMANDS:
+        return ""
+    notebook = next((a for a in argv if a.endswith(".ipynb")), None)
+    flags = [w.split("=", 1)[0] for w in detail.removeprefix("unrecognized arguments:").split() if w.startswith("--")]
+    if notebook is None or not flags:
+        return ""
+    from .convert import read_parameters
+
+    try:
+        known = read_parameters(Path(notebook))
+    except (DLWError, OSError, ValueError):
+        return ""
+    for flag in flags:
+        name = flag[2:].replace("-", "_")
+        if name in known:
+            value = next((w.split("=", 1)[1] for w in argv if w.startswith(flag + "=")), None)
+            if value is None and flag in argv and argv.index(flag) + 1 < len(argv):
+                value = argv[argv.index(flag) + 1]
+            return f" ({name} is a parameter of {notebook}: -p {name}={known[name] if value is None else value})"
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,13 +407,14 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         sys.stderr.write(f"{err}\n")
         return 2
+    prog = f"dlw {args.command}"  # every error: `dlw COMMAND: what is wrong`, as a usage error
     try:
         return int(args.func(args) or 0)
     except DLWError as err:
-        sys.stderr.write(f"dlw: error: {err}\n")
+        sys.stderr.write(f"{prog}: {err}\n")
         return 1
     except KeyboardInterrupt:
-        sys.stderr.write("dlw: interrupted (jobs keep running; cancel with: dlw cancel NAME)\n")
+        sys.stderr.write(f"{prog}: interrupted (jobs keep running; cancel with: dlw cancel NAME)\n")
         return 130
     except BrokenPipeError:
         return 0

@@ -372,7 +372,7 @@ def convert(target: str | Path, params: dict[str, Any] | None = None) -> Convert
 def render(spec: TrainingJob, engine: str | None = None, workspace: str | None = None) -> str:
     """Multi-document YAML for ``kubectl apply`` (the Kubernetes engines)."""
     from . import snapshot
-    from .render import render_yaml
+    from .engines.objects import render_yaml
 
     with tempfile.TemporaryDirectory(prefix="dlw-render-") as tmp:
         prepared = snapshot.prepare(spec, Path(tmp), current_user())

@@ -258,7 +258,8 @@ def typescript() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dlw_magic.options", description="JobOptions as a schema.")
+    parser = argparse.ArgumentParser(prog="python -m dlw_magic.options", description="JobOptions as a schema.",
+                                     allow_abbrev=False)
     parser.add_argument("--typescript", nargs="?", const="-", metavar="FILE",
                         help=f"TypeScript interfaces, printed or written to FILE (the checked-in one: {TS_FILE})")
     args = parser.parse_args(argv)

@@ -7,8 +7,15 @@ set -euo pipefail
 DLW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DLW_VENV="$DLW_ROOT/.venv"
 extras="${1:-lab}"
+step() { echo "scripts/env.sh: $*" >&2; }
 
 if [ ! -x "$DLW_VENV/bin/python" ]; then
+  # Popen(process_group=) in the local runner: the oldest Python pyproject.toml claims.
+  if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "scripts/env.sh: DLW needs Python 3.11 or newer as python3 (found: $(python3 --version 2>&1))" >&2
+    return 1 2>/dev/null || exit 1
+  fi
+  step "creating the virtualenv .venv..."
   python3 -m venv "$DLW_VENV"
   "$DLW_VENV/bin/python" -m pip install -q --upgrade pip
 fi
@@ -18,6 +25,7 @@ export PATH="$DLW_VENV/bin:$PATH" VIRTUAL_ENV="$DLW_VENV"
 stamp="$DLW_VENV/.dlw-installed-${extras//,/-}"
 want="$(sha256sum "$DLW_ROOT/pyproject.toml" | cut -c1-64)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  step "installing Python packages into .venv ($extras; first time: several minutes)..."
   # The lab's own build hook is optional in editable mode; the extension is built explicitly below.
   # Explicit failure: `set -e` does not apply when the caller sources this file inside `&&`.
   if ! HATCH_JUPYTER_BUILDER_SKIP_NPM=1 python -m pip install -q -e "$DLW_ROOT[$extras]"; then
@@ -31,6 +39,7 @@ fi
 built="$DLW_ROOT/dlw_magic/labextension/package.json"
 if [ ! -f "$built" ] || [ -n "$(find "$DLW_ROOT/labextension/src" "$DLW_ROOT/labextension/style" \
     "$DLW_ROOT/labextension/schema" "$DLW_ROOT/labextension/package.json" -newer "$built" -print -quit)" ]; then
+  step "building the JupyterLab extension (npm packages, then webpack; first time: a few minutes)..."
   (cd "$DLW_ROOT/labextension" && jlpm install --immutable >/dev/null && jlpm build:prod >/dev/null)
 fi
 # Link the built bundle into the venv's labextensions folder (once: a symlink follows later rebuilds).
@@ -40,5 +49,6 @@ fi
 
 # configurable-http-proxy for the local JupyterHub (`dlw hub`), pinned in hub_config/package-lock.json.
 if [ ! -x "$DLW_ROOT/hub_config/node_modules/.bin/configurable-http-proxy" ]; then
+  step "installing configurable-http-proxy for dlw hub (npm, under a minute)..."
   npm ci --prefix "$DLW_ROOT/hub_config" --no-audit --no-fund >/dev/null
 fi

@@ -15,9 +15,9 @@ from dlw_magic import core, snapshot
 from dlw_magic.build import build_image, context_tarball, dockerfile, image_reference, pinned_requirements
 from dlw_magic.build.dockerfile import write_context
 from dlw_magic.build.kaniko import build_objects
+from dlw_magic.engines.policy import check_objects
 from dlw_magic.errors import DLWError
 from dlw_magic.render import render_context
-from dlw_magic.render.policy import check_objects
 from dlw_magic.spec import parse_spec
 
 WORKSPACE = str(Path(__file__).parent / "render_golden" / "workspace.yaml")
@@ -104,7 +104,7 @@ def test_kaniko_job_renders_valid_and_confined(env: Path, tmp_path: Path) -> Non
     assert container["image"] == "registry.example/dlw/kaniko-executor:v1.23.2"
     assert job["metadata"]["namespace"] == cm["metadata"]["namespace"] == "dlw-alice"
     check_objects(objs, "dlw-alice", [], frozenset({"registry-push"}))  # the admin's push secret only
-    from dlw_magic.render import objects_for
+    from dlw_magic.engines.objects import objects_for
 
     job_pod = objects_for(ctx)[0]["spec"]["template"]["spec"]
     assert job_pod["imagePullSecrets"] == [{"name": "registry-push"}]  # built images pull with it

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import write_notebook
 
 from dlw_magic.cli import main
 
@@ -29,7 +31,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
     err = result.stderr.strip()
     assert "Traceback" not in result.stderr
     assert len(err.splitlines()) == 1, err
-    assert err.startswith("dlw: error: ")
+    assert re.match(r"dlw [a-z]+: ", err), err  # `dlw COMMAND: what is wrong`, as usage errors are
     for fragment in fragments:
         assert fragment in err
 
@@ -255,3 +257,34 @@ def test_benchmark_runner_prints_help_instead_of_running():
     result = subprocess.run([sys.executable, str(runner), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "usage: run_all.py" in result.stdout
     assert '"name"' not in result.stdout  # no benchmark ran (they print JSON lines)
+
+
+def test_options_are_not_abbreviated_and_a_notebook_parameter_gets_a_hint(tmp_path: Path, dlw_home: Path) -> None:
+    nb = write_notebook(tmp_path / "nb.ipynb", [("epochs = 1\nlr = 0.1", ["parameters"]), "print(epochs)"])
+    worker = dlw("train", str(nb), "--worker", "2")
+    assert worker.returncode == 2 and worker.stderr == "dlw train: unrecognized arguments: --worker 2\n"
+    epochs = dlw("train", str(nb), "--epochs", "3")
+    assert epochs.returncode == 2
+    hint = f"(epochs is a parameter of {nb}: -p epochs=3)"
+    assert epochs.stderr == f"dlw train: unrecognized arguments: --epochs 3 {hint}\n"
+    other = dlw("train", str(nb), "--seed=4")  # not a parameter: no hint
+    assert other.stderr == "dlw train: unrecognized arguments: --seed=4\n"
+
+
+def test_help_shows_defaults_and_examples() -> None:
+    train = dlw("train", "--help")
+    assert train.returncode == 0
+    words = " ".join(train.stdout.split())  # the same whatever the terminal's width
+    assert "output format (default: table)" in words
+    assert "--workers N number of workers (pods or local process groups) (default: 1, or a job spec's own)" in words
+    assert "--gpus N GPUs per worker (default: 0, or a job spec's own)" in words
+    assert "examples:\n  dlw train examples/digits_ddp.ipynb --workers 2 -p epochs=5 --follow" in train.stdout
+    hub = dlw("hub", "--help")
+    assert "(default 8000)" in hub.stdout and "(default: 8000)" not in hub.stdout  # said once
+
+
+def test_every_error_names_its_command_and_exit_codes_differ_by_kind(dlw_home: Path) -> None:
+    missing = dlw("status", "no-such-job")
+    assert missing.returncode == 1 and missing.stderr.startswith("dlw status: ")
+    typo = dlw("status")
+    assert typo.returncode == 2 and typo.stderr.startswith("dlw status: ")

@@ -46,7 +46,7 @@ def dlw(*args: str) -> tuple[int, str]:
 def test_pathological_input_is_refused_in_one_line(name, corpus, dlw_home):
     rc, err = dlw("train", name)
     assert rc == 1, f"{name} was accepted"
-    assert err.startswith("dlw: error: ") and err.count("\n") == 1, err
+    assert err.startswith("dlw train: ") and err.count("\n") == 1, err
     named = name in err or any(field in err for field in ("source.", "secrets[", "parameters", "name:", "priority"))
     assert named, f"{name}: the error names neither the file nor a field: {err}"
     assert not (dlw_home / "jobs").exists() or list((dlw_home / "jobs").iterdir()) == [], "a job folder was left"

@@ -83,7 +83,7 @@ def test_any_param_value_through_the_cli(value, workdir, monkeypatch):
         rc = cli.main(["convert", "nb.ipynb", "--param", f"x={value}"])
     assert rc in (0, 1)
     if rc:
-        assert err.getvalue().startswith("dlw: error: ") and err.getvalue().count("\n") == 1, err.getvalue()
+        assert err.getvalue().startswith("dlw convert: ") and err.getvalue().count("\n") == 1, err.getvalue()
 
 
 @given(value=scalars)

@@ -129,7 +129,7 @@ def test_a_root_hub_refuses_to_start_when_accounts_cannot_read_what_servers_need
     ws.write_text(workspace_path(None).read_text())
     out = dlw(tmp_path, "--user", "alice", "--user", "bob", "--config", str(ws))
     assert out.returncode == 1 and out.stdout == ""
-    assert out.stderr.count("\n") == 1 and out.stderr.startswith("dlw: error: system accounts cannot read ")
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("dlw hub: system accounts cannot read ")
     assert out.stderr.endswith(", or start with --no-system-users\n")
     env_problems = [first_unreadable(p, deep) for p, deep in paths_a_server_needs(str(ws))[:-1]]
     env_problems = [p for p in env_problems if p]
@@ -140,7 +140,7 @@ def test_a_root_hub_refuses_to_start_when_accounts_cannot_read_what_servers_need
 
 def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
     out = dlw(tmp_path, "--group", "research")
-    assert out.returncode == 1 and out.stderr == "dlw: error: --group 'research': expected GROUP=USER[,USER]\n"
+    assert out.returncode == 1 and out.stderr == "dlw hub: --group 'research': expected GROUP=USER[,USER]\n"
     out = dlw(tmp_path, "--user", "alice", "--group", "research=bob")
     assert out.returncode == 1 and "--group names users who may not log in: bob (add --user)" in out.stderr
     out = dlw(tmp_path, "--gpu-indices", "first")
@@ -148,7 +148,7 @@ def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
     bad = tmp_path / "ws.yaml"
     bad.write_text("profiles: []\n")
     out = dlw(tmp_path, "--config", str(bad))
-    assert out.returncode == 1 and out.stderr.startswith(f"dlw: error: {bad}: profiles: List should have at least")
+    assert out.returncode == 1 and out.stderr.startswith(f"dlw hub: {bad}: profiles: List should have at least")
 
 
 def test_password_file_is_private_and_stable(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

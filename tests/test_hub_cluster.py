@@ -152,7 +152,7 @@ def policies() -> tuple[Policy, Policy]:
 def job_pods(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """A pod of every role of every engine, as the controllers would create them from the templates."""
     from dlw_magic import snapshot
-    from dlw_magic.render import render_objects
+    from dlw_magic.engines.objects import render_objects
     from dlw_magic.spec import parse_spec
 
     monkeypatch.setenv("DLW_USER", "alice")

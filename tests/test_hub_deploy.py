@@ -119,6 +119,11 @@ def test_helm_values_carry_profiles_storage_and_the_admin_yaml(tmp_path: Path) -
     assert gpu["kubespawner_override"]["node_selector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
     assert gpu["profile_options"]["gpus"]["choices"]["4"]["kubespawner_override"]["extra_resource_limits"] == {
         "nvidia.com/gpu": "4"}
+    # A profile with one GPU count offers no select: the count is part of the profile itself.
+    cpu, research = values["singleuser"]["profileList"][0], values["singleuser"]["profileList"][2]
+    assert "profile_options" not in cpu and "extra_resource_limits" not in cpu["kubespawner_override"]
+    assert "profile_options" not in research
+    assert research["kubespawner_override"]["extra_resource_limits"] == {"nvidia.com/gpu": "8"}
     storage = values["singleuser"]["storage"]
     assert storage["type"] == "dynamic" and storage["capacity"] == "10Gi"
     assert storage["dynamic"]["pvcNameTemplate"] == "claim-{username}"

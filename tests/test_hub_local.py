@@ -293,6 +293,9 @@ def test_the_form_shows_gpu_counts_the_machine_lacks_disabled_with_why() -> None
     assert '<input type="radio" name="profile" value="gpu" disabled>' in form
     assert "not available: this machine has no GPU" in form
     assert 'name="profile-option-gpu--gpus"' not in form  # no list whose every entry is disabled
+    # The CPU profile has one GPU count (none): it is said, not offered as a select with one choice.
+    assert '<select name="profile-option-cpu--gpus"' not in form
+    assert '<input type="hidden" name="profile-option-cpu--gpus" value="0"><span class="dlw-gpus">no GPU</span>' in form
     form = render_form(ws.profiles, "gpu", gpus_here=2)
     assert '<input type="radio" name="profile" value="gpu" checked>' in form
     assert '<option value="2">2 GPUs</option>' in form

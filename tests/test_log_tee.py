@@ -18,7 +18,7 @@ import test_k8s_backend as _k8s
 from test_rank_contract import ROOT, WORKSPACE, controller_pods, unpack_config_map
 
 from dlw_magic import core, snapshot
-from dlw_magic.render import render_objects
+from dlw_magic.engines.objects import render_objects
 
 env, kube, backend, script = _k8s.env, _k8s.kube, _k8s.backend, _k8s.script  # shared fixtures
 

@@ -15,7 +15,7 @@ import test_render
 import yaml
 from test_render import objects, pod_specs, prepare
 
-from dlw_magic.render import render_objects
+from dlw_magic.engines.objects import render_objects
 
 project = test_render.project  # the fixture: a project folder as cwd
 

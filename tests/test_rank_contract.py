@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from dlw_magic import core, snapshot
-from dlw_magic.render import render_objects
-from dlw_magic.render.policy import pod_specs
+from dlw_magic.engines.objects import render_objects
+from dlw_magic.engines.policy import pod_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "digits_ddp.ipynb"

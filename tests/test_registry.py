@@ -40,3 +40,25 @@ def test_a_backend_registered_by_entry_point_is_found_by_name(tmp_path: Path, mo
         backends._cache.clear()
     with pytest.raises(DLWError, match="backend 'pbs' is unknown .*slurm"):
         backends.get_backend("pbs")
+
+
+def test_dlw_jobs_takes_a_backend_registered_by_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            dlw_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dlw_magic import cli
+
+    site = tmp_path / "site"
+    site.mkdir()
+    _install(site, "dlw_magic.backends", "slurm = slurmdlw:SlurmBackend", "slurmdlw",
+             "from dlw_magic.backends.local import LocalBackend\n"
+             "class SlurmBackend(LocalBackend):\n    name = 'slurm'\n")
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    backends._cache.clear()
+    try:
+        assert cli.main(["jobs", "--backend", "slurm", "-o", "json"]) == 0
+        assert capsys.readouterr().out.strip() == "[]"
+        assert cli.main(["jobs", "--backend", "pbs"]) == 2
+        assert "dlw jobs: --backend: invalid choice 'pbs' (choose from local, kubernetes, slurm)" in (
+            capsys.readouterr().err)
+    finally:
+        backends._cache.clear()

@@ -22,10 +22,10 @@ from k8s_schema import validate_objects
 from dlw_magic import snapshot
 from dlw_magic.backends.base import PreparedJob
 from dlw_magic.engines import get, names
+from dlw_magic.engines.objects import render_objects, render_yaml
+from dlw_magic.engines.policy import check_objects
+from dlw_magic.engines.policy import pod_specs as policy_pod_specs
 from dlw_magic.errors import DLWError
-from dlw_magic.render import render_objects, render_yaml
-from dlw_magic.render.policy import check_objects
-from dlw_magic.render.policy import pod_specs as policy_pod_specs
 from dlw_magic.spec import parse_spec
 from dlw_magic.workspace import load_workspace
 
@@ -611,7 +611,7 @@ def test_engines_from_other_packages_register_by_entry_point(tmp_path: Path, mon
                                                             project: Path) -> None:
     import importlib
 
-    from dlw_magic import engines
+    from dlw_magic import engine_names, engines
 
     pkg = tmp_path / "site"
     (pkg / "myengine.py").parent.mkdir()
@@ -625,6 +625,7 @@ def test_engines_from_other_packages_register_by_entry_point(tmp_path: Path, mon
     monkeypatch.syspath_prepend(str(pkg))
     importlib.invalidate_caches()
     engines._registry.cache_clear()
+    engine_names.names.cache_clear()  # the spec's list of names, read without loading the engines
     try:
         assert engines.names()[-1] == "mine"
         job = objects(project, "mine")[-1]
@@ -633,5 +634,6 @@ def test_engines_from_other_packages_register_by_entry_point(tmp_path: Path, mon
     finally:
         monkeypatch.undo()
         engines._registry.cache_clear()
+        engine_names.names.cache_clear()
     with pytest.raises(DLWError, match="engine: 'mine' is not an engine"):
         parse_spec({"name": "x", "source": {"script": "train.py"}, "engine": "mine"})

@@ -167,7 +167,7 @@ def test_admin_check_accepts_the_default_and_reports_invalid_yaml(tmp_path: Path
     broken.write_text("profiles: [\n")
     out = _dlw("admin", "check", str(broken))
     assert out.returncode == 1
-    assert out.stderr.startswith(f"dlw: error: {broken}: line") and "invalid YAML" in out.stderr
+    assert out.stderr.startswith(f"dlw admin: {broken}: line") and "invalid YAML" in out.stderr
     missing = _dlw("admin", "check", str(tmp_path / "none.yaml"))
     assert missing.returncode == 1 and "workspace config not found" in missing.stderr
 

@@ -29,10 +29,10 @@ def _backend(given: Any = None) -> Any:
 
 
 def build_in_cluster(prepared: PreparedJob, ws: Any, base: str, ref: str, backend: Any = None) -> str:
+    from ..engines.policy import check_objects
     from ..render import render_context
     from ..render.code import CONFIGMAP_MAX_BYTES
     from ..render.context import JOB_ID_LABEL
-    from ..render.policy import check_objects
 
     backend = _backend(backend)
     api, ns = backend.api, backend.namespace

@@ -11,18 +11,11 @@ import functools
 import importlib
 from importlib.metadata import entry_points
 
+from ..engine_names import BUILTIN, ENTRY_POINT_GROUP
 from ..errors import DLWError
 from .base import Engine, Kind, Status
 
 __all__ = ["Engine", "Kind", "Status", "all_engines", "for_kind", "get", "names"]
-
-BUILTIN: dict[str, str] = {
-    "job": "dlw_magic.engines.job",
-    "volcano": "dlw_magic.engines.volcano",
-    "pytorchjob": "dlw_magic.engines.pytorchjob",
-    "trainjob": "dlw_magic.engines.trainjob",
-}
-ENTRY_POINT_GROUP = "dlw_magic.engines"
 
 
 @functools.cache

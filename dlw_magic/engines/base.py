@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..backends.base import JobState
 from ..errors import DLWError
+from ..types import JobState
 
 if TYPE_CHECKING:
     from ..render.context import RenderContext

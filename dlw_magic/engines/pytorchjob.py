@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..backends.base import JobState
 from ..render.context import MASTER_PORT, RenderContext
 from ..render.pod import pod_template
+from ..types import JobState
 from .base import Engine, Kind, Status, name_index, template_spec, true_conditions, ts
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..backends.base import JobState
 from ..errors import DLWError
 from ..render.context import MASTER_PORT, RenderContext
 from ..render.pod import pod_template
+from ..types import JobState
 from .base import Engine, Kind, Status, name_index, owned_by, template_spec, ts
 
 DEFAULT_MAX_RETRY = 3  # Volcano's own default, which its webhook applies to maxRetry: 0 anyway

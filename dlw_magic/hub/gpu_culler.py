@@ -236,7 +236,8 @@ def check_every(timeout: int, warning: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dlw_magic.hub.gpu_culler", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dlw_magic.hub.gpu_culler", description=__doc__.split("\n")[0],
+                                     allow_abbrev=False)
     parser.add_argument("--workspace", required=True, help="the admin YAML")
     parser.add_argument("--every", type=float, default=None, help="seconds between passes")
     args = parser.parse_args(argv)

@@ -115,7 +115,7 @@ def kube_profile_list(ws: Workspace, groups: list[str] | None = None) -> list[di
         entries[0]["default"] = True  # the admin's default is not open to these groups
     for entry in entries:
         entry["kubespawner_override"].update(volume_overrides(ws, entry["slug"]))
-        for option in entry["profile_options"].values():
+        for option in entry.get("profile_options", {}).values():
             option["unlisted_choice"] = {"enabled": False}
     return entries
 
@@ -160,7 +160,7 @@ class DLWKubeSpawner(KubeSpawner):
             if limit <= 0:
                 return await super()._start()
             return await asyncio.wait_for(super()._start(), limit)
-        except (TimeoutError, asyncio.TimeoutError) as err:  # one class from Python 3.11 on
+        except TimeoutError as err:  # one class from Python 3.11 on
             raise spawn_wait.spawn_timeout(self, err) from err
 
     async def _make_create_pod_request(self, pod: Any, request_timeout: int) -> bool:

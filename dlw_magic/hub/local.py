@@ -13,7 +13,6 @@ import getpass
 import logging
 import os
 import pwd
-import shutil
 import socket
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from .. import settings
 from ..errors import DLWError
+from ..venv import find_command
 from ..workspace import load_workspace, workspace_path
 from .culler import add_culler, add_gpu_culler
 
@@ -40,12 +40,13 @@ def default_data_dir() -> Path:
 
 
 def find_proxy() -> str:
-    """The project's own install (hub_config/node_modules), else configurable-http-proxy on PATH."""
+    """The project's own install (hub_config/node_modules), else configurable-http-proxy beside the
+    interpreter or on PATH."""
     repo = Path(__file__).resolve().parents[2]
     for candidate in (repo / "hub_config" / "node_modules" / ".bin" / PROXY,):
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
-    found = shutil.which(PROXY)
+    found = find_command(PROXY)
     if found:
         return found
     raise DLWError(f"{PROXY} not found: run `npm ci --prefix hub_config` in the DLW checkout, or put it on PATH")

@@ -10,8 +10,8 @@ and runs jobs on the local backend, outside the notebook server (culling a serve
 With ``system_users`` on and the hub running as root (``dlw hub``'s default for several users, see
 ``system_users.py``), each user's server runs as a system account of their own (``dlw-<name>``,
 created on first start, as JupyterHub's LocalProcessSpawner runs each user as their Unix account),
-with a home (their notebooks folder, empty at first), a DLW data folder and an IPython profile of their
-own: users cannot read each other's notebooks, jobs, logs or secrets.
+with a home (their notebooks folder), a DLW data folder and an IPython profile of their own: users
+cannot read each other's notebooks, jobs, logs or secrets. A new home starts with the example notebook.
 """
 
 from __future__ import annotations
@@ -31,9 +31,12 @@ from traitlets import Bool, Unicode, default
 
 from .. import settings
 from ..errors import DLWError
+from ..venv import find_command, path_with_scripts
 from ..workspace import Profile, Workspace, safe_name
 from .profiles import cpu_float, gpu_label, quantity_bytes
 from .workspace_cache import cached_workspace, user_groups
+
+EXAMPLE = "digits_ddp.ipynb"  # what a new user's home starts with
 
 
 class DLWLocalSpawner(SimpleLocalProcessSpawner):
@@ -55,6 +58,11 @@ class DLWLocalSpawner(SimpleLocalProcessSpawner):
     system_home_template = Unicode(
         "/home/dlw-{username}", config=True, help="Home of a user's system account ({username}: a safe name).",
     )
+
+    @default("cmd")
+    def _cmd_default(self) -> list[str]:
+        # The hub's own environment's server, even when that environment is not on PATH (.venv/bin/dlw hub).
+        return [find_command("jupyterhub-singleuser") or "jupyterhub-singleuser"]
 
     def _system_account(self) -> pwd.struct_passwd | None:
         return getattr(self, "_dlw_account", None)
@@ -125,17 +133,24 @@ class DLWLocalSpawner(SimpleLocalProcessSpawner):
         self.cpu_limit = cpu_float(profile.cpu.limit) if profile.cpu.limit else None
         self.mem_limit = quantity_bytes(profile.memory.limit) if profile.memory.limit else None
         self.home_dir = self.home_dir_template.format(username=safe_name(self.user.name))
+        account = None
         if self.system_users and os.geteuid() == 0:
             home = Path(self.system_home_template.format(username=safe_name(self.user.name, max_len=27)))
+            new_home = not home.exists()
             account = system_account(self.user.name, home)
             self._dlw_account = account
             self.home_dir = account.pw_dir
             own_ipython_profile(account)
+        else:
+            new_home = not Path(self.home_dir).exists()
+        if new_home:
+            seed_home(Path(self.home_dir), account)
         self.notebook_dir = self.home_dir
         return await super().start()
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
+        env["PATH"] = path_with_scripts(env.get("PATH"))  # `dlw`, `jupyter` in terminals and `!` lines
         profile: Profile | None = getattr(self, "_dlw_profile", None)
         if profile is None:
             return env
@@ -205,6 +220,27 @@ def system_account(username: str, home: Path) -> pwd.struct_passwd:
     return account
 
 
+def example_notebook() -> Path | None:
+    """``examples/digits_ddp.ipynb`` in a source checkout, else the copy shipped in the wheel."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package.parent / "examples" / EXAMPLE, package / "_data" / "examples" / EXAMPLE):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def seed_home(home: Path, account: pwd.struct_passwd | None) -> None:
+    """A new user's home: created with the example notebook in it, so the first lab has a job to try."""
+    home.mkdir(parents=True, exist_ok=True)
+    example = example_notebook()
+    if example is None:
+        return
+    target = home / EXAMPLE
+    shutil.copyfile(example, target)
+    if account is not None:
+        os.chown(target, account.pw_uid, account.pw_gid)
+
+
 def _account_exists(name: str) -> bool:
     try:
         pwd.getpwnam(name)
@@ -271,7 +307,10 @@ def render_form(profiles: list[Profile], default: str, gpus_here: int | None = N
             f'{"" if usable(n) else html.escape(f" ({here})")}</option>'
             for n in p.gpus
         )
-        if can:
+        if can and len(p.gpus) == 1:  # one count: say it, there is nothing to choose
+            choice = (f'<input type="hidden" name="profile-option-{p.name}--gpus" value="{p.gpus[0]}">'
+                      f'<span class="dlw-gpus">{html.escape(gpu_label(p.gpus[0]))}</span>')
+        elif can:
             choice = (f'<select name="profile-option-{p.name}--gpus" '
                       f'aria-label="GPUs for {html.escape(p.display_name)}">{options}</select>')
         else:  # nothing to choose: say why instead of an empty list

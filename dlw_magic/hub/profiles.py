@@ -79,19 +79,22 @@ def profile_entry(ws: Workspace, profile: Profile) -> dict[str, Any]:
         "description": profile.description or _describe(profile),
         "default": profile is ws.default_profile,
         "kubespawner_override": profile_override(ws, profile),
-        "profile_options": {
-            "gpus": {
-                "display_name": "GPUs",
-                "choices": {
-                    str(n): {
-                        "display_name": gpu_label(n) + (f" ({profile.gpu_type})" if n and profile.gpu_type else ""),
-                        "default": n == profile.default_gpus,
-                        "kubespawner_override": gpu_override(profile, n),
-                    }
-                    for n in profile.gpus
-                },
-            }
-        },
+    }
+    if len(profile.gpus) == 1:  # nothing to choose: the one count is part of the profile, not a one-entry select
+        entry["kubespawner_override"].update(gpu_override(profile, profile.gpus[0]))
+        return entry
+    entry["profile_options"] = {
+        "gpus": {
+            "display_name": "GPUs",
+            "choices": {
+                str(n): {
+                    "display_name": gpu_label(n) + (f" ({profile.gpu_type})" if n and profile.gpu_type else ""),
+                    "default": n == profile.default_gpus,
+                    "kubespawner_override": gpu_override(profile, n),
+                }
+                for n in profile.gpus
+            },
+        }
     }
     return entry
 

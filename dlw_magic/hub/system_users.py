@@ -11,7 +11,6 @@ error deep in a log, so the hub refuses at once with the first path and how to f
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import sys
 import sysconfig
@@ -19,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import DLWError
+from ..venv import find_command
 
 LAB_EXTENSION = "dlw-labextension"
 
@@ -47,7 +47,7 @@ def paths_a_server_needs(workspace: str) -> list[tuple[Path, bool]]:
     needed: list[tuple[Path, bool]] = [(Path(sys.executable), False), (Path(os.__file__).parent, False)]
     for key in ("purelib", "platlib"):
         needed.append((Path(sysconfig.get_paths()[key]), False))
-    singleuser = shutil.which("jupyterhub-singleuser")
+    singleuser = find_command("jupyterhub-singleuser")
     if singleuser:
         needed.append((Path(singleuser), False))
     needed.append((Path(dlw_magic.__file__).parent, True))

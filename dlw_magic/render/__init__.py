@@ -1,25 +1,23 @@
-"""Render a prepared job into Kubernetes objects for one engine (``dlw_magic.engines``).
+"""What every engine renders with: the context of a job's render, the pod template, the code ConfigMap.
 
-This package builds what every engine shares (the context, the pod template, the code ConfigMap) and
-asks the engine for the rest. Every render ends in ``policy.check_objects``: what leaves this package
-is confined to the user's namespace and the admin's catalogue.
+The engines (``dlw_magic.engines``) build on this package, never the other way round; a job's objects
+for its engine come from ``dlw_magic.engines.objects``, which ends every render in
+``engines.policy.check_objects``.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import yaml
 
-from .. import engines, settings
-from ..backends.base import PreparedJob
+from .. import engine_names, settings
 from ..errors import DLWError
-from .code import CONFIGMAP_MAX_BYTES, code_source, config_map, encoded_size
-from .context import KUEUE_PRIORITY_LABEL, KUEUE_QUEUE_LABEL, SPEC_ANNOTATION, CodeSource, RenderContext, job_id_for
-from .policy import check_objects
+from ..types import PreparedJob
+from .code import CONFIGMAP_MAX_BYTES, code_source, encoded_size
+from .context import CodeSource, RenderContext, job_id_for
 
-__all__ = ["objects_for", "render_context", "render_objects", "render_yaml", "to_yaml"]
+__all__ = ["render_context", "to_yaml"]
 
 
 def load_workspace_arg(workspace: Any = None) -> Any:
@@ -86,7 +84,8 @@ def render_context(
 ) -> RenderContext:
     ws = load_workspace_arg(workspace)
     engine = engine or prepared.spec.engine
-    engines.get(engine)  # an unknown engine fails here, in one line
+    if engine not in engine_names.names():  # an unknown engine fails here, in one line
+        raise DLWError(f"engine {engine!r} is unknown (choose from {', '.join(engine_names.names())})")
     ns = user_namespace(ws, prepared.user, namespace)
     in_image = prepared.code_in_image
     size = 0 if in_image else encoded_size(prepared.snapshot_dir)
@@ -109,32 +108,6 @@ def render_context(
     return ctx
 
 
-def render_objects(
-    prepared: PreparedJob, engine: str | None = None, workspace: Any = None, namespace: str | None = None
-) -> list[dict[str, Any]]:
-    """The objects to create, in order: the code ConfigMap first, then the job and its Service."""
-    return objects_for(render_context(prepared, engine, workspace, namespace))
-
-
-def objects_for(ctx: RenderContext) -> list[dict[str, Any]]:
-    engine = engines.get(ctx.engine)
-    engine.check(ctx)
-    objects = engine.render(ctx)
-    # The spec rides on the job object, so `dlw list/rerun` work for jobs applied with kubectl too.
-    objects[0]["metadata"]["annotations"][SPEC_ANNOTATION] = json.dumps(
-        {**ctx.spec.to_yaml_dict(), "engine": ctx.engine}, separators=(",", ":"), sort_keys=True)
-    if ctx.queue and ctx.queue_system == "kueue":
-        objects[0]["metadata"]["labels"][KUEUE_QUEUE_LABEL] = ctx.queue
-        wpc = ctx.workspace.priority_class(ctx.priority_class) if ctx.priority_class else None
-        if wpc is not None and wpc.workload_priority_class:  # else Kueue takes the pods' PriorityClass
-            objects[0]["metadata"]["labels"][KUEUE_PRIORITY_LABEL] = wpc.workload_priority_class
-    cm = config_map(ctx)
-    if cm is not None:
-        objects.insert(0, cm)
-    check_objects(objects, ctx.namespace, list(ctx.workspace.host_path_allowlist))
-    return objects
-
-
 class _Dumper(yaml.SafeDumper):
     def ignore_aliases(self, data: Any) -> bool:
         return True  # shared dicts (two replicas' pod templates) are written out in full: no &id/*id for kubectl
@@ -151,8 +124,3 @@ _Dumper.add_representer(str, _str)
 
 def to_yaml(objects: list[dict[str, Any]]) -> str:
     return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=110)
-
-
-def render_yaml(prepared: PreparedJob, engine: str | None = None, workspace: Any = None) -> str:
-    """Multi-document YAML for ``kubectl apply -f -``."""
-    return to_yaml(render_objects(prepared, engine=engine, workspace=workspace))

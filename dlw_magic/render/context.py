@@ -1,6 +1,6 @@
 """What every engine needs to know besides the spec: namespace, labels, image, workspace, code source.
 
-Built once per render by ``render_objects``; engines only read it.
+Built once per render by ``engines.objects.render_objects``; engines only read it.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..backends.base import PreparedJob
 from ..spec import TrainingJob
+from ..types import PreparedJob
 
 LABEL_PREFIX = "dlw.dev"
 USER_LABEL = f"{LABEL_PREFIX}/user"

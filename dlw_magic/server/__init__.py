@@ -7,6 +7,7 @@ its own, as jupyter-scheduler's ``scheduler_class``). Handlers only translate HT
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from traitlets.config import Configurable
 
 from .. import core
 from ..backends import Backend
+from ..venv import path_with_scripts
 from .gpu_idle import GpuIdleHandler, GpusHandler
 from .handlers import (
     CancelHandler,
@@ -89,6 +91,8 @@ class DLWServer(Configurable):
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
+    # `.venv/bin/jupyter lab` with .venv off PATH: terminals and `!dlw`, `!pip` in kernels get this environment.
+    os.environ["PATH"] = path_with_scripts(os.environ.get("PATH"))
     config = DLWServer(parent=serverapp)
     web_app = serverapp.web_app
     base = url_path_join(web_app.settings["base_url"], "dlw", "api")

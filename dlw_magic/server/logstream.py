@@ -99,7 +99,7 @@ class LogPump:
         if not self._pending and not self.done:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return []
         self._wake.clear()
         with self._cond:

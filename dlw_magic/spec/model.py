@@ -55,7 +55,7 @@ EnvMap = Annotated[dict[str, str], AfterValidator(_env_names)]
 GpuResourceName = Annotated[str, AfterValidator(_gpu_resource)]
 
 def _engine(name: str) -> str:
-    from ..engines import names  # the registry (built-ins and entry points); imported late: it renders
+    from ..engine_names import names  # built-ins and entry points, by name
 
     if name not in names():
         raise ValueError(f"{name!r} is not an engine (choose from {', '.join(names())})")
@@ -63,7 +63,7 @@ def _engine(name: str) -> str:
 
 
 def _engine_choices(schema: dict[str, Any]) -> None:
-    from ..engines import names
+    from ..engine_names import names
 
     schema["enum"] = names()  # the JSON schema (and the lab's types) list what is registered
 

@@ -44,12 +44,11 @@ class KubernetesBackend(Backend):
         self, kubeconfig: str | None = None, namespace: str | None = None, workspace: str | None = None,
         watch: bool = True,
     ) -> None:
-        from ...core import current_user
         from ...render import load_workspace_arg, user_namespace
 
         self.kubeconfig = kubeconfig or settings.current().kubeconfig
         self.workspace = load_workspace_arg(workspace or settings.current().workspace_config)
-        self.user = current_user()
+        self.user = settings.current().user
         # The namespace is the user's (workspace scheme); an explicit or detected one must agree with it.
         wanted = namespace or settings.current().namespace or pod_namespace()
         self.namespace = user_namespace(self.workspace, self.user, wanted)
@@ -180,7 +179,8 @@ class KubernetesBackend(Backend):
             raise Conflict(f"job {name}: a job of this name already exists in {self.namespace} (pick another name)")
 
     def submit(self, job: PreparedJob) -> JobInfo:
-        from ...render import objects_for, render_context
+        from ...engines.objects import objects_for
+        from ...render import render_context
 
         job.provenance["job_id"] = uuid.uuid4().hex[:12]
         if not job.spec.image and not job.spec.build.enabled:

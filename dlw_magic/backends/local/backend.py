@@ -105,11 +105,9 @@ class LocalBackend(Backend):
     name = "local"
 
     def __init__(self, home: str | None = None):
-        from ...core import current_user
-
         self.home = Path(home) if home else data_dir()
         self.store = Store(self.home)
-        self.user = current_user()
+        self.user = settings.current().user
 
     # ---------------------------------------------------------------- submit
 

@@ -39,6 +39,7 @@ from ...failure import log_exception_line
 from ...gpu_sampler import Reader, append_line, nvml_reader, sample_gpus
 from ...metrics import FOLDER as METRICS_FOLDER
 from ...metrics import GPU_FILE_PREFIX
+from ...venv import path_with_scripts
 from ..base import JobState
 from . import outcome, scheduling
 from .logcap import RankLog, log_cap
@@ -115,6 +116,7 @@ def rank_env(row: Any, spec: dict[str, Any], gpus: list[int], port: int, attempt
     per_worker = world // workers
     gpus_per_worker = row["gpus"]
     base = dict(os.environ)
+    base["PATH"] = path_with_scripts(base.get("PATH"))  # the job's `python`, `pip`: DLW's environment's
     base.update(spec.get("env") or {})
     base.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),

@@ -12,8 +12,8 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
-from .. import engines
 from ..errors import DLWError
+from . import for_kind
 
 # Volume sources a job may use; anything else (secret, hostPath outside the allowlist, csi inline...) is refused.
 ALLOWED_VOLUME_SOURCES = {"emptyDir", "configMap", "persistentVolumeClaim", "hostPath", "nfs"}
@@ -25,7 +25,7 @@ def pod_specs(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     if obj.get("apiVersion") == "v1" and obj.get("kind") == "Pod":
         yield "spec", obj.get("spec") or {}
         return
-    engine = engines.for_kind(obj.get("apiVersion"), obj.get("kind"))
+    engine = for_kind(obj.get("apiVersion"), obj.get("kind"))
     if engine is not None:
         yield from engine.pod_specs(obj)
     else:
