@@ -25,6 +25,9 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# A job name: a DNS-1123 label short enough for the suffixes engines add to its pods and Services.
+JOB_NAME_MAX = 52
+JOB_NAME_RULE = f"lowercase letters, digits and '-', starting and ending with a letter or digit, at most {JOB_NAME_MAX} characters"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Kubernetes resource quantities: "2", "500m", "4Gi", "1.5", "1e3".
 QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
@@ -249,10 +252,8 @@ class TrainingJob(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if len(v) > 52 or not DNS1123_LABEL.match(v):
-            raise ValueError(
-                f"{v!r} is not a valid job name (lowercase letters, digits and '-', at most 52 characters)"
-            )
+        if len(v) > JOB_NAME_MAX or not DNS1123_LABEL.match(v):
+            raise ValueError(f"{v!r} is not a valid job name ({JOB_NAME_RULE})")
         return v
 
     @field_validator("timeout", mode="before")

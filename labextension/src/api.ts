@@ -10,7 +10,7 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import { SSEParser } from './sse.js';
 
-import type { IGpuReport, IJob, ILogChunk, IOptions, ISubmitRequest } from './types.js';
+import type { IGpuReport, IJob, ILogChunk, IOptions, IParameters, ISubmitRequest } from './types.js';
 
 export type { IGpu, IGpuReport, IJob, ILogChunk, INamed, IOptions, ISubmitRequest } from './types.js';
 
@@ -74,8 +74,7 @@ export const submitJob = (body: ISubmitRequest): Promise<IJob> =>
   request<IJob>('jobs', { method: 'POST', body: JSON.stringify(body) });
 export const getGpus = (): Promise<IGpuReport> => request('gpus');
 export const getOptions = (): Promise<IOptions> => request('options');
-export const getParameters = (path: string): Promise<{ parameters: Record<string, unknown>; reason: string | null }> =>
-  request('parameters', {}, { path });
+export const getParameters = (path: string): Promise<IParameters> => request('parameters', {}, { path });
 
 export interface IFollowHandlers {
   onChunk: (chunks: ILogChunk[]) => void;

@@ -11,7 +11,7 @@ import type { Dialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { paramToText, textToParam } from './format.js';
-import type { IOptions, ISubmitRequest } from './types.js';
+import type { INameRule, IOptions, IParamType, ISubmitRequest } from './types.js';
 
 /** ``source.files`` pattern for "ship the notebook's folder": everything below it but hidden files. */
 export const SHIP_FOLDER = '**';
@@ -29,6 +29,7 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
   private readonly paramInputs = new Map<string, HTMLInputElement>();
   private readonly volumeBoxes = new Map<string, HTMLInputElement>();
   private readonly errors = new Map<HTMLInputElement, HTMLElement>();
+  private readonly nameRule: INameRule | undefined;
   private folderBox: HTMLInputElement | null = null;
   private preemptibleBox: HTMLInputElement | null = null;
   // Capture on window runs before the Dialog's document-level 'input' check, so it sees our marks.
@@ -45,9 +46,11 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     options: IOptions,
     defaults: ITrainDefaults,
     previous?: ISubmitRequest,
-    paramsReason?: string | null
+    paramsReason?: string | null,
+    readonly paramTypes: Record<string, IParamType> = {}
   ) {
     super();
+    this.nameRule = options.rules?.name;
     this.addClass('dlw-TrainForm');
     const p = previous ?? {};
     const form = document.createElement('div');
@@ -60,6 +63,7 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     form.appendChild(note);
 
     this.text(form, 'name', 'Job name', p.name ?? '', 'generated from the notebook name');
+    this.check(this.inputs.name as HTMLInputElement);
     this.number(form, 'workers', 'Workers', p.workers ?? defaults.workers, 1);
     this.number(form, 'gpus', 'GPUs per worker', p.gpus ?? defaults.gpus, 0);
     const unavailable = options.unavailable ?? {};
@@ -122,7 +126,8 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
       const value = p.parameters && name in p.parameters ? p.parameters[name] : parameters[name];
       const input = this.row(params, `param-${name}`, name, 'input') as HTMLInputElement;
       input.value = paramToText(value);
-      input.title = `default: ${paramToText(parameters[name])}`;
+      const help = paramTypes[name]?.help;
+      input.title = `default: ${paramToText(parameters[name])}${help ? ` (${help})` : ''}`;
       this.paramInputs.set(name, input);
       this.check(input);
     }
@@ -194,10 +199,12 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     const pname = input.name.startsWith('param-') ? input.name.slice(6) : null;
     if (pname !== null && this.paramInputs.get(pname) === input) {
       try {
-        textToParam(pname, input.value, this.parameters[pname]);
+        textToParam(pname, input.value, this.parameters[pname], this.paramTypes[pname]?.type);
       } catch (err) {
         message = (err as Error).message;
       }
+    } else if (input.name === 'name') {
+      message = this.nameProblem(input.value.trim());
     } else if (input.type === 'number') {
       const label = input.closest('label')?.querySelector('span')?.textContent ?? input.name;
       if (!/^\d+$/.test(input.value.trim()) || Number(input.value) < Number(input.min)) {
@@ -219,6 +226,18 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
       line.hidden = message === null;
     }
     return message;
+  }
+
+  /** Why ``name`` is not a job name the spec accepts (empty: generated), or null. */
+  private nameProblem(name: string): string | null {
+    const rule = this.nameRule;
+    if (!name || !rule) {
+      return null;
+    }
+    if (name.length > rule.maxLength || !new RegExp(rule.pattern).test(name)) {
+      return `Job name: ${JSON.stringify(name)} is not a valid job name (${rule.rule})`;
+    }
+    return null;
   }
 
   /**
@@ -246,7 +265,7 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     for (const [pname, input] of this.paramInputs) {
       let value: unknown;
       try {
-        value = textToParam(pname, input.value, this.parameters[pname]);
+        value = textToParam(pname, input.value, this.parameters[pname], this.paramTypes[pname]?.type);
       } catch {
         value = input.value;
       }

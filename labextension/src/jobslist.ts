@@ -6,7 +6,7 @@
  * baseline the benchmark compares against).
  */
 
-import { formatDuration, gpuLabel, isFinished, jobDuration } from './format.js';
+import { failureLine, formatDuration, gpuLabel, isFinished, jobDuration, jobTimes } from './format.js';
 import type { IJob } from './types.js';
 import { visibleRange } from './virtual.js';
 
@@ -24,6 +24,7 @@ interface IRow {
   state: HTMLElement;
   name: HTMLElement;
   meta: HTMLElement;
+  why: HTMLElement;
   cancel: HTMLButtonElement;
   remove: HTMLButtonElement;
   notebook: HTMLButtonElement;
@@ -130,6 +131,9 @@ export class JobsList {
     top.append(name, state);
     const meta = document.createElement('div');
     meta.className = 'dlw-JobRow-meta';
+    const why = document.createElement('div');
+    why.className = 'dlw-JobRow-why';
+    why.hidden = true;
     const actions = document.createElement('div');
     actions.className = 'dlw-JobRow-actions';
     const buttons = new Map<JobAction, HTMLButtonElement>();
@@ -142,13 +146,14 @@ export class JobsList {
       actions.appendChild(b);
       buttons.set(action, b);
     }
-    el.append(top, meta, actions);
+    el.append(top, meta, why, actions);
     this.node.appendChild(el);
     return {
       el,
       state,
       name,
       meta,
+      why,
       cancel: buttons.get('cancel')!,
       remove: buttons.get('delete')!,
       notebook: buttons.get('notebook')!,
@@ -159,9 +164,11 @@ export class JobsList {
   private fill(row: IRow, index: number, now: number): void {
     const job = this.view[index];
     const duration = formatDuration(jobDuration(job, now));
-    const meta = `${duration} · ${gpuLabel(job)} · ${job.workers}×${job.engine}`;
+    const times = jobTimes(job, now);
+    const meta = `${duration} · ${gpuLabel(job)} · ${job.workers}×${job.engine}${times ? ` · ${times}` : ''}`;
     // A queued job says why it waits (the scheduler's message) instead of its size; the size is in the tooltip.
     const waiting = job.state === 'Queued' && job.message ? job.message : '';
+    const failed = failureLine(job);
     const key = `${index}|${job.name}|${job.state}|${meta}|${job.message ?? ''}|${job.executed_notebook_path}`;
     if (row.key === key) {
       return; // unchanged since the last frame: no DOM write
@@ -180,6 +187,10 @@ export class JobsList {
     row.meta.textContent = waiting || meta;
     row.meta.title = waiting ? `${waiting}\n${meta}` : meta;
     row.meta.classList.toggle('dlw-mod-waiting', !!waiting);
+    // A failed job says why in its row, not only in a tooltip.
+    row.why.textContent = failed;
+    row.why.title = failed;
+    row.why.hidden = !failed;
     // The list may not know the notebook yet (it is read for one job's details): the click asks then.
     row.notebook.disabled = job.state === 'Queued' && !job.executed_notebook_path;
     row.cancel.disabled = isFinished(job.state);

@@ -82,6 +82,28 @@ export interface IOptions {
   reason: string | null;
   /** What the active backend cannot run, with why (the dialog leaves it out and says so). */
   unavailable?: Record<string, string>;
+  /** The spec's rules the dialog checks as the user types (``dlw_magic.server.options.RULES``). */
+  rules?: { name?: INameRule };
+}
+
+export interface INameRule {
+  pattern: string;
+  maxLength: number;
+  rule: string;
+}
+
+/** What a parameter takes (GET /dlw/api/parameters ``types``): "int", "float", "bool", "str", "list",
+ * "tuple", "set", "dict", or null for any type; ``optional``: None is accepted too. */
+export interface IParamType {
+  type: string | null;
+  optional: boolean;
+  help?: string;
+}
+
+export interface IParameters {
+  parameters: Record<string, unknown>;
+  reason: string | null;
+  types?: Record<string, IParamType>;
 }
 
 /** POST /dlw/api/jobs: a notebook (path under the root) or a spec (job YAML), plus the job options.

@@ -81,3 +81,29 @@ describe('JobsList', () => {
     expect(actions).toEqual(['notebook:job-2']);
   });
 });
+
+describe('JobsList rows', () => {
+  it("shows a failed job's reason in its row, and when each job ran", () => {
+    const failed = {
+      ...job(1, 'Failed'),
+      started: 1000,
+      finished: 1075,
+      reason: 'Error',
+      message: "NameError: name 'x' is not defined (cell 3)"
+    };
+    const list = new JobsList({ virtualize: false, onAction: () => undefined, now: () => 2000 });
+    document.body.appendChild(list.node);
+    list.setJobs([failed, job(2, 'Running')]);
+    list.render();
+    const rows = list.node.querySelectorAll<HTMLElement>('.dlw-JobRow');
+    const why = rows[0].querySelector<HTMLElement>('.dlw-JobRow-why')!;
+    expect(why.hidden).toBe(false);
+    expect(why.textContent).toBe("NameError: name 'x' is not defined (cell 3)");
+    expect(rows[1].querySelector<HTMLElement>('.dlw-JobRow-why')!.hidden).toBe(true);
+    // start–end in local time: the same instants, whatever the time zone
+    const clock = (s: number): string => new Date(s * 1000).toTimeString().slice(0, 8);
+    expect(rows[0].querySelector('.dlw-JobRow-meta')!.textContent).toContain(`${clock(1000)}–${clock(1075)}`);
+    expect(rows[1].querySelector('.dlw-JobRow-meta')!.textContent).toContain(`${clock(1000)}–now`);
+    list.dispose();
+  });
+});
