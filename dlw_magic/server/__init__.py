@@ -17,6 +17,7 @@ from traitlets.config import Configurable
 
 from .. import core
 from ..backends import Backend
+from .downloads import DownloadHandler, HtmlHandler
 from .gpu_idle import GpuIdleHandler, GpusHandler
 from .handlers import (
     CancelHandler,
@@ -39,6 +40,8 @@ HANDLERS: list[tuple[str, type]] = [
     (rf"jobs/{JOB_NAME}/rerun", RerunHandler),
     (rf"jobs/{JOB_NAME}/output", OutputHandler),
     (rf"jobs/{JOB_NAME}/logs", LogsHandler),
+    (rf"jobs/{JOB_NAME}/html", HtmlHandler),
+    (rf"jobs/{JOB_NAME}/download", DownloadHandler),
     (r"gpus", GpusHandler),
     (r"gpus/idle", GpuIdleHandler),
     (r"options", OptionsHandler),

@@ -103,6 +103,7 @@ class DLWHandler(APIHandler):
         else:  # details of one job only: a list stays small
             data.pop("metrics", None)
             data.pop("executed_notebook", None)
+        data["tags"] = core.job_tags(info)
         data["output_path"] = self.root_relative(info.output_dir) or self.linked_output(info)
         nb = info.executed_notebook
         data["executed_notebook_path"] = (
@@ -154,7 +155,7 @@ class JobsHandler(DLWHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        jobs = await self.call(core.list_jobs, self.backend())
+        jobs = await self.call(core.list_jobs, self.backend(), self.get_query_argument("tag", "") or None)
         self.reply({"jobs": [self.job_dict(j) for j in jobs]})
 
     @web.authenticated
