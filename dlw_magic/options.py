@@ -32,7 +32,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from .errors import DLWError
-from .spec.model import ParamValue, Tag, VolumeRef
+from .spec.model import TAG_RULE, ParamValue, Tag, VolumeRef
 
 VolumeName = Annotated[str, Field(min_length=1, strict=True)]
 
@@ -127,7 +127,7 @@ def _message(error: Mapping[str, Any]) -> str:
     if where == "volumes":
         return "volumes: expected a list of volume names from the admin's catalogue"
     if where == "tags":
-        return "tags: expected a list of tags (letters, digits, '-', '_', '.'; at most 63 characters)"
+        return f"tags: expected a list of tags ({TAG_RULE})"
     if where == "files":
         return "files: expected a list of glob patterns relative to the notebook's folder"
     if kind.startswith("int"):

@@ -12,10 +12,13 @@ from typing import Any
 
 from ..engines import names
 from ..errors import DLWError
-from ..spec.model import DNS1123_LABEL, JOB_NAME_MAX, JOB_NAME_RULE
+from ..spec.model import DNS1123_LABEL, JOB_NAME_MAX, JOB_NAME_RULE, TAG_PATTERN, TAG_RULE
 
 # The spec's rules the dialog checks as the user types (the server checks them again on submit).
-RULES = {"name": {"pattern": DNS1123_LABEL.pattern, "maxLength": JOB_NAME_MAX, "rule": JOB_NAME_RULE}}
+RULES = {
+    "name": {"pattern": DNS1123_LABEL.pattern, "maxLength": JOB_NAME_MAX, "rule": JOB_NAME_RULE},
+    "tag": {"pattern": TAG_PATTERN, "maxLength": 63, "rule": TAG_RULE},
+}
 
 # Per backend: field -> why the dialog does not offer it.
 UNAVAILABLE: dict[str, dict[str, str]] = {

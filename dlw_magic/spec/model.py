@@ -77,7 +77,8 @@ Engine = Annotated[str, AfterValidator(_engine), Field(json_schema_extra=_engine
 # Strict members: with plain `bool` first, pydantic would turn 1, 1.0 and "1" into True.
 # A tag on a job (``dlw jobs --tag``, the panel's filter): a Kubernetes label value, so it may become one.
 TAG_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-Tag = Annotated[str, Field(pattern=TAG_PATTERN, description="letters, digits, '-', '_', '.'; at most 63 characters")]
+TAG_RULE = "letters, digits, '-', '_', '.', starting and ending with a letter or digit; at most 63 characters"
+Tag = Annotated[str, Field(pattern=TAG_PATTERN, description=TAG_RULE)]
 
 ParamValue = Annotated[
     StrictBool | StrictInt | StrictFloat | StrictStr | list[Any] | dict[str, Any] | None,

@@ -70,6 +70,9 @@ export const deleteJob = (name: string): Promise<void> => request<void>(`jobs/${
 /** The job's output folder as the file browser names it (linked into the root when it lies outside). */
 export const outputPath = async (name: string): Promise<string> =>
   (await request<{ path: string }>(`jobs/${name}/output`, { method: 'POST', body: '{}' })).path;
+/** Pages the browser opens itself (a tab, a download): its login cookie authenticates them. */
+export const htmlUrl = (name: string): string => url(`jobs/${name}/html`);
+export const downloadUrl = (name: string): string => url(`jobs/${name}/download`);
 export const submitJob = (body: ISubmitRequest): Promise<IJob> =>
   request<IJob>('jobs', { method: 'POST', body: JSON.stringify(body) });
 export const getGpus = (): Promise<IGpuReport> => request('gpus');

@@ -16,6 +16,11 @@ import type { INameRule, IOptions, IParamType, ISubmitRequest } from './types.js
 /** ``source.files`` pattern for "ship the notebook's folder": everything below it but hidden files. */
 export const SHIP_FOLDER = '**';
 
+/** Tags as typed: separated by spaces or commas. */
+export function splitTags(text: string): string[] {
+  return text.split(/[\s,]+/).filter(t => t);
+}
+
 export interface ITrainDefaults {
   workers: number;
   gpus: number;
@@ -30,6 +35,7 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
   private readonly volumeBoxes = new Map<string, HTMLInputElement>();
   private readonly errors = new Map<HTMLInputElement, HTMLElement>();
   private readonly nameRule: INameRule | undefined;
+  private readonly tagRule: INameRule | undefined;
   private folderBox: HTMLInputElement | null = null;
   private preemptibleBox: HTMLInputElement | null = null;
   // Capture on window runs before the Dialog's document-level 'input' check, so it sees our marks.
@@ -51,6 +57,7 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
   ) {
     super();
     this.nameRule = options.rules?.name;
+    this.tagRule = options.rules?.tag;
     this.addClass('dlw-TrainForm');
     const p = previous ?? {};
     const form = document.createElement('div');
@@ -64,6 +71,7 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
 
     this.text(form, 'name', 'Job name', p.name ?? '', 'generated from the notebook name');
     this.check(this.inputs.name as HTMLInputElement);
+    this.text(form, 'tags', 'Tags', (p.tags ?? []).join(' '), 'e.g. baseline lr-sweep (to find the job by)');
     this.number(form, 'workers', 'Workers', p.workers ?? defaults.workers, 1);
     this.number(form, 'gpus', 'GPUs per worker', p.gpus ?? defaults.gpus, 0);
     const unavailable = options.unavailable ?? {};
@@ -205,6 +213,12 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
       }
     } else if (input.name === 'name') {
       message = this.nameProblem(input.value.trim());
+    } else if (input.name === 'tags') {
+      const rule = this.tagRule;
+      const bad = rule
+        ? splitTags(input.value).find(t => t.length > rule.maxLength || !new RegExp(rule.pattern).test(t))
+        : undefined;
+      message = bad !== undefined && rule ? `Tags: ${JSON.stringify(bad)} is not a valid tag (${rule.rule})` : null;
     } else if (input.type === 'number') {
       const label = input.closest('label')?.querySelector('span')?.textContent ?? input.name;
       if (!/^\d+$/.test(input.value.trim()) || Number(input.value) < Number(input.min)) {
@@ -249,6 +263,10 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     const name = this.inputs.name.value.trim();
     if (name) {
       body.name = name;
+    }
+    const tags = splitTags(this.inputs.tags.value);
+    if (tags.length) {
+      body.tags = tags;
     }
     body.workers = Number(this.inputs.workers.value);
     body.gpus = Number(this.inputs.gpus.value);

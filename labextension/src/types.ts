@@ -32,6 +32,8 @@ export interface IJob {
   executed_notebook_path?: string | null;
   attempt?: number;
   history?: IPreemption[];
+  /** Set at submit (dialog, ``dlw train --tag``); the panel's filter finds jobs by them. */
+  tags?: string[];
 }
 
 /** One preemption of a job (oldest first); ``resumed*`` once it runs again. Times in unix seconds. */
@@ -83,7 +85,7 @@ export interface IOptions {
   /** What the active backend cannot run, with why (the dialog leaves it out and says so). */
   unavailable?: Record<string, string>;
   /** The spec's rules the dialog checks as the user types (``dlw_magic.server.options.RULES``). */
-  rules?: { name?: INameRule };
+  rules?: { name?: INameRule; tag?: INameRule };
 }
 
 export interface INameRule {

@@ -46,7 +46,15 @@ describe('TrainForm', () => {
   it('refuses a fraction for an int parameter and a job name the spec refuses, as typed', () => {
     const rules = { name: { pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 52, rule: 'lowercase letters' } };
     const types = { epochs: { type: 'int', optional: false }, lr: { type: 'float', optional: false } };
-    const form = new TrainForm('nb.ipynb', { epochs: 3, lr: 0.1 }, options({ rules }), DEFAULTS, undefined, null, types);
+    const form = new TrainForm(
+      'nb.ipynb',
+      { epochs: 3, lr: 0.1 },
+      options({ rules }),
+      DEFAULTS,
+      undefined,
+      null,
+      types
+    );
     document.body.appendChild(form.node);
     form.processMessage({ type: 'after-attach' } as any);
     const epochs = form.node.querySelector<HTMLInputElement>('input[name="param-epochs"]')!;
@@ -66,6 +74,22 @@ describe('TrainForm', () => {
     expect(form.problem).toContain('is not a valid job name');
     type(name, 'my-job');
     expect(form.problem).toBeNull();
+    form.dispose();
+  });
+
+  it('sends tags as typed and refuses one the spec would refuse', () => {
+    const rules = {
+      tag: { pattern: '^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$', maxLength: 63, rule: 'tag rule' }
+    };
+    const form = new TrainForm('nb.ipynb', {}, options({ rules }), DEFAULTS);
+    document.body.appendChild(form.node);
+    form.processMessage({ type: 'after-attach' } as any);
+    const tags = form.node.querySelector<HTMLInputElement>('input[name="tags"]')!;
+    type(tags, 'baseline, lr sweep!');
+    expect(form.problem).toBe('Tags: "sweep!" is not a valid tag (tag rule)');
+    type(tags, 'baseline, lr-sweep');
+    expect(form.problem).toBeNull();
+    expect(form.getValue().tags).toEqual(['baseline', 'lr-sweep']);
     form.dispose();
   });
 
