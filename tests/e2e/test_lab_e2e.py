@@ -157,7 +157,7 @@ def test_a_bad_name_and_a_fraction_for_an_int_are_refused_as_typed_with_the_rule
     expect(submit).to_be_enabled()
     # epochs = 12 in the notebook: an int, so 5.5 is refused while typing (the server would refuse it too)
     form.locator("input[name='param-epochs']").fill("5.5")
-    expect(form.locator(".dlw-TrainForm-error")).to_have_text(
+    expect(form.locator(".dlw-TrainForm-error:visible")).to_have_text(
         'parameter epochs: expected a whole number (int), got "5.5"')
     expect(submit).to_be_disabled()
     shot(page, "08-bad-name-and-fraction-marked")
