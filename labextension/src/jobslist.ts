@@ -36,7 +36,7 @@ const ACTIONS: [JobAction, string, string][] = [
   ['logs', 'Logs', "Follow the job's logs"],
   ['cancel', 'Cancel', 'Stop every process of the job'],
   ['output', 'Output', "Open the job's output folder"],
-  ['download', 'Download', "Download the job's output folder as one zip file"],
+  ['download', 'Zip', "Download the job's output folder as one zip file"],
   ['notebook', 'Notebook', 'Open the executed notebook: the cells run so far, with their outputs'],
   ['html', 'HTML', 'Open the executed notebook as an HTML page, to keep or share'],
   ['yaml', 'YAML', "Copy the job's spec as YAML"],
@@ -58,7 +58,7 @@ export class JobsList {
 
   constructor(opts: IJobsListOptions) {
     this.opts = opts;
-    this.rowHeight = opts.rowHeight ?? 88;
+    this.rowHeight = opts.rowHeight ?? 122; // name, times, a failed job's reason (2 lines), two lines of buttons
     this.virtualize = opts.virtualize ?? true;
     this.node = document.createElement('div');
     this.node.className = 'dlw-JobsList';

@@ -176,6 +176,7 @@ export class LogViewer extends Widget {
               }
               this.job = { ...this.job, state };
               this.updateWaiting();
+              void this.poll(); // the final metrics and notebook state, with the log's end
               this.setStatus(`${state} · ${this.view.lineCount} lines`);
             },
             onError: message => {

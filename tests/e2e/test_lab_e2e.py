@@ -186,7 +186,7 @@ def open_panel(page: Page, lab) -> None:
 def test_the_log_says_what_it_waits_for_and_a_failed_row_says_why(page: Page, lab):
     write_notebook(lab.root / "quiet.ipynb", ["import time\ntime.sleep(12)\nprint('first words', flush=True)"])
     write_notebook(lab.root / "broken.ipynb", ["x = 1", "print(undefined_name)"])
-    lab.api("jobs", "POST", {"notebook": "quiet.ipynb", "name": "quiet-e2e", "workers": 2})
+    lab.api("jobs", "POST", {"notebook": "quiet.ipynb", "name": "quiet-e2e", "workers": 2, "tags": ["e2e-tag"]})
     lab.api("jobs", "POST", {"notebook": "broken.ipynb", "name": "broken-e2e"})
     open_panel(page, lab)
 
@@ -206,9 +206,34 @@ def test_the_log_says_what_it_waits_for_and_a_failed_row_says_why(page: Page, la
     expect(broken.locator(".dlw-JobRow-why")).to_be_visible()
     expect(broken.locator(".dlw-JobRow-why")).to_contain_text("NameError")
     expect(broken.locator(".dlw-JobRow-why")).to_contain_text("undefined_name")
+    # ... and readable there: inside the row, above its buttons, not under them.
+    why_box = broken.locator(".dlw-JobRow-why").bounding_box()
+    row_box, buttons_box = broken.bounding_box(), broken.locator(".dlw-JobRow-actions").bounding_box()
+    assert why_box and row_box and buttons_box
+    assert row_box["y"] <= why_box["y"] and why_box["y"] + why_box["height"] <= buttons_box["y"] + 1
+    assert buttons_box["y"] + buttons_box["height"] <= row_box["y"] + row_box["height"] + 1
     # When it ran: start–end times on the row.
     expect(broken.locator(".dlw-JobRow-meta")).to_contain_text(re.compile(r"\d\d:\d\d:\d\d–\d\d:\d\d:\d\d"))
     shot(page, "11-failed-row-says-why")
+
+    # jupyter-scheduler's extras: tags to filter by, the executed notebook as HTML, the outputs as a zip.
+    expect(quiet.locator(".dlw-JobRow-tags")).to_have_text("#e2e-tag")
+    page.locator(".dlw-JobsPanel-filter").fill("#e2e-tag")
+    expect(page.locator(".dlw-JobRow")).to_have_count(1)
+    expect(quiet).to_be_visible()
+    expect(quiet).to_have_attribute("data-state", "Succeeded", timeout=60_000)
+    with page.context.expect_page() as popup_info:
+        quiet.locator(".dlw-action-html").click()
+    popup = popup_info.value
+    expect(popup.locator("body")).to_contain_text("first words", timeout=60_000)
+    popup.close()
+    with page.expect_download(timeout=60_000) as download_info:
+        quiet.locator(".dlw-action-download").click()
+    download = download_info.value
+    assert download.suggested_filename == "quiet-e2e-output.zip"
+    import zipfile
+
+    assert "quiet-e2e/executed.ipynb" in zipfile.ZipFile(download.path()).namelist()
     assert not page.errors, page.errors
 
 
