@@ -189,9 +189,8 @@ class JobWidget:
         # The title may be long (state, progress, an error): it shrinks and wraps, the button never does.
         self.title = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
         self.cancel_button = w.Button(description="Cancel", button_style="danger", icon="stop",
-                                      layout=w.Layout(width="auto", flex="0 0 auto"))
-        for cls in rest_cancel_classes(job.name):
-            self.cancel_button.add_class(cls)
+                                      layout=w.Layout(width="auto", flex="0 0 auto"),
+                                      _dom_classes=rest_cancel_classes(job.name))
         self.cancel_button.on_click(self._on_cancel)
         self.log_view = w.HTML(layout=w.Layout(max_height="22em", overflow="auto"))
         self.details = w.HTML()
