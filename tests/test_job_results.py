@@ -67,6 +67,8 @@ def test_html_export_zip_download_tags_and_times_through_the_rest_api(api, jp_ro
     job = api("jobs", "POST", {"notebook": "nb.ipynb", "name": "tagged", "tags": ["baseline", "v2"],
                                "parameters": {"seed": 7}})
     assert job["tags"] == ["baseline", "v2"]
+    # seed is not in the parameters cell: injected after it, and the reply says so (the dialog shows it)
+    assert job["notes"] == ["parameter 'seed' is not in the parameters cell: set as a new variable after it"]
     api("jobs", "POST", {"notebook": "nb.ipynb", "name": "untagged"})
     done = wait_finished(api, "tagged")
     assert done["state"] == "Succeeded", done

@@ -182,7 +182,8 @@ class JobsHandler(DLWHandler):
         info = await self.call(core.submit, spec, self.backend())
         if info.output_dir and not self.root_relative(info.output_dir):
             output_link(self.root_dir, info.name, info.output_dir)
-        self.reply(self.job_dict(info), status=201)
+        # What the conversion noted (a parameter the cell does not define, dropped cells): the dialog shows it.
+        self.reply({**self.job_dict(info), "notes": info.provenance.get("conversion_notes") or []}, status=201)
 
     def confine_spec(self, spec: Any) -> None:
         """A pasted spec may only name files under the server root, like a notebook path may."""

@@ -56,6 +56,9 @@ export async function trainNotebook(
     try {
       const job = await submitJob(previous);
       Notification.success(`Submitted ${job.name}`, { autoClose: 4000 });
+      for (const note of job.notes ?? []) {
+        Notification.warning(`${job.name}: ${note}`, { autoClose: 8000 });
+      }
       await onSubmitted(job.name);
       return;
     } catch (err) {

@@ -34,6 +34,8 @@ export interface IJob {
   history?: IPreemption[];
   /** Set at submit (dialog, ``dlw train --tag``); the panel's filter finds jobs by them. */
   tags?: string[];
+  /** Only in the submit reply: what the conversion noted (a parameter the cell does not define, ...). */
+  notes?: string[];
 }
 
 /** One preemption of a job (oldest first); ``resumed*`` once it runs again. Times in unix seconds. */
