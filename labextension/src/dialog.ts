@@ -16,6 +16,26 @@ import type { INameRule, IOptions, IParamType, ISubmitRequest } from './types.js
 /** ``source.files`` pattern for "ship the notebook's folder": everything below it but hidden files. */
 export const SHIP_FOLDER = '**';
 
+/**
+ * "seed=7, note=fast run" as parameters: values read as the notebook's would be (JSON, Python's
+ * True/False/None, else text); ``problem`` names the first item that is not NAME=VALUE.
+ */
+export function extraParams(text: string): { values: Record<string, unknown>; problem: string | null } {
+  const values: Record<string, unknown> = {};
+  for (const item of text.split(',').map(s => s.trim())) {
+    if (!item) {
+      continue;
+    }
+    const eq = item.indexOf('=');
+    const name = eq > 0 ? item.slice(0, eq).trim() : '';
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      return { values, problem: `More parameters: ${JSON.stringify(item)} is not NAME=VALUE with NAME a Python name` };
+    }
+    values[name] = textToParam(name, item.slice(eq + 1).trim(), undefined);
+  }
+  return { values, problem: null };
+}
+
 /** Tags as typed: separated by spaces or commas. */
 export function splitTags(text: string): string[] {
   return text.split(/[\s,]+/).filter(t => t);
@@ -140,6 +160,15 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
       this.check(input);
     }
 
+    // Names the cell does not define: set as new variables after it, as papermill does (the server notes it).
+    const more = this.row(params, 'more-params', 'More', 'input') as HTMLInputElement;
+    more.placeholder = 'name=value, ... (not in the parameters cell)';
+    more.value = Object.entries(p.parameters ?? {})
+      .filter(([k]) => !(k in parameters))
+      .map(([k, v]) => `${k}=${paramToText(v)}`)
+      .join(', ');
+    more.title = 'Extra parameters, set as new variables right after the parameters cell';
+
     const files = this.section(form, 'Files');
     const folderLabel = document.createElement('label');
     folderLabel.className = 'dlw-TrainForm-volume';
@@ -211,6 +240,8 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
       } catch (err) {
         message = (err as Error).message;
       }
+    } else if (input.name === 'more-params') {
+      message = extraParams(input.value).problem;
     } else if (input.name === 'name') {
       message = this.nameProblem(input.value.trim());
     } else if (input.name === 'tags') {
@@ -289,6 +320,11 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
       }
       if (JSON.stringify(value) !== JSON.stringify(this.parameters[pname])) {
         params[pname] = value; // only what the user changed overrides the notebook
+      }
+    }
+    for (const [pname, value] of Object.entries(extraParams(this.inputs['more-params'].value).values)) {
+      if (!(pname in params)) {
+        params[pname] = value;
       }
     }
     if (Object.keys(params).length) {

@@ -147,3 +147,20 @@ describe('TrainForm', () => {
     expect(again.node.querySelector<HTMLInputElement>('input[name="preemptible"]')!.checked).toBe(true);
   });
 });
+
+describe('extra parameters', () => {
+  it('sends names the parameters cell does not define, typed, and refuses what is not NAME=VALUE', () => {
+    const form = new TrainForm('nb.ipynb', { epochs: 3 }, options(), DEFAULTS);
+    document.body.appendChild(form.node);
+    form.processMessage({ type: 'after-attach' } as any);
+    const more = form.node.querySelector<HTMLInputElement>('input[name="more-params"]')!;
+    more.value = 'seed=7, note=fast run, 2bad=1';
+    more.dispatchEvent(new Event('input', { bubbles: true }));
+    expect(form.problem).toBe('More parameters: "2bad=1" is not NAME=VALUE with NAME a Python name');
+    more.value = 'seed=7, note=fast run';
+    more.dispatchEvent(new Event('input', { bubbles: true }));
+    expect(form.problem).toBeNull();
+    expect(form.getValue().parameters).toEqual({ seed: 7, note: 'fast run' });
+    form.dispose();
+  });
+});
