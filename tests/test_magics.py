@@ -70,6 +70,19 @@ def shell(dlw_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
         sh.user_ns.pop(key, None)
 
 
+def test_train_takes_tags_and_extra_parameters_with_a_notice(shell: Any, notebook: Any,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    nb = notebook("tags.ipynb", [PARAMS, "print('seed', seed)"])
+    monkeypatch.setenv("JPY_SESSION_NAME", str(nb))
+    shell.run_line_magic("dlw", "train --name magic-tagged --tag sweep --tag a.1 -p seed=11 --wait")
+    out = capsys.readouterr().out
+    assert "parameter 'seed' is not in the parameters cell: set as a new variable after it" in out
+    assert [j.name for j in core.list_jobs(tag="sweep")] == ["magic-tagged"]
+    assert core.job_tags(core.get_job("magic-tagged")) == ["sweep", "a.1"]
+    assert "seed 11" in job_log("magic-tagged")
+
+
 def test_train_promotes_the_current_notebook(shell: Any, notebook: Any, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     # the notebook holds the magic itself, as notebooks do: the job must not submit itself again
