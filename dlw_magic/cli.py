@@ -22,6 +22,7 @@ from .errors import DLWError
 if TYPE_CHECKING:
     from .backends import Backend
     from .options import JobOptions
+    from .types import JobInfo
 
 JOB_COMMANDS = ("train", "render")  # the commands that take job options (they load pydantic)
 
@@ -149,6 +150,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("jobs", help="list your jobs", epilog=examples("dlw jobs", "dlw jobs -o json"))
+    p.add_argument("--tag", metavar="TAG", help="only the jobs tagged TAG (dlw train --tag TAG)")
     _backend_options(p)
     _output_option(p)
     p.set_defaults(func=cmd_jobs)
@@ -158,6 +160,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _backend_options(p)
     _output_option(p)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("download", help="save a job's output folder as one zip file",
+                       epilog=examples("dlw download digits-ddp", "dlw download digits-ddp -o out.zip"))
+    p.add_argument("name")
+    p.add_argument("-o", "--out", help="the zip file to write (default: NAME-output.zip here)")
+    _backend_options(p)
+    p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("logs", help="print a job's logs", epilog=examples("dlw logs -f digits-ddp",
                                                                           "dlw logs digits-ddp --rank 1"))
@@ -271,7 +280,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_jobs(args: argparse.Namespace) -> int:
     from .core import list_jobs
 
-    fmt.show_jobs(list_jobs(backend_from(args)), args.output, sys.stdout, "Submit one with: dlw train NOTEBOOK.ipynb")
+    hint = f"(filtered by --tag {args.tag})" if args.tag else "Submit one with: dlw train NOTEBOOK.ipynb"
+    fmt.show_jobs(list_jobs(backend_from(args), tag=args.tag), args.output, sys.stdout, hint)
     return 0
 
 
@@ -279,7 +289,36 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .core import events, get_job
 
     backend = backend_from(args)
-    fmt.show_status(get_job(args.name, backend), events(args.name, backend), args.output, sys.stdout)
+    job = get_job(args.name, backend)
+    fmt.show_status(job, events(args.name, backend), args.output, sys.stdout, html=finished_html(job, backend))
+    return 0
+
+
+def finished_html(job: JobInfo, backend: Backend) -> str | None:
+    """The HTML export of a finished job's executed notebook (made now if need be), else None."""
+    from .core import executed_html
+
+    if not (job.state.finished and job.executed_notebook):
+        return None
+    try:
+        return str(executed_html(job.name, backend))
+    except DLWError as err:  # status still shows everything else
+        sys.stderr.write(f"dlw: note: no HTML export: {err}\n")
+        return None
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from .core import output_zip
+
+    target = Path(args.out or f"{args.name}-output.zip")
+    tmp = target.with_name(f".{target.name}.part")
+    try:
+        with tmp.open("wb") as out:
+            count = output_zip(args.name, out, backend_from(args))
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"{target}: {count} file(s) of {args.name}'s output folder")
     return 0
 
 

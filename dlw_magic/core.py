@@ -14,11 +14,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import settings
 from .backends import Backend, default_backend_name, get_backend
-from .errors import DLWError
+from .errors import DLWError, NotFound
+from .export import notebook_html, write_zip
 from .format import rank_prefix
 from .types import GpuInfo, JobInfo, LogChunk
 
@@ -208,8 +209,15 @@ def rerun(name: str, new_name: str | None = None, backend: Backend | None = None
     return submit(parse_spec(data, f"job {name}"), backend, rerun_of=old)
 
 
-def list_jobs(backend: Backend | None = None) -> list[JobInfo]:
-    return (backend or get_backend()).list_jobs()
+def list_jobs(backend: Backend | None = None, tag: str | None = None) -> list[JobInfo]:
+    """The user's jobs; with ``tag``, only those tagged so."""
+    jobs = (backend or get_backend()).list_jobs()
+    return [j for j in jobs if tag in job_tags(j)] if tag else jobs
+
+
+def job_tags(job: JobInfo) -> list[str]:
+    """A job's tags (its provenance carries them in listings, its spec in details)."""
+    return list(job.provenance.get("tags") or job.spec.get("tags") or [])
 
 
 def get_job(name: str, backend: Backend | None = None, details: bool = True) -> JobInfo:
@@ -226,6 +234,25 @@ def add_details(job: JobInfo, backend: Backend | None = None) -> JobInfo:
     job.metrics = backend.metrics(job)
     job.executed_notebook = backend.executed_notebook(job)
     return job
+
+
+def executed_html(name: str, backend: Backend | None = None) -> Path:
+    """The job's executed notebook as HTML, beside it (made by nbconvert when asked, once it is newer)."""
+    backend = backend or get_backend()
+    job = backend.get(name)
+    notebook = backend.executed_notebook(job)
+    if not notebook:
+        raise NotFound(f"job {name} has no executed notebook on this machine (yet)")
+    return notebook_html(Path(notebook))
+
+
+def output_zip(name: str, out: BinaryIO, backend: Backend | None = None) -> int:
+    """Write the job's output folder to ``out`` as one zip (files under ``<name>/``); returns the file count."""
+    backend = backend or get_backend()
+    job = backend.get(name)
+    if not job.output_dir or not Path(job.output_dir).is_dir():
+        raise NotFound(f"job {name} has no output folder on this machine")
+    return write_zip(Path(job.output_dir), out, name)
 
 
 def events(name: str, backend: Backend | None = None) -> list[dict[str, Any]]:

@@ -75,12 +75,13 @@ def show_jobs(jobs: Sequence[JobInfo], output: str | None, out: TextIO, empty_hi
 
 
 def show_status(job: JobInfo, events: Sequence[dict[str, Any]], output: str | None, out: TextIO,
-                notebook: bool = False) -> None:
-    """``dlw status`` / ``%dlw status``: the job's facts and its cluster events, or all of it as JSON."""
+                notebook: bool = False, html: str | None = None) -> None:
+    """``dlw status`` / ``%dlw status``: the job's facts and its cluster events, or all of it as JSON.
+    ``html``: the executed notebook's HTML export, when there is one."""
     if output == "json":
-        print_json({**job.to_dict(), "events": list(events)}, out)
+        print_json({**job.to_dict(), "events": list(events), "executed_html": html}, out)
         return
-    describe(job, out, notebook=notebook)
+    describe(job, out, notebook=notebook, html=html)
     if events:
         out.write("\nEvents:\n")
         events_table(events, out)
@@ -96,7 +97,14 @@ def show_gpus(gpus: Sequence[GpuInfo], reason: str | None, output: str | None, o
         gpus_table(gpus, out)
 
 
-def describe(job: JobInfo, out: TextIO, notebook: bool = False) -> None:
+def local_time(seconds: float | None) -> str | None:
+    """Unix seconds as local time, ``2026-12-06 02:40:11``."""
+    import time
+
+    return None if seconds is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
+def describe(job: JobInfo, out: TextIO, notebook: bool = False, html: str | None = None) -> None:
     """``dlw status NAME``: one ``Key: value`` line per known fact."""
     message = for_notebook(job.message) if notebook and job.message else job.message
     fields: list[tuple[str, Any]] = [
@@ -104,11 +112,14 @@ def describe(job: JobInfo, out: TextIO, notebook: bool = False) -> None:
         ("Exit code", job.exit_code), ("Backend", f"{job.backend} ({job.engine})"),
         ("Workers", f"{job.workers} x {job.world_size // max(job.workers, 1)} process(es), "
                     f"{job.gpus} GPU(s) each"),
-        ("Attempt", job.attempt + 1), ("Duration", age(job.duration)), ("Output", job.output_dir),
+        ("Tags", ", ".join(job.provenance.get("tags") or [])),
+        ("Attempt", job.attempt + 1), ("Created", local_time(job.created)),
+        ("Started", local_time(job.started)), ("Finished", local_time(job.finished)),
+        ("Duration", age(job.duration)), ("Output", job.output_dir),
         ("Image", job.provenance.get("image")), ("Snapshot", job.provenance.get("snapshot_hash")),
         ("Git commit", job.provenance.get("git_commit")),
         ("Parameters", json.dumps(job.provenance.get("parameters")) if job.provenance.get("parameters") else None),
-        ("Notebook", job.executed_notebook),
+        ("Notebook", job.executed_notebook), ("HTML", html),
         ("Metrics", last_metrics(job.metrics)),
     ]
     fields += [("Preempted", line) for line in history_lines(job.history)]

@@ -32,7 +32,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from .errors import DLWError
-from .spec.model import ParamValue, VolumeRef
+from .spec.model import TAG_RULE, ParamValue, Tag, VolumeRef
 
 VolumeName = Annotated[str, Field(min_length=1, strict=True)]
 
@@ -69,6 +69,7 @@ class JobOptions(BaseModel):
     files: list[VolumeName] | None = Field(
         None, description="extra files to ship, glob patterns relative to the notebook's folder ('**': all of it)",
     )
+    tags: list[Tag] | None = Field(None, description="tag to find the job by, e.g. baseline (repeatable)")
 
     @model_validator(mode="before")
     @classmethod
@@ -105,6 +106,8 @@ class JobOptions(BaseModel):
             data["parameters"] = dict(self.parameters)
         if self.files:
             data["source"] = {"files": list(self.files)}
+        if self.tags is not None:
+            data["tags"] = list(dict.fromkeys(self.tags))
         return data
 
 
@@ -123,6 +126,8 @@ def _message(error: Mapping[str, Any]) -> str:
         return "parameters: expected an object of name -> value"
     if where == "volumes":
         return "volumes: expected a list of volume names from the admin's catalogue"
+    if where == "tags":
+        return f"tags: expected a list of tags ({TAG_RULE})"
     if where == "files":
         return "files: expected a list of glob patterns relative to the notebook's folder"
     if kind.startswith("int"):
@@ -153,6 +158,7 @@ _FLAGS: dict[str, tuple[str, ...]] = {
     "parameters": ("--param", "-p"),
     "volumes": ("--volume",),
     "files": ("--file",),
+    "tags": ("--tag",),
 }
 
 
@@ -184,6 +190,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             kwargs.update(action="append", metavar="NAME")
         elif name == "files":
             kwargs.update(action="append", metavar="PATTERN")
+        elif name == "tags":
+            kwargs.update(action="append", metavar="TAG")
         elif name in ("build", "preemptible"):
             kwargs.update(action="store_true", default=None)
         elif name == "engine":

@@ -152,6 +152,8 @@ def _prepare(spec: TrainingJob, dest: Path, user: str) -> PreparedJob:
     workdir, entry = source_paths(spec)
     dest.mkdir(parents=True, exist_ok=True)
     provenance: dict[str, Any] = {"workdir": str(workdir), "git_commit": git_commit(entry.parent)}
+    if spec.tags:  # in the provenance, which job listings carry (the spec is for one job's details)
+        provenance["tags"] = list(spec.tags)
     _copy_files(spec.source.files, workdir, dest)
     if spec.source.notebook:
         from .convert import convert_notebook

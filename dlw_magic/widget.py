@@ -180,15 +180,17 @@ class JobWidget:
         self.tail_lines = tail_lines
         self.logs = LogTail(job.name, job.world_size, backend)
         self.error: str | None = None
-        # While a cell blocks on the job (--wait), the kernel handles no widget events: the button is
-        # disabled then rather than queueing a click that would fire after the job ended.
+        # While a cell blocks on the job (--wait), the kernel handles no widget events. In JupyterLab the
+        # DLW extension takes the click first (its classes name the job) and cancels through the server's
+        # REST API, so Cancel works then too; elsewhere a click waits for the kernel (see ``_cancel``).
         self.cell_busy = cell_busy
         self.done = threading.Event()
         self._stop = threading.Event()
         # The title may be long (state, progress, an error): it shrinks and wraps, the button never does.
         self.title = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
         self.cancel_button = w.Button(description="Cancel", button_style="danger", icon="stop",
-                                      disabled=cell_busy, layout=w.Layout(width="auto", flex="0 0 auto"))
+                                      layout=w.Layout(width="auto", flex="0 0 auto"),
+                                      _dom_classes=rest_cancel_classes(job.name))
         self.cancel_button.on_click(self._on_cancel)
         self.log_view = w.HTML(layout=w.Layout(max_height="22em", overflow="auto"))
         self.details = w.HTML()
@@ -269,10 +271,9 @@ class JobWidget:
             f'<b>{html.escape(self.job.name)}</b> <span style="color:{color};font-weight:bold">{state}</span>'
             f' <span style="color:#6b7280">{html.escape(fmt.progress(self.job, notebook=True))}</span>{error}'
         )
-        self.cancel_button.disabled = self.job.state.finished or self.cell_busy
-        self.cancel_button.tooltip = (
-            "interrupt the kernel to stop waiting (the job keeps running), then Cancel"
-            if self.cell_busy else f"stop every process of {self.job.name}")
+        self.cancel_button.disabled = self.job.state.finished
+        self.cancel_button.tooltip = f"stop every process of {self.job.name}" + (
+            " (outside JupyterLab, interrupt the waiting kernel first)" if self.cell_busy else "")
         if self.job.executed_notebook and self._href is None:
             self._href = notebook_href(self.job.executed_notebook) or ""
         details = details_html(self.job, self._href or None)
@@ -288,6 +289,12 @@ class JobWidget:
 
     def text(self) -> str:
         return state_line(self.job) + (f" ({self.error})" if self.error else "")
+
+
+def rest_cancel_classes(name: str) -> list[str]:
+    """CSS classes by which the DLW lab extension finds a widget's Cancel button and its job
+    (``labextension/src/widgetcancel.ts``): job names are DNS labels, so they fit in a class name."""
+    return ["dlw-widget-cancel", f"dlw-job-{name}"]
 
 
 def _job_box(owner: JobWidget, children: list[Any]) -> Any:

@@ -153,12 +153,22 @@ def test_annotations_decide_the_type(tmp_path: Path) -> None:
     assert convert_error(path, {"ckpt": [1]}) == "nb.ipynb: parameter 'ckpt' expects str or None, got [1] (list)"
 
 
-def test_unknown_parameter_lists_the_known_ones(tmp_path: Path) -> None:
-    path = write_nb(tmp_path, [code(PARAMS, "parameters")])
-    assert convert_error(path, {"epoch": 5}) == (
-        "nb.ipynb: unknown parameter 'epoch' (did you mean 'epochs'?); "
-        "the parameters cell defines: epochs, lr, use_amp, name, layers"
-    )
+def test_a_parameter_the_cell_does_not_define_is_injected_after_it_with_a_notice(tmp_path: Path) -> None:
+    path = write_nb(tmp_path, [code("print('setup')\n"), code(PARAMS, "parameters"),
+                               code("print(epoch, seed)\n")])
+    conv = convert_notebook(path, {"epoch": 5, "seed": 7, "epochs": "2"})
+    assert conv.parameters["seed"] == 7 and conv.parameters["epochs"] == 2
+    # as papermill does: after the parameters cell, before the cell that reads them
+    injected = conv.script.index("seed = 7\n")
+    assert conv.script.index("epoch = 5\n") > conv.script.index("# %% [cell 2]") and injected > 0
+    assert injected < conv.script.index("print(epoch, seed)")
+    assert conv.notes == [
+        "parameter 'epoch' is not in the parameters cell: set as a new variable after it; did you mean 'epochs'?",
+        "parameter 'seed' is not in the parameters cell: set as a new variable after it",
+    ]
+    ns: dict = {}
+    exec(compile(conv.script.replace("print(epoch, seed)", "got = (epoch, seed, epochs)"), "main.py", "exec"), ns)
+    assert ns["got"] == (5, 7, 2)
 
 
 def test_overrides_without_a_parameters_cell_are_refused(tmp_path: Path) -> None:

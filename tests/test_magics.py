@@ -70,6 +70,19 @@ def shell(dlw_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
         sh.user_ns.pop(key, None)
 
 
+def test_train_takes_tags_and_extra_parameters_with_a_notice(shell: Any, notebook: Any,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    nb = notebook("tags.ipynb", [PARAMS, "print('seed', seed)"])
+    monkeypatch.setenv("JPY_SESSION_NAME", str(nb))
+    shell.run_line_magic("dlw", "train --name magic-tagged --tag sweep --tag a.1 -p seed=11 --wait")
+    out = capsys.readouterr().out
+    assert "parameter 'seed' is not in the parameters cell: set as a new variable after it" in out
+    assert [j.name for j in core.list_jobs(tag="sweep")] == ["magic-tagged"]
+    assert core.job_tags(core.get_job("magic-tagged")) == ["sweep", "a.1"]
+    assert "seed 11" in job_log("magic-tagged")
+
+
 def test_train_promotes_the_current_notebook(shell: Any, notebook: Any, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     # the notebook holds the magic itself, as notebooks do: the job must not submit itself again
@@ -323,7 +336,8 @@ def test_widget_shows_state_logs_and_cancels(kernel: Kernel) -> None:
     assert any(m["msg_type"] == "display_data" for m in msgs)
 
     # A long job watched with --wait: interrupting the kernel stops the watching, not the job; then the
-    # Cancel button (disabled while the cell blocked) stops it.
+    # Cancel button stops it. While the cell blocked, the button was enabled and marked for the lab
+    # extension, which cancels through the REST API (tests/e2e/test_magics_widget_e2e.py).
     msg_id = kernel.kc.execute("%dlw train --name to-cancel --param epochs=60 --param pause=0.5 --wait")
     deadline = time.monotonic() + 30
     while "step 0" not in job_log_or_empty("to-cancel") and time.monotonic() < deadline:
@@ -336,9 +350,8 @@ def test_widget_shows_state_logs_and_cancels(kernel: Kernel) -> None:
     button = next(m["content"]["comm_id"] for m in msgs if m["msg_type"] == "comm_open"
                   and m["content"]["data"]["state"].get("description") == "Cancel")
     opened = next(m for m in msgs if m["msg_type"] == "comm_open" and m["content"]["comm_id"] == button)
-    assert opened["content"]["data"]["state"]["disabled"] is True
-    assert {"disabled": False} in [m["content"]["data"].get("state") for m in msgs
-                                   if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == button]
+    assert opened["content"]["data"]["state"]["disabled"] is False
+    assert {"dlw-widget-cancel", "dlw-job-to-cancel"} <= set(opened["content"]["data"]["state"]["_dom_classes"])
     kernel.click(button)
     job = core.wait("to-cancel", timeout=30)
     assert job.state is JobState.CANCELLED

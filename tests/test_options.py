@@ -35,7 +35,7 @@ def test_every_option_is_a_cli_flag_and_reaches_the_spec(tmp_path):
             "--gpus", "1", "--gpu-type", "A100", "--engine", "volcano", "--queue", "q", "--priority", "7",
             "--image", "img:1", "--build", "--timeout", "30m", "--retries", "3", "--volume", "data", "-p", "a=1",
             "--preemptible",
-            "--file", "data/*.csv"]
+            "--file", "data/*.csv", "--tag", "baseline", "--tag", "v2"]
     options = job_options(build_parser().parse_args(argv))
     assert set(options.model_fields_set) == set(JobOptions.model_fields)
     spec = core.build_spec(script, options=options)
@@ -47,6 +47,7 @@ def test_every_option_is_a_cli_flag_and_reaches_the_spec(tmp_path):
     assert spec.parameters == {"a": 1}
     assert spec.source.files == ["data/*.csv"]
     assert spec.preemptible is True
+    assert spec.tags == ["baseline", "v2"]
 
 
 def test_options_override_a_yaml_spec_key_by_key(tmp_path):

@@ -65,7 +65,9 @@ def convert_notebook(path: Path, parameters: dict[str, Any]) -> ConvertedNoteboo
     code_cells = _code_cells(name, cells, notes)
     param_cells = [c for c in code_cells.values() if c.cell.is_parameters]
     defined = _merge(param_cells)
-    overrides = check_overrides(name, list(defined.values()), dict(parameters), has_cell=bool(param_cells))
+    overrides = check_overrides(name, list(defined.values()), dict(parameters), has_cell=bool(param_cells),
+                                notes=notes)
+    extra = {k: v for k, v in overrides.items() if k not in defined}
     effective = {p.name: p.default for p in defined.values() if p.literal} | overrides
 
     parts = [
@@ -86,6 +88,8 @@ def convert_notebook(path: Path, parameters: dict[str, Any]) -> ConvertedNoteboo
         if kept is not None:
             parts.append("\n" + cell_marker(f"cell {cell.number}", name) + kept.code)
             injected = {p.name: overrides[p.name] for p in kept.params if p.name in overrides}
+            if extra and kept is param_cells[-1]:  # names the cell does not define: after its last one
+                injected |= extra
             if injected:
                 parts.append(_injection(name, cell.number, injected))
         elif cell.kind == "markdown" and cell.source.strip():

@@ -124,9 +124,14 @@ def _trailing_comment(lines: list[str], stmt: ast.stmt) -> str:
 
 
 def check_overrides(
-    notebook: str, params: list[Parameter], overrides: dict[str, Any], has_cell: bool
+    notebook: str, params: list[Parameter], overrides: dict[str, Any], has_cell: bool,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Overrides coerced to the type of their default; a DLWError for the first one that does not fit."""
+    """Overrides coerced to the type of their default; a DLWError for the first one that does not fit.
+
+    A name the parameters cell does not define is taken as it is, as papermill does: injected after the
+    cell as a new variable, with a line in ``notes`` (naming a close match: it may be a typo).
+    """
     if not overrides:
         return {}
     if not has_cell:
@@ -140,12 +145,13 @@ def check_overrides(
         param = known.get(name)
         if param is None:
             close = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            listing = ", ".join(known) or "none"
-            raise DLWError(
-                f"{notebook}: unknown parameter {name!r}{hint}; the parameters cell defines: {listing}"
-            )
-        checked[name] = coerce(notebook, param, value)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            if notes is not None:
+                notes.append(f"parameter {name!r} is not in the parameters cell: "
+                             f"set as a new variable after it{hint}")
+            checked[name] = value
+        else:
+            checked[name] = coerce(notebook, param, value)
         render_value(checked[name], notebook, name)  # refuse what cannot be written as Python now
     return checked
 

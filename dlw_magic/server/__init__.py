@@ -19,6 +19,7 @@ from traitlets.config import Configurable
 from .. import core
 from ..backends import Backend
 from ..venv import path_with_scripts
+from .downloads import DownloadHandler, HtmlHandler
 from .gpu_idle import GpuIdleHandler, GpusHandler
 from .handlers import (
     CancelHandler,
@@ -41,6 +42,8 @@ HANDLERS: list[tuple[str, type]] = [
     (rf"jobs/{JOB_NAME}/rerun", RerunHandler),
     (rf"jobs/{JOB_NAME}/output", OutputHandler),
     (rf"jobs/{JOB_NAME}/logs", LogsHandler),
+    (rf"jobs/{JOB_NAME}/html", HtmlHandler),
+    (rf"jobs/{JOB_NAME}/download", DownloadHandler),
     (r"gpus", GpusHandler),
     (r"gpus/idle", GpuIdleHandler),
     (r"options", OptionsHandler),

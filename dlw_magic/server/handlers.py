@@ -103,6 +103,7 @@ class DLWHandler(APIHandler):
         else:  # details of one job only: a list stays small
             data.pop("metrics", None)
             data.pop("executed_notebook", None)
+        data["tags"] = core.job_tags(info)
         data["output_path"] = self.root_relative(info.output_dir) or self.linked_output(info)
         nb = info.executed_notebook
         data["executed_notebook_path"] = (
@@ -154,7 +155,7 @@ class JobsHandler(DLWHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        jobs = await self.call(core.list_jobs, self.backend())
+        jobs = await self.call(core.list_jobs, self.backend(), self.get_query_argument("tag", "") or None)
         self.reply({"jobs": [self.job_dict(j) for j in jobs]})
 
     @web.authenticated
@@ -181,7 +182,8 @@ class JobsHandler(DLWHandler):
         info = await self.call(core.submit, spec, self.backend())
         if info.output_dir and not self.root_relative(info.output_dir):
             output_link(self.root_dir, info.name, info.output_dir)
-        self.reply(self.job_dict(info), status=201)
+        # What the conversion noted (a parameter the cell does not define, dropped cells): the dialog shows it.
+        self.reply({**self.job_dict(info), "notes": info.provenance.get("conversion_notes") or []}, status=201)
 
     def confine_spec(self, spec: Any) -> None:
         """A pasted spec may only name files under the server root, like a notebook path may."""
@@ -356,11 +358,11 @@ class ParametersHandler(DLWHandler):
         path = self.confined(self.get_query_argument("path", ""), "path")
         if not path.is_file():
             raise NotFound(f"path: {self.get_query_argument('path')!r} not found")
-        try:
-            from ..convert import read_parameters
-        except ImportError:
-            self.reply({"parameters": {}, "reason": "this DLW version cannot read parameters cells"})
-            return
-        params = await self.call(read_parameters, path)
-        reason = None if params else "the notebook has no cell tagged 'parameters'"
-        self.reply({"parameters": params or {}, "reason": reason})
+        from ..convert import describe_parameters
+
+        described = [p for p in await self.call(describe_parameters, path) if p.literal]
+        reason = None if described else "the notebook has no cell tagged 'parameters'"
+        # ``types``: what each parameter's default (or annotation) says it takes, so the dialog can refuse
+        # 5.5 for an int while the user types (JSON cannot tell 5 from 5.0).
+        self.reply({"parameters": {p.name: p.default for p in described}, "reason": reason,
+                    "types": {p.name: {"type": p.type, "optional": p.optional, "help": p.help} for p in described}})

@@ -12,6 +12,13 @@ from typing import Any
 
 from ..engines import names
 from ..errors import DLWError
+from ..spec.model import DNS1123_LABEL, JOB_NAME_MAX, JOB_NAME_RULE, TAG_PATTERN, TAG_RULE
+
+# The spec's rules the dialog checks as the user types (the server checks them again on submit).
+RULES = {
+    "name": {"pattern": DNS1123_LABEL.pattern, "maxLength": JOB_NAME_MAX, "rule": JOB_NAME_RULE},
+    "tag": {"pattern": TAG_PATTERN, "maxLength": 63, "rule": TAG_RULE},
+}
 
 # Per backend: field -> why the dialog does not offer it.
 UNAVAILABLE: dict[str, dict[str, str]] = {
@@ -32,7 +39,7 @@ def job_options(backend: str = "kubernetes", workspace: str | None = None) -> di
     result: dict[str, Any] = {
         "engines": engines[:1] if "engines" in unavailable else engines, "volumes": [], "queues": [],
         "priorityClasses": [], "profiles": [], "queueSystem": None, "reason": None,
-        "backend": backend, "unavailable": unavailable,
+        "backend": backend, "unavailable": unavailable, "rules": RULES,
     }
     try:
         from ..workspace import load_workspace

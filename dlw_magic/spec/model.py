@@ -25,6 +25,11 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# A job name: a DNS-1123 label short enough for the suffixes engines add to its pods and Services.
+JOB_NAME_MAX = 52
+JOB_NAME_RULE = (
+    f"lowercase letters, digits and '-', starting and ending with a letter or digit, at most {JOB_NAME_MAX} characters"
+)
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Kubernetes resource quantities: "2", "500m", "4Gi", "1.5", "1e3".
 QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
@@ -70,6 +75,11 @@ def _engine_choices(schema: dict[str, Any]) -> None:
 
 Engine = Annotated[str, AfterValidator(_engine), Field(json_schema_extra=_engine_choices)]
 # Strict members: with plain `bool` first, pydantic would turn 1, 1.0 and "1" into True.
+# A tag on a job (``dlw jobs --tag``, the panel's filter): a Kubernetes label value, so it may become one.
+TAG_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+TAG_RULE = "letters, digits, '-', '_', '.', starting and ending with a letter or digit; at most 63 characters"
+Tag = Annotated[str, Field(pattern=TAG_PATTERN, description=TAG_RULE)]
+
 ParamValue = Annotated[
     StrictBool | StrictInt | StrictFloat | StrictStr | list[Any] | dict[str, Any] | None,
     Field(union_mode="left_to_right"),
@@ -235,6 +245,9 @@ class TrainingJob(_Model):
     engine: Engine = "job"
     queue: str | None = None
     priority: int | str | None = Field(None, description="A priority class name or an integer.")
+    tags: list[Tag] = Field(
+        default_factory=list, max_length=32, description="Labels to find the job by (dlw jobs --tag)."
+    )
     preemptible: bool = Field(
         False, description="May be preempted: runs at the workspace's preemptible priority class and resumes "
         "from its checkpoint (DLW_CHECKPOINT_DIR) when restarted."
@@ -249,10 +262,8 @@ class TrainingJob(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if len(v) > 52 or not DNS1123_LABEL.match(v):
-            raise ValueError(
-                f"{v!r} is not a valid job name (lowercase letters, digits and '-', at most 52 characters)"
-            )
+        if len(v) > JOB_NAME_MAX or not DNS1123_LABEL.match(v):
+            raise ValueError(f"{v!r} is not a valid job name ({JOB_NAME_RULE})")
         return v
 
     @field_validator("timeout", mode="before")

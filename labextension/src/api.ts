@@ -10,7 +10,7 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import { SSEParser } from './sse.js';
 
-import type { IGpuReport, IJob, ILogChunk, IOptions, ISubmitRequest } from './types.js';
+import type { IGpuReport, IJob, ILogChunk, IOptions, IParameters, ISubmitRequest } from './types.js';
 
 export type { IGpu, IGpuReport, IJob, ILogChunk, INamed, IOptions, ISubmitRequest } from './types.js';
 
@@ -70,12 +70,14 @@ export const deleteJob = (name: string): Promise<void> => request<void>(`jobs/${
 /** The job's output folder as the file browser names it (linked into the root when it lies outside). */
 export const outputPath = async (name: string): Promise<string> =>
   (await request<{ path: string }>(`jobs/${name}/output`, { method: 'POST', body: '{}' })).path;
+/** Pages the browser opens itself (a tab, a download): its login cookie authenticates them. */
+export const htmlUrl = (name: string): string => url(`jobs/${name}/html`);
+export const downloadUrl = (name: string): string => url(`jobs/${name}/download`);
 export const submitJob = (body: ISubmitRequest): Promise<IJob> =>
   request<IJob>('jobs', { method: 'POST', body: JSON.stringify(body) });
 export const getGpus = (): Promise<IGpuReport> => request('gpus');
 export const getOptions = (): Promise<IOptions> => request('options');
-export const getParameters = (path: string): Promise<{ parameters: Record<string, unknown>; reason: string | null }> =>
-  request('parameters', {}, { path });
+export const getParameters = (path: string): Promise<IParameters> => request('parameters', {}, { path });
 
 export interface IFollowHandlers {
   onChunk: (chunks: ILogChunk[]) => void;

@@ -11,10 +11,35 @@ import type { Dialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { paramToText, textToParam } from './format.js';
-import type { IOptions, ISubmitRequest } from './types.js';
+import type { INameRule, IOptions, IParamType, ISubmitRequest } from './types.js';
 
 /** ``source.files`` pattern for "ship the notebook's folder": everything below it but hidden files. */
 export const SHIP_FOLDER = '**';
+
+/**
+ * "seed=7, note=fast run" as parameters: values read as the notebook's would be (JSON, Python's
+ * True/False/None, else text); ``problem`` names the first item that is not NAME=VALUE.
+ */
+export function extraParams(text: string): { values: Record<string, unknown>; problem: string | null } {
+  const values: Record<string, unknown> = {};
+  for (const item of text.split(',').map(s => s.trim())) {
+    if (!item) {
+      continue;
+    }
+    const eq = item.indexOf('=');
+    const name = eq > 0 ? item.slice(0, eq).trim() : '';
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      return { values, problem: `More parameters: ${JSON.stringify(item)} is not NAME=VALUE with NAME a Python name` };
+    }
+    values[name] = textToParam(name, item.slice(eq + 1).trim(), undefined);
+  }
+  return { values, problem: null };
+}
+
+/** Tags as typed: separated by spaces or commas. */
+export function splitTags(text: string): string[] {
+  return text.split(/[\s,]+/).filter(t => t);
+}
 
 export interface ITrainDefaults {
   workers: number;
@@ -29,6 +54,8 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
   private readonly paramInputs = new Map<string, HTMLInputElement>();
   private readonly volumeBoxes = new Map<string, HTMLInputElement>();
   private readonly errors = new Map<HTMLInputElement, HTMLElement>();
+  private readonly nameRule: INameRule | undefined;
+  private readonly tagRule: INameRule | undefined;
   private folderBox: HTMLInputElement | null = null;
   private preemptibleBox: HTMLInputElement | null = null;
   // Capture on window runs before the Dialog's document-level 'input' check, so it sees our marks.
@@ -45,9 +72,12 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     options: IOptions,
     defaults: ITrainDefaults,
     previous?: ISubmitRequest,
-    paramsReason?: string | null
+    paramsReason?: string | null,
+    readonly paramTypes: Record<string, IParamType> = {}
   ) {
     super();
+    this.nameRule = options.rules?.name;
+    this.tagRule = options.rules?.tag;
     this.addClass('dlw-TrainForm');
     const p = previous ?? {};
     const form = document.createElement('div');
@@ -60,6 +90,8 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     form.appendChild(note);
 
     this.text(form, 'name', 'Job name', p.name ?? '', 'generated from the notebook name');
+    this.check(this.inputs.name as HTMLInputElement);
+    this.text(form, 'tags', 'Tags', (p.tags ?? []).join(' '), 'e.g. baseline lr-sweep (to find the job by)');
     this.number(form, 'workers', 'Workers', p.workers ?? defaults.workers, 1);
     this.number(form, 'gpus', 'GPUs per worker', p.gpus ?? defaults.gpus, 0);
     const unavailable = options.unavailable ?? {};
@@ -122,10 +154,20 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
       const value = p.parameters && name in p.parameters ? p.parameters[name] : parameters[name];
       const input = this.row(params, `param-${name}`, name, 'input') as HTMLInputElement;
       input.value = paramToText(value);
-      input.title = `default: ${paramToText(parameters[name])}`;
+      const help = paramTypes[name]?.help;
+      input.title = `default: ${paramToText(parameters[name])}${help ? ` (${help})` : ''}`;
       this.paramInputs.set(name, input);
       this.check(input);
     }
+
+    // Names the cell does not define: set as new variables after it, as papermill does (the server notes it).
+    const more = this.row(params, 'more-params', 'More', 'input') as HTMLInputElement;
+    more.placeholder = 'name=value, ... (not in the parameters cell)';
+    more.value = Object.entries(p.parameters ?? {})
+      .filter(([k]) => !(k in parameters))
+      .map(([k, v]) => `${k}=${paramToText(v)}`)
+      .join(', ');
+    more.title = 'Extra parameters, set as new variables right after the parameters cell';
 
     const files = this.section(form, 'Files');
     const folderLabel = document.createElement('label');
@@ -194,10 +236,20 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     const pname = input.name.startsWith('param-') ? input.name.slice(6) : null;
     if (pname !== null && this.paramInputs.get(pname) === input) {
       try {
-        textToParam(pname, input.value, this.parameters[pname]);
+        textToParam(pname, input.value, this.parameters[pname], this.paramTypes[pname]?.type);
       } catch (err) {
         message = (err as Error).message;
       }
+    } else if (input.name === 'more-params') {
+      message = extraParams(input.value).problem;
+    } else if (input.name === 'name') {
+      message = this.nameProblem(input.value.trim());
+    } else if (input.name === 'tags') {
+      const rule = this.tagRule;
+      const bad = rule
+        ? splitTags(input.value).find(t => t.length > rule.maxLength || !new RegExp(rule.pattern).test(t))
+        : undefined;
+      message = bad !== undefined && rule ? `Tags: ${JSON.stringify(bad)} is not a valid tag (${rule.rule})` : null;
     } else if (input.type === 'number') {
       const label = input.closest('label')?.querySelector('span')?.textContent ?? input.name;
       if (!/^\d+$/.test(input.value.trim()) || Number(input.value) < Number(input.min)) {
@@ -221,6 +273,18 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     return message;
   }
 
+  /** Why ``name`` is not a job name the spec accepts (empty: generated), or null. */
+  private nameProblem(name: string): string | null {
+    const rule = this.nameRule;
+    if (!name || !rule) {
+      return null;
+    }
+    if (name.length > rule.maxLength || !new RegExp(rule.pattern).test(name)) {
+      return `Job name: ${JSON.stringify(name)} is not a valid job name (${rule.rule})`;
+    }
+    return null;
+  }
+
   /**
    * The request. Never throws (the Dialog closes on a throwing getValue): a value that does not parse
    * is sent as typed, but Submit stays disabled while ``problem`` is set.
@@ -230,6 +294,10 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     const name = this.inputs.name.value.trim();
     if (name) {
       body.name = name;
+    }
+    const tags = splitTags(this.inputs.tags.value);
+    if (tags.length) {
+      body.tags = tags;
     }
     body.workers = Number(this.inputs.workers.value);
     body.gpus = Number(this.inputs.gpus.value);
@@ -246,12 +314,17 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     for (const [pname, input] of this.paramInputs) {
       let value: unknown;
       try {
-        value = textToParam(pname, input.value, this.parameters[pname]);
+        value = textToParam(pname, input.value, this.parameters[pname], this.paramTypes[pname]?.type);
       } catch {
         value = input.value;
       }
       if (JSON.stringify(value) !== JSON.stringify(this.parameters[pname])) {
         params[pname] = value; // only what the user changed overrides the notebook
+      }
+    }
+    for (const [pname, value] of Object.entries(extraParams(this.inputs['more-params'].value).values)) {
+      if (!(pname in params)) {
+        params[pname] = value;
       }
     }
     if (Object.keys(params).length) {

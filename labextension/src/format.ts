@@ -39,6 +39,62 @@ export function jobDuration(
   return (job.finished ?? nowSeconds) - job.started;
 }
 
+/** A time of day (``14:02:11``), with the date when it is not today (``2026-12-05 14:02``). */
+export function formatClock(seconds: number, nowSeconds: number): string {
+  const t = new Date(seconds * 1000);
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  const hm = `${pad(t.getHours())}:${pad(t.getMinutes())}`;
+  if (t.toDateString() === new Date(nowSeconds * 1000).toDateString()) {
+    return `${hm}:${pad(t.getSeconds())}`;
+  }
+  return `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())} ${hm}`;
+}
+
+/** When a job ran, as the panel row shows it: ``14:02:11–14:05:40``, ``14:02:11–now``, ``queued 14:01:58``. */
+export function jobTimes(
+  job: { created?: number | null; started?: number | null; finished?: number | null },
+  nowSeconds: number
+): string {
+  if (job.started !== null && job.started !== undefined) {
+    const end = job.finished !== null && job.finished !== undefined ? formatClock(job.finished, nowSeconds) : 'now';
+    return `${formatClock(job.started, nowSeconds)}–${end}`;
+  }
+  if (job.finished !== null && job.finished !== undefined) {
+    return `ended ${formatClock(job.finished, nowSeconds)}`; // cancelled while queued
+  }
+  return job.created !== null && job.created !== undefined ? `queued ${formatClock(job.created, nowSeconds)}` : '';
+}
+
+/** Why a job failed, in one line the row shows: its message (``NameError: ...``), else its reason. */
+export function failureLine(job: { state: string; reason?: string | null; message?: string | null }): string {
+  if (job.state !== 'Failed') {
+    return '';
+  }
+  return job.message || job.reason || 'no reason recorded';
+}
+
+/**
+ * What an empty log pane waits for: ``queued: <why>``, ``starting 2 ranks… no output yet``, or that the
+ * job ended without writing to this log. ``rank`` undefined: all ranks.
+ */
+export function waitingText(
+  job: { state: string; world_size?: number; message?: string | null },
+  rank: number | undefined
+): string {
+  const ranks = Math.max(1, job.world_size || 1);
+  const whose = rank === undefined || ranks === 1 ? '' : `rank ${rank}: `;
+  if (job.state === 'Queued') {
+    return `Queued${job.message ? `: ${job.message}` : ''}. The log starts when the job runs.`;
+  }
+  if (job.state === 'Running') {
+    return `${whose}starting ${ranks} rank${ranks === 1 ? '' : 's'}… no output yet`;
+  }
+  if (isFinished(job.state)) {
+    return `${whose}no output: the job ended (${job.state}) without writing to this log`;
+  }
+  return 'waiting for the log…';
+}
+
 /** Total GPUs of a job: per worker times workers. */
 export function gpuLabel(job: { gpus: number; workers: number }): string {
   const total = (job.gpus || 0) * (job.workers || 1);
@@ -55,10 +111,19 @@ export function paramToText(value: unknown): string {
  * parameter stays a string ("1e-3" stays text); a number, bool or list is read as JSON, and text
  * that is not valid JSON for it is an error naming the parameter.
  */
-export function textToParam(name: string, text: string, original: unknown): unknown {
+export function textToParam(name: string, text: string, original: unknown, kind?: string | null): unknown {
   if (typeof original === 'string') {
     return text;
   }
+  const value = parseParam(name, text, original);
+  // JSON cannot tell 5 from 5.0: the server's type of the default says whether a fraction fits.
+  if (kind === 'int' && typeof value === 'number' && !Number.isInteger(value)) {
+    throw new Error(`parameter ${name}: expected a whole number (int), got ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+function parseParam(name: string, text: string, original: unknown): unknown {
   const trimmed = text.trim();
   if (original === null && trimmed === '') {
     return null;

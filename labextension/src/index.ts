@@ -16,6 +16,7 @@ import { JobActions } from './jobactions.js';
 import { JobsPanel } from './panel.js';
 import { DEFAULTS, ISettings, PLUGIN_ID, watchSettings } from './settings.js';
 import { trainNotebook } from './train.js';
+import { watchWidgetCancel } from './widgetcancel.js';
 
 namespace CommandIDs {
   export const train = 'dlw:train-notebook';
@@ -96,6 +97,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const panel = addJobsPanel(app, restorer);
     addCommands(app, notebooks, panel, palette, () => settings);
     const gpuStatus = addGpuStatus(statusBar);
+    watchWidgetCancel();
     await watchSettings(registry, s => {
       settings = s;
       panel.refreshSeconds = s.refreshInterval;

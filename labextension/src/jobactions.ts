@@ -6,7 +6,7 @@
 import type { JupyterFrontEnd } from '@jupyterlab/application';
 import { Clipboard, Dialog, MainAreaWidget, Notification, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 
-import { cancelJob, deleteJob, getJob, IJob, outputPath, rerunJob } from './api.js';
+import { cancelJob, deleteJob, downloadUrl, getJob, htmlUrl, IJob, outputPath, rerunJob } from './api.js';
 import { trainIcon } from './icons.js';
 import type { JobAction } from './jobslist.js';
 import { LogViewer } from './logviewer.js';
@@ -24,7 +24,9 @@ export class JobActions {
       logs: j => this.openLogs(j),
       cancel: j => this.cancel(j),
       output: j => this.openOutput(j),
+      download: j => this.download(j),
       notebook: j => this.openNotebook(j),
+      html: j => this.openHtml(j),
       yaml: j => this.copyYaml(j),
       rerun: j => this.rerun(j),
       delete: j => this.remove(j)
@@ -84,6 +86,32 @@ export class JobActions {
     } catch (err) {
       await showErrorMessage(`Executed notebook of ${job.name}`, (err as Error).message);
     }
+  }
+
+  /** The executed notebook as HTML (nbconvert, made beside it by the server), in a new browser tab. */
+  private async openHtml(job: IJob): Promise<void> {
+    try {
+      if (!(job.executed_notebook_path ?? (await getJob(job.name)).executed_notebook)) {
+        throw new Error('no executed notebook yet (it appears when the first cell finishes)');
+      }
+      window.open(htmlUrl(job.name), '_blank', 'noopener');
+    } catch (err) {
+      await showErrorMessage(`HTML of ${job.name}`, (err as Error).message);
+    }
+  }
+
+  /** The whole output folder as one zip, saved by the browser. */
+  private async download(job: IJob): Promise<void> {
+    if (!job.output_dir) {
+      await showErrorMessage(`Output of ${job.name}`, 'the job has no output folder on this machine');
+      return;
+    }
+    const link = document.createElement('a');
+    link.href = downloadUrl(job.name);
+    link.download = `${job.name}-output.zip`;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
   }
 
   private async copyYaml(job: IJob): Promise<void> {

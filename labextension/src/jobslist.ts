@@ -6,11 +6,11 @@
  * baseline the benchmark compares against).
  */
 
-import { formatDuration, gpuLabel, isFinished, jobDuration } from './format.js';
+import { failureLine, formatDuration, gpuLabel, isFinished, jobDuration, jobTimes } from './format.js';
 import type { IJob } from './types.js';
 import { visibleRange } from './virtual.js';
 
-export type JobAction = 'logs' | 'cancel' | 'output' | 'notebook' | 'yaml' | 'rerun' | 'delete';
+export type JobAction = 'logs' | 'cancel' | 'output' | 'download' | 'notebook' | 'html' | 'yaml' | 'rerun' | 'delete';
 
 export interface IJobsListOptions {
   rowHeight?: number;
@@ -23,7 +23,9 @@ interface IRow {
   el: HTMLElement;
   state: HTMLElement;
   name: HTMLElement;
+  tags: HTMLElement;
   meta: HTMLElement;
+  why: HTMLElement;
   cancel: HTMLButtonElement;
   remove: HTMLButtonElement;
   notebook: HTMLButtonElement;
@@ -34,7 +36,9 @@ const ACTIONS: [JobAction, string, string][] = [
   ['logs', 'Logs', "Follow the job's logs"],
   ['cancel', 'Cancel', 'Stop every process of the job'],
   ['output', 'Output', "Open the job's output folder"],
+  ['download', 'Zip', "Download the job's output folder as one zip file"],
   ['notebook', 'Notebook', 'Open the executed notebook: the cells run so far, with their outputs'],
+  ['html', 'HTML', 'Open the executed notebook as an HTML page, to keep or share'],
   ['yaml', 'YAML', "Copy the job's spec as YAML"],
   ['rerun', 'Rerun', 'Submit the job again: same code and spec, a new name'],
   ['delete', 'Delete', 'Forget the finished job and delete its files (logs, output)']
@@ -54,7 +58,7 @@ export class JobsList {
 
   constructor(opts: IJobsListOptions) {
     this.opts = opts;
-    this.rowHeight = opts.rowHeight ?? 88;
+    this.rowHeight = opts.rowHeight ?? 122; // name, times, a failed job's reason (2 lines), two lines of buttons
     this.virtualize = opts.virtualize ?? true;
     this.node = document.createElement('div');
     this.node.className = 'dlw-JobsList';
@@ -85,7 +89,15 @@ export class JobsList {
 
   private applyFilter(): void {
     const f = this.filterText;
-    this.view = f ? this.jobs.filter(j => j.name.includes(f) || j.state.toLowerCase().includes(f)) : this.jobs;
+    // "#tag" (or "tag:x") matches a tag exactly; other text a name, a state or a tag.
+    const tag = f.startsWith('#') ? f.slice(1) : f.startsWith('tag:') ? f.slice(4) : null;
+    const tagged = (j: IJob, t: string, exact: boolean): boolean =>
+      (j.tags ?? []).some(x => (exact ? x.toLowerCase() === t : x.toLowerCase().includes(t)));
+    this.view = !f
+      ? this.jobs
+      : tag !== null
+        ? this.jobs.filter(j => tagged(j, tag, true))
+        : this.jobs.filter(j => j.name.includes(f) || j.state.toLowerCase().includes(f) || tagged(j, f, false));
     this.spacer.style.height = this.virtualize ? `${this.view.length * this.rowHeight}px` : '0';
     this.schedule();
   }
@@ -125,11 +137,16 @@ export class JobsList {
     top.className = 'dlw-JobRow-top';
     const name = document.createElement('span');
     name.className = 'dlw-JobRow-name';
+    const tags = document.createElement('span');
+    tags.className = 'dlw-JobRow-tags';
     const state = document.createElement('span');
     state.className = 'dlw-JobState';
-    top.append(name, state);
+    top.append(name, tags, state);
     const meta = document.createElement('div');
     meta.className = 'dlw-JobRow-meta';
+    const why = document.createElement('div');
+    why.className = 'dlw-JobRow-why';
+    why.hidden = true;
     const actions = document.createElement('div');
     actions.className = 'dlw-JobRow-actions';
     const buttons = new Map<JobAction, HTMLButtonElement>();
@@ -142,13 +159,15 @@ export class JobsList {
       actions.appendChild(b);
       buttons.set(action, b);
     }
-    el.append(top, meta, actions);
+    el.append(top, meta, why, actions);
     this.node.appendChild(el);
     return {
       el,
       state,
       name,
+      tags,
       meta,
+      why,
       cancel: buttons.get('cancel')!,
       remove: buttons.get('delete')!,
       notebook: buttons.get('notebook')!,
@@ -159,10 +178,13 @@ export class JobsList {
   private fill(row: IRow, index: number, now: number): void {
     const job = this.view[index];
     const duration = formatDuration(jobDuration(job, now));
-    const meta = `${duration} · ${gpuLabel(job)} · ${job.workers}×${job.engine}`;
+    const times = jobTimes(job, now);
+    const meta = `${duration} · ${gpuLabel(job)} · ${job.workers}×${job.engine}${times ? ` · ${times}` : ''}`;
     // A queued job says why it waits (the scheduler's message) instead of its size; the size is in the tooltip.
     const waiting = job.state === 'Queued' && job.message ? job.message : '';
-    const key = `${index}|${job.name}|${job.state}|${meta}|${job.message ?? ''}|${job.executed_notebook_path}`;
+    const failed = failureLine(job);
+    const tags = (job.tags ?? []).join(' ');
+    const key = `${index}|${job.name}|${job.state}|${meta}|${job.message ?? ''}|${job.executed_notebook_path}|${tags}`;
     if (row.key === key) {
       return; // unchanged since the last frame: no DOM write
     }
@@ -174,12 +196,18 @@ export class JobsList {
     row.el.classList.toggle('dlw-mod-virtual', this.virtualize);
     row.name.textContent = job.name;
     row.name.title = job.message ? `${job.name}: ${job.message}` : job.name;
+    row.tags.textContent = (job.tags ?? []).map(t => `#${t}`).join(' ');
+    row.tags.title = tags ? `tags: ${tags} (type one in the filter to see its jobs)` : '';
     row.state.textContent = job.state;
     row.state.className = `dlw-JobState dlw-state-${job.state.toLowerCase()}`;
     row.state.title = job.reason ? `${job.state} (${job.reason})` : job.state;
     row.meta.textContent = waiting || meta;
     row.meta.title = waiting ? `${waiting}\n${meta}` : meta;
     row.meta.classList.toggle('dlw-mod-waiting', !!waiting);
+    // A failed job says why in its row, not only in a tooltip.
+    row.why.textContent = failed;
+    row.why.title = failed;
+    row.why.hidden = !failed;
     // The list may not know the notebook yet (it is read for one job's details): the click asks then.
     row.notebook.disabled = job.state === 'Queued' && !job.executed_notebook_path;
     row.cancel.disabled = isFinished(job.state);

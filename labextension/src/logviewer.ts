@@ -5,12 +5,15 @@
  * The stream is resumable: after a dropped connection it reconnects from the last byte offset of the
  * rank it shows, so no line is lost or repeated. "All ranks" shows whole lines of every rank in the
  * order they arrive (``RankMerger``) and restarts after a dropped connection.
+ *
+ * Until the first line comes, the pane says what it waits for (``waitingText``) instead of staying
+ * blank, and new log lines pull the charts along (a details refresh at most once a second).
  */
 
 import { Widget } from '@lumino/widgets';
 
 import { DLWApiError, followLogs, getJob } from './api.js';
-import { isFinished, RankMerger } from './format.js';
+import { isFinished, RankMerger, waitingText } from './format.js';
 import { JobDetails } from './jobdetails.js';
 import { LogView } from './logview.js';
 import type { IJob, ILogChunk } from './types.js';
@@ -18,6 +21,9 @@ import type { IJob, ILogChunk } from './types.js';
 export class LogViewer extends Widget {
   readonly view = new LogView();
   private readonly status: HTMLElement;
+  private readonly waiting: HTMLElement;
+  private lastPoll = 0;
+  private polling = false;
   private readonly rankSelect: HTMLSelectElement;
   private abort: AbortController | null = null;
   private offset = 0;
@@ -54,7 +60,10 @@ export class LogViewer extends Widget {
     this.status.className = 'dlw-LogViewer-status';
     bar.append(label, end, this.status);
     this.details = new JobDetails(onOpenNotebook);
-    this.node.append(bar, this.details.node, this.view.node);
+    this.waiting = document.createElement('div');
+    this.waiting.className = 'dlw-LogViewer-waiting';
+    this.waiting.setAttribute('role', 'status');
+    this.node.append(bar, this.details.node, this.waiting, this.view.node);
     this.showJob(job);
   }
 
@@ -72,6 +81,7 @@ export class LogViewer extends Widget {
 
   private showJob(job: IJob): void {
     this.job = job;
+    this.updateWaiting();
     this.details.update(job);
     this.title.label = `Logs: ${job.name}`;
     this.rankSelect.length = 0;
@@ -99,15 +109,21 @@ export class LogViewer extends Widget {
     window.clearTimeout(this.poller);
     const name = this.job.name;
     let done = false;
+    this.polling = true;
+    this.lastPoll = Date.now();
     try {
       const full = await getJob(name);
       if (this.isDisposed || name !== this.job.name) {
         return; // pointed at another job meanwhile: its own poll runs
       }
       this.details.update(full);
+      this.job = { ...this.job, ...full };
+      this.updateWaiting();
       done = isFinished(full.state); // a finished job's metrics and notebook are final
     } catch {
       // the log stream reports the job's errors; keep trying while attached
+    } finally {
+      this.polling = false;
     }
     if (!done && this.isAttached && !this.isDisposed) {
       this.poller = window.setTimeout(() => void this.poll(), document.hidden ? this.pollMs * 5 : this.pollMs);
@@ -131,6 +147,7 @@ export class LogViewer extends Widget {
     this.merger.clear();
     const value = this.rankSelect.value;
     this.rank = value === 'all' ? undefined : Number(value);
+    this.updateWaiting();
     void this.follow();
   }
 
@@ -157,6 +174,9 @@ export class LogViewer extends Widget {
               if (this.merged) {
                 this.view.append(this.merger.flush());
               }
+              this.job = { ...this.job, state };
+              this.updateWaiting();
+              void this.poll(); // the final metrics and notebook state, with the log's end
               this.setStatus(`${state} · ${this.view.lineCount} lines`);
             },
             onError: message => {
@@ -198,6 +218,22 @@ export class LogViewer extends Widget {
       }
     }
     this.setStatus(`following… ${this.view.lineCount} lines`);
+    this.updateWaiting();
+    this.pullCharts();
+  }
+
+  /** New lines usually come with new metrics: refresh the charts now rather than at the next poll. */
+  private pullCharts(): void {
+    if (this.polling || !this.isAttached || isFinished(this.job.state) || Date.now() - this.lastPoll < 1000) {
+      return;
+    }
+    void this.poll();
+  }
+
+  private updateWaiting(): void {
+    const text = this.view.lineCount ? '' : waitingText(this.job, this.rank);
+    this.waiting.textContent = text;
+    this.waiting.hidden = !text;
   }
 
   private setStatus(text: string): void {

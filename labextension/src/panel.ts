@@ -35,7 +35,7 @@ export class JobsPanel extends Widget {
 
     const filter = document.createElement('input');
     filter.className = 'dlw-JobsPanel-filter jp-mod-styled';
-    filter.placeholder = 'Filter by name or state';
+    filter.placeholder = 'Filter by name, state or #tag';
     filter.addEventListener('input', () => this.list.setFilter(filter.value));
 
     this.summary = document.createElement('div');

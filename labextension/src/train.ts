@@ -10,7 +10,7 @@ import type { NotebookPanel } from '@jupyterlab/notebook';
 import { getOptions, getParameters, ISubmitRequest, submitJob } from './api.js';
 import { TrainForm } from './dialog.js';
 import type { ISettings } from './settings.js';
-import type { IOptions } from './types.js';
+import type { IOptions, IParameters } from './types.js';
 
 const FALLBACK_ENGINES = ['job', 'volcano', 'pytorchjob'];
 
@@ -33,11 +33,11 @@ export async function trainNotebook(
       profiles: [],
       reason: (err as Error).message
     })),
-    getParameters(path).catch(err => ({ parameters: {}, reason: (err as Error).message }))
+    getParameters(path).catch((err): IParameters => ({ parameters: {}, reason: (err as Error).message }))
   ]);
   let previous: ISubmitRequest | undefined;
   for (;;) {
-    const form = new TrainForm(path, params.parameters, options, settings, previous, params.reason);
+    const form = new TrainForm(path, params.parameters, options, settings, previous, params.reason, params.types);
     const result = await showDialog({
       title: 'Train as job',
       body: form,
@@ -56,6 +56,9 @@ export async function trainNotebook(
     try {
       const job = await submitJob(previous);
       Notification.success(`Submitted ${job.name}`, { autoClose: 4000 });
+      for (const note of job.notes ?? []) {
+        Notification.warning(`${job.name}: ${note}`, { autoClose: 8000 });
+      }
       await onSubmitted(job.name);
       return;
     } catch (err) {

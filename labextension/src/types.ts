@@ -32,6 +32,10 @@ export interface IJob {
   executed_notebook_path?: string | null;
   attempt?: number;
   history?: IPreemption[];
+  /** Set at submit (dialog, ``dlw train --tag``); the panel's filter finds jobs by them. */
+  tags?: string[];
+  /** Only in the submit reply: what the conversion noted (a parameter the cell does not define, ...). */
+  notes?: string[];
 }
 
 /** One preemption of a job (oldest first); ``resumed*`` once it runs again. Times in unix seconds. */
@@ -82,6 +86,28 @@ export interface IOptions {
   reason: string | null;
   /** What the active backend cannot run, with why (the dialog leaves it out and says so). */
   unavailable?: Record<string, string>;
+  /** The spec's rules the dialog checks as the user types (``dlw_magic.server.options.RULES``). */
+  rules?: { name?: INameRule; tag?: INameRule };
+}
+
+export interface INameRule {
+  pattern: string;
+  maxLength: number;
+  rule: string;
+}
+
+/** What a parameter takes (GET /dlw/api/parameters ``types``): "int", "float", "bool", "str", "list",
+ * "tuple", "set", "dict", or null for any type; ``optional``: None is accepted too. */
+export interface IParamType {
+  type: string | null;
+  optional: boolean;
+  help?: string;
+}
+
+export interface IParameters {
+  parameters: Record<string, unknown>;
+  reason: string | null;
+  types?: Record<string, IParamType>;
 }
 
 /** POST /dlw/api/jobs: a notebook (path under the root) or a spec (job YAML), plus the job options.

@@ -43,6 +43,56 @@ describe('TrainForm', () => {
     form.dispose();
   });
 
+  it('refuses a fraction for an int parameter and a job name the spec refuses, as typed', () => {
+    const rules = { name: { pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 52, rule: 'lowercase letters' } };
+    const types = { epochs: { type: 'int', optional: false }, lr: { type: 'float', optional: false } };
+    const form = new TrainForm(
+      'nb.ipynb',
+      { epochs: 3, lr: 0.1 },
+      options({ rules }),
+      DEFAULTS,
+      undefined,
+      null,
+      types
+    );
+    document.body.appendChild(form.node);
+    form.processMessage({ type: 'after-attach' } as any);
+    const epochs = form.node.querySelector<HTMLInputElement>('input[name="param-epochs"]')!;
+    type(epochs, '5.5');
+    expect(form.problem).toBe('parameter epochs: expected a whole number (int), got "5.5"');
+    type(epochs, '5');
+    const lr = form.node.querySelector<HTMLInputElement>('input[name="param-lr"]')!;
+    type(lr, '1');
+    expect(form.problem).toBeNull();
+    expect(form.getValue().parameters).toEqual({ epochs: 5, lr: 1 });
+
+    const name = form.node.querySelector<HTMLInputElement>('input[name="name"]')!;
+    type(name, 'My_Job');
+    expect(name.validity.valid).toBe(false);
+    expect(form.problem).toBe('Job name: "My_Job" is not a valid job name (lowercase letters)');
+    type(name, 'x'.repeat(53));
+    expect(form.problem).toContain('is not a valid job name');
+    type(name, 'my-job');
+    expect(form.problem).toBeNull();
+    form.dispose();
+  });
+
+  it('sends tags as typed and refuses one the spec would refuse', () => {
+    const rules = {
+      tag: { pattern: '^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$', maxLength: 63, rule: 'tag rule' }
+    };
+    const form = new TrainForm('nb.ipynb', {}, options({ rules }), DEFAULTS);
+    document.body.appendChild(form.node);
+    form.processMessage({ type: 'after-attach' } as any);
+    const tags = form.node.querySelector<HTMLInputElement>('input[name="tags"]')!;
+    type(tags, 'baseline, lr sweep!');
+    expect(form.problem).toBe('Tags: "sweep!" is not a valid tag (tag rule)');
+    type(tags, 'baseline, lr-sweep');
+    expect(form.problem).toBeNull();
+    expect(form.getValue().tags).toEqual(['baseline', 'lr-sweep']);
+    form.dispose();
+  });
+
   it('refuses an empty or fractional worker count', () => {
     const form = new TrainForm('nb.ipynb', {}, options(), DEFAULTS);
     document.body.appendChild(form.node);
@@ -95,5 +145,22 @@ describe('TrainForm', () => {
     expect(form.getValue().preemptible).toBe(true);
     const again = new TrainForm('nb.ipynb', {}, options(), DEFAULTS, form.getValue());
     expect(again.node.querySelector<HTMLInputElement>('input[name="preemptible"]')!.checked).toBe(true);
+  });
+});
+
+describe('extra parameters', () => {
+  it('sends names the parameters cell does not define, typed, and refuses what is not NAME=VALUE', () => {
+    const form = new TrainForm('nb.ipynb', { epochs: 3 }, options(), DEFAULTS);
+    document.body.appendChild(form.node);
+    form.processMessage({ type: 'after-attach' } as any);
+    const more = form.node.querySelector<HTMLInputElement>('input[name="more-params"]')!;
+    more.value = 'seed=7, note=fast run, 2bad=1';
+    more.dispatchEvent(new Event('input', { bubbles: true }));
+    expect(form.problem).toBe('More parameters: "2bad=1" is not NAME=VALUE with NAME a Python name');
+    more.value = 'seed=7, note=fast run';
+    more.dispatchEvent(new Event('input', { bubbles: true }));
+    expect(form.problem).toBeNull();
+    expect(form.getValue().parameters).toEqual({ seed: 7, note: 'fast run' });
+    form.dispose();
   });
 });

@@ -6,7 +6,8 @@ import {
   jobDuration,
   paramToText,
   RankMerger,
-  textToParam
+  textToParam,
+  waitingText
 } from '../src/format';
 
 describe('formatDuration', () => {
@@ -88,5 +89,18 @@ describe('RankMerger', () => {
     expect(m.flush()).toBe('[1] loss 0.3\n');
     m.clear();
     expect(m.feed(0, 'a\nb\n')).toBe('[0] a\n[0] b\n');
+  });
+});
+
+describe('waitingText', () => {
+  it('says what an empty log pane waits for', () => {
+    expect(waitingText({ state: 'Running', world_size: 2 }, undefined)).toBe('starting 2 ranks… no output yet');
+    expect(waitingText({ state: 'Running', world_size: 2 }, 1)).toBe('rank 1: starting 2 ranks… no output yet');
+    expect(waitingText({ state: 'Queued', world_size: 1, message: 'waiting for 2 GPUs' }, 0)).toBe(
+      'Queued: waiting for 2 GPUs. The log starts when the job runs.'
+    );
+    expect(waitingText({ state: 'Succeeded', world_size: 1 }, 0)).toBe(
+      'no output: the job ended (Succeeded) without writing to this log'
+    );
   });
 });

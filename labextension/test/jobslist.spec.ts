@@ -34,7 +34,9 @@ describe('JobsList', () => {
     list.render();
     const rows = list.node.querySelectorAll('.dlw-JobRow');
     expect(rows.length).toBeLessThan(40);
-    expect(rows[0].querySelector('.dlw-JobRow-meta')!.textContent).toBe('1m 5s · 2 GPUs · 2×job');
+    expect(rows[0].querySelector('.dlw-JobRow-meta')!.textContent).toMatch(
+      /^1m 5s · 2 GPUs · 2×job · \d\d:\d\d:\d\d–now$/
+    );
 
     list.setJobs([job(0, 'Succeeded'), ...Array.from({ length: 999 }, (_, i) => job(i + 1))]);
     list.render();
@@ -71,7 +73,9 @@ describe('JobsList', () => {
     const meta = row('job-1').querySelector('.dlw-JobRow-meta')!;
     expect(meta.textContent).toBe('waiting for 2 GPUs held by big-1, big-2; 3rd in the queue');
     expect(meta.getAttribute('title')).toContain('2 GPUs · 2×job');
-    expect(row('job-3').querySelector('.dlw-JobRow-meta')!.textContent).toBe('1m 5s · 2 GPUs · 2×job');
+    expect(row('job-3').querySelector('.dlw-JobRow-meta')!.textContent).toMatch(
+      /^1m 5s · 2 GPUs · 2×job · \d\d:\d\d:\d\d–now$/
+    );
 
     const notebook = (name: string): HTMLButtonElement => row(name).querySelector('.dlw-action-notebook')!;
     expect(notebook('job-1').disabled).toBe(true);
@@ -79,5 +83,48 @@ describe('JobsList', () => {
     expect(notebook('job-3').disabled).toBe(false); // the list may not know it: the click asks the server
     notebook('job-2').click();
     expect(actions).toEqual(['notebook:job-2']);
+  });
+});
+
+describe('JobsList rows', () => {
+  it("shows a failed job's reason in its row, and when each job ran", () => {
+    const failed = {
+      ...job(1, 'Failed'),
+      started: 1000,
+      finished: 1075,
+      reason: 'Error',
+      message: "NameError: name 'x' is not defined (cell 3)"
+    };
+    const list = new JobsList({ virtualize: false, onAction: () => undefined, now: () => 2000 });
+    document.body.appendChild(list.node);
+    list.setJobs([failed, job(2, 'Running')]);
+    list.render();
+    const rows = list.node.querySelectorAll<HTMLElement>('.dlw-JobRow');
+    const why = rows[0].querySelector<HTMLElement>('.dlw-JobRow-why')!;
+    expect(why.hidden).toBe(false);
+    expect(why.textContent).toBe("NameError: name 'x' is not defined (cell 3)");
+    expect(rows[1].querySelector<HTMLElement>('.dlw-JobRow-why')!.hidden).toBe(true);
+    // start–end in local time: the same instants, whatever the time zone
+    const clock = (s: number): string => new Date(s * 1000).toTimeString().slice(0, 8);
+    expect(rows[0].querySelector('.dlw-JobRow-meta')!.textContent).toContain(`${clock(1000)}–${clock(1075)}`);
+    expect(rows[1].querySelector('.dlw-JobRow-meta')!.textContent).toContain(`${clock(1000)}–now`);
+    list.dispose();
+  });
+});
+
+describe('JobsList tags', () => {
+  it('shows tags on the row and filters by #tag exactly or by text', () => {
+    const list = new JobsList({ virtualize: false, onAction: () => undefined, now: () => 2000 });
+    document.body.appendChild(list.node);
+    list.setJobs([{ ...job(1), tags: ['baseline'] }, { ...job(2), tags: ['baseline-2'] }, job(3)]);
+    list.render();
+    expect(list.node.querySelector('.dlw-JobRow-tags')!.textContent).toBe('#baseline');
+    list.setFilter('#baseline');
+    expect(list.count).toBe(1);
+    list.setFilter('baseline');
+    expect(list.count).toBe(2);
+    list.setFilter('');
+    expect(list.count).toBe(3);
+    list.dispose();
   });
 });

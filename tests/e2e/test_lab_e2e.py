@@ -144,16 +144,97 @@ def test_cancel_a_long_job_from_the_panel_rerun_it_and_delete_both(page: Page, l
     assert not any(j["name"] == "long-e2e" for j in lab.api("jobs")["jobs"])
 
 
-def test_a_bad_name_is_refused_with_the_servers_message_and_the_dialog_comes_back(page: Page, lab):
+def test_a_bad_name_and_a_fraction_for_an_int_are_refused_as_typed_with_the_rule(page: Page, lab):
     open_train_dialog(page, lab, "examples/digits_ddp.ipynb")
-    fill_dialog(page, "Not_A_Valid_Name", workers=1, params={})
-    page.get_by_role("button", name="Submit").click()
-    error = page.locator(".jp-Dialog").filter(has_text="Cannot submit the job")
-    expect(error).to_contain_text("name:")
-    shot(page, "08-bad-name-error")
-    error.get_by_role("button").last.click()
-    # What the user typed is still there to fix.
-    expect(page.locator(".dlw-TrainForm input[name='name']")).to_have_value("Not_A_Valid_Name")
+    form = page.locator(".dlw-TrainForm")
+    submit = page.get_by_role("button", name="Submit")
+    form.locator("input[name='name']").fill("My_Job")
+    expect(form.locator(".dlw-TrainForm-error")).to_have_text(
+        'Job name: "My_Job" is not a valid job name (lowercase letters, digits and \'-\', starting and '
+        "ending with a letter or digit, at most 52 characters)")
+    expect(submit).to_be_disabled()
+    form.locator("input[name='name']").fill("my-job")
+    expect(submit).to_be_enabled()
+    # epochs = 12 in the notebook: an int, so 5.5 is refused while typing (the server would refuse it too)
+    form.locator("input[name='param-epochs']").fill("5.5")
+    expect(form.locator(".dlw-TrainForm-error:visible")).to_have_text(
+        'parameter epochs: expected a whole number (int), got "5.5"')
+    expect(submit).to_be_disabled()
+    shot(page, "08-bad-name-and-fraction-marked")
+    form.locator("input[name='param-epochs']").fill("5")
+    expect(submit).to_be_enabled()
+    page.locator(".jp-Dialog").get_by_role("button", name="Cancel").click()
+    expect(form).to_have_count(0)
+    assert not page.errors, page.errors
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, path)
+
+
+def open_panel(page: Page, lab) -> None:
+    page.goto(lab.lab_url())
+    page.locator(".jp-SideBar .lm-TabBar-tab[data-id='dlw-jobs-panel']").click(timeout=90_000)
+    expect(page.locator(".dlw-JobsList")).to_be_visible()
+
+
+def test_the_log_says_what_it_waits_for_and_a_failed_row_says_why(page: Page, lab):
+    write_notebook(lab.root / "quiet.ipynb", ["import time\ntime.sleep(12)\nprint('first words', flush=True)"])
+    write_notebook(lab.root / "broken.ipynb", ["x = 1", "print(undefined_name)"])
+    lab.api("jobs", "POST", {"notebook": "quiet.ipynb", "name": "quiet-e2e", "workers": 2, "tags": ["e2e-tag"]})
+    lab.api("jobs", "POST", {"notebook": "broken.ipynb", "name": "broken-e2e"})
+    open_panel(page, lab)
+
+    quiet = job_row(page, "quiet-e2e")
+    expect(quiet).to_have_attribute("data-state", "Running", timeout=60_000)
+    quiet.locator(".dlw-action-logs").click()
+    viewer = page.locator(".dlw-LogViewer").filter(has=page.locator(".dlw-LogViewer-status"))
+    waiting = viewer.locator(".dlw-LogViewer-waiting")
+    expect(waiting).to_have_text("rank 0: starting 2 ranks… no output yet")
+    shot(page, "10-log-waiting")
+    expect(viewer.locator(".dlw-LogView")).to_contain_text("first words", timeout=60_000)
+    expect(waiting).to_be_hidden()
+
+    broken = job_row(page, "broken-e2e")
+    expect(broken).to_have_attribute("data-state", "Failed", timeout=60_000)
+    # The reason is in the row itself, not only in a tooltip.
+    expect(broken.locator(".dlw-JobRow-why")).to_be_visible()
+    expect(broken.locator(".dlw-JobRow-why")).to_contain_text("NameError")
+    expect(broken.locator(".dlw-JobRow-why")).to_contain_text("undefined_name")
+    # ... and readable there: inside the row, above its buttons, not under them.
+    why_box = broken.locator(".dlw-JobRow-why").bounding_box()
+    row_box, buttons_box = broken.bounding_box(), broken.locator(".dlw-JobRow-actions").bounding_box()
+    assert why_box and row_box and buttons_box
+    assert row_box["y"] <= why_box["y"] and why_box["y"] + why_box["height"] <= buttons_box["y"] + 1
+    assert buttons_box["y"] + buttons_box["height"] <= row_box["y"] + row_box["height"] + 1
+    # When it ran: start–end times on the row.
+    expect(broken.locator(".dlw-JobRow-meta")).to_contain_text(re.compile(r"\d\d:\d\d:\d\d–\d\d:\d\d:\d\d"))
+    shot(page, "11-failed-row-says-why")
+
+    # jupyter-scheduler's extras: tags to filter by, the executed notebook as HTML, the outputs as a zip.
+    expect(quiet.locator(".dlw-JobRow-tags")).to_have_text("#e2e-tag")
+    page.locator(".dlw-JobsPanel-filter").fill("#e2e-tag")
+    expect(page.locator(".dlw-JobRow")).to_have_count(1)
+    expect(quiet).to_be_visible()
+    expect(quiet).to_have_attribute("data-state", "Succeeded", timeout=60_000)
+    with page.context.expect_page() as popup_info:
+        quiet.locator(".dlw-action-html").click()
+    popup = popup_info.value
+    expect(popup.locator("body")).to_contain_text("first words", timeout=60_000)
+    popup.close()
+    with page.expect_download(timeout=60_000) as download_info:
+        quiet.locator(".dlw-action-download").click()
+    download = download_info.value
+    assert download.suggested_filename == "quiet-e2e-output.zip"
+    import zipfile
+
+    assert "quiet-e2e/executed.ipynb" in zipfile.ZipFile(download.path()).namelist()
+    assert not page.errors, page.errors
 
 
 def test_a_wrong_typed_value_is_marked_in_place_and_submit_waits_for_a_fix(page: Page, lab):

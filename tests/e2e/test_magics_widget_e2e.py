@@ -1,4 +1,5 @@
-"""The ``%dlw`` widget in a real JupyterLab and Chromium: it draws, updates and its Cancel button works."""
+"""The ``%dlw`` widget in a real JupyterLab and Chromium: it draws, updates and its Cancel button works,
+also while ``--wait`` keeps the kernel busy (the lab extension cancels through the REST API)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def lab(tmp_path: Path, dlw_home: Path) -> Iterator[str]:
         nbformat.v4.new_code_cell("import time\nfor i in range(epochs):\n"
                                   "    print(f'step {i}', flush=True)\n    time.sleep(pause)"),
         nbformat.v4.new_code_cell("%load_ext dlw_magic\n"
-                                  "%dlw train --name in-lab --workers 2 --param epochs=60 --param pause=0.5"),
+                                  "%dlw train --name in-lab --workers 2 --param epochs=60 --param pause=0.5 --wait"),
     ]
     nbformat.write(nb, root / "demo.ipynb")
     token = "magic-" + os.urandom(8).hex()
@@ -37,7 +38,7 @@ def lab(tmp_path: Path, dlw_home: Path) -> Iterator[str]:
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_widget_in_jupyterlab(lab: str, browser) -> None:
+def test_widget_cancel_works_while_wait_blocks_the_kernel(lab: str, browser) -> None:
     from playwright.sync_api import expect
 
     from dlw_magic import core
@@ -64,9 +65,18 @@ def test_widget_in_jupyterlab(lab: str, browser) -> None:
         expect(page.get_by_text(re.compile(r"Submitted in-lab: a snapshot of demo\.ipynb"))).to_be_visible()
         screenshot(page, "magics-widget-running")
 
-        page.get_by_role("button", name="Cancel").click()
+        # --wait: the kernel is busy until the job ends, and the button is there to end it.
+        prompt = page.locator(".jp-InputPrompt").nth(2)
+        expect(prompt).to_contain_text("[*]")
+        cancel = page.get_by_role("button", name="Cancel")
+        expect(cancel).to_be_enabled()
+        cancel.click()
         expect(title).to_contain_text("Cancelled", timeout=30_000)
-        expect(page.get_by_role("button", name="Cancel")).to_be_disabled()
+        expect(cancel).to_be_disabled()
+        # The waiting cell ends by itself (no kernel interrupt) with the final state line.
+        expect(prompt).to_contain_text(re.compile(r"\[\d+\]"), timeout=30_000)
+        expect(page.locator(".jp-OutputArea-output").filter(has_text=re.compile(r"in-lab: Cancelled"))
+               ).to_be_visible()
         screenshot(page, "magics-widget-cancelled")
     except Exception:
         screenshot(page, "magics-widget-failure")

@@ -41,4 +41,6 @@ export interface IJobOptions {
   volumes?: Array<string | IVolumeRef> | null;
   /** extra files to ship, glob patterns relative to the notebook's folder ('**': all of it) */
   files?: Array<string> | null;
+  /** tag to find the job by, e.g. baseline (repeatable) */
+  tags?: Array<string> | null;
 }
