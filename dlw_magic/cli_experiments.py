@@ -84,13 +84,14 @@ def parse_space(items: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         key, raw = key.strip(), raw.strip()
         if not sep or not key.isidentifier() or not raw:
-            raise DLWError(f"--param {item[:80]!r}: expected NAME=V1,V2,... or NAME=LO..HI with NAME a Python identifier")
+            raise DLWError(f"--param {item[:80]!r}: expected NAME=V1,V2,... or NAME=LO..HI "
+                           "with NAME a Python identifier")
         if key in space:
             raise DLWError(f"--param {key}: given twice (list every value once: {key}=A,B,C)")
         m = _RANGE.match(raw)
         try:
             if m:
-                space[key] = {"min": yaml_value(m["lo"]), "max": yaml_value(m["hi"]), "log": bool(m["log"])}
+                space[key] = {"min": _number(m["lo"]), "max": _number(m["hi"]), "log": bool(m["log"])}
             elif raw.startswith("["):
                 values = yaml_value(raw)
                 if not isinstance(values, list):
@@ -102,6 +103,19 @@ def parse_space(items: list[str]) -> dict[str, Any]:
             raise DLWError(f"--param {key}: cannot read {raw[:60]!r}") from None
         check_values({key: space[key]}, "--param")
     return space
+
+
+def _number(text: str) -> Any:
+    """A range end: ``1e-4`` is a float here (YAML 1.1 would read it as text)."""
+    from .spec.validation import yaml_value
+
+    value = yaml_value(text.strip())
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            pass
+    return value
 
 
 # ---------------------------------------------------------------- commands
@@ -266,7 +280,8 @@ def show_experiment(record: dict[str, Any], out: TextIO) -> None:
 def show_comparison(result: dict[str, Any], out: TextIO) -> None:
     names = [j["name"] for j in result["jobs"]]
     rows = [["", *names]]
-    for j_key, label in (("state", "state"), ("image", "image"), ("codeHash", "code hash"), ("gitCommit", "git commit")):
+    fields = (("state", "state"), ("image", "image"), ("codeHash", "code hash"), ("gitCommit", "git commit"))
+    for j_key, label in fields:
         rows.append([label, *[_value(j.get(j_key)) for j in result["jobs"]]])
     for key in result["parameters"]:
         rows.append([f"param {key}", *[_value(j["parameters"].get(key)) for j in result["jobs"]]])

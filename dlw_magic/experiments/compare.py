@@ -39,7 +39,7 @@ def compare(names: list[str], backend: Backend | None = None) -> dict[str, Any]:
         raise DLWError("compare: a job is named twice")
     backend = backend or core.backend_for()
     jobs = [core.get_job(n, backend) for n in names]
-    items = []
+    items: list[dict[str, Any]] = []
     freezes = []
     for j in jobs:
         prov = j.provenance

@@ -19,7 +19,7 @@ def points(exp: Experiment, seed: int | None = None) -> list[dict[str, Any]]:
     if exp.search == "grid":
         names = list(exp.parameters)
         lists = [exp.parameters[n] for n in names]
-        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*lists)]  # type: ignore[arg-type]
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*lists)]
     rng = random.Random(seed if seed is not None else exp.seed)
     return [{n: draw(v, rng) for n, v in exp.parameters.items()} for _ in range(exp.trials or 0)]
 

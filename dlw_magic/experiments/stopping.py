@@ -41,7 +41,7 @@ def stop_reason(
             if not points or points[-1][0] < rule.after or not isinstance(points[-1][1], (int, float)):
                 continue
             step, value = points[-1][0], points[-1][1]
-            if _OPS[rule.op or ">"](value, rule.value):
+            if _OPS[rule.op or ">"](value, rule.value or 0.0):
                 return f"{rule.metric} = {value:g} at step {step} ({rule})"
         elif metric:
             points = mine.get(metric) or []

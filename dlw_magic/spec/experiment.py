@@ -29,7 +29,15 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
+from pydantic import (
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .model import DNS1123_LABEL, ParamValue, _Model
 
@@ -86,6 +94,13 @@ class Range(_Model):
     max: StrictInt | StrictFloat
     log: StrictBool = False
 
+    @field_validator("min", "max", mode="before")
+    @classmethod
+    def _number(cls, v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"expected a number, got {v!r}")
+        return v
+
     @model_validator(mode="after")
     def _ordered(self) -> Range:
         if not (math.isfinite(self.min) and math.isfinite(self.max)):
@@ -133,6 +148,27 @@ class Experiment(_Model):
             raise ValueError("the trials are named after the experiment: leave job.name out")
         return v
 
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _ranges(cls, v: Any) -> Any:
+        # A mapping is a range, a list holds values: say which rule failed, not every branch of the union.
+        if not isinstance(v, dict):
+            return v
+        out = {}
+        for name, values in v.items():
+            if isinstance(values, dict):
+                try:
+                    values = Range.model_validate(values)
+                except ValidationError as err:
+                    first = err.errors(include_url=False)[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    msg = str(first["msg"]).removeprefix("Value error, ")
+                    raise ValueError(f"{name}: {where + ': ' if where else ''}{msg}") from None
+            elif not isinstance(values, list):
+                raise ValueError(f"{name}: expected a list of values or a range {{min, max, log}}")
+            out[name] = values
+        return out
+
     @field_validator("parameters")
     @classmethod
     def _space(cls, v: dict[str, Any]) -> dict[str, Any]:
@@ -157,7 +193,8 @@ class Experiment(_Model):
         ranges = [n for n, v in self.parameters.items() if isinstance(v, Range)]
         if self.search == "grid":
             if ranges:
-                raise ValueError(f"parameters.{ranges[0]}: a range needs search: random (a grid takes a list of values)")
+                raise ValueError(f"parameters.{ranges[0]}: a range needs search: random "
+                                 "(a grid takes a list of values)")
             if self.trials is not None:
                 raise ValueError("trials: only random search takes a number of trials (a grid runs every point)")
             if self.grid_size > MAX_TRIALS:
