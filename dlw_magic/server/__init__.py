@@ -17,6 +17,7 @@ from traitlets.config import Configurable
 
 from .. import core
 from ..backends import Backend
+from .experiments import HANDLERS as EXPERIMENT_HANDLERS
 from .gpu_idle import GpuIdleHandler, GpusHandler
 from .handlers import (
     CancelHandler,
@@ -43,6 +44,7 @@ HANDLERS: list[tuple[str, type]] = [
     (r"gpus/idle", GpuIdleHandler),
     (r"options", OptionsHandler),
     (r"parameters", ParametersHandler),
+    *EXPERIMENT_HANDLERS,  # sweeps and comparisons
 ]
 
 
