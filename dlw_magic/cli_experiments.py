@@ -11,6 +11,7 @@ Registered by ``dlw_magic.cli`` (``register(subparsers, command)``); ``%dlw swee
     dlw sweep promote NAME [--as JOB]             reruns the best trial as an ordinary job
     dlw experiments [-o json]
     dlw compare JOB JOB... [-o json]              parameters, image, code hash, packages, metrics side by side
+    dlw tensorboard JOB...                        TensorBoard over the jobs' event files, on 127.0.0.1
 
 A sweep's ``-p NAME=V1,V2,...`` lists values (a grid, or choices for ``--random``); ``-p NAME=LO..HI`` is a
 uniform range and ``-p NAME=log:LO..HI`` a log-uniform one (ranges need ``--random N``); integer ends
@@ -68,6 +69,11 @@ def register(subparsers: Any, command: str | None) -> None:
     _backend_options(p)
     _output_option(p)
     p.set_defaults(func=cmd_compare)
+
+    p = subparsers.add_parser("tensorboard", help="TensorBoard over jobs' event files (127.0.0.1; Ctrl-C stops)")
+    p.add_argument("names", nargs="+", metavar="JOB")
+    _backend_options(p)
+    p.set_defaults(func=cmd_tensorboard)
 
 
 # ---------------------------------------------------------------- parsing
@@ -239,6 +245,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         show_comparison(result, sys.stdout)
     return 0
+
+
+def cmd_tensorboard(args: argparse.Namespace) -> int:
+    from . import tensorboard
+    from .cli import backend_from
+
+    dirs = tensorboard.logdirs(args.names, backend_from(args))
+    proc, port = tensorboard.start(dirs)
+    print(f"TensorBoard for {', '.join(dirs)} at http://127.0.0.1:{port}/ (Ctrl-C stops it; in JupyterLab use "
+          "the panel's TensorBoard button, served behind the lab's login)", flush=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(10)
+        return 0
 
 
 # ---------------------------------------------------------------- tables

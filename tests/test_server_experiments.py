@@ -63,3 +63,30 @@ def test_bad_sweeps_are_400_with_the_field(api_error, jp_root_dir) -> None:
     assert code == 403
     code, body = api_error("dlw/api/experiments/nope")
     assert code == 404 and "nope" in body["message"]
+
+
+def test_tensorboard_of_a_job_opens_through_the_lab_login(api, api_error, jp_fetch, jp_asyncio_loop, jp_root_dir,
+                                                          jp_base_url) -> None:
+    pytest.importorskip("tensorboard")
+    from dlw_magic import core
+
+    (jp_root_dir / "train.py").write_text(
+        "from dlw_magic import log_metrics\nfor s in range(3):\n    log_metrics(step=s, loss=1.0 / (s + 1))\n")
+    spec = core.build_spec(spec_text="name: tb\nsource: {script: train.py}\nenv: {DLW_TENSORBOARD: '1'}\n",
+                           base_dir=jp_root_dir)
+    core.submit(spec)
+    assert core.wait("tb", timeout=60).state.value == "Succeeded"
+    code, body = api_error("dlw/api/tensorboard", method="POST", body=json.dumps({"jobs": ["nope"]}))
+    assert code == 404
+    # TensorBoard takes seconds to start (15 s on a loaded 2-core machine)
+    view = api("dlw/api/tensorboard", method="POST", body=json.dumps({"jobs": ["tb"]}), request_timeout=180)
+    assert view["url"].startswith(jp_base_url) and view["url"].endswith(f"/dlw/api/tensorboard/{view['view']}/")
+    path = view["url"][len(jp_base_url):]
+    page = jp_asyncio_loop.run_until_complete(jp_fetch(path))
+    assert b"<tf-tensorboard" in page.body or b"tensorboard" in page.body.lower()
+    runs = api(path + "data/runs")
+    assert [r.split("/")[0] for r in runs] == ["tb"]  # the run is named after the job
+    tags = api(path + "data/plugin/scalars/tags")
+    assert "loss" in tags[runs[0]]
+    code, _ = api_error(path + "data/runs", headers={"Authorization": ""})
+    assert code == 403

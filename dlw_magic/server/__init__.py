@@ -29,6 +29,7 @@ from .handlers import (
     ParametersHandler,
     RerunHandler,
 )
+from .tensorboard import HANDLERS as TENSORBOARD_HANDLERS
 
 # Same rule as the spec's job names (DNS-1123 label), so a URL can never carry a path.
 JOB_NAME = r"(?P<name>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)"
@@ -45,6 +46,7 @@ HANDLERS: list[tuple[str, type]] = [
     (r"options", OptionsHandler),
     (r"parameters", ParametersHandler),
     *EXPERIMENT_HANDLERS,  # sweeps and comparisons
+    *TENSORBOARD_HANDLERS,  # TensorBoard per job, proxied behind the lab's login
 ]
 
 
