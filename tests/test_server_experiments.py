@@ -29,7 +29,9 @@ def api_error(jp_fetch, jp_asyncio_loop):
     def call(*parts, **kwargs):
         with pytest.raises(HTTPClientError) as info:
             jp_asyncio_loop.run_until_complete(jp_fetch(*parts, **kwargs))
-        return info.value.code, json.loads(info.value.response.body)
+        response = info.value.response
+        is_json = response.headers.get("Content-Type", "").startswith("application/json")
+        return info.value.code, (json.loads(response.body) if is_json else {})
 
     return call
 

@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import httpclient, web
 
@@ -73,7 +74,15 @@ class TensorBoardHandler(DLWHandler):
         return url_path_join(self.base_url, "dlw", "api", "tensorboard", view)
 
 
-class TensorBoardProxyHandler(DLWHandler):
+class TensorBoardProxyHandler(JupyterHandler):
+    """Not an APIHandler: that one forces a JSON content type and a CSP that blocks TensorBoard's scripts."""
+
+    auth_resource = "dlw"
+
+    def get_login_url(self) -> str:
+        # Without the lab's login: 403, as every DLW handler answers (not a redirect to the login page).
+        raise web.HTTPError(403)
+
     def check_xsrf_cookie(self) -> None:
         if self.request.headers.get("X-XSRF-Protected") == "1":
             return None
@@ -90,7 +99,10 @@ class TensorBoardProxyHandler(DLWHandler):
         await self.proxy(view, path)
 
     async def proxy(self, view: str, path: str) -> None:
-        port = VIEWS.port(view)
+        try:
+            port = VIEWS.port(view)
+        except NotFound as err:
+            raise web.HTTPError(404, str(err)) from None
         prefix = url_path_join(self.base_url, "dlw", "api", "tensorboard", view)
         url = f"http://127.0.0.1:{port}{prefix}/{path}"
         if self.request.query:

@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from labserver import ARTIFACTS
 from playwright.sync_api import Page, expect
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(420)]
@@ -48,5 +49,10 @@ def test_sweep_results_in_the_panel_and_tensorboard_behind_the_lab_login(page: P
         panel.get_by_role("button", name="TensorBoard").click()
     board = opened.value
     board.wait_for_url("**/dlw/api/tensorboard/*/**", timeout=120_000)
-    expect(board).to_have_title("TensorBoard", timeout=60_000)
+    expect(board.locator("tb-webapp")).to_be_attached(timeout=60_000)  # TensorBoard's own page, proxied
+    # its data requests go through the same proxy, with the lab's login cookie only
+    runs = board.evaluate("fetch('data/runs').then(r => r.json())")
+    assert sorted(r.split("/")[0] for r in runs) == ["e2e-sweep-000", "e2e-sweep-001", "e2e-sweep-002"]
+    board.screenshot(path=str(ARTIFACTS / "experiments-tensorboard.png"))
+    page.screenshot(path=str(ARTIFACTS / "experiments-panel.png"))
     assert page.errors == []  # type: ignore[attr-defined]
