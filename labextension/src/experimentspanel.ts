@@ -6,7 +6,7 @@
 
 import { Widget } from '@lumino/widgets';
 
-import { request } from './api.js';
+import { getJob, request } from './api.js';
 import { ExperimentView, IExperiment, ITrial } from './experimentview.js';
 
 interface IListed {
@@ -29,7 +29,11 @@ export class ExperimentsPanel extends Widget {
   private readonly status: HTMLElement;
   private timer = 0;
 
-  constructor(private readonly intervalMs = 3000) {
+  /** ``openFile``: opens a root-relative path in the lab (a trial's executed notebook). */
+  constructor(
+    private readonly openFile: (path: string) => void = () => undefined,
+    private readonly intervalMs = 3000
+  ) {
     super();
     this.id = 'dlw-experiments-panel';
     this.addClass('dlw-ExperimentsPanel');
@@ -43,7 +47,8 @@ export class ExperimentsPanel extends Widget {
     this.status.className = 'dlw-ExperimentsPanel-status';
     this.view = new ExperimentView({
       onPromote: exp => void this.run(async () => `Submitted ${(await promote(exp.name)).name}`),
-      onTensorBoard: trials => void this.tensorBoard(trials)
+      onTensorBoard: trials => void this.tensorBoard(trials),
+      onOpen: trial => void this.openExecuted(trial.name)
     });
     this.node.append(title, this.picker, this.status, this.view.node);
   }
@@ -54,6 +59,18 @@ export class ExperimentsPanel extends Widget {
     } catch (err) {
       this.status.textContent = (err as Error).message;
     }
+  }
+
+  /** A trial's executed notebook (double-click its row; "Best trial" for the best one). */
+  private async openExecuted(name: string): Promise<void> {
+    await this.run(async () => {
+      const path = (await getJob(name)).executed_notebook_path;
+      if (!path) {
+        return `${name} has no executed notebook here yet`;
+      }
+      this.openFile(path);
+      return `Opened ${path}`;
+    });
   }
 
   private async tensorBoard(trials: ITrial[]): Promise<void> {

@@ -94,6 +94,7 @@ export class ExperimentView {
   private readonly scatter: SVGSVGElement;
   private readonly paramPicker: HTMLSelectElement;
   private readonly promote: HTMLButtonElement;
+  private readonly openBest: HTMLButtonElement;
   private readonly tensorboard: HTMLButtonElement;
 
   constructor(private readonly handlers: IExperimentHandlers = {}) {
@@ -113,7 +114,13 @@ export class ExperimentView {
     });
     const actions = document.createElement('div');
     actions.className = 'dlw-Experiment-actions';
-    actions.append(this.promote, this.tensorboard);
+    this.openBest = this.button('Best trial', "Open the best trial's executed notebook", () => {
+      const best = this.experiment?.trials.find(t => t.name === this.experiment?.best);
+      if (best) {
+        this.handlers.onOpen?.(best);
+      }
+    });
+    actions.append(this.openBest, this.promote, this.tensorboard);
     this.table = document.createElement('table');
     this.table.className = 'dlw-Experiment-table';
     this.overlay = document.createElementNS(SVG, 'svg');
@@ -156,7 +163,7 @@ export class ExperimentView {
     this.experiment = experiment;
     const metric = experiment.metric ? `, goal ${experiment.goal} ${experiment.metric}` : '';
     this.heading.textContent = `${experiment.name}: ${experiment.state}, ${experiment.trials.length} trials, parallel ${experiment.parallel}${metric}`;
-    this.promote.disabled = !experiment.best;
+    this.promote.disabled = this.openBest.disabled = !experiment.best;
     const params = this.parameterNames;
     if (!params.includes(this.scatterParam)) {
       this.scatterParam = params[0] ?? '';

@@ -95,7 +95,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   ) => {
     let settings: ISettings = { ...DEFAULTS };
     const panel = addJobsPanel(app, restorer);
-    const experiments = new ExperimentsPanel();
+    const experiments = new ExperimentsPanel(path => void app.commands.execute('docmanager:open', { path }));
     experiments.title.icon = trainIcon;
     app.shell.add(experiments, 'right', { rank: 610 }); // sweeps: dlw_magic.experiments
     addCommands(app, notebooks, panel, palette, () => settings);

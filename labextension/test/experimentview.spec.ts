@@ -66,20 +66,25 @@ describe('ExperimentView', () => {
     // the higher lr has the higher accuracy: further right and higher up (smaller y)
     expect(Number(dots[1].getAttribute('cx'))).toBeGreaterThan(Number(dots[0].getAttribute('cx')));
     expect(Number(dots[1].getAttribute('cy'))).toBeLessThan(Number(dots[0].getAttribute('cy')));
-    expect((view.node.querySelector('button') as HTMLButtonElement).disabled).toBe(true); // no best: no promote
+    const [openBest, promote] = [...view.node.querySelectorAll('button')] as HTMLButtonElement[];
+    expect(openBest.disabled && promote.disabled).toBe(true); // no best trial yet
   });
 
   it('hands the actions to the caller', () => {
     const promoted: string[] = [];
     const opened: string[][] = [];
+    const notebooks: string[] = [];
     const view = new ExperimentView({
       onPromote: e => promoted.push(e.name),
-      onTensorBoard: ts => opened.push(ts.map(t => t.name))
+      onTensorBoard: ts => opened.push(ts.map(t => t.name)),
+      onOpen: t => notebooks.push(t.name)
     });
     view.update(experiment([trial(0, 0.1, 0.5), trial(1, 0.2, null, 'Waiting')], 'exp-000'));
-    const [promote, tensorboard] = [...view.node.querySelectorAll('button')] as HTMLButtonElement[];
+    const [openBest, promote, tensorboard] = [...view.node.querySelectorAll('button')] as HTMLButtonElement[];
+    openBest.click();
     promote.click();
     tensorboard.click();
+    expect(notebooks).toEqual(['exp-000']);
     expect(promoted).toEqual(['exp']);
     expect(opened).toEqual([['exp-000']]); // waiting trials have no event files yet
   });
