@@ -212,6 +212,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the JSON Schema of the job spec")
     p.set_defaults(func=cmd_schema)
 
+    from . import cli_experiments
+
+    cli_experiments.register(sub, command)
     try:
         from . import cli_admin
     except ImportError:  # the admin/hub commands are optional

@@ -169,10 +169,12 @@ def _entry_of(data: dict[str, Any]) -> str | None:
     return src.get("notebook") or src.get("script") if isinstance(src, dict) else None
 
 
-def submit(spec: TrainingJob, backend: Backend | None = None, rerun_of: JobInfo | None = None) -> JobInfo:
+def submit(spec: TrainingJob, backend: Backend | None = None, rerun_of: JobInfo | None = None,
+           provenance: dict[str, Any] | None = None) -> JobInfo:
     """Snapshot, convert, (build) and hand the job to the backend; returns once it is queued.
 
     With ``rerun_of``, the earlier job's kept snapshot is reused instead of reading the sources again.
+    ``provenance`` adds (None: removes) keys of the job's provenance, e.g. the experiment of a trial.
     """
     from . import snapshot
 
@@ -187,6 +189,11 @@ def submit(spec: TrainingJob, backend: Backend | None = None, rerun_of: JobInfo 
             prepared.provenance["rerun_of"] = rerun_of.name
         else:
             prepared = snapshot.prepare(spec, staging, user)
+        for key, value in (provenance or {}).items():
+            if value is None:
+                prepared.provenance.pop(key, None)
+            else:
+                prepared.provenance[key] = value
         if spec.build.enabled:
             from .build import build_image
 

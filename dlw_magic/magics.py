@@ -201,7 +201,7 @@ class DLWMagics(Magics):
     def _delegate(self, argv: list[str]) -> None:
         """Every command but train: the CLI's options, run through the core; no path means this notebook."""
         command = argv[0]
-        if command in ("convert", "render") and not _has_positional(argv):
+        if command in ("convert", "render", "sweep") and not _has_positional(argv):
             argv = [command, str(current_notebook(self._user_ns, command)), *argv[1:]]
         args = parse(argv)
         if args is None:

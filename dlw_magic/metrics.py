@@ -68,6 +68,12 @@ class _Recorder:
             if hasattr(os, "register_at_fork"):  # a forked child must not write the parent's lines again
                 os.register_at_fork(before=self.flush, after_in_child=self.forked)
         self.stdout = sys.__stdout__ if env.get("DLW_METRICS_STDOUT") == "1" else None
+        self.events = None  # TensorBoard event files (DLW_TENSORBOARD=1, rank 0): dlw_magic.tb_events
+        if output and env.get("DLW_TENSORBOARD") == "1" and env.get("RANK", "0") == "0":
+            from .tb_events import FOLDER as TB_FOLDER
+            from .tb_events import EventWriter
+
+            self.events = EventWriter(Path(output) / TB_FOLDER)  # flushed with the metrics file
         self.off = self.file is None and self.stdout is None
         self.use(())
         self.stamp, self.stamped = "", -1.0  # the time as written, and when it was formatted (once a ms)
@@ -109,6 +115,8 @@ class _Recorder:
                 self.file.write("".join(self.pending[:count]))
                 del self.pending[:count]
                 self.file.flush()
+            if self.events is not None:
+                self.events.flush()
 
     def forked(self) -> None:
         self.lock = _thread.allocate_lock()  # another thread may have held it at the fork
@@ -164,6 +172,8 @@ def log_metrics(*, step: int, **values: float) -> None:
             rec.flush()
     if rec.stdout is not None:
         rec.stdout.write(TAG + line)
+    if rec.events is not None:
+        rec.events.add(step, now, values)
 
 
 def flush() -> None:

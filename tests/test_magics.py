@@ -380,3 +380,16 @@ def test_job_survives_a_kernel_restart(kernel: Kernel) -> None:
     # and the restarted kernel still reaches it
     kernel.run("%load_ext dlw_magic")
     assert re.search(r"^survivor\s+Succeeded", text_of(kernel.run("%dlw jobs")), re.M)
+
+
+def test_sweep_runs_this_notebook_over_the_values(shell: Any, notebook: Any, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    nb = notebook("tiny.ipynb", [PARAMS, BODY, "%load_ext dlw_magic\n%dlw sweep -p epochs=1,2"])
+    monkeypatch.setenv("JPY_SESSION_NAME", str(nb))
+    shell.run_line_magic("dlw", "sweep -p epochs=1,2 --parallel 2 --name nbsweep --wait")
+    out = capsys.readouterr()
+    assert out.err == "" and "Started experiment nbsweep: 2 trial(s)" in out.out
+    assert re.search(r"^nbsweep-001\s+2\s+Succeeded", out.out, re.M), out.out
+    assert job_log("nbsweep-001").count("step ") == 2  # the trial got its value, typed as the notebook's int
+    shell.run_line_magic("dlw", "sweep status nbsweep")
+    assert "nbsweep: Succeeded" in capsys.readouterr().out

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.usefixtures("dlw_home")  # every test gets its own DLW 
 
 
 def _example_url(pattern: str) -> str:
-    return "dlw/api/" + pattern.replace(JOB_NAME, "some-job")
+    from dlw_magic.server.tensorboard import VIEW
+
+    return "dlw/api/" + pattern.replace(JOB_NAME, "some-job").replace(VIEW, "0123456789ab").replace("(?P<path>.*)", "x")
 
 
 def write_notebook(path, params_source="lr = 0.1\nepochs = 2", body="print('hello')"):

@@ -19,6 +19,8 @@ USER_LABEL = f"{LABEL_PREFIX}/user"
 JOB_LABEL = f"{LABEL_PREFIX}/job"
 JOB_ID_LABEL = f"{LABEL_PREFIX}/job-id"
 ENGINE_LABEL = f"{LABEL_PREFIX}/engine"
+EXPERIMENT_LABEL = f"{LABEL_PREFIX}/experiment"  # a sweep's trials (dlw_magic.experiments)
+TRIAL_LABEL = f"{LABEL_PREFIX}/trial"
 SPEC_ANNOTATION = f"{LABEL_PREFIX}/spec"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"  # names a Kueue WorkloadPriorityClass
@@ -84,13 +86,18 @@ class RenderContext:
         return self.name
 
     def labels(self) -> dict[str, str]:
-        return {
+        labels = {
             "app.kubernetes.io/managed-by": "dlw",
             USER_LABEL: label_value(self.prepared.user),
             JOB_LABEL: self.name,
             JOB_ID_LABEL: self.job_id,
             ENGINE_LABEL: self.engine,
         }
+        experiment = self.prepared.provenance.get("experiment")
+        if experiment:
+            labels[EXPERIMENT_LABEL] = label_value(str(experiment))
+            labels[TRIAL_LABEL] = str(self.prepared.provenance.get("trial", ""))
+        return labels
 
     def annotations(self) -> dict[str, str]:
         """Unabridged facts that do not fit in labels (the raw user name, the snapshot hash)."""

@@ -20,6 +20,7 @@ from .. import core
 from ..backends import Backend
 from ..venv import path_with_scripts
 from .downloads import DownloadHandler, HtmlHandler
+from .experiments import HANDLERS as EXPERIMENT_HANDLERS
 from .gpu_idle import GpuIdleHandler, GpusHandler
 from .handlers import (
     CancelHandler,
@@ -31,6 +32,7 @@ from .handlers import (
     ParametersHandler,
     RerunHandler,
 )
+from .tensorboard import HANDLERS as TENSORBOARD_HANDLERS
 
 # Same rule as the spec's job names (DNS-1123 label), so a URL can never carry a path.
 JOB_NAME = r"(?P<name>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)"
@@ -48,6 +50,8 @@ HANDLERS: list[tuple[str, type]] = [
     (r"gpus/idle", GpuIdleHandler),
     (r"options", OptionsHandler),
     (r"parameters", ParametersHandler),
+    *EXPERIMENT_HANDLERS,  # sweeps and comparisons
+    *TENSORBOARD_HANDLERS,  # TensorBoard per job, proxied behind the lab's login
 ]
 
 

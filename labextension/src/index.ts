@@ -14,6 +14,7 @@ import { GpuStatus } from './gpustatus.js';
 import { trainIcon } from './icons.js';
 import { JobActions } from './jobactions.js';
 import { JobsPanel } from './panel.js';
+import { ExperimentsPanel } from './experimentspanel.js';
 import { DEFAULTS, ISettings, PLUGIN_ID, watchSettings } from './settings.js';
 import { trainNotebook } from './train.js';
 import { watchWidgetCancel } from './widgetcancel.js';
@@ -95,6 +96,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
   ) => {
     let settings: ISettings = { ...DEFAULTS };
     const panel = addJobsPanel(app, restorer);
+    const experiments = new ExperimentsPanel(path => void app.commands.execute('docmanager:open', { path }));
+    experiments.title.icon = trainIcon;
+    app.shell.add(experiments, 'right', { rank: 610 }); // sweeps: dlw_magic.experiments
     addCommands(app, notebooks, panel, palette, () => settings);
     const gpuStatus = addGpuStatus(statusBar);
     watchWidgetCancel();

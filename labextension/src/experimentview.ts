@@ -1,0 +1,277 @@
+/**
+ * One experiment (a sweep) as the panel shows it: a results table sortable by any column, a chart
+ * overlaying the goal metric of every trial over steps, and a parameter-vs-metric scatter.
+ *
+ * Pure DOM over the REST API's experiment summary (``GET dlw/api/experiments/NAME``); the actions
+ * (open a trial, promote the best, TensorBoard) are the caller's callbacks.
+ */
+
+export interface ITrial {
+  index: number;
+  name: string;
+  parameters: Record<string, unknown>;
+  state: string;
+  reason?: string | null;
+  message?: string | null;
+  best?: number | null;
+  last?: number | null;
+  step?: number | null;
+  duration?: number | null;
+  curve?: [number, number][];
+}
+
+export interface IExperiment {
+  name: string;
+  state: string;
+  metric: string | null;
+  goal: 'max' | 'min';
+  best: string | null;
+  parallel: number;
+  trials: ITrial[];
+}
+
+export interface IExperimentHandlers {
+  onOpen?: (trial: ITrial) => void;
+  onPromote?: (experiment: IExperiment) => void;
+  onTensorBoard?: (trials: ITrial[]) => void;
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** The value a column sorts by: ``param:lr`` for a parameter, else a trial field. */
+export function columnValue(trial: ITrial, column: string): unknown {
+  if (column.startsWith('param:')) {
+    return trial.parameters[column.slice(6)];
+  }
+  return (trial as unknown as Record<string, unknown>)[column];
+}
+
+/** Trials sorted by a column; missing values last whichever the direction; ties keep trial order. */
+export function sortTrials(trials: readonly ITrial[], column: string, descending = false): ITrial[] {
+  const sign = descending ? -1 : 1;
+  return [...trials].sort((a, b) => {
+    const x = columnValue(a, column);
+    const y = columnValue(b, column);
+    const xm = x === null || x === undefined;
+    const ym = y === null || y === undefined;
+    if (xm || ym) {
+      return xm === ym ? a.index - b.index : xm ? 1 : -1;
+    }
+    let c: number;
+    if (typeof x === 'number' && typeof y === 'number') {
+      c = x - y;
+    } else {
+      c = String(x).localeCompare(String(y), undefined, { numeric: true });
+    }
+    return c !== 0 ? sign * c : a.index - b.index;
+  });
+}
+
+function text(v: unknown): string {
+  if (v === null || v === undefined) {
+    return '-';
+  }
+  if (typeof v === 'number') {
+    return Number.isInteger(v) ? String(v) : v.toPrecision(4).replace(/\.?0+$/, '');
+  }
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+function scale(lo: number, hi: number, from: number, to: number): (v: number) => number {
+  const span = hi - lo || 1;
+  return v => from + ((v - lo) / span) * (to - from);
+}
+
+export class ExperimentView {
+  readonly node: HTMLElement;
+  private experiment: IExperiment | null = null;
+  private sortColumn = 'name';
+  private descending = false;
+  private scatterParam = '';
+  private readonly heading: HTMLElement;
+  private readonly table: HTMLTableElement;
+  private readonly overlay: SVGSVGElement;
+  private readonly scatter: SVGSVGElement;
+  private readonly paramPicker: HTMLSelectElement;
+  private readonly promote: HTMLButtonElement;
+  private readonly openBest: HTMLButtonElement;
+  private readonly tensorboard: HTMLButtonElement;
+
+  constructor(private readonly handlers: IExperimentHandlers = {}) {
+    this.node = document.createElement('div');
+    this.node.className = 'dlw-Experiment';
+    this.heading = document.createElement('div');
+    this.heading.className = 'dlw-Experiment-heading';
+    this.promote = this.button('Promote best', 'Rerun the best trial as an ordinary job', () => {
+      if (this.experiment) {
+        this.handlers.onPromote?.(this.experiment);
+      }
+    });
+    this.tensorboard = this.button('TensorBoard', "Open the trials' TensorBoard", () => {
+      if (this.experiment) {
+        this.handlers.onTensorBoard?.(this.experiment.trials.filter(t => t.state !== 'Waiting'));
+      }
+    });
+    const actions = document.createElement('div');
+    actions.className = 'dlw-Experiment-actions';
+    this.openBest = this.button('Best trial', "Open the best trial's executed notebook", () => {
+      const best = this.experiment?.trials.find(t => t.name === this.experiment?.best);
+      if (best) {
+        this.handlers.onOpen?.(best);
+      }
+    });
+    actions.append(this.openBest, this.promote, this.tensorboard);
+    this.table = document.createElement('table');
+    this.table.className = 'dlw-Experiment-table';
+    this.overlay = document.createElementNS(SVG, 'svg');
+    this.overlay.setAttribute('class', 'dlw-Experiment-overlay');
+    this.overlay.setAttribute('viewBox', '0 0 300 120');
+    this.paramPicker = document.createElement('select');
+    this.paramPicker.className = 'dlw-Experiment-scatterParam';
+    this.paramPicker.addEventListener('change', () => {
+      this.scatterParam = this.paramPicker.value;
+      this.drawScatter();
+    });
+    this.scatter = document.createElementNS(SVG, 'svg');
+    this.scatter.setAttribute('class', 'dlw-Experiment-scatter');
+    this.scatter.setAttribute('viewBox', '0 0 300 120');
+    this.node.append(this.heading, actions, this.table, this.overlay, this.paramPicker, this.scatter);
+  }
+
+  private button(label: string, title: string, onClick: () => void): HTMLButtonElement {
+    const b = document.createElement('button');
+    b.className = 'jp-Button jp-mod-styled';
+    b.textContent = label;
+    b.title = title;
+    b.addEventListener('click', onClick);
+    return b;
+  }
+
+  get parameterNames(): string[] {
+    const names: string[] = [];
+    for (const t of this.experiment?.trials ?? []) {
+      for (const k of Object.keys(t.parameters)) {
+        if (!names.includes(k)) {
+          names.push(k);
+        }
+      }
+    }
+    return names;
+  }
+
+  update(experiment: IExperiment): void {
+    this.experiment = experiment;
+    const metric = experiment.metric ? `, goal ${experiment.goal} ${experiment.metric}` : '';
+    this.heading.textContent = `${experiment.name}: ${experiment.state}, ${experiment.trials.length} trials, parallel ${experiment.parallel}${metric}`;
+    this.promote.disabled = this.openBest.disabled = !experiment.best;
+    const params = this.parameterNames;
+    if (!params.includes(this.scatterParam)) {
+      this.scatterParam = params[0] ?? '';
+    }
+    this.paramPicker.replaceChildren(
+      ...params.map(p => {
+        const o = document.createElement('option');
+        o.value = o.textContent = p;
+        o.selected = p === this.scatterParam;
+        return o;
+      })
+    );
+    this.drawTable();
+    this.drawOverlay();
+    this.drawScatter();
+  }
+
+  /** Sort by a column (``name``, ``state``, ``best``, ``last``, ``duration`` or ``param:NAME``); again: reverse. */
+  sortBy(column: string): void {
+    this.descending = column === this.sortColumn ? !this.descending : false;
+    this.sortColumn = column;
+    this.drawTable();
+  }
+
+  private drawTable(): void {
+    const exp = this.experiment;
+    if (!exp) {
+      return;
+    }
+    const columns = ['name', ...this.parameterNames.map(p => `param:${p}`), 'state'];
+    if (exp.metric) {
+      columns.push('best', 'last');
+    }
+    columns.push('duration');
+    const head = document.createElement('tr');
+    for (const c of columns) {
+      const th = document.createElement('th');
+      th.dataset.column = c;
+      const label = c.startsWith('param:') ? c.slice(6) : c;
+      const arrow = c === this.sortColumn ? (this.descending ? ' ▼' : ' ▲') : '';
+      th.textContent = label + arrow;
+      th.addEventListener('click', () => this.sortBy(c));
+      head.append(th);
+    }
+    const rows = sortTrials(exp.trials, this.sortColumn, this.descending).map(t => {
+      const tr = document.createElement('tr');
+      tr.dataset.trial = t.name;
+      if (t.name === exp.best) {
+        tr.classList.add('dlw-mod-best');
+      }
+      if (t.message) {
+        tr.title = t.message;
+      }
+      for (const c of columns) {
+        const td = document.createElement('td');
+        const v = columnValue(t, c);
+        td.textContent = c === 'duration' && typeof v === 'number' ? `${Math.round(v)}s` : text(v);
+        tr.append(td);
+      }
+      tr.addEventListener('dblclick', () => this.handlers.onOpen?.(t));
+      return tr;
+    });
+    this.table.replaceChildren(head, ...rows);
+  }
+
+  private drawOverlay(): void {
+    const trials = (this.experiment?.trials ?? []).filter(t => t.curve && t.curve.length);
+    const points = trials.flatMap(t => t.curve ?? []);
+    this.overlay.replaceChildren();
+    if (!points.length) {
+      return;
+    }
+    const xs = points.map(p => p[0]);
+    const ys = points.map(p => p[1]);
+    const x = scale(Math.min(...xs), Math.max(...xs), 5, 295);
+    const y = scale(Math.min(...ys), Math.max(...ys), 115, 5);
+    for (const t of trials) {
+      const line = document.createElementNS(SVG, 'polyline');
+      line.setAttribute('points', (t.curve ?? []).map(p => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' '));
+      line.setAttribute('class', t.name === this.experiment?.best ? 'dlw-mod-best' : '');
+      line.setAttribute('data-trial', t.name);
+      this.overlay.append(line);
+    }
+  }
+
+  private drawScatter(): void {
+    this.scatter.replaceChildren();
+    const p = this.scatterParam;
+    const trials = (this.experiment?.trials ?? []).filter(
+      t => typeof t.parameters[p] === 'number' && typeof t.last === 'number'
+    );
+    if (!trials.length) {
+      return;
+    }
+    const xs = trials.map(t => t.parameters[p] as number);
+    const ys = trials.map(t => t.last as number);
+    const x = scale(Math.min(...xs), Math.max(...xs), 5, 295);
+    const y = scale(Math.min(...ys), Math.max(...ys), 115, 5);
+    trials.forEach((t, i) => {
+      const dot = document.createElementNS(SVG, 'circle');
+      dot.setAttribute('cx', x(xs[i]).toFixed(1));
+      dot.setAttribute('cy', y(ys[i]).toFixed(1));
+      dot.setAttribute('r', '3');
+      dot.setAttribute('data-trial', t.name);
+      const title = document.createElementNS(SVG, 'title');
+      title.textContent = `${t.name}: ${p}=${text(xs[i])}, ${this.experiment?.metric ?? ''} ${text(ys[i])}`;
+      dot.append(title);
+      this.scatter.append(dot);
+    });
+  }
+}
