@@ -19,6 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..errors import DLWError
 from ..spec.model import EnvMap, GpuResourceName, check_quantity, parse_duration
+from .auth import Auth
 from .base import WsModel, abs_path, label
 from .catalogue import (  # noqa: F401 - re-exported: the catalogue is part of the workspace model
     BlobAuth,
@@ -240,6 +241,7 @@ class Workspace(WsModel):
     queues: list[Queue] = Field(default_factory=list)
     priority_classes: list[PriorityClassDef] = Field(default_factory=list)
     quotas: Quotas = Field(default_factory=Quotas)
+    auth: Auth = Field(default_factory=Auth, description="Who may sign in to the hub and where groups come from.")
 
     @field_validator("name")
     @classmethod
