@@ -121,7 +121,9 @@ def sign_in(browser: Browser, hub: str, sub: str) -> Page:
     """A fresh browser session that signs in as ``sub`` at the provider's authorization page."""
     page = browser.new_context().new_page()
     page.goto(f"{hub}/hub/login")
-    page.get_by_role("link", name=re.compile("Sign in with your institution")).click()
+    login = page.locator("a[href*='oauth_login']")
+    expect(login).to_contain_text("Sign in with your institution")  # auth.kind generic-oidc's button
+    login.click()
     page.wait_for_url(re.compile(r".*/oauth2/authorize.*"), timeout=30_000)
     page.locator("button[name='sub'][value='%s']" % sub).click()
     return page
