@@ -11,6 +11,8 @@ for anything a user can fix.
     dlw admin render [FILE] --blobfuse VOLUME   a blobfuse2 config file for a blob volume
     dlw admin render [FILE] --storage-class VOLUME   a Blob CSI StorageClass for a blob volume
     dlw admin render [FILE] --all --out DIR     the dlw-cluster Helm chart + jupyterhub-values.yaml into DIR
+    dlw admin usage [--since 7d] [-o table|csv|json] [--cluster]   GPU-hours per user
+    dlw usage [-o table|json]                   your GPU-hours this period against your budget
     dlw hub [--port 8000] [--user NAME ...] [--group G=U1,U2 ...] [--gpu-indices 0,1] [--[no-]system-users]
                                                 JupyterHub on 127.0.0.1
 """
@@ -53,6 +55,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--hub-image", help="hub image with dlw-magic[hub] installed (NAME:TAG)")
     p.add_argument("--out", help="file (or folder with --all) to write instead of stdout")
     p.set_defaults(func=cmd_render)
+
+    p = asub.add_parser("usage", help="GPU-hours per user, from local job records or the cluster's pods")
+    p.add_argument("--since", default="7d", help="window start: 7d, 12h, 30m or a date (default 7d)")
+    p.add_argument("-o", "--output", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--cluster", action="store_true",
+                   help="count the cluster's GPU pods (notebooks and jobs) instead of the local job records")
+    p.add_argument("--home", help="local DLW data folder (default: $DLW_HOME or the usual one)")
+    p.set_defaults(func=cmd_admin_usage)
+
+    p = subparsers.add_parser("usage", help="your GPU-hours this budget period and the budget the admin set")
+    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_usage)
 
     p = subparsers.add_parser("hub", help="start a real JupyterHub on 127.0.0.1 with the workspace profiles")
     p.add_argument("--config", dest="workspace", help="workspace.yaml (default: $DLW_WORKSPACE_CONFIG or shipped)")
@@ -166,3 +180,60 @@ def cmd_hub(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, print_config=args.print_config, gpu_indices=args.gpu_indices,
         system_users=args.system_users,
     )
+
+
+def cmd_admin_usage(args: argparse.Namespace) -> int:
+    import time
+
+    from .usage import hours_by_user, local_uses, parse_since, pod_uses, render
+
+    now = time.time()
+    since = parse_since(args.since, now)
+    if args.cluster:
+        from .backends.kubernetes.api import Api, api_client
+
+        api = Api(api_client())
+        items = (api.call("GET", "/api/v1/pods") or {}).get("items") or []
+        uses = pod_uses(items)
+    else:
+        from .backends.local.backend import data_dir
+
+        uses = local_uses(Path(args.home) if args.home else data_dir())
+    sys.stdout.write(render(hours_by_user(uses, since, now), args.output))
+    return 0
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from . import settings
+    from .backends import get_backend
+    from .core import current_user
+    from .usage import backend_uses, budget_state, hours_by_user
+    from .workspace import load_workspace
+    from .workspace.budgets import period_bounds
+
+    now = time.time()
+    user = current_user()
+    ws = load_workspace(settings.current().workspace_config)
+    uses = backend_uses(get_backend())
+    state = budget_state(ws, user, settings.current().groups, uses, now)
+    if args.output == "json":
+        out: dict[str, Any] = {"user": user, "period": ws.budgets.period}
+        if state is None:
+            from datetime import UTC, datetime
+
+            start = period_bounds(ws.budgets.period, datetime.fromtimestamp(now, UTC))[0].timestamp()
+            out["gpu_hours"] = sum(r.gpu_hours for r in hours_by_user(uses, start, now) if r.user == user)
+            out["budget"] = None
+        else:
+            out.update(gpu_hours=round(state.used, 4), budget=state.limit, entry=state.entry,
+                       resets=state.reset.isoformat(), warning=state.warning, exhausted=state.exhausted)
+        print(json.dumps(out, indent=2))
+        return 0
+    if state is None:
+        print(f"{user}: no GPU budget set by the admin")
+    else:
+        print(("used up: " if state.exhausted else "warning: " if state.warning else "") + state.line())
+    return 0

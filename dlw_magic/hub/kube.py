@@ -184,6 +184,7 @@ class DLWKubeSpawner(KubeSpawner):
             "DLW_GPU_TYPE": self.node_selector.get(prof.GPU_PRODUCT_LABEL, ""),
             "DLW_IMAGE": self.image,
             "DLW_NAMESPACE": self.namespace,
+            "DLW_GROUPS": ",".join(user_groups(self.user)),  # budgets by group (dlw_magic.usage)
         })
         return env
 

@@ -6,7 +6,8 @@ errors (same conventions as the job spec in ``dlw_magic.spec.model``).
 
 Sections: ``namespaces`` (per-user or shared), ``images`` (build registry), ``profiles`` (notebook
 choices), ``volumes`` (the catalogue: home / blob / hostPath / dataset, discriminated by ``type``),
-``hostPathAllowlist``, ``queues`` + ``queueSystem``, ``priorityClasses``, ``quotas``, ``hub``.
+``hostPathAllowlist``, ``queues`` + ``queueSystem``, ``priorityClasses``, ``quotas``, ``hub``, ``auth``
+(sign-in, ``auth.py``), ``budgets`` (GPU-hours, ``budgets.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..errors import DLWError
 from ..spec.model import EnvMap, GpuResourceName, check_quantity, parse_duration
 from .auth import Auth
 from .base import WsModel, abs_path, label
+from .budgets import Budgets
 from .catalogue import (  # noqa: F401 - re-exported: the catalogue is part of the workspace model
     BlobAuth,
     BlobCache,
@@ -242,6 +244,7 @@ class Workspace(WsModel):
     priority_classes: list[PriorityClassDef] = Field(default_factory=list)
     quotas: Quotas = Field(default_factory=Quotas)
     auth: Auth = Field(default_factory=Auth, description="Who may sign in to the hub and where groups come from.")
+    budgets: Budgets = Field(default_factory=Budgets, description="GPU-hours per user and period.")
 
     @field_validator("name")
     @classmethod
