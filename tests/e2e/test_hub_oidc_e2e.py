@@ -125,7 +125,7 @@ def sign_in(browser: Browser, hub: str, sub: str) -> Page:
     expect(login).to_contain_text("Sign in with your institution")  # auth.kind generic-oidc's button
     login.click()
     page.wait_for_url(re.compile(r".*/oauth2/authorize.*"), timeout=30_000)
-    page.locator("button[name='sub'][value='%s']" % sub).click()
+    page.locator(f"button[name='sub'][value='{sub}']").click()
     return page
 
 
