@@ -101,7 +101,7 @@ def hours_by_user(uses: Iterable[GpuUse], since: float, until: float) -> list[Us
             continue
         hours[u.user] = hours.get(u.user, 0.0) + u.gpus * overlap / 3600
         items[u.user] = items.get(u.user, 0) + 1
-    return sorted((UserHours(user, round(h, 4), items[user]) for user, h in hours.items()),
+    return sorted((UserHours(user, round(h, 6), items[user]) for user, h in hours.items()),
                   key=lambda r: (-r.gpu_hours, r.user))
 
 
@@ -124,7 +124,7 @@ def render(rows: list[UserHours], fmt: str) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["user", "gpu_hours", "items"])
-        writer.writerows([r.user, f"{r.gpu_hours:.2f}", r.items] for r in rows)
+        writer.writerows([r.user, r.gpu_hours, r.items] for r in rows)
         return buf.getvalue()
     lines = [f"{'USER':<24} {'GPU-HOURS':>10} {'JOBS/PODS':>10}"]
     lines += [f"{r.user:<24} {r.gpu_hours:>10.2f} {r.items:>10}" for r in rows]
