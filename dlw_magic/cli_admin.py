@@ -13,6 +13,8 @@ for anything a user can fix.
     dlw admin render [FILE] --all --out DIR     the dlw-cluster Helm chart + jupyterhub-values.yaml into DIR
     dlw admin usage [--since 7d] [-o table|csv|json] [--cluster]   GPU-hours per user
     dlw usage [-o table|json]                   your GPU-hours this period against your budget
+    dlw admin backup OUT [--workspace F] [--home DIR]           admin YAML, secret references, job records
+    dlw admin restore IN [--home DIR] [--workspace-out PATH]    the same, back (idempotent)
     dlw hub [--port 8000] [--user NAME ...] [--group G=U1,U2 ...] [--gpu-indices 0,1] [--[no-]system-users]
                                                 JupyterHub on 127.0.0.1
 """
@@ -63,6 +65,18 @@ def register(subparsers: Any) -> None:
                    help="count the cluster's GPU pods (notebooks and jobs) instead of the local job records")
     p.add_argument("--home", help="local DLW data folder (default: $DLW_HOME or the usual one)")
     p.set_defaults(func=cmd_admin_usage)
+
+    p = asub.add_parser("backup", help="one archive: admin YAML, secret references (never values), job records")
+    p.add_argument("out", help="archive to write (.tar.gz)")
+    p.add_argument("--workspace", help="admin YAML (default: $DLW_WORKSPACE_CONFIG, else the shipped default)")
+    p.add_argument("--home", help="local DLW data folder whose job records to include (default: $DLW_HOME ...)")
+    p.set_defaults(func=cmd_backup)
+
+    p = asub.add_parser("restore", help="re-create what `dlw admin backup` saved (idempotent)")
+    p.add_argument("archive", help="archive written by `dlw admin backup`")
+    p.add_argument("--home", help="local DLW data folder to restore the job records into (default: $DLW_HOME ...)")
+    p.add_argument("--workspace-out", help="write the admin YAML here (refused if a different one is there)")
+    p.set_defaults(func=cmd_restore)
 
     p = subparsers.add_parser("usage", help="your GPU-hours this budget period and the budget the admin set")
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
@@ -236,4 +250,31 @@ def cmd_usage(args: argparse.Namespace) -> int:
         print(f"{user}: no GPU budget set by the admin")
     else:
         print(("used up: " if state.exhausted else "warning: " if state.warning else "") + state.line())
+    return 0
+
+
+def _home(arg: str | None) -> Path:
+    from .backends.local.backend import data_dir
+
+    return Path(arg).expanduser() if arg else data_dir()
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from .backup import backup
+    from .workspace import workspace_path
+
+    manifest = backup(Path(args.out), workspace_path(args.workspace), _home(args.home))
+    local = manifest["local"]
+    jobs = f"{local['jobs']} job records, {local['jobFolders']} job folders" if local else "no local job records"
+    print(f"wrote {args.out}: workspace {manifest['workspace']['name']}, {jobs}, "
+          f"{manifest['secretReferences']} secret references (names only)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from .backup import restore
+
+    report = restore(Path(args.archive), _home(args.home), Path(args.workspace_out) if args.workspace_out else None)
+    for line in report.lines():
+        print(line)
     return 0
