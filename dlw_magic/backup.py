@@ -54,11 +54,11 @@ def job_secret_references(db: Path) -> list[dict[str, Any]]:
     ``$DLW_HOME/secrets``, which a backup leaves out."""
     conn = sqlite3.connect(db)
     try:
-        rows = conn.execute("SELECT name, spec FROM jobs").fetchall()
+        rows = conn.execute("SELECT spec FROM jobs").fetchall()
     finally:
         conn.close()
     by_secret: dict[str, dict[str, Any]] = {}
-    for name, spec in rows:
+    for (spec,) in rows:
         for ref in json.loads(spec).get("secrets") or []:
             entry = by_secret.setdefault(ref["secret"], {"secret": ref["secret"], "keys": [], "namespace": "local",
                                                          "usedBy": "local jobs"})
