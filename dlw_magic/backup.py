@@ -79,8 +79,9 @@ def _db_copy(home: Path, dest: Path) -> int:
         src.close()
 
 
-def backup(out: Path, workspace_file: Path, home: Path | None) -> dict[str, Any]:
-    """Write the archive; returns its manifest."""
+def backup(out: Path, workspace_file: Path, home: Path | None, cluster: Any = None) -> dict[str, Any]:
+    """Write the archive; returns its manifest. ``cluster``: a ``backends.kubernetes.api.Api`` whose DLW
+    objects to include (``hub.cluster_backup``), or None."""
     from .spec.validation import load_yaml, read_text
     from .workspace import parse_workspace
 
@@ -88,7 +89,7 @@ def backup(out: Path, workspace_file: Path, home: Path | None) -> dict[str, Any]
     ws = parse_workspace(load_yaml(text, str(workspace_file)), str(workspace_file))
     manifest: dict[str, Any] = {
         "format": FORMAT, "dlwVersion": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "workspace": {"name": ws.name, "source": str(workspace_file)}, "local": None,
+        "workspace": {"name": ws.name, "source": str(workspace_file)}, "local": None, "cluster": None,
     }
     with tempfile.TemporaryDirectory(prefix="dlw-backup-") as tmp:
         stage = Path(tmp)
@@ -105,13 +106,20 @@ def backup(out: Path, workspace_file: Path, home: Path | None) -> dict[str, Any]
                         shutil.copytree(job_dir, stage / "local" / "jobs" / job_dir.name, symlinks=True)
                         copied += 1
             manifest["local"] = {"home": str(home), "jobs": jobs, "jobFolders": copied}
+        if cluster is not None:
+            from .hub.cluster_backup import export_objects
+
+            objects, skipped = export_objects(cluster)
+            (stage / "cluster").mkdir()
+            (stage / "cluster" / "objects.json").write_text(json.dumps(objects, indent=1) + "\n", encoding="utf-8")
+            manifest["cluster"] = {"objects": len(objects), "kindsNotServed": skipped}
         (stage / "secret-references.json").write_text(json.dumps(refs, indent=2) + "\n", encoding="utf-8")
         manifest["secretReferences"] = len(refs)
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(out.name + ".partial")
         with tarfile.open(partial, "w:gz") as tar:
-            for item in ("manifest.json", "workspace.yaml", "secret-references.json", "local"):
+            for item in ("manifest.json", "workspace.yaml", "secret-references.json", "local", "cluster"):
                 if (stage / item).exists():
                     tar.add(stage / item, arcname=item)
         os.replace(partial, out)  # never a half-written archive under the asked-for name
@@ -124,10 +132,13 @@ class RestoreReport:
     jobs_kept: list[str] = field(default_factory=list)
     workspace: str = ""
     secrets: list[dict[str, Any]] = field(default_factory=list)
+    cluster: str = ""
 
     def lines(self) -> list[str]:
         out = [f"jobs: {len(self.jobs_added)} restored, {len(self.jobs_kept)} already there",
                f"workspace: {self.workspace}"]
+        if self.cluster:
+            out.append(self.cluster)
         for ref in self.secrets:
             keys = ", ".join(ref.get("keys") or []) or "its keys"
             out.append(f"secret to create again: {ref['secret']} ({keys}) in {ref['namespace']}, for {ref['usedBy']}")
@@ -159,7 +170,8 @@ def read_manifest(archive: Path) -> dict[str, Any]:
     return manifest
 
 
-def restore(archive: Path, home: Path | None, workspace_out: Path | None) -> RestoreReport:
+def restore(archive: Path, home: Path | None, workspace_out: Path | None, cluster: Any = None) -> RestoreReport:
+    """``cluster``: a ``backends.kubernetes.api.Api`` to re-create the archive's cluster objects in, or None."""
     manifest = read_manifest(archive)
     report = RestoreReport()
     with tempfile.TemporaryDirectory(prefix="dlw-restore-") as tmp:
@@ -179,6 +191,15 @@ def restore(archive: Path, home: Path | None, workspace_out: Path | None) -> Res
             report.workspace = f"written to {workspace_out}"
         if manifest.get("local") and home is not None:
             _restore_jobs(stage / "local", home, report)
+        saved = stage / "cluster" / "objects.json"
+        if saved.is_file():
+            objects = json.loads(saved.read_text(encoding="utf-8"))
+            if cluster is None:
+                report.cluster = f"cluster: {len(objects)} objects in the archive, not restored (give --cluster)"
+            else:
+                from .hub.cluster_backup import restore_objects
+
+                report.cluster = restore_objects(cluster, objects).line()
     return report
 
 

@@ -70,12 +70,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("out", help="archive to write (.tar.gz)")
     p.add_argument("--workspace", help="admin YAML (default: $DLW_WORKSPACE_CONFIG, else the shipped default)")
     p.add_argument("--home", help="local DLW data folder whose job records to include (default: $DLW_HOME ...)")
+    p.add_argument("--cluster", action="store_true",
+                   help="also the cluster's DLW objects ($DLW_KUBECONFIG or ~/.kube/config); never Secrets")
     p.set_defaults(func=cmd_backup)
 
     p = asub.add_parser("restore", help="re-create what `dlw admin backup` saved (idempotent)")
     p.add_argument("archive", help="archive written by `dlw admin backup`")
     p.add_argument("--home", help="local DLW data folder to restore the job records into (default: $DLW_HOME ...)")
     p.add_argument("--workspace-out", help="write the admin YAML here (refused if a different one is there)")
+    p.add_argument("--cluster", action="store_true",
+                   help="also re-create the archive's cluster objects ($DLW_KUBECONFIG or ~/.kube/config)")
     p.set_defaults(func=cmd_restore)
 
     p = subparsers.add_parser("usage", help="your GPU-hours this budget period and the budget the admin set")
@@ -204,10 +208,7 @@ def cmd_admin_usage(args: argparse.Namespace) -> int:
     now = time.time()
     since = parse_since(args.since, now)
     if args.cluster:
-        from .backends.kubernetes.api import Api, api_client
-
-        api = Api(api_client())
-        items = (api.call("GET", "/api/v1/pods") or {}).get("items") or []
+        items = (_cluster(True).call("GET", "/api/v1/pods") or {}).get("items") or []
         uses = pod_uses(items)
     else:
         from .backends.local.backend import data_dir
@@ -259,13 +260,23 @@ def _home(arg: str | None) -> Path:
     return Path(arg).expanduser() if arg else data_dir()
 
 
+def _cluster(wanted: bool) -> Any:
+    if not wanted:
+        return None
+    from .backends.kubernetes.api import Api, api_client
+
+    return Api(api_client())
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from .backup import backup
     from .workspace import workspace_path
 
-    manifest = backup(Path(args.out), workspace_path(args.workspace), _home(args.home))
+    manifest = backup(Path(args.out), workspace_path(args.workspace), _home(args.home), _cluster(args.cluster))
     local = manifest["local"]
     jobs = f"{local['jobs']} job records, {local['jobFolders']} job folders" if local else "no local job records"
+    if manifest["cluster"]:
+        jobs += f", {manifest['cluster']['objects']} cluster objects"
     print(f"wrote {args.out}: workspace {manifest['workspace']['name']}, {jobs}, "
           f"{manifest['secretReferences']} secret references (names only)")
     return 0
@@ -274,7 +285,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from .backup import restore
 
-    report = restore(Path(args.archive), _home(args.home), Path(args.workspace_out) if args.workspace_out else None)
+    report = restore(Path(args.archive), _home(args.home), Path(args.workspace_out) if args.workspace_out else None,
+                     _cluster(args.cluster))
     for line in report.lines():
         print(line)
     return 0
