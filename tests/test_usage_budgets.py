@@ -166,3 +166,52 @@ def test_pod_lifetimes_times_gpu_requests():
 def test_hours_are_clipped_to_the_window():
     uses = [GpuUse("a", 1, 0.0, 7200.0, "x"), GpuUse("a", 2, 3600.0, None, "y")]
     assert hours_by_user(uses, 3600.0, 5400.0)[0].gpu_hours == pytest.approx(0.5 + 1.0)
+
+
+def test_kubernetes_pods_count_and_the_budget_refuses_a_gpu_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from dlw_magic import backends
+    from dlw_magic.backends.kubernetes.backend import KubernetesBackend
+    from dlw_magic.errors import DLWError
+    from tests.k8s_emulator import KubeEmulator
+
+    for var in ("JUPYTERHUB_USER", "DLW_NAMESPACE", "KUBERNETES_SERVICE_HOST", "DLW_POD_NAME", "DLW_BACKEND"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DLW_USER", "alice")
+    monkeypatch.setenv("DLW_GROUPS", "research")
+    ws = budget_workspace(tmp_path, monkeypatch, period="week", groups={"research": 1})
+    backends._cache.clear()
+    now = time.time()
+
+    def iso(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    with KubeEmulator(tmp_path) as kube:
+        monkeypatch.setenv("DLW_KUBECONFIG", str(kube.kubeconfig))
+        # alice's GPU notebook (KubeSpawner's annotation), 2 GPUs for the last 40 minutes: 1.33 GPU-hours.
+        notebook = _pod("jupyter-alice", "hub.jupyter.org/username", "alice", "2", "Running", iso(now - 2400))
+        # bob's finished job pod: 1 GPU for 30 minutes.
+        job = _pod("train-0", "dlw.dev/user", "bob", "1", "Succeeded", iso(now - 3600), iso(now - 1800))
+        for pod in (notebook, job):
+            status = pod.pop("status")
+            pod.update(apiVersion="v1", kind="Pod")
+            ns = pod["metadata"]["namespace"]
+            kube._call("POST", f"api/v1/namespaces/{ns}/pods", pod)
+            kube._call("PATCH", f"api/v1/namespaces/{ns}/pods/{pod['metadata']['name']}/status", {"status": status},
+                       content_type="application/merge-patch+json")
+        capsys.readouterr()
+        assert main(["admin", "usage", "--cluster", "--since", "1d", "-o", "json"]) == 0
+        rows = {r["user"]: r["gpu_hours"] for r in json.loads(capsys.readouterr().out)}
+        assert rows["alice"] == pytest.approx(2 * 2400 / 3600, abs=0.02)
+        assert rows["bob"] == pytest.approx(0.5, abs=0.001)
+
+        backend = KubernetesBackend(kubeconfig=str(kube.kubeconfig), workspace=str(ws))
+        (tmp_path / "t.py").write_text("print('hi')\n")
+        spec = core.build_spec(spec_text=json.dumps({"name": "big", "source": {"script": "t.py"},
+                                                     "resources": {"gpus": 1}}), base_dir=tmp_path)
+        with pytest.raises(DLWError, match=r"GPU budget used up: alice used 1\.\d of 1 GPU-hours this week "
+                                           r"\(budget: group research\); it resets"):
+            core.submit(spec, backend)
+        assert backend.list_jobs() == []
+        assert kube._call("GET", "api/v1/namespaces/dlw-alice/pods/jupyter-alice")["status"]["phase"] == "Running"
+    backends._cache.clear()
