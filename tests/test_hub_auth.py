@@ -56,6 +56,9 @@ def dlw(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     ({k: v for k, v in ENTRA.items() if k != "clientSecret"}, "auth: kind entra needs clientSecret"),
     ({**ENTRA, "kind": "google", "tenantId": None}, "auth: kind google: group rules need"),
     ({"kind": "native", "allowedGroups": ["research"]}, "auth: allowedGroups is for a sign-in provider"),
+    # The shipped workspace's gpu-research profile is for group research, which Google never sets.
+    ({"kind": "google", "clientId": "x.apps", "clientSecret": {"secret": "g"}, "allowAll": True,
+      "hostedDomains": ["uni.edu"]}, "profiles[2].groups names groups, but auth.kind google gives users no groups"),
     ({**ENTRA, "callbackUrl": "http://hub.example.org/hub/oauth_callback"}, "auth.callbackUrl: "),
 ])
 def test_admin_check_refuses_configs_that_let_nobody_or_everyone_in(tmp_path: Path, auth, message) -> None:

@@ -289,6 +289,12 @@ class Workspace(WsModel):
             if isinstance(v, HostPathVolume) and not _under_any(v.path, self.host_path_allowlist):
                 allowed = ", ".join(self.host_path_allowlist) or "none"
                 raise ValueError(f"hostPath volume {v.name!r}: {v.path} is not under hostPathAllowlist ({allowed})")
+        grouped = ([f"profiles[{i}].groups" for i, p in enumerate(self.profiles) if p.groups]
+                   + ["quotas.groups"] * bool(self.quotas.groups) + ["budgets.groups"] * bool(self.budgets.groups))
+        if self.auth.kind == "google" and grouped:
+            # GoogleOAuthenticator gives no JupyterHub groups (auth.py): such rules would match nobody.
+            raise ValueError(f"{grouped[0]} names groups, but auth.kind google gives users no groups: nobody "
+                             "would match it")
         mounts = [v.mount_path for v in self.volumes]
         dup = _dups(mounts)
         if dup:
