@@ -222,35 +222,12 @@ def cmd_usage(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from . import settings
     from .backends import get_backend
     from .core import current_user
-    from .usage import backend_uses, budget_state, hours_by_user
-    from .workspace import load_workspace
-    from .workspace.budgets import period_bounds
+    from .usage import own_usage
 
-    now = time.time()
-    user = current_user()
-    ws = load_workspace(settings.current().workspace_config)
-    uses = backend_uses(get_backend())
-    state = budget_state(ws, user, settings.current().groups, uses, now)
-    if args.output == "json":
-        out: dict[str, Any] = {"user": user, "period": ws.budgets.period}
-        if state is None:
-            from datetime import UTC, datetime
-
-            start = period_bounds(ws.budgets.period, datetime.fromtimestamp(now, UTC))[0].timestamp()
-            out["gpu_hours"] = sum(r.gpu_hours for r in hours_by_user(uses, start, now) if r.user == user)
-            out["budget"] = None
-        else:
-            out.update(gpu_hours=round(state.used, 4), budget=state.limit, entry=state.entry,
-                       resets=state.reset.isoformat(), warning=state.warning, exhausted=state.exhausted)
-        print(json.dumps(out, indent=2))
-        return 0
-    if state is None:
-        print(f"{user}: no GPU budget set by the admin")
-    else:
-        print(("used up: " if state.exhausted else "warning: " if state.warning else "") + state.line())
+    mine = own_usage(get_backend(), current_user(), time.time())
+    print(json.dumps(mine, indent=2) if args.output == "json" else mine["line"])
     return 0
 
 

@@ -155,7 +155,8 @@ class BudgetState:
         return self.used >= self.warn_at * self.limit
 
     def line(self) -> str:
-        return (f"{self.user} used {self.used:.1f} of {self.limit:g} GPU-hours this {self.period} "
+        when = "today" if self.period == "day" else f"this {self.period}"
+        return (f"{self.user} used {self.used:.1f} of {self.limit:g} GPU-hours {when} "
                 f"(budget: {self.entry}); it resets {self.reset:%Y-%m-%d %H:%M} UTC")
 
 
@@ -205,3 +206,25 @@ def enforce_budget(backend: Any, user: str, now: float) -> str | None:
     if ws.budgets.for_user(user, settings.current().groups) is None:
         return None
     return check_budget(budget_state(ws, user, settings.current().groups, backend_uses(backend), now))
+
+
+def own_usage(backend: Any, user: str, now: float) -> dict[str, Any]:
+    """``user``'s GPU-hours this budget period and their budget, for ``dlw usage`` and the Lab's GPU status."""
+    from . import settings
+    from .workspace import load_workspace
+    from .workspace.budgets import period_bounds
+
+    ws = load_workspace(settings.current().workspace_config)
+    uses = backend_uses(backend)
+    state = budget_state(ws, user, settings.current().groups, uses, now)
+    if state is None:
+        start, reset = period_bounds(ws.budgets.period, datetime.fromtimestamp(now, UTC))
+        used = sum(r.gpu_hours for r in hours_by_user([u for u in uses if u.user == user], start.timestamp(), now))
+        return {"user": user, "period": ws.budgets.period, "gpuHours": round(used, 4), "budget": None,
+                "entry": None, "resets": reset.isoformat(), "warning": False, "exhausted": False,
+                "line": f"{user} used {used:.1f} GPU-hours since {start:%Y-%m-%d} (UTC); no GPU budget set by "
+                        "the admin"}
+    prefix = "used up: " if state.exhausted else "warning: " if state.warning else ""
+    return {"user": user, "period": state.period, "gpuHours": round(state.used, 4), "budget": state.limit,
+            "entry": state.entry, "resets": state.reset.isoformat(), "warning": state.warning,
+            "exhausted": state.exhausted, "line": prefix + state.line()}
