@@ -89,6 +89,8 @@ def test_helm_values_carry_the_authenticator_and_only_a_reference_to_the_secret(
     assert entra["manage_groups"] is True and entra["auth_state_groups_key"] == "user.groups"
     assert entra["allowed_groups"] == ["research", "teaching"] and entra["admin_groups"] == ["hub-admins"]
     assert entra["oauth_callback_url"] == "https://hub.example.org/hub/oauth_callback"
+    assert entra["authorize_url"] == "https://login.microsoftonline.com/1111-tenant/oauth2/v2.0/authorize"
+    assert entra["username_claim"] == "preferred_username"  # a claim of v2.0 ID tokens
     assert "client_secret" not in entra
     assert hub["extraEnv"]["OAUTH_CLIENT_SECRET"] == {
         "valueFrom": {"secretKeyRef": {"name": "dlw-oauth", "key": "client-secret"}}}

@@ -91,6 +91,9 @@ def authenticator_settings(ws: Workspace, callback_url: str | None = None) -> tu
             traits["admin_groups"] = sorted(auth.admin_groups)
         if auth.kind == "entra":
             traits["tenant_id"] = auth.tenant_id
+            # The v2.0 endpoints: their ID token has preferred_username (v1's, OAuthenticator's default, has not).
+            base = f"https://login.microsoftonline.com/{auth.tenant_id}/oauth2/v2.0"
+            traits.update(authorize_url=f"{base}/authorize", token_url=f"{base}/token")
             scopes = _plus(scopes, ["openid", "profile", "email"])
         else:
             scopes = _plus(scopes, ["openid", "profile", "email"])  # a provider's "groups" scope: auth.scopes
