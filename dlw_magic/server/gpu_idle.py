@@ -51,7 +51,11 @@ class GpusHandler(DLWHandler):
         held = await self.call(held_gpus)
         jobs = await self.call(sharing_jobs, backend) if held else []
         server = {"gpus": held, "jobs": jobs, "idle": self.settings.get(WARNING_SETTING)}
-        usage = await self.call(own_usage, backend, core.current_user(), time.time())
+        try:  # the GPUs are shown even when the budget cannot be worked out (a broken admin YAML, no pod list)
+            usage = await self.call(own_usage, backend, core.current_user(), time.time())
+        except Exception as err:  # noqa: BLE001 - reported in the log, the rest of the reply stands
+            self.log.warning("dlw: GPU-hours for the status bar: %s", err)
+            usage = None
         self.reply({"gpus": [g.to_dict() for g in gpus], "reason": reason, "server": server, "usage": usage})
 
 
