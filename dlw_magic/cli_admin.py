@@ -11,6 +11,10 @@ for anything a user can fix.
     dlw admin render [FILE] --blobfuse VOLUME   a blobfuse2 config file for a blob volume
     dlw admin render [FILE] --storage-class VOLUME   a Blob CSI StorageClass for a blob volume
     dlw admin render [FILE] --all --out DIR     the dlw-cluster Helm chart + jupyterhub-values.yaml into DIR
+    dlw admin usage [--since 7d] [-o table|csv|json] [--cluster]   GPU-hours per user
+    dlw usage [-o table|json]                   your GPU-hours this period against your budget
+    dlw admin backup OUT [--workspace F] [--home DIR]           admin YAML, secret references, job records
+    dlw admin restore IN [--home DIR] [--workspace-out PATH]    the same, back (idempotent)
     dlw hub [--port 8000] [--user NAME ...] [--group G=U1,U2 ...] [--gpu-indices 0,1] [--[no-]system-users]
                                                 JupyterHub on 127.0.0.1
 """
@@ -53,6 +57,34 @@ def register(subparsers: Any) -> None:
     p.add_argument("--hub-image", help="hub image with dlw-magic[hub] installed (NAME:TAG)")
     p.add_argument("--out", help="file (or folder with --all) to write instead of stdout")
     p.set_defaults(func=cmd_render)
+
+    p = asub.add_parser("usage", help="GPU-hours per user, from local job records or the cluster's pods")
+    p.add_argument("--since", default="7d", help="window start: 7d, 12h, 30m or a date (default 7d)")
+    p.add_argument("-o", "--output", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--cluster", action="store_true",
+                   help="count the cluster's GPU pods (notebooks and jobs) instead of the local job records")
+    p.add_argument("--home", help="local DLW data folder (default: $DLW_HOME or the usual one)")
+    p.set_defaults(func=cmd_admin_usage)
+
+    p = asub.add_parser("backup", help="one archive: admin YAML, secret references (never values), job records")
+    p.add_argument("out", help="archive to write (.tar.gz)")
+    p.add_argument("--workspace", help="admin YAML (default: $DLW_WORKSPACE_CONFIG, else the shipped default)")
+    p.add_argument("--home", help="local DLW data folder whose job records to include (default: $DLW_HOME ...)")
+    p.add_argument("--cluster", action="store_true",
+                   help="also the cluster's DLW objects ($DLW_KUBECONFIG or ~/.kube/config); never Secrets")
+    p.set_defaults(func=cmd_backup)
+
+    p = asub.add_parser("restore", help="re-create what `dlw admin backup` saved (idempotent)")
+    p.add_argument("archive", help="archive written by `dlw admin backup`")
+    p.add_argument("--home", help="local DLW data folder to restore the job records into (default: $DLW_HOME ...)")
+    p.add_argument("--workspace-out", help="write the admin YAML here (refused if a different one is there)")
+    p.add_argument("--cluster", action="store_true",
+                   help="also re-create the archive's cluster objects ($DLW_KUBECONFIG or ~/.kube/config)")
+    p.set_defaults(func=cmd_restore)
+
+    p = subparsers.add_parser("usage", help="your GPU-hours this budget period and the budget the admin set")
+    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_usage)
 
     p = subparsers.add_parser("hub", help="start a real JupyterHub on 127.0.0.1 with the workspace profiles")
     p.add_argument("--config", dest="workspace", help="workspace.yaml (default: $DLW_WORKSPACE_CONFIG or shipped)")
@@ -166,3 +198,72 @@ def cmd_hub(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, print_config=args.print_config, gpu_indices=args.gpu_indices,
         system_users=args.system_users,
     )
+
+
+def cmd_admin_usage(args: argparse.Namespace) -> int:
+    import time
+
+    from .usage import hours_by_user, local_uses, parse_since, pod_uses, render
+
+    now = time.time()
+    since = parse_since(args.since, now)
+    if args.cluster:
+        items = (_cluster(True).call("GET", "/api/v1/pods") or {}).get("items") or []
+        uses = pod_uses(items)
+    else:
+        from .backends.local.backend import data_dir
+
+        uses = local_uses(Path(args.home) if args.home else data_dir())
+    sys.stdout.write(render(hours_by_user(uses, since, now), args.output))
+    return 0
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from .backends import get_backend
+    from .core import current_user
+    from .usage import own_usage
+
+    mine = own_usage(get_backend(), current_user(), time.time())
+    print(json.dumps(mine, indent=2) if args.output == "json" else mine["line"])
+    return 0
+
+
+def _home(arg: str | None) -> Path:
+    from .backends.local.backend import data_dir
+
+    return Path(arg).expanduser() if arg else data_dir()
+
+
+def _cluster(wanted: bool) -> Any:
+    if not wanted:
+        return None
+    from .backends.kubernetes.api import Api, api_client
+
+    return Api(api_client())
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from .backup import backup
+    from .workspace import workspace_path
+
+    manifest = backup(Path(args.out), workspace_path(args.workspace), _home(args.home), _cluster(args.cluster))
+    local = manifest["local"]
+    jobs = f"{local['jobs']} job records, {local['jobFolders']} job folders" if local else "no local job records"
+    if manifest["cluster"]:
+        jobs += f", {manifest['cluster']['objects']} cluster objects"
+    print(f"wrote {args.out}: workspace {manifest['workspace']['name']}, {jobs}, "
+          f"{manifest['secretReferences']} secret references (names only)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from .backup import restore
+
+    report = restore(Path(args.archive), _home(args.home), Path(args.workspace_out) if args.workspace_out else None,
+                     _cluster(args.cluster))
+    for line in report.lines():
+        print(line)
+    return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -181,6 +182,12 @@ def submit(spec: TrainingJob, backend: Backend | None = None, rerun_of: JobInfo 
     backend = backend or get_backend()
     backend.check_name_free(spec.name)
     user = current_user()
+    if spec.resources.gpus:  # the admin's GPU-hour budget: refused past it, warned near it
+        from .usage import enforce_budget
+
+        warning = enforce_budget(backend, user, time.time())
+        if warning:
+            sys.stderr.write(f"dlw: {warning}\n")
     old_snapshot = backend.snapshot_of(rerun_of.name) if rerun_of else None
     staging = backend.staging_dir(spec)
     try:

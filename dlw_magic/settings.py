@@ -35,6 +35,7 @@ class Settings:
     build_timeout: int = 1800  # DLW_BUILD_TIMEOUT: seconds a cluster build may take
     jupyterhub_user: str | None = None  # JUPYTERHUB_USER: set by the hub in every notebook server
     dlw_user: str | None = None  # DLW_USER: the user name outside a hub
+    groups: tuple[str, ...] = ()  # DLW_GROUPS: the user's hub groups, comma-separated (set by the spawners)
     fake_no_nvml: bool = False  # DLW_FAKE_NO_NVML: behave as if there were no NVIDIA driver (tests)
     hub_password: str | None = None  # DLW_HUB_PASSWORD: the local hub's password (else a generated file)
     notebook_gpus: str | None = None  # DLW_GPUS: GPUs the hub gave this notebook server ("0": none)
@@ -92,6 +93,7 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         build_timeout=int(timeout) if timeout and timeout.isdigit() else 1800,
         jupyterhub_user=get("JUPYTERHUB_USER"),
         dlw_user=get("DLW_USER"),
+        groups=tuple(g for g in (get("DLW_GROUPS") or "").split(",") if g),
         fake_no_nvml=bool(get("DLW_FAKE_NO_NVML")),
         hub_password=get("DLW_HUB_PASSWORD"),
         notebook_gpus=get("DLW_GPUS"),

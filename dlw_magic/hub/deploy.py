@@ -212,6 +212,13 @@ def helm_values(ws: Workspace, workspace_text: str, hub_image: str | None = None
         hub["networkPolicy"] = {"interNamespaceAccessLabels": "accept"}
     if ws.hub.admin_users:
         hub["config"]["Authenticator"] = {"admin_users": list(ws.hub.admin_users)}
+    if ws.auth.oauth:  # else the admin's own authenticator settings (docs/deploy.md)
+        from .auth import authenticator_class, authenticator_settings, secret_env
+
+        cls, traits = authenticator_settings(ws)
+        hub["config"]["JupyterHub"] = {"authenticator_class": authenticator_class(ws)}
+        hub["config"][cls] = traits
+        hub["extraEnv"].update(secret_env(ws))
     if hub_image:
         hub["image"] = _image(hub_image)
     default = ws.default_profile

@@ -39,6 +39,7 @@ from ..workspace import POD_GID, POD_UID, Workspace, home_claim_name, owner_init
 from . import profiles as prof
 from . import rbac, spawn_wait
 from .apply import apply_objects
+from .auth import apply_auth
 from .culler import add_culler, add_gpu_culler, culler_service  # noqa: F401 - part of this module's API
 from .deploy import namespace_objects
 from .workspace_cache import cached_workspace, user_groups
@@ -183,6 +184,7 @@ class DLWKubeSpawner(KubeSpawner):
             "DLW_GPU_TYPE": self.node_selector.get(prof.GPU_PRODUCT_LABEL, ""),
             "DLW_IMAGE": self.image,
             "DLW_NAMESPACE": self.namespace,
+            "DLW_GROUPS": ",".join(user_groups(self.user)),  # budgets by group (dlw_magic.usage)
         })
         return env
 
@@ -288,6 +290,7 @@ def configure(c: Any, path: str | None = None, cull: bool = True) -> Workspace:
         setattr(c.KubeSpawner, trait, value)
     if ws.hub.admin_users:
         c.Authenticator.admin_users = set(ws.hub.admin_users)
+    apply_auth(c, ws)
     connect = c.JupyterHub.get("hub_connect_url", None)
     if connect and ws.namespaces.scheme == "per-user":  # z2jh's short name resolves in its namespace only
         c.JupyterHub.hub_connect_url = hub_fqdn_url(connect, ws.namespaces.hub)

@@ -22,6 +22,7 @@ from .. import settings
 from ..errors import DLWError
 from ..venv import find_command
 from ..workspace import load_workspace, workspace_path
+from .auth import SECRET_ENV, apply_auth
 from .culler import add_culler, add_gpu_culler
 
 PROXY = "configurable-http-proxy"
@@ -120,13 +121,18 @@ def configure_local(
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port or free_port()}"
     c.ConfigurableHTTPProxy.pid_file = str(data / "proxy.pid")
 
-    c.JupyterHub.authenticator_class = LocalPasswordAuthenticator
-    c.LocalPasswordAuthenticator.password_file = str(data / "password")
-    c.Authenticator.allowed_users = set(users)
-    admins = [u for u in ws.hub.admin_users if u in users] or users[:1]
-    c.Authenticator.admin_users = set(admins)
-    if groups:
-        c.JupyterHub.load_groups = {name: {"users": members} for name, members in groups.items()}
+    if ws.auth.oauth:  # the identity provider signs users in; their groups come with them
+        apply_auth(c, ws, callback_url=f"http://127.0.0.1:{port}/hub/oauth_callback")
+        if ws.hub.admin_users:
+            c.Authenticator.admin_users = set(ws.hub.admin_users)
+    else:
+        c.JupyterHub.authenticator_class = LocalPasswordAuthenticator
+        c.LocalPasswordAuthenticator.password_file = str(data / "password")
+        c.Authenticator.allowed_users = set(users)
+        admins = [u for u in ws.hub.admin_users if u in users] or users[:1]
+        c.Authenticator.admin_users = set(admins)
+        if groups:
+            c.JupyterHub.load_groups = {name: {"users": members} for name, members in groups.items()}
 
     c.JupyterHub.spawner_class = DLWLocalSpawner
     c.DLWLocalSpawner.workspace_config = workspace
@@ -180,9 +186,16 @@ def run_local_hub(
     from .system_users import check_readable_by_others, choose_system_users, paths_a_server_needs
 
     ws_file = str(workspace_path(workspace).resolve())
-    load_workspace(ws_file)  # fail here, with the field path, rather than inside the hub
+    auth = load_workspace(ws_file).auth  # fail here, with the field path, rather than inside the hub
     find_proxy()
-    users = users or [settings.current().dlw_user or getpass.getuser()]
+    if auth.oauth:
+        if users or groups:
+            raise DLWError(f"--user and --group are for the hub's own password; {ws_file} signs users in with "
+                           f"auth.kind {auth.kind}, whose groups come from the provider")
+        if not os.environ.get(SECRET_ENV):
+            raise DLWError(f"auth.clientSecret: set {SECRET_ENV} to the value of Secret "
+                           f"{auth.client_secret.secret if auth.client_secret else '?'} before `dlw hub`")
+    users = users or ([] if auth.oauth else [settings.current().dlw_user or getpass.getuser()])
     groups = groups or {}
     unknown = sorted({m for members in groups.values() for m in members} - set(users))
     if unknown:
@@ -193,7 +206,9 @@ def run_local_hub(
     if gpu_indices is not None and not all(p.strip().isdigit() for p in gpu_indices.split(",") if p.strip()):
         raise DLWError(f"--gpu-indices {gpu_indices!r}: expected GPU indices such as 0,1")
     hub_user = pwd.getpwuid(os.geteuid()).pw_name  # who the servers run as without accounts, whatever $USER says
-    accounts, why = choose_system_users(system_users, users, os.geteuid() == 0, hub_user)
+    # A provider signs in any number of users: count it as several.
+    accounts, why = choose_system_users(system_users, users if not auth.oauth else ["*", "*"],
+                                        os.geteuid() == 0, hub_user)
     text = render_config(ws_file, port, users, groups, data.resolve(), gpu_indices, accounts)
     config.write_text(text, encoding="utf-8")
     if print_config:
@@ -203,10 +218,14 @@ def run_local_hub(
     if accounts:
         check_readable_by_others(paths_a_server_needs(ws_file))
     print(f"dlw hub: {why}", flush=True)
-    password_file = data / "password"
-    ensure_password(password_file)
-    print(f"dlw hub: http://127.0.0.1:{port}/ ; log in as {', '.join(users)} with the password in "
-          f"{'$DLW_HUB_PASSWORD' if settings.current().hub_password else password_file}", flush=True)
+    if auth.oauth:
+        print(f"dlw hub: http://127.0.0.1:{port}/ ; sign in with {auth.kind} (callback "
+              f"http://127.0.0.1:{port}/hub/oauth_callback must be registered with the provider)", flush=True)
+    else:
+        password_file = data / "password"
+        ensure_password(password_file)
+        print(f"dlw hub: http://127.0.0.1:{port}/ ; log in as {', '.join(users)} with the password in "
+              f"{'$DLW_HUB_PASSWORD' if settings.current().hub_password else password_file}", flush=True)
     os.chdir(data)
     argv = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
     os.execv(sys.executable, argv)

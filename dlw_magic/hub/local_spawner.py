@@ -162,6 +162,7 @@ class DLWLocalSpawner(SimpleLocalProcessSpawner):
             "DLW_IMAGE": profile.image,
             "DLW_GPU_TYPE": profile.gpu_type or "",
             "DLW_NAMESPACE": self.workspace.namespace_for(self.user.name),
+            "DLW_GROUPS": ",".join(user_groups(self.user)),  # budgets by group (dlw_magic.usage)
             "DLW_BACKEND": settings.current().backend or "local",
             "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in devices),
         })

@@ -1,4 +1,5 @@
-"""``/dlw/api/gpus``: the machine's GPUs for the status bar, plus what the hub's GPU-idle culler needs.
+"""``/dlw/api/gpus``: the machine's GPUs for the status bar (with the user's GPU-hours against their
+budget, ``usage.own_usage``), plus what the hub's GPU-idle culler needs.
 
 The culler (``dlw_magic.hub.gpu_culler``, a JupyterHub service) reads ``server`` from ``GET gpus``: the
 GPUs this notebook server holds and the user's DLW jobs that share them. When the GPUs have been idle
@@ -9,6 +10,7 @@ deletes it when the GPUs are busy again. The warning lives in this server proces
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -17,6 +19,7 @@ from tornado import web
 from .. import core, settings
 from ..backends import Backend
 from ..gpus import local_gpus, visible_gpus
+from ..usage import own_usage
 from .handlers import BadRequest, DLWHandler
 
 WARNING_SETTING = "dlw_gpu_idle_warning"
@@ -48,7 +51,12 @@ class GpusHandler(DLWHandler):
         held = await self.call(held_gpus)
         jobs = await self.call(sharing_jobs, backend) if held else []
         server = {"gpus": held, "jobs": jobs, "idle": self.settings.get(WARNING_SETTING)}
-        self.reply({"gpus": [g.to_dict() for g in gpus], "reason": reason, "server": server})
+        try:  # the GPUs are shown even when the budget cannot be worked out (a broken admin YAML, no pod list)
+            usage = await self.call(own_usage, backend, core.current_user(), time.time())
+        except Exception as err:  # noqa: BLE001 - reported in the log, the rest of the reply stands
+            self.log.warning("dlw: GPU-hours for the status bar: %s", err)
+            usage = None
+        self.reply({"gpus": [g.to_dict() for g in gpus], "reason": reason, "server": server, "usage": usage})
 
 
 def _seconds(body: dict[str, Any], key: str, required: bool) -> float | None:

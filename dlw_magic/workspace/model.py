@@ -6,7 +6,8 @@ errors (same conventions as the job spec in ``dlw_magic.spec.model``).
 
 Sections: ``namespaces`` (per-user or shared), ``images`` (build registry), ``profiles`` (notebook
 choices), ``volumes`` (the catalogue: home / blob / hostPath / dataset, discriminated by ``type``),
-``hostPathAllowlist``, ``queues`` + ``queueSystem``, ``priorityClasses``, ``quotas``, ``hub``.
+``hostPathAllowlist``, ``queues`` + ``queueSystem``, ``priorityClasses``, ``quotas``, ``hub``, ``auth``
+(sign-in, ``auth.py``), ``budgets`` (GPU-hours, ``budgets.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from pydantic import Field, field_validator, model_validator
 
 from ..errors import DLWError
 from ..spec.model import EnvMap, GpuResourceName, check_quantity, parse_duration
+from .auth import Auth
 from .base import WsModel, abs_path, label
+from .budgets import Budgets
 from .catalogue import (  # noqa: F401 - re-exported: the catalogue is part of the workspace model
     BlobAuth,
     BlobCache,
@@ -240,6 +243,8 @@ class Workspace(WsModel):
     queues: list[Queue] = Field(default_factory=list)
     priority_classes: list[PriorityClassDef] = Field(default_factory=list)
     quotas: Quotas = Field(default_factory=Quotas)
+    auth: Auth = Field(default_factory=Auth, description="Who may sign in to the hub and where groups come from.")
+    budgets: Budgets = Field(default_factory=Budgets, description="GPU-hours per user and period.")
 
     @field_validator("name")
     @classmethod
@@ -284,6 +289,12 @@ class Workspace(WsModel):
             if isinstance(v, HostPathVolume) and not _under_any(v.path, self.host_path_allowlist):
                 allowed = ", ".join(self.host_path_allowlist) or "none"
                 raise ValueError(f"hostPath volume {v.name!r}: {v.path} is not under hostPathAllowlist ({allowed})")
+        grouped = ([f"profiles[{i}].groups" for i, p in enumerate(self.profiles) if p.groups]
+                   + ["quotas.groups"] * bool(self.quotas.groups) + ["budgets.groups"] * bool(self.budgets.groups))
+        if self.auth.kind == "google" and grouped:
+            # GoogleOAuthenticator gives no JupyterHub groups (auth.py): such rules would match nobody.
+            raise ValueError(f"{grouped[0]} names groups, but auth.kind google gives users no groups: nobody "
+                             "would match it")
         mounts = [v.mount_path for v in self.volumes]
         dup = _dups(mounts)
         if dup:

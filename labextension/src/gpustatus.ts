@@ -29,7 +29,7 @@ export class GpuStatus extends Widget {
 
   async refresh(): Promise<void> {
     try {
-      const { gpus: local, reason, server } = await getGpus();
+      const { gpus: local, reason, server, usage } = await getGpus();
       // On Kubernetes this pod has no GPU: the server's GPUs are the ones the jobs use.
       const gpus = local.length ? local : (server?.gpus ?? []);
       const idle = server?.idle ?? null;
@@ -43,8 +43,12 @@ export class GpuStatus extends Widget {
             )
             .join('\n')
         : (reason ?? 'No GPU');
-      this.node.title = idle ? `${idle.message}\n${details}` : details;
+      const withUsage = usage ? `${details}\n${usage.line}` : details;
+      this.node.title = idle ? `${idle.message}\n${withUsage}` : withUsage;
       this.node.classList.toggle('dlw-GpuStatus-idle', !!idle);
+      // Past warnAt (or the budget) the item says so; the line names the budget and its reset.
+      this.node.classList.toggle('dlw-GpuStatus-budget', !!usage && (usage.warning || usage.exhausted));
+      this.node.dataset.gpuHours = usage ? usage.gpuHours.toFixed(2) : '';
       this.node.dataset.gpus = String(gpus.length);
       this.notifyIdle(idle);
     } catch (err) {

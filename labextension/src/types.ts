@@ -55,10 +55,22 @@ export interface IGpuIdle {
   stopAt: number | null;
 }
 
+/** The user's GPU-hours this budget period (``dlw usage``). */
+export interface IGpuUsage {
+  gpuHours: number;
+  budget: number | null;
+  period: string;
+  resets: string;
+  warning: boolean;
+  exhausted: boolean;
+  line: string;
+}
+
 export interface IGpuReport {
   gpus: IGpu[];
   reason: string | null;
   server?: { gpus: IGpu[]; jobs: string[]; idle: IGpuIdle | null };
+  usage?: IGpuUsage | null;
 }
 
 export interface IGpu {

@@ -70,4 +70,28 @@ describe('GpuStatus', () => {
     expect(status.node.textContent!.startsWith('⚠')).toBe(false);
     expect(status.node.classList.contains('dlw-GpuStatus-idle')).toBe(false);
   });
+
+  it("shows the user's GPU-hours against their budget, and marks the item past warnAt", async () => {
+    const status = new GpuStatus(5);
+    const line =
+      'warning: alice used 17.0 of 20 GPU-hours this week (budget: group research); it resets 2026-12-07 00:00 UTC';
+    const usage = {
+      gpuHours: 17,
+      budget: 20,
+      period: 'week',
+      resets: '2026-12-07T00:00:00+00:00',
+      warning: true,
+      exhausted: false,
+      line
+    };
+    reply.mockResolvedValue({ ...report(null), usage });
+    await status.refresh();
+    expect(status.node.title.split('\n').pop()).toBe(line);
+    expect(status.node.classList.contains('dlw-GpuStatus-budget')).toBe(true);
+    expect(status.node.dataset.gpuHours).toBe('17.00');
+
+    reply.mockResolvedValue({ ...report(null), usage: { ...usage, gpuHours: 2, warning: false, line: 'ok' } });
+    await status.refresh();
+    expect(status.node.classList.contains('dlw-GpuStatus-budget')).toBe(false);
+  });
 });
