@@ -22,6 +22,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,10 @@ class DLWLocalSpawner(SimpleLocalProcessSpawner):
             account = system_account(self.user.name, home)
             self._dlw_account = account
             self.home_dir = account.pw_dir
-            own_ipython_profile(account)
+            try:
+                own_ipython_profile(account)
+            except DLWError as err:
+                raise refusal(str(err)) from None
         self.notebook_dir = self.home_dir
         return await super().start()
 
@@ -198,11 +202,20 @@ def system_account(username: str, home: Path) -> pwd.struct_passwd:
         if done.returncode != 0:
             raise DLWError(f"could not create the system account {name}: {done.stderr.strip()}")
     account = pwd.getpwnam(name)
-    path = Path(account.pw_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    os.chown(path, account.pw_uid, account.pw_gid)
-    path.chmod(0o700)
+    _own_home(account)
     return account
+
+
+def _own_home(account: pwd.struct_passwd) -> None:
+    """The account's home made (if missing), its own and 0700; a link in its place is refused, not followed."""
+    path = Path(account.pw_dir)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        os.fchown(fd, account.pw_uid, account.pw_gid)
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
 
 
 def _account_exists(name: str) -> bool:
@@ -214,14 +227,28 @@ def _account_exists(name: str) -> bool:
 
 
 def own_ipython_profile(account: pwd.struct_passwd) -> None:
-    """The kernel profile that loads ``dlw_magic``, in the account's home (the hub's data dir is root's)."""
+    """The kernel profile that loads ``dlw_magic``, in the account's home (the hub's data dir is root's).
+
+    Written by a process running as the account, never by root: the home is the user's, and any link
+    they planted there (``~/.ipython/profile_default -> /etc``) then leads only where they could write anyway.
+    """
     from .local import KERNEL_CONFIG
 
-    prof = Path(account.pw_dir) / ".ipython" / "profile_default"
-    prof.mkdir(parents=True, exist_ok=True)
-    (prof / "ipython_kernel_config.py").write_text(KERNEL_CONFIG, encoding="utf-8")
-    for path in (prof.parent, prof, prof / "ipython_kernel_config.py"):
-        os.chown(path, account.pw_uid, account.pw_gid)
+    script = (
+        "import os, sys\n"
+        "prof = os.path.join(os.path.expanduser('~'), '.ipython', 'profile_default')\n"
+        "os.makedirs(prof, exist_ok=True)\n"
+        "with open(os.path.join(prof, 'ipython_kernel_config.py'), 'w', encoding='utf-8') as f:\n"
+        "    f.write(sys.stdin.read())\n"
+    )
+    env = {"HOME": account.pw_dir, "PATH": os.defpath, "LANG": "C.UTF-8"}
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script], input=KERNEL_CONFIG, text=True, capture_output=True,
+        env=env, cwd=account.pw_dir, user=account.pw_uid, group=account.pw_gid, extra_groups=[], timeout=60,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        raise DLWError(f"could not write {account.pw_name}'s kernel profile: {last}")
 
 
 def run_as(account: pwd.struct_passwd) -> Callable[[], None]:

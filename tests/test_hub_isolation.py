@@ -1,0 +1,143 @@
+"""Users of one ``dlw hub`` kept apart: own passwords, no admin unless the admin YAML says so, a private hub
+folder whatever --data-dir says, and root never following a link a user planted in their own home.
+
+The last test is a real root hub for alice and bob (system accounts): alice can neither sign in as bob, reach
+his server, jobs, logs or files, cancel his jobs, mint his tokens, nor gain ownership of anything through a
+link she plants in her own home and a restart of her server.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from dlw_magic.errors import DLWError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def hub_cli(tmp_path: Path, *args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DLW_HOME": str(tmp_path / "home"), **(env_extra or {})}
+    env.pop("DLW_WORKSPACE_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "dlw_magic.cli", "hub", *args], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=60)
+
+
+def print_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ws: str | None = None,
+                 data_dir: str | None = None) -> Path:
+    """``dlw hub --print-config --user alice --user bob --no-system-users``, in this process (a cold import of
+    jupyterhub in a subprocess takes a minute on a loaded machine)."""
+    from dlw_magic.hub.local import run_local_hub
+
+    monkeypatch.setenv("DLW_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DLW_WORKSPACE_CONFIG", raising=False)
+    assert run_local_hub(workspace=ws, users=["alice", "bob"], data_dir=data_dir, print_config=True,
+                         system_users=False) == 0
+    return Path(data_dir) if data_dir else tmp_path / "home" / "hub"
+
+
+def test_no_user_is_an_admin_unless_the_admin_yaml_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jupyterhub.app import JupyterHub
+
+    app = JupyterHub()
+    app.load_config_file(str(print_config(tmp_path, monkeypatch) / "jupyterhub_config.py"))
+    assert app.config.Authenticator.admin_users == set()  # the first --user used to be an admin
+    ws = tmp_path / "ws.yaml"
+    text = (ROOT / "hub_config" / "workspace.yaml").read_text()
+    ws.write_text(text.replace("\nhub:\n", "\nhub:\n  adminUsers: [bob]\n", 1))
+    assert "adminUsers: [bob]" in ws.read_text()
+    app = JupyterHub()
+    app.load_config_file(str(print_config(tmp_path, monkeypatch, str(ws)) / "jupyterhub_config.py"))
+    assert app.config.Authenticator.admin_users == {"bob"}
+
+
+@pytest.mark.parametrize("where", ["--data-dir", "DLW_HOME"])
+def test_the_hub_folder_and_database_are_private_wherever_they_are(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    old = os.umask(0o022)
+    try:
+        if where == "--data-dir":
+            target = print_config(tmp_path, monkeypatch, data_dir=str(tmp_path / "shared" / "hubdata"))
+        else:
+            target = print_config(tmp_path, monkeypatch)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
+    assert stat.S_IMODE((target / "jupyterhub.sqlite").stat().st_mode) == 0o600
+
+
+def test_each_user_signs_in_with_their_own_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from dlw_magic.hub.local_auth import LocalPasswordAuthenticator, ensure_passwords
+
+    monkeypatch.delenv("DLW_HUB_PASSWORD", raising=False)
+    folder = tmp_path / "passwords"
+    ensure_passwords(folder, ["alice", "bob"])
+    alice, bob = ((folder / u).read_text().strip() for u in ("alice", "bob"))
+    auth = LocalPasswordAuthenticator(password_dir=str(folder), allowed_users={"alice", "bob"})
+
+    def sign_in(user: str, password: str) -> str | None:
+        return asyncio.run(auth.authenticate(None, {"username": user, "password": password}))
+
+    assert sign_in("alice", alice) == "alice" and sign_in("bob", bob) == "bob"
+    assert sign_in("bob", alice) is None and sign_in("alice", bob) is None
+    assert sign_in("mallory", alice) is None and not (folder / "mallory").exists()
+    assert sign_in("alice", "") is None
+    # with several users one shared password is refused at start, in one line
+    out = hub_cli(tmp_path, "--user", "alice", "--user", "bob", "--no-system-users",
+                  env_extra={"DLW_HUB_PASSWORD": "everyone"})
+    assert out.returncode == 1 and out.stderr.count("\n") == 1
+    assert out.stderr.startswith("dlw: error: DLW_HUB_PASSWORD is one password for every user")
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A folder every account can reach (pytest's tmp_path is under a 0700 folder)."""
+    base = Path(tempfile.mkdtemp(prefix="dlw-iso-", dir="/tmp"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root writing into a user's home is what is tested")
+def test_root_never_follows_a_link_the_user_planted_in_their_home(open_dir: Path) -> None:
+    from dlw_magic.hub.local_spawner import _own_home, own_ipython_profile
+
+    nobody = pwd.getpwnam("nobody")
+    home = open_dir / "home"
+    home.mkdir(mode=0o700)
+    os.chown(home, nobody.pw_uid, nobody.pw_gid)
+    account = pwd.struct_passwd((nobody.pw_name, "x", nobody.pw_uid, nobody.pw_gid, "", str(home), "/bin/false"))
+    secret = open_dir / "roots"  # a root-owned private folder, as /root or another user's home
+    secret.mkdir(mode=0o700)
+    (home / ".ipython").mkdir()
+    os.chown(home / ".ipython", nobody.pw_uid, nobody.pw_gid)
+    (home / ".ipython" / "profile_default").symlink_to(secret)
+
+    with pytest.raises(DLWError, match="could not write nobody's kernel profile: PermissionError"):
+        own_ipython_profile(account)
+    st = secret.stat()
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o700) and list(secret.iterdir()) == []
+
+    (home / ".ipython" / "profile_default").unlink()  # without a link, the profile is written, as the user
+    own_ipython_profile(account)
+    written = home / ".ipython" / "profile_default" / "ipython_kernel_config.py"
+    assert "dlw_magic" in written.read_text() and written.stat().st_uid == nobody.pw_uid
+
+    # the home itself, replaced by a link, is refused rather than followed
+    with pytest.raises(OSError):
+        fake = pwd.struct_passwd(("dlw-x", "x", nobody.pw_uid, nobody.pw_gid, "", str(open_dir / "link"), "/bin/false"))
+        (open_dir / "link").symlink_to(secret)
+        _own_home(fake)
+    assert secret.stat().st_uid == 0
