@@ -17,11 +17,11 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from dlw_magic.errors import DLWError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,13 +125,13 @@ def test_root_never_follows_a_link_the_user_planted_in_their_home(open_dir: Path
     os.chown(home / ".ipython", nobody.pw_uid, nobody.pw_gid)
     (home / ".ipython" / "profile_default").symlink_to(secret)
 
-    with pytest.raises(DLWError, match="could not write nobody's kernel profile: PermissionError"):
-        own_ipython_profile(account)
+    problem = own_ipython_profile(account)
+    assert problem and problem.startswith("could not write nobody's kernel profile: PermissionError")
     st = secret.stat()
     assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o700) and list(secret.iterdir()) == []
 
     (home / ".ipython" / "profile_default").unlink()  # without a link, the profile is written, as the user
-    own_ipython_profile(account)
+    assert own_ipython_profile(account) is None
     written = home / ".ipython" / "profile_default" / "ipython_kernel_config.py"
     assert "dlw_magic" in written.read_text() and written.stat().st_uid == nobody.pw_uid
 
@@ -141,3 +141,129 @@ def test_root_never_follows_a_link_the_user_planted_in_their_home(open_dir: Path
         (open_dir / "link").symlink_to(secret)
         _own_home(fake)
     assert secret.stat().st_uid == 0
+
+
+# -- a real root hub, alice and bob as system accounts ---------------------------------------------------------
+
+ACCOUNTS = ("dlw-alice", "dlw-bob")
+
+
+def why_no_two_user_hub() -> str | None:
+    from tests.test_hub_local_accounts import why_not_here
+
+    why = why_not_here()
+    if why:
+        return why
+    for name in ACCOUNTS:
+        try:
+            pwd.getpwnam(name)
+            return f"the account {name} already exists on this machine; this test does not touch it"
+        except KeyError:
+            pass
+    return None
+
+
+@pytest.fixture
+def two_user_hub(tmp_path: Path) -> Iterator[object]:
+    why = why_no_two_user_hub()
+    if why:
+        pytest.skip(why)
+    from tests.test_hub_local import LocalHub
+
+    h = LocalHub(tmp_path, accounts=())
+    try:
+        yield h
+    finally:
+        h.stop()
+        for name in ACCOUNTS:
+            try:
+                home = pwd.getpwnam(name).pw_dir
+            except KeyError:
+                continue
+            subprocess.run(["userdel", name], capture_output=True, timeout=60)
+            shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_alice_can_neither_sign_in_as_read_cancel_nor_take_anything_of_bobs(two_user_hub: object) -> None:
+    from tests.test_hub_local import TINY_NOTEBOOK, password_of, run_in_kernel, wait_ready, xsrf
+
+    hub: Any = two_user_hub
+    base = hub.base
+    _, page = hub.login("bob", password_of("alice"))
+    assert page.status_code == 403  # alice's own password does not sign her in as bob
+    sessions, tokens = {}, {}
+    for user in ("alice", "bob"):
+        s, page = hub.login(user)
+        assert page.status_code == 200, page.text[-300:]
+        r = s.post(f"{base}/hub/api/users/{user}/server", headers=xsrf(s), json={"profile": "cpu"}, timeout=60)
+        assert r.status_code in (201, 202), r.text
+        wait_ready(s, base, user, timeout=300)
+        sessions[user] = s
+        tokens[user] = s.post(f"{base}/hub/api/users/{user}/tokens", headers=xsrf(s), json={"note": "t"},
+                              timeout=30).json()["token"]
+    bob_auth = {"Authorization": f"token {tokens['bob']}"}
+    put = requests.put(f"{base}/user/bob/api/contents/tiny.ipynb", headers=bob_auth, timeout=60,
+                       json={"type": "notebook", "format": "json", "content": TINY_NOTEBOOK})
+    assert put.status_code in (200, 201), put.text
+    job = requests.post(f"{base}/user/bob/dlw/api/jobs", headers=bob_auth, timeout=120,
+                        json={"notebook": "tiny.ipynb", "name": "bobs-job",
+                              "parameters": {"epochs": 600, "pause": 0.5}})
+    assert job.status_code == 201, job.text
+
+    # alice, with her own token and her own browser session, gets nothing of bob's
+    alice_s, alice_auth = sessions["alice"], {"Authorization": f"token {tokens['alice']}"}
+    for method, path, body in [
+        ("GET", "/hub/api/users/bob", None),
+        ("POST", "/hub/api/users/bob/tokens", {"note": "steal"}),
+        ("DELETE", "/hub/api/users/bob/server", None),
+        ("POST", "/hub/api/users/bob/server", {"profile": "cpu"}),
+    ]:
+        for kwargs in ({"headers": alice_auth}, {"headers": xsrf(alice_s)}):
+            caller = requests if "Authorization" in kwargs["headers"] else alice_s
+            r = caller.request(method, f"{base}{path}", json=body, timeout=30, **kwargs)
+            assert r.status_code in (403, 404), f"{method} {path}: {r.status_code} {r.text[:200]}"
+    for method, path in [("GET", "/user/bob/api/contents"), ("GET", "/user/bob/api/contents/tiny.ipynb"),
+                         ("GET", "/user/bob/dlw/api/jobs"), ("GET", "/user/bob/dlw/api/jobs/bobs-job"),
+                         ("GET", "/user/bob/dlw/api/jobs/bobs-job/logs"),
+                         ("POST", "/user/bob/dlw/api/jobs/bobs-job/cancel")]:
+        r = requests.request(method, f"{base}{path}", headers=alice_auth, timeout=30, allow_redirects=False)
+        assert r.status_code == 403, f"{method} {path}: {r.status_code} {r.text[:200]}"
+    state = requests.get(f"{base}/user/bob/dlw/api/jobs/bobs-job", headers=bob_auth, timeout=30).json()
+    assert state["phase"] in ("Queued", "Running"), state  # alice's cancel did nothing
+
+    # From her own kernel she cannot read bob's home either, nor the hub's folder.
+    bob_home = pwd.getpwnam("dlw-bob").pw_dir
+    hub_dir = hub.home / "hub"
+    out, err = run_in_kernel(base, "alice", tokens["alice"], (
+        "import os\n"
+        f"for p in ({bob_home!r}, {str(hub_dir)!r}, {str(hub_dir / 'jupyterhub.sqlite')!r}):\n"
+        "    try:\n        os.listdir(p) if os.path.isdir(p) else open(p, 'rb').read(1)\n        print('READ', p)\n"
+        "    except OSError as e:\n        print('refused', type(e).__name__)\n"))
+    assert "READ" not in out and out.count("refused") == 3, out + err
+
+    # She plants links where root used to write at her server's start, then restarts her server.
+    out, err = run_in_kernel(base, "alice", tokens["alice"], (
+        "import os\nip = os.path.expanduser('~/.ipython')\n"
+        "os.rename(ip + '/profile_default', ip + '/x')\n"
+        f"os.symlink({bob_home!r}, ip + '/profile_default')\nprint('planted')\n"))
+    assert "planted" in out, out + err
+    s = sessions["alice"]
+    assert s.delete(f"{base}/hub/api/users/alice/server", headers=xsrf(s), timeout=120).status_code in (202, 204)
+    for _ in range(240):
+        model = s.get(f"{base}/hub/api/users/alice", headers=xsrf(s), timeout=10).json()
+        if not model.get("servers"):
+            break
+        import time
+
+        time.sleep(0.5)
+    r = s.post(f"{base}/hub/api/users/alice/server", headers=xsrf(s), json={"profile": "cpu"}, timeout=60)
+    assert r.status_code in (201, 202), r.text
+    wait_ready(s, base, "alice", timeout=300)
+    bob = pwd.getpwnam("dlw-bob")
+    st = Path(bob_home).stat()
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (bob.pw_uid, 0o700)  # still bob's, still private
+    assert not Path(bob_home, "ipython_kernel_config.py").exists()
+    assert requests.post(f"{base}/user/bob/dlw/api/jobs/bobs-job/cancel", headers=bob_auth,
+                         timeout=60).status_code == 200  # bob, and only bob, cancels his job

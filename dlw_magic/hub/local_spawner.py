@@ -131,10 +131,9 @@ class DLWLocalSpawner(SimpleLocalProcessSpawner):
             account = system_account(self.user.name, home)
             self._dlw_account = account
             self.home_dir = account.pw_dir
-            try:
-                own_ipython_profile(account)
-            except DLWError as err:
-                raise refusal(str(err)) from None
+            problem = own_ipython_profile(account)
+            if problem:  # the server still starts (the user can fix their home); %dlw needs %load_ext then
+                self.log.warning("dlw hub: %s", problem)
         self.notebook_dir = self.home_dir
         return await super().start()
 
@@ -226,11 +225,12 @@ def _account_exists(name: str) -> bool:
     return True
 
 
-def own_ipython_profile(account: pwd.struct_passwd) -> None:
+def own_ipython_profile(account: pwd.struct_passwd) -> str | None:
     """The kernel profile that loads ``dlw_magic``, in the account's home (the hub's data dir is root's).
 
     Written by a process running as the account, never by root: the home is the user's, and any link
     they planted there (``~/.ipython/profile_default -> /etc``) then leads only where they could write anyway.
+    Returns the one-line problem when it could not be written, else None.
     """
     from .local import KERNEL_CONFIG
 
@@ -248,7 +248,8 @@ def own_ipython_profile(account: pwd.struct_passwd) -> None:
     )
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["?"])[-1]
-        raise DLWError(f"could not write {account.pw_name}'s kernel profile: {last}")
+        return f"could not write {account.pw_name}'s kernel profile: {last}"
+    return None
 
 
 def run_as(account: pwd.struct_passwd) -> Callable[[], None]:

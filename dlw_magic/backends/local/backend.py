@@ -157,7 +157,8 @@ class LocalBackend(Backend):
             for ref in spec.secrets:
                 path = secret_path(base, ref.secret, ref.key)
                 if not path.is_file():
-                    raise DLWError(f"secrets: {ref.secret}/{ref.key} not found (put the value in {path})")
+                    what = "is not a regular file" if path.exists() else "not found (put the value in it)"
+                    raise DLWError(f"secrets: {ref.secret}/{ref.key}: {path} {what}")
 
     def submit(self, job: PreparedJob) -> JobInfo:
         spec = job.spec

@@ -88,12 +88,9 @@ def environment_freeze(cache: Path | None = None) -> str:
 
 
 def read_secrets(secrets: list[dict[str, str]], secrets_dir: Path) -> dict[str, str]:
-    from .secrets import secret_path
+    from .secrets import read_secret
 
-    values = {}
-    for ref in secrets:
-        values[ref["env"]] = secret_path(secrets_dir, ref["secret"], ref["key"]).read_text().rstrip("\n")
-    return values
+    return {ref["env"]: read_secret(secrets_dir, ref["secret"], ref["key"]) for ref in secrets}
 
 
 def checkpoint_dir(job_dir: str | Path) -> Path:
