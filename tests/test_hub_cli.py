@@ -152,9 +152,7 @@ def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_password_file_is_private_and_stable(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from dlw_magic.hub.local_auth import ensure_password
-
-    from dlw_magic.hub.local_auth import ensure_passwords
+    from dlw_magic.hub.local_auth import ensure_password, ensure_passwords
 
     monkeypatch.delenv("DLW_HUB_PASSWORD", raising=False)
     folder = tmp_path / "hub" / "passwords"

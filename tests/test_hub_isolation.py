@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 import requests
 
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
