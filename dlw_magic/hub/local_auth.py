@@ -74,7 +74,7 @@ class LocalPasswordAuthenticator(Authenticator):
 
     password_dir = Unicode("", config=True, help="Folder of per-user password files (see the module doc).")
 
-    async def authenticate(self, handler, data):  # type: ignore[no-untyped-def]
+    async def authenticate(self, handler, data):
         username = self.normalize_username(str((data or {}).get("username", "")))
         given = str((data or {}).get("password", ""))
         if not username or not given or not self.password_dir or not self.check_allowed(username, None):
