@@ -288,8 +288,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def _write(text: str, path: str | None) -> None:
     if path:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as err:  # a missing folder, a directory, no permission
+            raise DLWError(f"-o/--out: cannot write {path} ({err.strerror})") from None
     else:
         sys.stdout.write(text)
 

@@ -19,7 +19,7 @@ from typing import Any
 from ..launch import MARKER, cell_marker
 from .ipython import cell_to_python
 from .notebook import Cell, load_cells
-from .parameters import Parameter, check_overrides, parse_parameters, render_value
+from .parameters import Parameter, as_json, check_overrides, parse_parameters, render_value
 
 __all__ = ["ConvertedNotebook", "Parameter", "convert_notebook", "describe_parameters", "read_parameters"]
 
@@ -66,7 +66,7 @@ def convert_notebook(path: Path, parameters: dict[str, Any]) -> ConvertedNoteboo
     param_cells = [c for c in code_cells.values() if c.cell.is_parameters]
     defined = _merge(param_cells)
     overrides = check_overrides(name, list(defined.values()), dict(parameters), has_cell=bool(param_cells))
-    effective = {p.name: p.default for p in defined.values() if p.literal} | overrides
+    effective = as_json({p.name: p.default for p in defined.values() if p.literal} | overrides)
 
     parts = [
         f"# Converted by DLW from {name}. Run it with `python -m dlw_magic.launch main.py` so that\n"
@@ -97,7 +97,7 @@ def convert_notebook(path: Path, parameters: dict[str, Any]) -> ConvertedNoteboo
 
 def read_parameters(path: Path) -> dict[str, Any]:
     """Defaults of the notebook's parameters cell (those written as literals), in cell order."""
-    return {p.name: p.default for p in describe_parameters(path) if p.literal}
+    return as_json({p.name: p.default for p in describe_parameters(path) if p.literal})
 
 
 def describe_parameters(path: Path) -> list[Parameter]:

@@ -277,6 +277,8 @@ class LogsHandler(DLWHandler):
             raise BadRequest(f"offset: expected a byte offset, got {offset_arg!r}") from None
         if offset < 0 or (rank is not None and rank < 0):
             raise BadRequest("offset: must not be negative" if offset < 0 else "rank: must not be negative")
+        if offset >= 1 << 62 or (rank is not None and rank >= 1 << 20):  # beyond any log; beyond int64 is a 500
+            raise BadRequest("offset: beyond any log" if offset >= 1 << 62 else "rank: no job has that many ranks")
         if offset and rank is None:
             raise BadRequest("offset: resuming needs a rank (offsets are per rank)")
         follow = self.get_query_argument("follow", "0").lower() in ("1", "true", "yes")

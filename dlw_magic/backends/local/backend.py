@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ...spec import TrainingJob
 
 BUILTIN_PRIORITIES = {"low": -100, "normal": 0, "high": 100}
+MAX_LOCAL_RANKS = 256  # processes of one job on this machine (the spec allows 1,024 x 64 for a cluster)
 _READ_SIZE = 1 << 20
 # A runner is given this long to record its own pid before a reader may call it lost; the submitter
 # records it as soon as the process exists, so this only matters when the submitter died in between.
@@ -63,9 +64,20 @@ def data_dir() -> Path:
     if config.is_file():
         import yaml
 
-        data = yaml.safe_load(config.read_text()) or {}
-        if isinstance(data, dict) and data.get("dataDir"):
-            return Path(str(data["dataDir"])).expanduser()
+        try:
+            data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            raise DLWError(f"{config}: not a readable YAML file ({str(err).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise DLWError(f"{config}: expected a mapping such as `dataDir: ~/dlw-data`")
+        where = data.get("dataDir")
+        if where is not None and (not isinstance(where, str) or not where.strip()):
+            raise DLWError(f"{config}: dataDir: expected a folder path, got {where!r}")
+        if where:
+            path = Path(where).expanduser()
+            if not path.is_absolute():  # relative: one job database per working directory
+                raise DLWError(f"{config}: dataDir: {where!r} is not an absolute path (~ is allowed)")
+            return path
     data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return data_home / "dlw"
 
@@ -135,6 +147,11 @@ class LocalBackend(Backend):
             raise Conflict(f"job {name!r} already exists (pick another --name, or see: dlw status {name})")
 
     def _check_resources(self, spec: TrainingJob) -> None:
+        if spec.world_size > MAX_LOCAL_RANKS:
+            raise DLWError(
+                f"workers: {spec.workers} x {spec.processes_per_worker} process(es) is {spec.world_size} ranks; "
+                f"the local backend runs at most {MAX_LOCAL_RANKS} on one machine"
+            )
         need = spec.resources.gpus * spec.workers
         if need:
             from ...gpus import local_gpus
