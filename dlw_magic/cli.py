@@ -90,6 +90,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("jobs", help="list your jobs")
     _backend_options(p)
     _output_option(p)
+    p.add_argument("--limit", type=int, default=1000, help="newest jobs to show (0: all; default 1000)")
     p.set_defaults(func=cmd_jobs)
 
     p = sub.add_parser("status", help="show one job")
@@ -203,9 +204,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from .core import list_jobs
+    from .core import list_page
 
-    fmt.show_jobs(list_jobs(backend_from(args)), args.output, sys.stdout, "Submit one with: dlw train NOTEBOOK.ipynb")
+    if args.limit < 0:
+        raise DLWError(f"--limit: expected 0 (all) or a positive number, got {args.limit}")
+    jobs, total = list_page(backend_from(args), args.limit or None)
+    fmt.show_jobs(jobs, args.output, sys.stdout, "Submit one with: dlw train NOTEBOOK.ipynb")
+    if len(jobs) < total:  # on stderr: a pipe reading the table or the JSON gets only the jobs
+        print(f"dlw: showing the newest {len(jobs)} of {total} jobs (--limit 0 for all)", file=sys.stderr)
     return 0
 
 

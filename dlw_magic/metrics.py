@@ -36,6 +36,8 @@ FOLDER = "metrics"  # under DLW_OUTPUT_DIR
 TAG = "#dlw-metrics "  # the prefix of a metrics line in a job's log (DLW_METRICS_STDOUT=1)
 FLUSH_EVERY = 1.0  # seconds: what a reader sees is at most this old (while the job logs)
 FLUSH_LINES = 10_000  # and at most this many lines wait in memory
+MAX_FILE_BYTES = 64 << 20  # per rank: past it, points are dropped (one note on stderr), never the job
+READ_TAIL_BYTES = 8 << 20  # a reader takes the newest this many bytes of each file: status stays fast
 GPU_FILE_PREFIX = "gpu-rank-"  # metrics/gpu-rank-N.jsonl: the GPU sampler's, one file per rank
 
 Point = list[Any]  # [step, value, time]; value None for NaN or an infinity
@@ -64,6 +66,7 @@ class _Recorder:
             path = metrics_file(output, env.get("RANK", "0"))
             path.parent.mkdir(parents=True, exist_ok=True)
             self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed at exit)
+            self.room = MAX_FILE_BYTES - self.file.tell()
             atexit.register(self.flush)
             if hasattr(os, "register_at_fork"):  # a forked child must not write the parent's lines again
                 os.register_at_fork(before=self.flush, after_in_child=self.forked)
@@ -106,9 +109,18 @@ class _Recorder:
         with self.lock:  # threads may log too: lines appended meanwhile stay for the next flush
             count = len(self.pending)
             if self.file is not None and not self.file.closed and count:
-                self.file.write("".join(self.pending[:count]))
+                text = "".join(self.pending[:count])
                 del self.pending[:count]
-                self.file.flush()
+                if len(text) > self.room:  # over the cap: keep whole lines up to it, say so once
+                    text = text[: text.rfind("\n", 0, max(self.room, 0)) + 1]
+                    if self.room >= 0:
+                        sys.stderr.write(f"dlw: log_metrics: this rank's metrics file reached {MAX_FILE_BYTES} "
+                                         "bytes; later points are not recorded\n")
+                    self.room = -1
+                if text:
+                    self.file.write(text)
+                    self.room -= len(text)
+                    self.file.flush()
 
     def forked(self) -> None:
         self.lock = _thread.allocate_lock()  # another thread may have held it at the fork
@@ -235,11 +247,17 @@ def _rank_files(folder: Path, prefix: str) -> list[tuple[int, Path]]:
 
 
 def _read_file(path: Path) -> dict[str, list[Point]]:
+    """The file's points; of a file over ``READ_TAIL_BYTES`` only its newest lines (what status and the charts show)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > READ_TAIL_BYTES:
+                f.seek(size - READ_TAIL_BYTES)
+                f.readline()  # the rest of a line cut in two
+            data = f.read(READ_TAIL_BYTES)
     except OSError:
         return {}
-    return collect(filter(None, map(_parse, text.splitlines())))
+    return collect(filter(None, map(_parse, data.decode("utf-8", "replace").splitlines())))
 
 
 def last_values(metrics: dict[str, list[Point]]) -> dict[str, Point]:

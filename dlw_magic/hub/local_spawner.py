@@ -22,7 +22,6 @@ import os
 import pwd
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -234,17 +233,12 @@ def own_ipython_profile(account: pwd.struct_passwd) -> str | None:
     """
     from .local import KERNEL_CONFIG
 
-    script = (
-        "import os, sys\n"
-        "prof = os.path.join(os.path.expanduser('~'), '.ipython', 'profile_default')\n"
-        "os.makedirs(prof, exist_ok=True)\n"
-        "with open(os.path.join(prof, 'ipython_kernel_config.py'), 'w', encoding='utf-8') as f:\n"
-        "    f.write(sys.stdin.read())\n"
-    )
+    script = ('mkdir -p "$HOME/.ipython/profile_default" && '
+              'cat > "$HOME/.ipython/profile_default/ipython_kernel_config.py"')
     env = {"HOME": account.pw_dir, "PATH": os.defpath, "LANG": "C.UTF-8"}
     done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", script], input=KERNEL_CONFIG, text=True, capture_output=True,
-        env=env, cwd=account.pw_dir, user=account.pw_uid, group=account.pw_gid, extra_groups=[], timeout=60,
+        ["/bin/sh", "-c", script], input=KERNEL_CONFIG, text=True, capture_output=True,
+        env=env, cwd="/", user=account.pw_uid, group=account.pw_gid, extra_groups=[], timeout=60,
     )
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["?"])[-1]

@@ -293,9 +293,15 @@ class LocalBackend(Backend):
                 shutil.rmtree(entry.path, ignore_errors=True)
 
     def list_jobs(self) -> list[JobInfo]:
+        return self.list_page(None, 0)[0]
+
+    def list_page(self, limit: int | None, offset: int = 0) -> tuple[list[JobInfo], int]:
+        """(the newest jobs from ``offset`` on, at most ``limit``; how many jobs the user has)."""
         unrecorded = self.reconcile()
-        jobs = listed(self.store.list_user(self.user))
-        return [self._shown(j, unrecorded) for j in jobs] if unrecorded else jobs
+        jobs = listed(self.store.list_user(self.user, limit, offset))
+        total = len(jobs) + offset if limit is None or (len(jobs) < limit and (jobs or not offset)) \
+            else self.store.count_user(self.user)
+        return ([self._shown(j, unrecorded) for j in jobs] if unrecorded else jobs), total
 
     def get(self, name: str) -> JobInfo:
         row = self.store.by_name(self.user, name)
