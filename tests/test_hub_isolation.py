@@ -125,7 +125,8 @@ def test_root_never_follows_a_link_the_user_planted_in_their_home(open_dir: Path
     (home / ".ipython" / "profile_default").symlink_to(secret)
 
     problem = own_ipython_profile(account)
-    assert problem and problem.startswith("could not write nobody's kernel profile: ") and "Permission denied" in problem
+    assert problem and problem.startswith("could not write nobody's kernel profile: ")
+    assert "Permission denied" in problem
     st = secret.stat()
     assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o700) and list(secret.iterdir()) == []
 
