@@ -246,13 +246,18 @@ class LocalBackend(Backend):
             if row["pgid"]:
                 procs.kill_group(row["pgid"], grace=2)
             kept = outcome.read(row["job_dir"])
-            if not (kept and kept["state"] in _FINAL):
+            if not (kept and kept["state"] in _FINAL) and pid is None:
+                kept = {"state": JobState.FAILED.value, "exit_code": None, "reason": "RunnerNotStarted", "message": (
+                    "the job's local runner never started (the submitting process was killed, or the disk was "
+                    "full); submit it again with: dlw rerun NAME")}
+            elif not (kept and kept["state"] in _FINAL):
                 kept = {"state": JobState.FAILED.value, "exit_code": None, "reason": "RunnerLost", "message": (
                     "the job's local runner stopped unexpectedly (killed, or the machine restarted); "
                     "its processes were ended. Submit it again with: dlw rerun NAME")}
+            finished = kept.get("finished")
             try:
                 self.store.finish(row["id"], JobState(kept["state"]), kept.get("exit_code"), kept.get("reason"),
-                                  kept.get("message"))
+                                  kept.get("message"), finished if isinstance(finished, (int, float)) else None)
             except DiskFull:
                 unrecorded[row["id"]] = kept
         self._sweep_orphans(now)

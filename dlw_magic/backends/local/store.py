@@ -203,12 +203,12 @@ class Store:
         self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def finish(self, job_id: str, state: JobState, exit_code: int | None, reason: str | None,
-               message: str | None) -> bool:
-        """Record a final state once; False when the job had already finished."""
+               message: str | None, finished: float | None = None) -> bool:
+        """Record a final state once (ended at ``finished``, default now); False when it had already finished."""
         cur = self.execute(
             "UPDATE jobs SET state = ?, exit_code = ?, reason = ?, message = ?, finished = ?, assigned_gpus = NULL "
             "WHERE id = ? AND state IN (?, ?)",
-            (state.value, exit_code, reason, message, time.time(), job_id, *ACTIVE),
+            (state.value, exit_code, reason, message, finished or time.time(), job_id, *ACTIVE),
         )
         return cur.rowcount == 1
 

@@ -40,7 +40,7 @@ from ...gpu_sampler import Reader, append_line, nvml_reader, sample_gpus
 from ...metrics import FOLDER as METRICS_FOLDER
 from ...metrics import GPU_FILE_PREFIX
 from ..base import JobState
-from . import outcome, scheduling
+from . import outcome, scheduling, strays
 from .logcap import RankLog, log_cap
 from .procs import free_port, kill_group, start_time
 from .store import Store, disk_full_message, preempted_message
@@ -167,6 +167,14 @@ class Supervisor:
             self.preempt_by = row["preempt_by"]
         return bool(row[0])
 
+    def cancel_asked(self) -> bool:
+        """Whether ``dlw cancel`` asked (it marks the record before its SIGTERM); True when unknown."""
+        try:
+            row = self.store.fetchone("SELECT cancel_requested FROM jobs WHERE id = ?", (self.job_id,))
+        except DLWError:
+            return True
+        return row is None or bool(row[0])
+
     def try_update(self, **fields: Any) -> None:
         """Bookkeeping that must not fail the job when the database is locked or the disk full."""
         with contextlib.suppress(DLWError):
@@ -239,6 +247,7 @@ class Supervisor:
         finally:
             if sampler is not None:
                 sampler()
+            strays.end_descendants()  # what ranks left outside their group (setsid) ends with the attempt
             for log in rank_logs:
                 log.close(timeout=2)
         state, code, reason, message = result
@@ -318,6 +327,8 @@ class Supervisor:
                 self.failed_rank = rank
                 return JobState.FAILED, code, "Error", f"rank {rank} {how}; {hint}"
             if all(c == 0 for c in codes):
+                # Kept before the clean-up below: a runner killed now still leaves the truth behind.
+                outcome.write(self.job_dir, JobState.SUCCEEDED.value, 0, None, None)
                 kill_group(pgid, grace=1, reap=reap)  # a rank's leftover children must not outlive the job
                 return JobState.SUCCEEDED, 0, None, None
             now = time.monotonic()
@@ -327,6 +338,10 @@ class Supervisor:
                     kill_group(pgid, reap=reap)
                     for p in procs:
                         p.wait()
+                    if _stop_requested and not self.decided and not self.cancel_asked():
+                        return JobState.FAILED, None, "Terminated", (
+                            "the job's local runner got SIGTERM from another process (not dlw cancel; perhaps "
+                            "one of the job's own processes); its ranks were stopped")
                     return JobState.CANCELLED, None, "Cancelled", "cancelled by the user"
                 if self.preempt_by:
                     grace = float((self.spec.get("preemption") or {}).get("gracePeriod", 30))
@@ -449,6 +464,7 @@ def main(argv: list[str]) -> None:
     home, job_id = Path(argv[0]), argv[1]
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    strays.become_subreaper()
     os.umask(0o077)  # logs and outputs: the owner's only
     sup = Supervisor(home, job_id)
     try:
