@@ -231,7 +231,7 @@ def test_alice_can_neither_sign_in_as_read_cancel_nor_take_anything_of_bobs(two_
         r = requests.request(method, f"{base}{path}", headers=alice_auth, timeout=30, allow_redirects=False)
         assert r.status_code == 403, f"{method} {path}: {r.status_code} {r.text[:200]}"
     state = requests.get(f"{base}/user/bob/dlw/api/jobs/bobs-job", headers=bob_auth, timeout=30).json()
-    assert state["phase"] in ("Queued", "Running"), state  # alice's cancel did nothing
+    assert state["state"] in ("Queued", "Running"), state  # alice's cancel did nothing
 
     # From her own kernel she cannot read bob's home either, nor the hub's folder.
     bob_home = pwd.getpwnam("dlw-bob").pw_dir
