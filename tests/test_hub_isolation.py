@@ -8,6 +8,7 @@ link she plants in her own home and a restart of her server.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -177,11 +178,29 @@ def two_user_hub(tmp_path: Path) -> Iterator[object]:
         h.stop()
         for name in ACCOUNTS:
             try:
-                home = pwd.getpwnam(name).pw_dir
+                account = pwd.getpwnam(name)
             except KeyError:
                 continue
+            end_processes_of(account.pw_uid)  # a job outlives its server: userdel refuses a busy account
             subprocess.run(["userdel", name], capture_output=True, timeout=60)
-            shutil.rmtree(home, ignore_errors=True)
+            shutil.rmtree(account.pw_dir, ignore_errors=True)
+
+
+def end_processes_of(uid: int) -> None:
+    """SIGKILL the processes of an account this test created (found by uid in /proc, one by one)."""
+    import signal
+
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        uids = next((line.split()[1:] for line in status.splitlines() if line.startswith("Uid:")), [])
+        if uids and int(uids[0]) == uid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 @pytest.mark.slow
