@@ -77,3 +77,24 @@ def test_an_outcome_recorded_late_keeps_the_time_the_job_ended(dlw_home, tmp_pat
     job = core.get_job(name)
     assert job.state is JobState.SUCCEEDED
     assert job.finished is not None and abs(job.finished - ended) < 1.0  # not the reader's time
+
+
+def test_cancelling_a_stopped_runner_is_quick_and_keeps_what_its_ranks_did(dlw_home, tmp_path):
+    import signal
+
+    flag = tmp_path / "rank-done"
+    name = submit(tmp_path, (
+        "import pathlib, time\n"
+        f"while not pathlib.Path({str(flag)!r} + '.go').exists():\n    time.sleep(0.02)\n"
+        f"pathlib.Path({str(flag)!r}).write_text('done')\n"), "stopped")
+    row = Store(dlw_home).by_name(core.current_user(), name)
+    assert wait_until(lambda: Store(dlw_home).by_name(core.current_user(), name)["state"] == "Running", timeout=60)
+    row = Store(dlw_home).by_name(core.current_user(), name)
+    os.kill(row["supervisor_pid"], signal.SIGSTOP)
+    Path(str(flag) + ".go").touch()
+    assert wait_until(flag.exists, timeout=30)  # the rank ran to its end (exit 0) while its runner was stopped
+    time.sleep(0.3)
+    began = time.monotonic()
+    job = core.cancel(name)
+    assert time.monotonic() - began < 10  # woken, not waited out for 15 s and killed
+    assert job.state is JobState.SUCCEEDED, (job.state, job.reason, job.message)

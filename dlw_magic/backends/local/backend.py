@@ -329,6 +329,7 @@ class LocalBackend(Backend):
         pid, started = row["supervisor_pid"], row["supervisor_start"]
         if procs.alive(pid, started):
             os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGCONT)  # a stopped runner (SIGSTOP, ^Z) must wake to see it, not be killed blind
             deadline = time.monotonic() + 15
             while procs.alive(pid, started) and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -337,7 +338,12 @@ class LocalBackend(Backend):
         fresh = self.store.row(row["id"])
         if fresh is not None and fresh["state"] in (JobState.QUEUED.value, JobState.RUNNING.value):
             procs.kill_group(fresh["pgid"], grace=2)
-            self.store.finish(row["id"], JobState.CANCELLED, None, "Cancelled", "cancelled by the user")
+            kept = outcome.read(row["job_dir"])  # the runner's own word (its ranks had ended) wins
+            if kept and kept["state"] in _FINAL:
+                self.store.finish(row["id"], JobState(kept["state"]), kept.get("exit_code"), kept.get("reason"),
+                                  kept.get("message"), kept.get("finished"))
+            else:
+                self.store.finish(row["id"], JobState.CANCELLED, None, "Cancelled", "cancelled by the user")
         return self.get(name)
 
     def delete(self, name: str) -> None:
