@@ -98,3 +98,18 @@ def test_cancelling_a_stopped_runner_is_quick_and_keeps_what_its_ranks_did(dlw_h
     job = core.cancel(name)
     assert time.monotonic() - began < 10  # woken, not waited out for 15 s and killed
     assert job.state is JobState.SUCCEEDED, (job.state, job.reason, job.message)
+
+
+def test_a_runner_that_cannot_be_started_fails_the_job_at_once(dlw_home, tmp_path, monkeypatch):
+    import sys
+
+    from dlw_magic.errors import DLWError
+
+    script = tmp_path / "t.py"
+    script.write_text("pass\n")
+    spec = core.build_spec(script, name="no-runner")
+    with monkeypatch.context() as patch, pytest.raises(DLWError, match="could not start the job's local runner"):
+        patch.setattr(sys, "executable", str(tmp_path / "gone" / "python"))  # the interpreter was removed
+        core.submit(spec)
+    job = core.get_job("no-runner")
+    assert (job.state, job.reason) == (JobState.FAILED, "StartError")  # not Queued for 120 s, then "killed"

@@ -199,7 +199,13 @@ class LocalBackend(Backend):
             "spec": json.dumps(spec.to_yaml_dict()), "provenance": json.dumps(provenance),
             "entrypoint": json.dumps(job.entrypoint),
         })
-        self._spawn_supervisor(job_dir)
+        try:
+            self._spawn_supervisor(job_dir)
+        except OSError as err:  # the disk filled up, the interpreter is gone: say so now, not in 120 s
+            why = f"could not start the job's local runner: {err.strerror or err}"
+            with contextlib.suppress(DLWError):
+                self.store.finish(job_dir.name, JobState.FAILED, None, "StartError", why)
+            raise DLWError(f"{spec.name}: {why}") from None
         return self.get(spec.name)
 
     def _spawn_supervisor(self, job_dir: Path) -> None:
