@@ -38,6 +38,7 @@ FLUSH_EVERY = 1.0  # seconds: what a reader sees is at most this old (while the 
 FLUSH_LINES = 10_000  # and at most this many lines wait in memory
 MAX_FILE_BYTES = 64 << 20  # per rank: past it, points are dropped (one note on stderr), never the job
 READ_TAIL_BYTES = 8 << 20  # a reader takes the newest this many bytes of each file: status stays fast
+MAX_POINTS = 5000  # per series as read: a chart of 1,000,000 steps gets every 200th and the newest
 GPU_FILE_PREFIX = "gpu-rank-"  # metrics/gpu-rank-N.jsonl: the GPU sampler's, one file per rank
 
 Point = list[Any]  # [step, value, time]; value None for NaN or an infinity
@@ -197,7 +198,18 @@ def parse_log_line(line: str) -> tuple[int, float, dict[str, Any]] | None:
 
 def read_log(lines: Iterable[str]) -> dict[str, list[Point]]:
     """The metrics in a job's log (DLW_METRICS_STDOUT=1), as ``read`` returns them from the files."""
-    return collect(filter(None, map(parse_log_line, lines)))
+    return {name: thin(points) for name, points in collect(filter(None, map(parse_log_line, lines))).items()}
+
+
+def thin(points: list[Point], limit: int = MAX_POINTS) -> list[Point]:
+    """At most about ``limit`` points, evenly spaced, the newest always kept (a job page polls them every 3 s)."""
+    if len(points) <= limit:
+        return points
+    stride = -(-len(points) // limit)
+    kept = points[::stride]
+    if kept[-1] is not points[-1]:
+        kept.append(points[-1])
+    return kept
 
 
 def collect(records: Iterable[tuple[int, float, dict[str, Any]]]) -> dict[str, list[Point]]:
@@ -233,7 +245,7 @@ def read(output_dir: str | Path) -> dict[str, list[Point]]:
     for rank, path in _rank_files(folder, GPU_FILE_PREFIX):
         for name, points in _read_file(path).items():
             merged[f"{name}@rank{rank}" if rank else name] = points
-    return merged
+    return {name: thin(points) for name, points in merged.items()}
 
 
 def _rank_files(folder: Path, prefix: str) -> list[tuple[int, Path]]:
