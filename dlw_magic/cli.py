@@ -153,6 +153,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--tag", metavar="TAG", help="only the jobs tagged TAG (dlw train --tag TAG)")
     _backend_options(p)
     _output_option(p)
+    p.add_argument("--limit", type=int, default=1000, help="newest jobs to show (0: all; default 1000)")
     p.set_defaults(func=cmd_jobs)
 
     p = sub.add_parser("status", help="show one job")
@@ -281,10 +282,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from .core import list_jobs
+    from .core import list_page
 
+    if args.limit < 0:
+        raise DLWError(f"--limit: expected 0 (all) or a positive number, got {args.limit}")
     hint = f"(filtered by --tag {args.tag})" if args.tag else "Submit one with: dlw train NOTEBOOK.ipynb"
-    fmt.show_jobs(list_jobs(backend_from(args), tag=args.tag), args.output, sys.stdout, hint)
+    jobs, total = list_page(backend_from(args), args.limit or None, tag=args.tag)
+    fmt.show_jobs(jobs, args.output, sys.stdout, hint)
+    if len(jobs) < total:  # on stderr: a pipe reading the table or the JSON gets only the jobs
+        print(f"dlw jobs: showing the newest {len(jobs)} of {total} jobs (--limit 0 for all)", file=sys.stderr)
     return 0
 
 
@@ -396,8 +402,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def _write(text: str, path: str | None) -> None:
     if path:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as err:  # a missing folder, a directory, no permission
+            raise DLWError(f"-o/--out: cannot write {path} ({err.strerror})") from None
     else:
         sys.stdout.write(text)
 

@@ -234,6 +234,19 @@ def job_tags(job: JobInfo) -> list[str]:
     return list(job.provenance.get("tags") or job.spec.get("tags") or [])
 
 
+def list_page(backend: Backend | None = None, limit: int | None = None, offset: int = 0,
+              tag: str | None = None) -> tuple[list[JobInfo], int]:
+    """(one page of the user's jobs, newest first; how many there are in all; with ``tag``, of those tagged
+    so). The local backend pages in SQLite; another backend, or a tag filter, lists everything and is cut here."""
+    backend = backend or get_backend()
+    paged = getattr(backend, "list_page", None)
+    if paged is not None and not tag:
+        result: tuple[list[JobInfo], int] = paged(limit, offset)
+        return result
+    jobs = list_jobs(backend, tag)
+    return jobs[offset: None if limit is None else offset + limit], len(jobs)
+
+
 def get_job(name: str, backend: Backend | None = None, details: bool = True) -> JobInfo:
     """One job; with ``details`` also the metrics it logged and its executed notebook (which read its
     files, or on Kubernetes its pods' logs: callers that only need the state leave them out)."""
@@ -301,12 +314,19 @@ def log_lines(
             yield r, line
 
 
+LONG_LINE = 1 << 20
+
+
 def _log_blocks(name: str, rank: int | None, follow: bool, backend: Backend | None) -> Iterator[tuple[int, str]]:
-    """(rank, whole lines) per chunk read; a rank's partial last line waits for its end or the log's end."""
+    """(rank, whole lines) per chunk read; a rank's partial last line waits for its end or the log's end,
+    but a line longer than ``LONG_LINE`` is shown in pieces of that size (a log without newlines would
+    otherwise be held whole, and copied once per chunk)."""
     pending: dict[int, str] = {}
     for chunk in logs(name, rank=rank, follow=follow, backend=backend):
         text = pending.pop(chunk.rank, "") + chunk.text
         end = text.rfind("\n") + 1
+        if len(text) - end >= LONG_LINE:
+            text, end = text + "\n", len(text) + 1
         if end < len(text):
             pending[chunk.rank] = text[end:]
         if end:

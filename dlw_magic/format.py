@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from .textsafe import one_line
 from .types import GpuInfo, JobInfo
 
 
@@ -48,6 +49,7 @@ def for_notebook(text: str) -> str:
 
 def table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
     """Columns padded to their widest cell; the first row is the header."""
+    rows = [[one_line(c) for c in r] for r in rows]  # a job's reason or an event may carry escape codes
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         out.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
@@ -125,8 +127,8 @@ def describe(job: JobInfo, out: TextIO, notebook: bool = False, html: str | None
     fields += [("Preempted", line) for line in history_lines(job.history)]
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
-        if value not in (None, ""):
-            out.write(f"{key + ':':<{width + 2}}{value}\n")
+        if value not in (None, ""):  # a job's own words (its exception line) cannot drive the terminal
+            out.write(f"{key + ':':<{width + 2}}{one_line(value, 2000)}\n")
 
 
 def last_metrics(metrics: dict[str, list[list[Any]]]) -> str | None:
@@ -136,7 +138,7 @@ def last_metrics(metrics: dict[str, list[list[Any]]]) -> str | None:
     last = last_values(metrics)
     if not last:
         return None
-    values = ", ".join(f"{name} {_number(point[1])}" for name, point in last.items())
+    values = ", ".join(f"{one_line(name, 60)} {_number(point[1])}" for name, point in last.items())
     step = max(point[0] for point in last.values())
     return f"{values} (step {step})"
 
@@ -188,7 +190,7 @@ def progress(job: JobInfo, notebook: bool = False) -> str:
     reason = job.reason if job.reason != job.state.value else None  # not "Cancelled - Cancelled: ..."
     message = for_notebook(job.message) if notebook and job.message else job.message
     if reason or message:
-        text += " - " + ": ".join(p for p in (reason, message) if p)
+        text += " - " + one_line(": ".join(p for p in (reason, message) if p), 2000)
     return text
 
 
@@ -199,7 +201,7 @@ def state_line(job: JobInfo, notebook: bool = False) -> str:
 
 def final_line(job: JobInfo) -> str:
     """``boom: Failed (Error: rank 0 exited with code 4; ...)``: how ``--wait`` ends in a shell."""
-    detail = f" ({job.reason}: {job.message})" if job.reason and job.message else ""
+    detail = f" ({one_line(f'{job.reason}: {job.message}', 2000)})" if job.reason and job.message else ""
     return f"{job.name}: {job.state.value}{detail}"
 
 

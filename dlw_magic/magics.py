@@ -213,8 +213,13 @@ class DLWMagics(Magics):
             run(args)
 
     def _cmd_jobs(self, args: argparse.Namespace) -> None:
-        fmt.show_jobs(core.list_jobs(cli.backend_from(args)), args.output, sys.stdout,
-                      "Submit this notebook with: %dlw train")
+        if args.limit < 0:
+            raise DLWError(f"--limit: expected 0 (all) or a positive number, got {args.limit}")
+        jobs, total = core.list_page(cli.backend_from(args), args.limit or None, tag=args.tag)
+        fmt.show_jobs(jobs, args.output, sys.stdout,
+                      f"(filtered by --tag {args.tag})" if args.tag else "Submit this notebook with: %dlw train")
+        if len(jobs) < total:
+            print(f"showing the newest {len(jobs)} of {total} jobs (--limit 0 for all)", file=sys.stderr)
 
     def _cmd_status(self, args: argparse.Namespace) -> None:
         backend = cli.backend_from(args)

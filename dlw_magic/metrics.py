@@ -36,6 +36,9 @@ FOLDER = "metrics"  # under DLW_OUTPUT_DIR
 TAG = "#dlw-metrics "  # the prefix of a metrics line in a job's log (DLW_METRICS_STDOUT=1)
 FLUSH_EVERY = 1.0  # seconds: what a reader sees is at most this old (while the job logs)
 FLUSH_LINES = 10_000  # and at most this many lines wait in memory
+MAX_FILE_BYTES = 64 << 20  # per rank: past it, points are dropped (one note on stderr), never the job
+READ_TAIL_BYTES = 8 << 20  # a reader takes the newest this many bytes of each file: status stays fast
+MAX_POINTS = 5000  # per series as read: a chart of 1,000,000 steps gets every 200th and the newest
 GPU_FILE_PREFIX = "gpu-rank-"  # metrics/gpu-rank-N.jsonl: the GPU sampler's, one file per rank
 
 Point = list[Any]  # [step, value, time]; value None for NaN or an infinity
@@ -64,6 +67,7 @@ class _Recorder:
             path = metrics_file(output, env.get("RANK", "0"))
             path.parent.mkdir(parents=True, exist_ok=True)
             self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed at exit)
+            self.room = MAX_FILE_BYTES - self.file.tell()
             atexit.register(self.flush)
             if hasattr(os, "register_at_fork"):  # a forked child must not write the parent's lines again
                 os.register_at_fork(before=self.flush, after_in_child=self.forked)
@@ -112,9 +116,18 @@ class _Recorder:
         with self.lock:  # threads may log too: lines appended meanwhile stay for the next flush
             count = len(self.pending)
             if self.file is not None and not self.file.closed and count:
-                self.file.write("".join(self.pending[:count]))
+                text = "".join(self.pending[:count])
                 del self.pending[:count]
-                self.file.flush()
+                if len(text) > self.room:  # over the cap: keep whole lines up to it, say so once
+                    text = text[: text.rfind("\n", 0, max(self.room, 0)) + 1]
+                    if self.room >= 0:
+                        sys.stderr.write(f"dlw: log_metrics: this rank's metrics file reached {MAX_FILE_BYTES} "
+                                         "bytes; later points are not recorded\n")
+                    self.room = -1
+                if text:
+                    self.file.write(text)
+                    self.room -= len(text)
+                    self.file.flush()
             if self.events is not None:
                 self.events.flush()
 
@@ -195,7 +208,18 @@ def parse_log_line(line: str) -> tuple[int, float, dict[str, Any]] | None:
 
 def read_log(lines: Iterable[str]) -> dict[str, list[Point]]:
     """The metrics in a job's log (DLW_METRICS_STDOUT=1), as ``read`` returns them from the files."""
-    return collect(filter(None, map(parse_log_line, lines)))
+    return {name: thin(points) for name, points in collect(filter(None, map(parse_log_line, lines))).items()}
+
+
+def thin(points: list[Point], limit: int = MAX_POINTS) -> list[Point]:
+    """At most about ``limit`` points, evenly spaced, the newest always kept (a job page polls them every 3 s)."""
+    if len(points) <= limit:
+        return points
+    stride = -(-len(points) // limit)
+    kept = points[::stride]
+    if kept[-1] is not points[-1]:
+        kept.append(points[-1])
+    return kept
 
 
 def collect(records: Iterable[tuple[int, float, dict[str, Any]]]) -> dict[str, list[Point]]:
@@ -231,7 +255,7 @@ def read(output_dir: str | Path) -> dict[str, list[Point]]:
     for rank, path in _rank_files(folder, GPU_FILE_PREFIX):
         for name, points in _read_file(path).items():
             merged[f"{name}@rank{rank}" if rank else name] = points
-    return merged
+    return {name: thin(points) for name, points in merged.items()}
 
 
 def _rank_files(folder: Path, prefix: str) -> list[tuple[int, Path]]:
@@ -245,11 +269,17 @@ def _rank_files(folder: Path, prefix: str) -> list[tuple[int, Path]]:
 
 
 def _read_file(path: Path) -> dict[str, list[Point]]:
+    """The file's points; of a file over ``READ_TAIL_BYTES`` only its newest lines (what status and the charts show)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > READ_TAIL_BYTES:
+                f.seek(size - READ_TAIL_BYTES)
+                f.readline()  # the rest of a line cut in two
+            data = f.read(READ_TAIL_BYTES)
     except OSError:
         return {}
-    return collect(filter(None, map(_parse, text.splitlines())))
+    return collect(filter(None, map(_parse, data.decode("utf-8", "replace").splitlines())))
 
 
 def last_values(metrics: dict[str, list[Point]]) -> dict[str, Point]:

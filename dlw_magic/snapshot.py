@@ -50,29 +50,65 @@ def _job_data_dirs() -> list[Path]:
     return [data_dir().resolve()]
 
 
-def _inside(path: Path, root: Path) -> bool:
-    resolved = path.resolve()
+def _resolve(path: Path, pattern: str) -> Path:
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # a symlink loop (RuntimeError before Python 3.13)
+        raise DLWError(f"source.files: {pattern!r}: {path.name} is a symlink loop") from None
+
+
+def _inside(path: Path, root: Path, pattern: str = "") -> bool:
+    resolved = _resolve(path, pattern or str(path))
     return resolved == root or root in resolved.parents
 
 
-def _check_tree(src: Path, workdir: Path, pattern: str) -> None:
-    """Every symlink under ``src`` must stay inside ``workdir`` and must not lead back up (a loop)."""
+def _file_size(path: Path, rel: str, pattern: str) -> int:
+    """Bytes ``path`` adds to the snapshot (its size, sparse or not: refused before anything is copied);
+    a pipe, socket or device is refused rather than read forever."""
+    import stat
+
+    try:
+        st = path.stat()
+    except OSError as err:
+        raise DLWError(f"source.files: {pattern!r}: cannot read {rel} ({err.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DLWError(f"source.files: {pattern!r}: {rel} is not a regular file (a pipe, socket or device)")
+    return st.st_size
+
+
+def _check_size(total: int, pattern: str) -> None:
+    if total > MAX_SNAPSHOT_BYTES:
+        raise DLWError(f"source.files: {pattern!r}: the files are over {MAX_SNAPSHOT_BYTES >> 20} MiB: "
+                       "ship data as a volume")
+
+
+def _check_tree(src: Path, workdir: Path, pattern: str) -> int:
+    """Every symlink under ``src`` must stay inside ``workdir`` and must not lead back up (a loop); every
+    file must be a regular one. Returns the bytes under ``src``."""
+    total = 0
     for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+        for name in filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink() and not _inside(path, workdir, pattern):
+                continue  # reported below with the link's name
+            total += _file_size(path, str(path.relative_to(workdir)), pattern)
         for name in (*dirnames, *filenames):
             path = Path(dirpath) / name
             if not path.is_symlink():
                 continue
-            target = path.resolve()
+            target = _resolve(path, pattern)
             if not _inside(path, workdir):
                 raise DLWError(f"source.files: {pattern!r}: {path.relative_to(workdir)} links outside the "
                                f"working directory {workdir}")
             if target.is_dir() and (target == path.parent or target in path.parents):
                 raise DLWError(f"source.files: {pattern!r}: {path.relative_to(workdir)} links to a folder above it")
+    return total
 
 
 def _copy_files(patterns: list[str], workdir: Path, dest: Path) -> list[str]:
     """Copy what ``source.files`` matches; nothing outside ``workdir``, symlinks included."""
     copied: list[str] = []
+    total = 0
     skip = _job_data_dirs()  # also reached through the lab's dlw-outputs/ links
     for pattern in patterns:
         if Path(pattern).is_absolute() or ".." in Path(pattern).parts or "\0" in pattern:
@@ -82,18 +118,21 @@ def _copy_files(patterns: list[str], workdir: Path, dest: Path) -> list[str]:
             raise DLWError(f"source.files: {pattern!r} matches no file in {workdir}")
         for rel in matches:
             src = workdir / rel
-            real = src.resolve()
+            real = _resolve(src, pattern)
             if any(d == real or d in real.parents for d in skip):
                 continue  # earlier jobs' snapshots and outputs
-            if not _inside(src, workdir):
+            if not _inside(src, workdir, pattern):
                 raise DLWError(f"source.files: {rel!r} links outside the working directory {workdir}")
             target = dest / rel
             if src.is_dir():
                 if "**" in pattern:
                     continue  # a recursive pattern matches the files below it one by one (hidden ones not)
-                _check_tree(src, workdir, pattern)
+                total += _check_tree(src, workdir, pattern)
+                _check_size(total, pattern)
                 shutil.copytree(src, target, dirs_exist_ok=True)
             else:
+                total += _file_size(src, rel, pattern)
+                _check_size(total, pattern)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, target)
             copied.append(rel)
@@ -187,6 +226,9 @@ def _prepare(spec: TrainingJob, dest: Path, user: str) -> PreparedJob:
 
 def copy_of(spec: TrainingJob, old_snapshot: Path, dest: Path, user: str, old: dict[str, Any]) -> PreparedJob:
     """A snapshot identical to an earlier job's (``dlw rerun``): same code, whatever the user edited since."""
+    if not old_snapshot.is_dir() or "entrypoint" not in old:
+        raise DLWError(f"rerun: the earlier job's snapshot {old_snapshot} is gone (deleted or moved); "
+                       "submit the notebook again with dlw train")
     shutil.copytree(old_snapshot, dest, dirs_exist_ok=True)
     (dest / "job.yaml").write_text(yaml.safe_dump(spec.to_yaml_dict(), sort_keys=False), encoding="utf-8")
     provenance = {k: v for k, v in old.items() if k not in ("pip_freeze", "entrypoint")}

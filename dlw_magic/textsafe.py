@@ -26,7 +26,7 @@ _UNSAFE = re.compile(
 def _visible(match: re.Match[str]) -> str:
     seq = match.group(0)
     if _SGR.fullmatch(seq):
-        return seq
+        return shown_sgr(seq)
     c = seq[0]
     if c == "\x1b":
         return "^[" + seq[1:].translate(_CONTROL_NAMES)
@@ -36,11 +36,49 @@ def _visible(match: re.Match[str]) -> str:
 _CONTROL_NAMES = {i: f"^{chr(i + 64)}" for i in range(0x20)}
 _CONTROL_NAMES.update({0x7F: "^?", 0x2028: "\\u2028", 0x2029: "\\u2029"})
 _CONTROL_NAMES.update({i: f"\\x{i:02x}" for i in range(0x80, 0xA0)})
+_ALL_CONTROL_NAMES = dict(_CONTROL_NAMES)  # one_line: tab and newline too
 del _CONTROL_NAMES[0x09], _CONTROL_NAMES[0x0A]
+
+
+def shown_sgr(seq: str) -> str:
+    """An SGR code without what could hide text: conceal (8) and every background colour (40-49, 100-107,
+    48;5;N, 48;2;R;G;B), so no foreground can be made the same as its background (black on black).
+    Foreground colours, bold, underline and resets are kept; nothing left: the empty string."""
+    params = seq[2:-1].replace(":", ";").split(";")
+    kept: list[str] = []
+    i = 0
+    while i < len(params):
+        p = params[i]
+        code = int(p) if p.isdigit() and len(p) < 4 else -1
+        if code in (38, 48):  # extended colour: 5;N or 2;R;G;B follow
+            width = 3 if params[i + 1: i + 2] == ["5"] else 5 if params[i + 1: i + 2] == ["2"] else 1
+            if code == 38:
+                kept += params[i: i + width]
+            i += width
+            continue
+        if p == "" or not (code == 8 or 40 <= code <= 49 or 100 <= code <= 107):
+            kept.append(p)
+        i += 1
+    if not kept:
+        return ""
+    return "\x1b[" + ";".join(kept) + "m"
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    """A job's own words (its last exception line, a metric name) for one line of ``dlw status``: every
+    control character made visible (escape sequences, colours and newlines included), at most ``limit``
+    characters (a 1 MB metric name is cut, with how much was left out)."""
+    s = str(text)
+    if len(s) > limit:
+        s = f"{s[:limit]}... ({len(s) - limit} more characters)"
+    if s.isprintable():
+        return s
+    return _ANY_CONTROL.sub(lambda m: m.group(0).translate(_ALL_CONTROL_NAMES), s)
 
 
 # One character of these in a text is what makes sanitize_terminal change it (every _UNSAFE match starts
 # with one); is_plain looks for them in C: in ASCII text as bytes (~1 GB/s), else with a regex.
+_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _UNSAFE_CHAR = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _UNSAFE_BYTES = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])
 

@@ -57,3 +57,17 @@ SOURCE_FIELDS = ["notebook", "script", "args", "workdir", "files"]
 
 # A test's time limit: generous for a thorough run, which tries thousands of inputs per test.
 TIMEOUT = 120 if settings.default.max_examples <= 100 else 3600
+
+
+# Literals a parameters cell may hold as a default: JSON's values and Python's others (sets, tuples, bytes,
+# complex numbers, Ellipsis), nested; written into a cell with repr().
+python_literals = st.recursive(
+    st.one_of(scalars.filter(lambda v: not (isinstance(v, str) and len(v) > 1000)), st.binary(max_size=8),
+              st.complex_numbers(max_magnitude=1e6, allow_nan=False), st.just(...),
+              st.integers(min_value=10**300, max_value=10**310)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.tuples(inner, inner),
+        st.frozensets(st.one_of(st.integers(), st.text(max_size=4)), max_size=4).map(set),
+        st.dictionaries(st.one_of(st.text(max_size=4), st.integers()), inner, max_size=3)),
+    max_leaves=12,
+)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,12 @@ GENERATED = {
     "huge_string.yaml": "name: " + "a" * 200_000 + "\nsource: {script: train.py}\n",
     "nb_deep.ipynb": "[" * 100_000 + "]" * 100_000,
     "huge_file.yaml": "name: x\n" + "# padding\n" * 500_000,
+    "nb_deep_expression.ipynb": json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+         "source": "x = " + "-" * 100_000 + "1\n"}]}),
+    "nb_deep_brackets.ipynb": json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+         "source": "x = " + "(" * 100_000 + "1" + ")" * 100_000 + "\n"}]}),
 }
 CASES = sorted([p.name for p in CORPUS.iterdir() if p.name not in HELPERS] + list(GENERATED))
 
@@ -31,6 +38,9 @@ def corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dlw_home: Path) -> P
     shutil.copytree(CORPUS, work)
     for name, text in GENERATED.items():
         (work / name).write_text(text)
+    os.mkfifo(work / "pipe")  # files_fifo*.yaml: a pipe would be read forever
+    (work / "loop-a").symlink_to("loop-b")  # files_symlink_loop.yaml
+    (work / "loop-b").symlink_to("loop-a")
     monkeypatch.chdir(work)
     return work
 
@@ -47,7 +57,8 @@ def test_pathological_input_is_refused_in_one_line(name, corpus, dlw_home):
     rc, err = dlw("train", name)
     assert rc == 1, f"{name} was accepted"
     assert err.startswith("dlw train: ") and err.count("\n") == 1, err
-    named = name in err or any(field in err for field in ("source.", "secrets[", "parameters", "name:", "priority"))
+    named = name in err or any(field in err for field in ("source.", "secrets[", "parameters", "name:", "priority",
+                                                          "workers"))
     assert named, f"{name}: the error names neither the file nor a field: {err}"
     assert not (dlw_home / "jobs").exists() or list((dlw_home / "jobs").iterdir()) == [], "a job folder was left"
     if name.endswith(".ipynb"):
@@ -59,6 +70,7 @@ def test_the_corpus_covers_the_reported_classes():
     """The kinds of input the issue reported, each present at least once."""
     names = " ".join(CASES)
     for kind in ("alias_bomb", "deep", "huge_int", "nul", "surrogate", "tag_set", "tag_binary", "tag_python",
-                 "unhashable", "secret_path", "files_escape"):
+                 "unhashable", "secret_path", "files_escape", "files_fifo", "files_symlink_loop", "priority_2_63",
+                 "nb_deep_expression", "ranks_too_many"):
         assert kind in names, kind
     assert json.loads((CORPUS / "nb.ipynb").read_text())["nbformat"] == 4

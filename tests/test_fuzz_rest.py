@@ -146,3 +146,27 @@ def test_logs_come_in_pages(post, get, jp_root_dir):
     assert len(text) == size and text.endswith("line 059999 " + "x" * 40 + "\n")
     first = get("jobs/big/logs", rank="0", limit="1000")
     assert first["more"] is True and first["chunks"]  # one chunk at least, never the whole log
+
+
+def test_inputs_that_were_500s_are_answered(post, get, jp_fetch, jp_asyncio_loop, jp_root_dir):
+    """Parameter defaults JSON cannot hold (a set, bytes, complex, ...), a log offset beyond int64, a symlink
+    loop in files: a 201 or a 400 with one line, never a 500."""
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "s = {2, 1}\nb = b'x'\nc = 1j\ne = ...\n",
+         "outputs": [], "execution_count": None},
+        {"cell_type": "code", "metadata": {}, "source": "print(s)", "outputs": [], "execution_count": None}]}
+    (jp_root_dir / "odd.ipynb").write_text(json.dumps(nb))
+    r = jp_asyncio_loop.run_until_complete(jp_fetch("dlw/api", "parameters", params={"path": "odd.ipynb"}))
+    assert json.loads(r.body)["parameters"] == {"s": [1, 2]}
+    code, answer = post("jobs", {"notebook": "odd.ipynb", "name": "odd"})
+    assert code == 201, answer
+    (jp_root_dir / "loop-a").symlink_to("loop-b")
+    (jp_root_dir / "loop-b").symlink_to("loop-a")
+    (jp_root_dir / "noop.py").write_text("pass\n")
+    code, answer = post("jobs", {"spec": "name: loop\nsource: {script: noop.py, files: [loop-a]}\n"})
+    assert code == 400 and "symlink loop" in answer["message"], answer
+    for offset in (str(1 << 63), str(1 << 64), "9" * 40):
+        with pytest.raises(HTTPClientError) as info:
+            jp_asyncio_loop.run_until_complete(jp_fetch("dlw/api", "jobs/odd/logs", params={"rank": "0",
+                                                                                             "offset": offset}))
+        assert info.value.code == 400, offset

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fuzzing import SOURCE_FIELDS, SPEC_FIELDS, TIMEOUT, nested, scalars, yaml_text
+from fuzzing import SOURCE_FIELDS, SPEC_FIELDS, TIMEOUT, nested, python_literals, scalars, yaml_text
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -90,6 +90,25 @@ def test_any_param_value_through_the_cli(value, workdir, monkeypatch):
 def test_any_typed_param_value_converts_to_a_script_that_compiles(value, workdir):
     converted = accepted_or_refused(core.convert, workdir / "nb.ipynb", {"x": value})
     if converted is not None:
+        compile(converted.script, "main.py", "exec")
+
+
+@given(default=python_literals, override=st.one_of(st.none(), python_literals.map(repr), st.text(max_size=20)))
+def test_any_literal_default_in_a_parameters_cell(default, override, tmp_path_factory):
+    """Whatever literal a parameters cell holds, reading it for a form and converting the notebook give JSON
+    (the job record, REST) or a one-line refusal, never a TypeError."""
+    from dlw_magic.convert import read_parameters
+
+    folder = tmp_path_factory.mktemp("lit")
+    cell = f"x = {default!r}\n"
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": cell, "outputs": [],
+         "execution_count": None}]}
+    (folder / "p.ipynb").write_text(json.dumps(nb))
+    json.dumps(accepted_or_refused(read_parameters, folder / "p.ipynb"), allow_nan=True)
+    converted = accepted_or_refused(core.convert, folder / "p.ipynb", {} if override is None else {"x": override})
+    if converted is not None:
+        json.dumps(converted.parameters, allow_nan=True)
         compile(converted.script, "main.py", "exec")
 
 

@@ -135,7 +135,7 @@ def test_a_root_hub_refuses_to_start_when_accounts_cannot_read_what_servers_need
     env_problems = [p for p in env_problems if p]
     named = env_problems[0][0] if env_problems else private  # this machine's Python may itself be private
     assert f"cannot read {named} (" in out.stderr
-    assert not (tmp_path / "home" / "hub" / "password").exists()  # refused before anything started
+    assert not (tmp_path / "home" / "hub" / "passwords").exists()  # refused before anything started
 
 
 def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
@@ -152,15 +152,19 @@ def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_password_file_is_private_and_stable(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from dlw_magic.hub.local_auth import ensure_password
+    from dlw_magic.hub.local_auth import ensure_password, ensure_passwords
 
     monkeypatch.delenv("DLW_HUB_PASSWORD", raising=False)
-    path = tmp_path / "hub" / "password"
-    first = ensure_password(path)
-    assert len(first) >= 20 and (path.stat().st_mode & 0o777) == 0o600
-    assert ensure_password(path) == first
+    folder = tmp_path / "hub" / "passwords"
+    ensure_passwords(folder, ["alice", "bob"])
+    first = ensure_password(folder / "alice")
+    assert len(first) >= 20 and (folder / "alice").stat().st_mode & 0o777 == 0o600
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert ensure_password(folder / "alice") == first != ensure_password(folder / "bob")  # one each
     monkeypatch.setenv("DLW_HUB_PASSWORD", "from-env")
-    assert ensure_password(path) == "from-env"
+    with pytest.raises(DLWError, match="DLW_HUB_PASSWORD is one password for every user"):
+        ensure_passwords(folder, ["alice", "bob"])
+    ensure_passwords(folder, ["alice"])  # one user: the shared password is hers alone
 
 
 def test_hub_kernels_have_dlw_and_load_ext_stays_silent(tmp_path: Path) -> None:

@@ -28,6 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct-horse-battery"
 
 
+def password_of(user: str) -> str:
+    """Each user's own password, as the admin would set it (a file per user under the hub's data dir)."""
+    return f"{PASSWORD}-{user}"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -51,9 +56,14 @@ class LocalHub:
         self.base = f"http://127.0.0.1:{self.port}"
         self.home = tmp_path / "dlw-home"
         self.log = tmp_path / "hub.log"
+        passwords = self.home / "hub" / "passwords"
+        passwords.mkdir(parents=True, mode=0o700)
+        for user in ("alice", "bob"):
+            (passwords / user).write_text(password_of(user) + "\n")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-               "DLW_HOME": str(self.home), "DLW_HUB_PASSWORD": PASSWORD, "DLW_BACKEND": "local"}
-        env.pop("DLW_WORKSPACE_CONFIG", None)
+               "DLW_HOME": str(self.home), "DLW_BACKEND": "local"}
+        for name in ("DLW_WORKSPACE_CONFIG", "DLW_HUB_PASSWORD"):
+            env.pop(name, None)
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "dlw_magic.cli", "hub", "--port", str(self.port),
@@ -84,7 +94,8 @@ class LocalHub:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
 
-    def login(self, user: str, password: str = PASSWORD) -> tuple[requests.Session, requests.Response]:
+    def login(self, user: str, password: str | None = None) -> tuple[requests.Session, requests.Response]:
+        password = password_of(user) if password is None else password
         s = requests.Session()
         s.get(f"{self.base}/hub/login", timeout=10)
         r = s.post(f"{self.base}/hub/login", data={"username": user, "password": password,
@@ -189,7 +200,9 @@ def test_local_hub_login_spawn_and_train(hub: LocalHub) -> None:
     bad, page = hub.login("alice", "wrong")
     assert page.status_code == 403 and "Invalid username or password" in page.text
     assert bad.get(f"{base}/hub/api/users/alice", headers=xsrf(bad), timeout=10).status_code == 403
-    _, page = hub.login("mallory")  # right password, but not an allowed user
+    _, page = hub.login("mallory", password_of("alice"))  # a known password, but not an allowed user
+    assert page.status_code == 403
+    _, page = hub.login("bob", password_of("alice"))  # alice's password does not open bob's account
     assert page.status_code == 403
 
     s, page = hub.login("alice")

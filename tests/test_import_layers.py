@@ -19,12 +19,17 @@ LAYERS = {
     "": "faces",
     "cli": "faces",
     "cli_admin": "faces",
+    "cli_experiments": "faces",
+    "backup": "faces",  # dlw admin backup/restore: the hub's cluster export is a face's
     "magics": "faces",
     "widget": "faces",
     "server": "faces",
     "hub": "faces",
     "core": "core",
     "options": "core",  # options: the faces' shared job options, built on the core
+    "experiments": "core",  # sweeps submit their trials through the core
+    "tensorboard": "core",
+    "usage": "core",  # budgets, checked by core.submit
     "backends": "backends",
     "build": "backends",
     "snapshot": "backends",

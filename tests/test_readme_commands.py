@@ -194,7 +194,7 @@ def test_hub_by_full_path_spawns_the_cpu_profile(
     base = f"http://127.0.0.1:{port}"
     wait_http(f"{base}/hub/api", proc, log)
     # The password where the README says it is.
-    password = (Path(shell_env["HOME"]) / ".local/share/dlw/hub/password").read_text().strip()
+    password = (Path(shell_env["HOME"]) / ".local/share/dlw/hub/passwords/alice").read_text().strip()
     s = requests.Session()
     s.get(f"{base}/hub/login", timeout=10)
     page = s.post(

@@ -19,7 +19,7 @@ from typing import Any
 from ..launch import MARKER, cell_marker
 from .ipython import cell_to_python
 from .notebook import Cell, load_cells
-from .parameters import Parameter, check_overrides, parse_parameters, render_value
+from .parameters import Parameter, as_json, check_overrides, parse_parameters, render_value
 
 __all__ = ["ConvertedNotebook", "Parameter", "convert_notebook", "describe_parameters", "read_parameters"]
 
@@ -68,7 +68,7 @@ def convert_notebook(path: Path, parameters: dict[str, Any]) -> ConvertedNoteboo
     overrides = check_overrides(name, list(defined.values()), dict(parameters), has_cell=bool(param_cells),
                                 notes=notes)
     extra = {k: v for k, v in overrides.items() if k not in defined}
-    effective = {p.name: p.default for p in defined.values() if p.literal} | overrides
+    effective = as_json({p.name: p.default for p in defined.values() if p.literal} | overrides)
 
     parts = [
         f"# Converted by DLW from {name}. Run it with `python -m dlw_magic.launch main.py` so that\n"
@@ -101,7 +101,7 @@ def convert_notebook(path: Path, parameters: dict[str, Any]) -> ConvertedNoteboo
 
 def read_parameters(path: Path) -> dict[str, Any]:
     """Defaults of the notebook's parameters cell (those written as literals), in cell order."""
-    return {p.name: p.default for p in describe_parameters(path) if p.literal}
+    return as_json({p.name: p.default for p in describe_parameters(path) if p.literal})
 
 
 def describe_parameters(path: Path) -> list[Parameter]:

@@ -63,6 +63,8 @@ def cell_to_python(notebook: str, number: int, source: str) -> CellCode:
         return CellCode(source, ast.parse(source))
     except SyntaxError as first:
         python_error = first
+    except (MemoryError, RecursionError, ValueError) as err:  # 100,000 nested brackets; a NUL byte
+        raise DLWError(f"{notebook}: cell {number}: cannot be parsed ({_why(err)})") from None
     code = _transform(notebook, number, source)
     if code == source:  # no IPython syntax: report the Python error, not a transformed one
         raise _syntax_error(notebook, number, python_error)
@@ -70,7 +72,15 @@ def cell_to_python(notebook: str, number: int, source: str) -> CellCode:
         tree = ast.parse(code)
     except SyntaxError as err:
         raise _syntax_error(notebook, number, err) from None
+    except (MemoryError, RecursionError, ValueError) as err:
+        raise DLWError(f"{notebook}: cell {number}: cannot be parsed ({_why(err)})") from None
     return _apply_policy(notebook, number, code, tree)
+
+
+def _why(err: Exception) -> str:
+    if isinstance(err, (MemoryError, RecursionError)):
+        return "nested too deeply"
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
 def _transform(notebook: str, number: int, source: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import keyword
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -43,8 +44,14 @@ class Parameter:
 
 
 def parse_parameters(code: str, cell: int) -> list[Parameter]:
-    """Top-level ``name = value`` / ``name: type = value`` statements of a (valid Python) cell."""
+    """Top-level ``name = value`` / ``name: type = value`` statements of a (valid Python) cell.
+
+    Linear in the cell's size: each default's text is cut from offsets computed once (``ast.get_source_segment``
+    splits the whole cell again for every statement: 10,000 assignments took minutes).
+    """
+    code = code.replace("\r\n", "\n").replace("\r", "\n")  # ast's line numbers count these as one break
     lines = code.splitlines()
+    segment = _Segments(code)
     found: dict[str, Parameter] = {}
     for stmt in ast.parse(code).body:
         if isinstance(stmt, ast.Assign):
@@ -62,10 +69,12 @@ def parse_parameters(code: str, cell: int) -> list[Parameter]:
             default, literal = ast.literal_eval(value), True
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             default, literal = None, False
+        if literal and not _json_shaped(default):  # b"x", 1j, ...: not a value a form or JSON can carry
+            default, literal = None, False
         type_name, optional = _annotation_type(annotation) if annotation else (None, False)
         if annotation is None or (type_name is None and not optional):
             type_name, optional = _value_type(default) if literal else (None, False)
-        text = ast.get_source_segment(code, value) or ""
+        text = segment(value)
         for name in targets:
             found.pop(name, None)  # a later assignment wins, and moves to the end
             found[name] = Parameter(
@@ -73,6 +82,56 @@ def parse_parameters(code: str, cell: int) -> list[Parameter]:
                 source=text, help=_trailing_comment(lines, stmt), cell=cell,
             )
     return list(found.values())
+
+
+class _Segments:
+    """The source text of a node, from the byte offsets of the cell's line starts (ast's columns are UTF-8)."""
+
+    def __init__(self, code: str) -> None:
+        self.data = code.encode("utf-8", "surrogatepass")
+        starts, at = [0], self.data.find(b"\n")
+        while at != -1:
+            starts.append(at + 1)
+            at = self.data.find(b"\n", at + 1)
+        self.starts = starts
+
+    def __call__(self, node: ast.expr) -> str:
+        if node.end_lineno is None or node.end_col_offset is None:
+            return ""
+        begin = self.starts[node.lineno - 1] + node.col_offset
+        end = self.starts[node.end_lineno - 1] + node.end_col_offset
+        return self.data[begin:end].decode("utf-8", "replace")
+
+
+def _json_shaped(value: Any, depth: int = 0) -> bool:
+    """Whether a literal default is made only of what JSON holds (sets and tuples as lists)."""
+    if depth > 100:
+        return False
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return True  # NaN and infinities: rendered as float('nan') and sent as JSON's NaN
+    if isinstance(value, (list, tuple, set)):
+        return all(_json_shaped(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, (str, int, float, bool)) or k is None for k in value) and all(
+            _json_shaped(v, depth + 1) for v in value.values())
+    return False
+
+
+def as_json(value: Any) -> Any:
+    """A parameter value as JSON holds it (job record, REST): sets and tuples as lists, sets sorted when
+    their items sort."""
+    if isinstance(value, set):
+        try:
+            value = sorted(value)
+        except TypeError:
+            value = list(value)
+    if isinstance(value, (list, tuple)):
+        return [as_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: as_json(v) for k, v in value.items()}
+    return value
 
 
 def _value_type(value: Any) -> tuple[str | None, bool]:
@@ -144,6 +203,8 @@ def check_overrides(
     for name, value in overrides.items():
         param = known.get(name)
         if param is None:
+            if not name.isidentifier() or keyword.iskeyword(name):  # injected as `name = value`
+                raise DLWError(f"{notebook}: parameters: {name[:80]!r} is not a Python variable name")
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             if notes is not None:
@@ -190,12 +251,23 @@ def _fit(type_name: str | None, value: Any) -> Any:
             return value
         return int(value) if isinstance(value, float) and value.is_integer() else _NO_FIT
     if type_name == "float":
-        return float(value) if isinstance(value, (int, float)) else _NO_FIT
+        if not isinstance(value, (int, float)):
+            return _NO_FIT
+        try:
+            return float(value)
+        except OverflowError:  # a 400-digit integer
+            return _NO_FIT
     if type_name == "str":
         # YAML reads `run: 123` as an int; for a str default the user meant "123".
         return value if isinstance(value, str) else str(value) if isinstance(value, (int, float)) else _NO_FIT
     if type_name in _SEQUENCES:
-        return _SEQUENCES[type_name](value) if isinstance(value, (list, tuple, set)) else _NO_FIT
+        if not isinstance(value, (list, tuple, set)):
+            return _NO_FIT
+        try:
+            fitted = _SEQUENCES[type_name](value)
+        except TypeError:  # a set of lists: its items cannot be hashed
+            return _NO_FIT
+        return fitted
     if type_name == "dict":
         return value if isinstance(value, dict) else _NO_FIT
     return _NO_FIT

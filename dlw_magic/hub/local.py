@@ -40,6 +40,18 @@ def default_data_dir() -> Path:
     return Path(base) / "dlw" / "hub"
 
 
+def private_hub_files(data: Path) -> None:
+    """The hub's folder 0700 and its database 0600, wherever it is (--data-dir, $DLW_HOME): it holds users,
+    server URLs, token hashes and passwords, which no user's job may read. The database is made before
+    JupyterHub opens it, so SQLite never creates it under a wider umask."""
+    from .local_auth import private_dir
+
+    private_dir(data)
+    db = data / "jupyterhub.sqlite"
+    os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+    os.chmod(db, 0o600)
+
+
 def find_proxy() -> str:
     """The project's own install (hub_config/node_modules), else configurable-http-proxy beside the
     interpreter or on PATH."""
@@ -127,10 +139,9 @@ def configure_local(
             c.Authenticator.admin_users = set(ws.hub.admin_users)
     else:
         c.JupyterHub.authenticator_class = LocalPasswordAuthenticator
-        c.LocalPasswordAuthenticator.password_file = str(data / "password")
+        c.LocalPasswordAuthenticator.password_dir = str(data / "passwords")
         c.Authenticator.allowed_users = set(users)
-        admins = [u for u in ws.hub.admin_users if u in users] or users[:1]
-        c.Authenticator.admin_users = set(admins)
+        c.Authenticator.admin_users = {u for u in ws.hub.admin_users if u in users}  # only whom the admin YAML names
         if groups:
             c.JupyterHub.load_groups = {name: {"users": members} for name, members in groups.items()}
 
@@ -182,7 +193,7 @@ def run_local_hub(
 ) -> int:
     """``system_users``: --system-users (True), --no-system-users (False), or None: on for a root hub of
     several users (see ``system_users.choose_system_users``)."""
-    from .local_auth import ensure_password
+    from .local_auth import ensure_passwords
     from .system_users import check_readable_by_others, choose_system_users, paths_a_server_needs
 
     ws_file = str(workspace_path(workspace).resolve())
@@ -201,7 +212,7 @@ def run_local_hub(
     if unknown:
         raise DLWError(f"--group names users who may not log in: {', '.join(unknown)} (add --user)")
     data = Path(data_dir) if data_dir else default_data_dir()
-    data.mkdir(parents=True, exist_ok=True)
+    private_hub_files(data)
     config = data / "jupyterhub_config.py"
     if gpu_indices is not None and not all(p.strip().isdigit() for p in gpu_indices.split(",") if p.strip()):
         raise DLWError(f"--gpu-indices {gpu_indices!r}: expected GPU indices such as 0,1")
@@ -222,10 +233,10 @@ def run_local_hub(
         print(f"dlw hub: http://127.0.0.1:{port}/ ; sign in with {auth.kind} (callback "
               f"http://127.0.0.1:{port}/hub/oauth_callback must be registered with the provider)", flush=True)
     else:
-        password_file = data / "password"
-        ensure_password(password_file)
-        print(f"dlw hub: http://127.0.0.1:{port}/ ; log in as {', '.join(users)} with the password in "
-              f"{'$DLW_HUB_PASSWORD' if settings.current().hub_password else password_file}", flush=True)
+        ensure_passwords(data / "passwords", users)
+        where = "$DLW_HUB_PASSWORD" if settings.current().hub_password else f"{data / 'passwords'}/NAME (one each)"
+        print(f"dlw hub: http://127.0.0.1:{port}/ ; log in as {', '.join(users)} with the password in {where}",
+              flush=True)
     os.chdir(data)
     argv = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
     os.execv(sys.executable, argv)

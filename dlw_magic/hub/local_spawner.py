@@ -140,7 +140,9 @@ class DLWLocalSpawner(SimpleLocalProcessSpawner):
             account = system_account(self.user.name, home)
             self._dlw_account = account
             self.home_dir = account.pw_dir
-            own_ipython_profile(account)
+            problem = own_ipython_profile(account)
+            if problem:  # the server still starts (the user can fix their home); %dlw needs %load_ext then
+                self.log.warning("dlw hub: %s", problem)
         else:
             new_home = not Path(self.home_dir).exists()
         if new_home:
@@ -214,10 +216,7 @@ def system_account(username: str, home: Path) -> pwd.struct_passwd:
         if done.returncode != 0:
             raise DLWError(f"could not create the system account {name}: {done.stderr.strip()}")
     account = pwd.getpwnam(name)
-    path = Path(account.pw_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    os.chown(path, account.pw_uid, account.pw_gid)
-    path.chmod(0o700)
+    _own_home(account)
     return account
 
 
@@ -231,15 +230,32 @@ def example_notebook() -> Path | None:
 
 
 def seed_home(home: Path, account: pwd.struct_passwd | None) -> None:
-    """A new user's home: created with the example notebook in it, so the first lab has a job to try."""
+    """A new user's home: created with the example notebook in it, so the first lab has a job to try.
+    The copy is made new (never over a file or through a link someone put there) and given to the account."""
     home.mkdir(parents=True, exist_ok=True)
     example = example_notebook()
     if example is None:
         return
-    target = home / EXAMPLE
-    shutil.copyfile(example, target)
-    if account is not None:
-        os.chown(target, account.pw_uid, account.pw_gid)
+    try:
+        fd = os.open(home / EXAMPLE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "wb") as target:
+        target.write(example.read_bytes())
+        if account is not None:
+            os.fchown(target.fileno(), account.pw_uid, account.pw_gid)
+
+
+def _own_home(account: pwd.struct_passwd) -> None:
+    """The account's home made (if missing), its own and 0700; a link in its place is refused, not followed."""
+    path = Path(account.pw_dir)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        os.fchown(fd, account.pw_uid, account.pw_gid)
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
 
 
 def _account_exists(name: str) -> bool:
@@ -250,15 +266,26 @@ def _account_exists(name: str) -> bool:
     return True
 
 
-def own_ipython_profile(account: pwd.struct_passwd) -> None:
-    """The kernel profile that loads ``dlw_magic``, in the account's home (the hub's data dir is root's)."""
+def own_ipython_profile(account: pwd.struct_passwd) -> str | None:
+    """The kernel profile that loads ``dlw_magic``, in the account's home (the hub's data dir is root's).
+
+    Written by a process running as the account, never by root: the home is the user's, and any link
+    they planted there (``~/.ipython/profile_default -> /etc``) then leads only where they could write anyway.
+    Returns the one-line problem when it could not be written, else None.
+    """
     from .local import KERNEL_CONFIG
 
-    prof = Path(account.pw_dir) / ".ipython" / "profile_default"
-    prof.mkdir(parents=True, exist_ok=True)
-    (prof / "ipython_kernel_config.py").write_text(KERNEL_CONFIG, encoding="utf-8")
-    for path in (prof.parent, prof, prof / "ipython_kernel_config.py"):
-        os.chown(path, account.pw_uid, account.pw_gid)
+    script = ('mkdir -p "$HOME/.ipython/profile_default" && '
+              'cat > "$HOME/.ipython/profile_default/ipython_kernel_config.py"')
+    env = {"HOME": account.pw_dir, "PATH": os.defpath, "LANG": "C.UTF-8"}
+    done = subprocess.run(
+        ["/bin/sh", "-c", script], input=KERNEL_CONFIG, text=True, capture_output=True,
+        env=env, cwd="/", user=account.pw_uid, group=account.pw_gid, extra_groups=[], timeout=60,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return f"could not write {account.pw_name}'s kernel profile: {last}"
+    return None
 
 
 def run_as(account: pwd.struct_passwd) -> Callable[[], None]:

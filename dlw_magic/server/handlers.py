@@ -151,12 +151,35 @@ class DLWHandler(APIHandler):
         super().log_exception(typ, value, tb)
 
 
+PAGE = 500  # jobs in one answer of GET /jobs unless ?limit= says otherwise
+MAX_PAGE = 5000
+
+
 class JobsHandler(DLWHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        jobs = await self.call(core.list_jobs, self.backend(), self.get_query_argument("tag", "") or None)
-        self.reply({"jobs": [self.job_dict(j) for j in jobs]})
+        """The newest jobs first, one page (``?limit=``, default ``PAGE``; ``?offset=``; ``?tag=``: only those
+        tagged so): ``jobs`` as before, plus ``total`` and ``more``, so 100,000 jobs are never sent at once (the
+        panel polls every 2 s)."""
+        limit = self.int_argument("limit", PAGE, 1, MAX_PAGE)
+        offset = self.int_argument("offset", 0, 0, 1 << 62)
+        tag = self.get_query_argument("tag", "") or None
+        jobs, total = await self.call(core.list_page, self.backend(), limit, offset, tag)
+        self.reply({"jobs": [self.job_dict(j) for j in jobs], "total": total, "offset": offset,
+                    "more": offset + len(jobs) < total})
+
+    def int_argument(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.get_query_argument(name, "")
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise BadRequest(f"{name}: expected a whole number, got {raw[:40]!r}") from None
+        if not low <= value <= high:
+            raise BadRequest(f"{name}: must lie between {low} and {high}")
+        return value
 
     @web.authenticated
     @authorized
@@ -279,6 +302,8 @@ class LogsHandler(DLWHandler):
             raise BadRequest(f"offset: expected a byte offset, got {offset_arg!r}") from None
         if offset < 0 or (rank is not None and rank < 0):
             raise BadRequest("offset: must not be negative" if offset < 0 else "rank: must not be negative")
+        if offset >= 1 << 62 or (rank is not None and rank >= 1 << 20):  # beyond any log; beyond int64 is a 500
+            raise BadRequest("offset: beyond any log" if offset >= 1 << 62 else "rank: no job has that many ranks")
         if offset and rank is None:
             raise BadRequest("offset: resuming needs a rank (offsets are per rank)")
         follow = self.get_query_argument("follow", "0").lower() in ("1", "true", "yes")

@@ -266,6 +266,14 @@ class TrainingJob(_Model):
             raise ValueError(f"{v!r} is not a valid job name ({JOB_NAME_RULE})")
         return v
 
+    @field_validator("priority")
+    @classmethod
+    def _priority_range(cls, v: int | str | None) -> int | str | None:
+        # A Kubernetes PriorityClass value is a 32-bit integer; 2**63 also overflowed the local job database.
+        if isinstance(v, int) and not -(2**31) <= v < 2**31:
+            raise ValueError("an integer priority must lie between -2147483648 and 2147483647")
+        return v
+
     @field_validator("timeout", mode="before")
     @classmethod
     def _timeout(cls, v: Any) -> int | None:

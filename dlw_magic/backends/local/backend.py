@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ...spec import TrainingJob
 
 BUILTIN_PRIORITIES = {"low": -100, "normal": 0, "high": 100}
+MAX_LOCAL_RANKS = 256  # processes of one job on this machine (the spec allows 1,024 x 64 for a cluster)
 _READ_SIZE = 1 << 20
 # A runner is given this long to record its own pid before a reader may call it lost; the submitter
 # records it as soon as the process exists, so this only matters when the submitter died in between.
@@ -63,9 +64,20 @@ def data_dir() -> Path:
     if config.is_file():
         import yaml
 
-        data = yaml.safe_load(config.read_text()) or {}
-        if isinstance(data, dict) and data.get("dataDir"):
-            return Path(str(data["dataDir"])).expanduser()
+        try:
+            data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            raise DLWError(f"{config}: not a readable YAML file ({str(err).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise DLWError(f"{config}: expected a mapping such as `dataDir: ~/dlw-data`")
+        where = data.get("dataDir")
+        if where is not None and (not isinstance(where, str) or not where.strip()):
+            raise DLWError(f"{config}: dataDir: expected a folder path, got {where!r}")
+        if where:
+            path = Path(where).expanduser()
+            if not path.is_absolute():  # relative: one job database per working directory
+                raise DLWError(f"{config}: dataDir: {where!r} is not an absolute path (~ is allowed)")
+            return path
     data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return data_home / "dlw"
 
@@ -133,6 +145,11 @@ class LocalBackend(Backend):
             raise Conflict(f"job {name!r} already exists (pick another --name, or see: dlw status {name})")
 
     def _check_resources(self, spec: TrainingJob) -> None:
+        if spec.world_size > MAX_LOCAL_RANKS:
+            raise DLWError(
+                f"workers: {spec.workers} x {spec.processes_per_worker} process(es) is {spec.world_size} ranks; "
+                f"the local backend runs at most {MAX_LOCAL_RANKS} on one machine"
+            )
         need = spec.resources.gpus * spec.workers
         if need:
             from ...gpus import local_gpus
@@ -155,7 +172,8 @@ class LocalBackend(Backend):
             for ref in spec.secrets:
                 path = secret_path(base, ref.secret, ref.key)
                 if not path.is_file():
-                    raise DLWError(f"secrets: {ref.secret}/{ref.key} not found (put the value in {path})")
+                    what = "is not a regular file" if path.exists() else "not found (put the value in it)"
+                    raise DLWError(f"secrets: {ref.secret}/{ref.key}: {path} {what}")
 
     def submit(self, job: PreparedJob) -> JobInfo:
         spec = job.spec
@@ -179,7 +197,13 @@ class LocalBackend(Backend):
             "spec": json.dumps(spec.to_yaml_dict()), "provenance": json.dumps(provenance),
             "entrypoint": json.dumps(job.entrypoint),
         })
-        self._spawn_supervisor(job_dir)
+        try:
+            self._spawn_supervisor(job_dir)
+        except OSError as err:  # the disk filled up, the interpreter is gone: say so now, not in 120 s
+            why = f"could not start the job's local runner: {err.strerror or err}"
+            with contextlib.suppress(DLWError):
+                self.store.finish(job_dir.name, JobState.FAILED, None, "StartError", why)
+            raise DLWError(f"{spec.name}: {why}") from None
         return self.get(spec.name)
 
     def _spawn_supervisor(self, job_dir: Path) -> None:
@@ -226,13 +250,18 @@ class LocalBackend(Backend):
             if row["pgid"]:
                 procs.kill_group(row["pgid"], grace=2)
             kept = outcome.read(row["job_dir"])
-            if not (kept and kept["state"] in _FINAL):
+            if not (kept and kept["state"] in _FINAL) and pid is None:
+                kept = {"state": JobState.FAILED.value, "exit_code": None, "reason": "RunnerNotStarted", "message": (
+                    "the job's local runner never started (the submitting process was killed, or the disk was "
+                    "full); submit it again with: dlw rerun NAME")}
+            elif not (kept and kept["state"] in _FINAL):
                 kept = {"state": JobState.FAILED.value, "exit_code": None, "reason": "RunnerLost", "message": (
                     "the job's local runner stopped unexpectedly (killed, or the machine restarted); "
                     "its processes were ended. Submit it again with: dlw rerun NAME")}
+            finished = kept.get("finished")
             try:
                 self.store.finish(row["id"], JobState(kept["state"]), kept.get("exit_code"), kept.get("reason"),
-                                  kept.get("message"))
+                                  kept.get("message"), finished if isinstance(finished, (int, float)) else None)
             except DiskFull:
                 unrecorded[row["id"]] = kept
         self._sweep_orphans(now)
@@ -273,9 +302,15 @@ class LocalBackend(Backend):
                 shutil.rmtree(entry.path, ignore_errors=True)
 
     def list_jobs(self) -> list[JobInfo]:
+        return self.list_page(None, 0)[0]
+
+    def list_page(self, limit: int | None, offset: int = 0) -> tuple[list[JobInfo], int]:
+        """(the newest jobs from ``offset`` on, at most ``limit``; how many jobs the user has)."""
         unrecorded = self.reconcile()
-        jobs = listed(self.store.list_user(self.user))
-        return [self._shown(j, unrecorded) for j in jobs] if unrecorded else jobs
+        jobs = listed(self.store.list_user(self.user, limit, offset))
+        total = len(jobs) + offset if limit is None or (len(jobs) < limit and (jobs or not offset)) \
+            else self.store.count_user(self.user)
+        return ([self._shown(j, unrecorded) for j in jobs] if unrecorded else jobs), total
 
     def get(self, name: str) -> JobInfo:
         row = self.store.by_name(self.user, name)
@@ -298,6 +333,7 @@ class LocalBackend(Backend):
         pid, started = row["supervisor_pid"], row["supervisor_start"]
         if procs.alive(pid, started):
             os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGCONT)  # a stopped runner (SIGSTOP, ^Z) must wake to see it, not be killed blind
             deadline = time.monotonic() + 15
             while procs.alive(pid, started) and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -306,7 +342,12 @@ class LocalBackend(Backend):
         fresh = self.store.row(row["id"])
         if fresh is not None and fresh["state"] in (JobState.QUEUED.value, JobState.RUNNING.value):
             procs.kill_group(fresh["pgid"], grace=2)
-            self.store.finish(row["id"], JobState.CANCELLED, None, "Cancelled", "cancelled by the user")
+            kept = outcome.read(row["job_dir"])  # the runner's own word (its ranks had ended) wins
+            if kept and kept["state"] in _FINAL:
+                self.store.finish(row["id"], JobState(kept["state"]), kept.get("exit_code"), kept.get("reason"),
+                                  kept.get("message"), kept.get("finished"))
+            else:
+                self.store.finish(row["id"], JobState.CANCELLED, None, "Cancelled", "cancelled by the user")
         return self.get(name)
 
     def delete(self, name: str) -> None:

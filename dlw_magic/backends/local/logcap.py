@@ -52,7 +52,7 @@ class RankLog:
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.offset = os.fstat(self.fd).st_size  # the next byte's place in the log (attempts append)
         self.marked = -MARK_EVERY
-        self.written = 0
+        self.written = self.offset  # the cap is the job's, not each attempt's: earlier attempts count
         self.dropped = 0
         self.disk_full = False
         self._thread: threading.Thread | None = None
@@ -75,8 +75,9 @@ class RankLog:
 
     def start(self, read_fd: int) -> None:
         self._read_fd = read_fd
-        self._thread = threading.Thread(target=self._pump, name=f"dlw-rank-{self.rank}-log", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._pump, name=f"dlw-rank-{self.rank}-log", daemon=True)
+        thread.start()  # may fail (no thread left): close() must then not join it and hide the real error
+        self._thread = thread
 
     def _pump(self) -> None:
         fd = self._read_fd
@@ -96,7 +97,7 @@ class RankLog:
         if self.dropped or self.disk_full:
             self.dropped += len(data)
             return
-        room = self.cap - self.written
+        room = max(self.cap - self.written, 0)
         part = data[:room] if room < len(data) else data
         self._mark()
         try:

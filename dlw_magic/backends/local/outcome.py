@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ def reserve(job_dir: Path) -> None:
 
 def write(job_dir: Path, state: str, exit_code: int | None, reason: str | None, message: str | None) -> bool:
     """Overwrite the reserved file with the outcome; False when it could not be written."""
-    record: dict[str, Any] = {"state": state, "exit_code": exit_code, "reason": reason, "message": message}
+    # when it ended, so a reader that records it later does not stretch the job's duration to its own time
+    record: dict[str, Any] = {"state": state, "exit_code": exit_code, "reason": reason, "message": message,
+                              "finished": time.time()}
     data = json.dumps(record).encode()
     if len(data) > SIZE:
         record["message"] = (message or "")[: SIZE // 2] + "..."

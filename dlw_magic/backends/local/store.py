@@ -203,12 +203,12 @@ class Store:
         self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def finish(self, job_id: str, state: JobState, exit_code: int | None, reason: str | None,
-               message: str | None) -> bool:
-        """Record a final state once; False when the job had already finished."""
+               message: str | None, finished: float | None = None) -> bool:
+        """Record a final state once (ended at ``finished``, default now); False when it had already finished."""
         cur = self.execute(
             "UPDATE jobs SET state = ?, exit_code = ?, reason = ?, message = ?, finished = ?, assigned_gpus = NULL "
             "WHERE id = ? AND state IN (?, ?)",
-            (state.value, exit_code, reason, message, time.time(), job_id, *ACTIVE),
+            (state.value, exit_code, reason, message, finished or time.time(), job_id, *ACTIVE),
         )
         return cur.rowcount == 1
 
@@ -294,10 +294,19 @@ class Store:
     def ids(self) -> set[str]:
         return {r[0] for r in self.fetchall("SELECT id FROM jobs")}
 
-    def list_user(self, user: str) -> Iterable[sqlite3.Row]:
+    def list_user(self, user: str, limit: int | None = None, offset: int = 0) -> Iterable[sqlite3.Row]:
+        """The user's records, newest first; ``limit``/``offset``: one page of them (done by SQLite, so a
+        page of 100,000 jobs costs what a page of 100 does)."""
+        page = " LIMIT ? OFFSET ?" if limit is not None else ""
+        args = (user, limit, offset) if limit is not None else (user,)
         return self._retry(
-            lambda: self.db.execute(f"SELECT {_LIST_COLUMNS} FROM jobs WHERE user = ? ORDER BY created DESC", (user,))
+            lambda: self.db.execute(f"SELECT {_LIST_COLUMNS} FROM jobs WHERE user = ? ORDER BY created DESC{page}",
+                                    args)
         )
+
+    def count_user(self, user: str) -> int:
+        return int(self._retry(lambda: self.db.execute("SELECT COUNT(*) FROM jobs WHERE user = ?", (user,)))
+                   .fetchone()[0])
 
 
 def listed(rows: Iterable[sqlite3.Row], backend: str = "local") -> list[JobInfo]:

@@ -41,7 +41,7 @@ from ...metrics import FOLDER as METRICS_FOLDER
 from ...metrics import GPU_FILE_PREFIX
 from ...venv import path_with_scripts
 from ..base import JobState
-from . import outcome, scheduling
+from . import outcome, scheduling, strays
 from .logcap import RankLog, log_cap
 from .procs import free_port, kill_group, start_time
 from .store import Store, disk_full_message, preempted_message
@@ -89,12 +89,9 @@ def environment_freeze(cache: Path | None = None) -> str:
 
 
 def read_secrets(secrets: list[dict[str, str]], secrets_dir: Path) -> dict[str, str]:
-    from .secrets import secret_path
+    from .secrets import read_secret
 
-    values = {}
-    for ref in secrets:
-        values[ref["env"]] = secret_path(secrets_dir, ref["secret"], ref["key"]).read_text().rstrip("\n")
-    return values
+    return {ref["env"]: read_secret(secrets_dir, ref["secret"], ref["key"]) for ref in secrets}
 
 
 def checkpoint_dir(job_dir: str | Path) -> Path:
@@ -172,6 +169,14 @@ class Supervisor:
             self.preempt_by = row["preempt_by"]
         return bool(row[0])
 
+    def cancel_asked(self) -> bool:
+        """Whether ``dlw cancel`` asked (it marks the record before its SIGTERM); True when unknown."""
+        try:
+            row = self.store.fetchone("SELECT cancel_requested FROM jobs WHERE id = ?", (self.job_id,))
+        except DLWError:
+            return True
+        return row is None or bool(row[0])
+
     def try_update(self, **fields: Any) -> None:
         """Bookkeeping that must not fail the job when the database is locked or the disk full."""
         with contextlib.suppress(DLWError):
@@ -244,6 +249,7 @@ class Supervisor:
         finally:
             if sampler is not None:
                 sampler()
+            strays.end_descendants()  # what ranks left outside their group (setsid) ends with the attempt
             for log in rank_logs:
                 log.close(timeout=2)
         state, code, reason, message = result
@@ -323,6 +329,8 @@ class Supervisor:
                 self.failed_rank = rank
                 return JobState.FAILED, code, "Error", f"rank {rank} {how}; {hint}"
             if all(c == 0 for c in codes):
+                # Kept before the clean-up below: a runner killed now still leaves the truth behind.
+                outcome.write(self.job_dir, JobState.SUCCEEDED.value, 0, None, None)
                 kill_group(pgid, grace=1, reap=reap)  # a rank's leftover children must not outlive the job
                 return JobState.SUCCEEDED, 0, None, None
             now = time.monotonic()
@@ -332,6 +340,10 @@ class Supervisor:
                     kill_group(pgid, reap=reap)
                     for p in procs:
                         p.wait()
+                    if _stop_requested and not self.decided and not self.cancel_asked():
+                        return JobState.FAILED, None, "Terminated", (
+                            "the job's local runner got SIGTERM from another process (not dlw cancel; perhaps "
+                            "one of the job's own processes); its ranks were stopped")
                     return JobState.CANCELLED, None, "Cancelled", "cancelled by the user"
                 if self.preempt_by:
                     grace = float((self.spec.get("preemption") or {}).get("gracePeriod", 30))
@@ -454,6 +466,7 @@ def main(argv: list[str]) -> None:
     home, job_id = Path(argv[0]), argv[1]
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    strays.become_subreaper()
     os.umask(0o077)  # logs and outputs: the owner's only
     sup = Supervisor(home, job_id)
     try:
