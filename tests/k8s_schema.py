@@ -1,6 +1,6 @@
 """Validate rendered Kubernetes objects offline: core kinds against the Kubernetes OpenAPI schema
-(kubernetes-validate, strict), custom resources against the controllers' own CRDs (``tests/cluster/crds.py``: read from their Go
-modules at the versions the cluster suite runs).
+(kubernetes-validate, strict), custom resources against the controllers' own CRDs (``tests/cluster/crds.py``:
+read from their Go modules at the versions the cluster suite runs).
 
 Reusable by any test (render, hub, build)::
 
@@ -16,7 +16,6 @@ instead of refusing them, which would hide typos, so objects here are checked wi
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any
 
 import jsonschema
