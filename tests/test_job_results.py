@@ -76,6 +76,11 @@ def test_html_export_zip_download_tags_and_times_through_the_rest_api(api, jp_ro
     assert done["started"] <= done["finished"] and done["created"] <= done["started"]
 
     assert [j["name"] for j in api("jobs", params={"tag": "baseline"})["jobs"]] == ["tagged"]
+    page = api("jobs", params={"tag": "baseline", "limit": "1"})  # paging counts only the tagged jobs
+    assert (page["total"], page["more"]) == (1, False)
+    assert api("jobs", params={"tag": "baseline", "offset": "1"})["jobs"] == []
+    page = api("jobs", params={"limit": "1"})
+    assert (len(page["jobs"]), page["total"], page["more"]) == (1, 2, True)
     assert api("jobs", params={"tag": "nope"})["jobs"] == []
     assert {j["name"] for j in api("jobs")["jobs"]} == {"tagged", "untagged"}
 
