@@ -131,6 +131,11 @@ def kueue_queues(ws: Workspace) -> list[dict[str, Any]]:
             "spec": {
                 # The label every DLW namespace carries (rbac.namespace_labels), hub-created ones included.
                 "namespaceSelector": {"matchLabels": {rbac.USER_NAMESPACE_LABEL: "true"}},
+                # One cohort: a queue lends idle quota and takes it back (reclaim); inside a queue a higher
+                # priority evicts a lower one. Kueue's defaults (Never) would never preempt anything.
+                "cohort": ws.name,
+                "preemption": {"withinClusterQueue": "LowerPriority", "reclaimWithinCohort": "Any",
+                               "borrowWithinCohort": {"policy": "LowerPriority"}},
                 "resourceGroups": [{"coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
                                     "flavors": [{"name": "dlw-default", "resources": resources}]}],
             },

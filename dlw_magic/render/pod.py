@@ -225,6 +225,8 @@ def pod_template(
         "securityContext": {"runAsNonRoot": True, "runAsUser": POD_UID, "runAsGroup": POD_GID, "fsGroup": POD_GID,
                             "seccompProfile": {"type": "RuntimeDefault"}},
     }
+    if spec.preemptible:  # the time the spec gives its ranks to checkpoint after SIGTERM (Kubernetes: 30 s)
+        pod["terminationGracePeriodSeconds"] = spec.preemption.grace_period
     if restart_policy:
         pod["restartPolicy"] = restart_policy
     if subdomain:
