@@ -50,7 +50,8 @@ def _subpath_ok(v: str) -> str:
     inside its volume, symlinks included); without the namespace's user label (shared scheme) one folder."""
     own = ("(variables.user != '' ? m.subPath == variables.user : "
            "(m.subPath != '' && m.subPath != '.' && !m.subPath.contains('/')))")
-    return (f"variables.containers.all(c, !has(c.volumeMounts) || c.volumeMounts.all(m, m.name != {v}.name || "
+    return (f"variables.containers.exists(c, has(c.volumeMounts) && c.volumeMounts.exists(m, m.name == {v}.name)) && "
+            f"variables.containers.all(c, !has(c.volumeMounts) || c.volumeMounts.all(m, m.name != {v}.name || "
             f"(has(m.subPath) && !has(m.subPathExpr) && {own})))")
 
 
@@ -70,7 +71,8 @@ def host_path_rule(ws: Workspace) -> str:
 
 def _containers() -> str:
     return ("object.spec.containers + "
-            "(has(object.spec.initContainers) ? object.spec.initContainers : [])")
+            "(has(object.spec.initContainers) ? object.spec.initContainers : []) + "
+            "(has(object.spec.ephemeralContainers) ? object.spec.ephemeralContainers : [])")
 
 
 def _user() -> str:
@@ -315,7 +317,7 @@ def admission_policies(ws: Workspace) -> list[dict[str, Any]]:
     workspace_cm = f"{ws.name}-workspace-configmap"
     services = f"{ws.name}-user-services"
     out = [
-        _policy(pods, ["pods"], ["CREATE", "UPDATE"], {
+        _policy(pods, ["pods", "pods/ephemeralcontainers"], ["CREATE", "UPDATE"], {
             "variables": [{"name": "containers", "expression": _containers()},
                           {"name": "user", "expression": _user()},
                           {"name": "builder", "expression": _builder(ws)}],
