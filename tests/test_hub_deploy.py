@@ -99,7 +99,7 @@ def test_hub_binds_the_notebook_role_without_holding_its_rights() -> None:
     rules = rbac.hub_cluster_role(ws)["rules"]
     bind = [r for r in rules if "bind" in r["verbs"]]
     assert bind == [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"],
-                     "resourceNames": ["dlw-notebook"]}]
+                     "resourceNames": ["dlw-notebook", "dlw-hub-in-user-namespace"]}]
     granted = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
     assert ("rbac.authorization.k8s.io", "roles") not in granted
     assert ("batch", "jobs") not in granted and ("batch.volcano.sh", "jobs") not in granted
