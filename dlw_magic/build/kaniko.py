@@ -52,7 +52,7 @@ def build_objects(
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": ctx.metadata(name, extra), "immutable": True,
         "binaryData": {"context.tar.gz": base64.b64encode(context_tar).decode("ascii")},
     }
-    job = {
+    job: dict[str, Any] = {
         "apiVersion": "batch/v1", "kind": "Job", "metadata": ctx.metadata(name, extra),
         "spec": {
             "backoffLimit": 0,

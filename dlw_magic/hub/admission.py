@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..workspace import HostPathVolume, Workspace
+from ..workspace import Workspace
 from .rbac import PART_OF, USER_LABEL, USER_NAMESPACE_LABEL, WORKSPACE_CONFIGMAP
 
 API = "admissionregistration.k8s.io/v1"
@@ -168,7 +168,8 @@ def pod_validations(ws: Workspace) -> list[dict[str, str]]:
     ]
     if ws.priority_classes:
         out.append({
-            "expression": f"!has(object.spec.priorityClassName) || object.spec.priorityClassName in {json.dumps(classes)}",
+            "expression": "!has(object.spec.priorityClassName) || "
+                          f"object.spec.priorityClassName in {json.dumps(classes)}",
             "message": f"priorityClassName must be one of the admin's classes ({', '.join(classes)})"})
     return out
 
@@ -212,7 +213,8 @@ NAMESPACE_CLEANERS = (
 
 def _labelled(obj: str) -> str:
     labels = f"{obj}.metadata.labels"
-    return f"(has({labels}) && {_q(USER_NAMESPACE_LABEL)} in {labels} && {labels}[{_q(USER_NAMESPACE_LABEL)}] == 'true')"
+    key = _q(USER_NAMESPACE_LABEL)
+    return f"(has({labels}) && {key} in {labels} && {labels}[{key}] == 'true')"
 
 
 def hub_validations(ws: Workspace) -> list[dict[str, str]]:
@@ -266,8 +268,8 @@ def hub_policy(ws: Workspace, hub_service_account: str = "hub") -> list[dict[str
             "matchConstraints": {"resourceRules": [{
                 "apiGroups": ["*"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"],
                 "resources": ["*"], "scope": "*"}]},
-            "matchConditions": [{"name": "the-hub",
-                                 "expression": f"request.userInfo.username == {_q(hub_username(ws, hub_service_account))}"}],
+            "matchConditions": [{"name": "the-hub", "expression":
+                                 f"request.userInfo.username == {_q(hub_username(ws, hub_service_account))}"}],
             "validations": hub_validations(ws),
         },
     }
