@@ -358,3 +358,42 @@ def test_hub_username_matches_the_chart_service_account() -> None:
     assert hub_username(ws()) == HUB
     assert any(o["kind"] == "ValidatingAdmissionPolicyBinding" and o["metadata"]["name"] == "dlw-hub-confinement"
                for o in admission_policies(ws()))
+
+
+# -- Blob PVs after a user namespace is recreated -------------------------------------------------------
+
+
+def test_a_released_blob_pv_binds_the_recreated_claim(tmp_path: Path) -> None:
+    """Retain keeps the PV and its old claimRef.uid when the namespace goes; the hub's next apply clears the
+    uid so the PV controller binds the new claim of the same name."""
+    import asyncio
+    import logging
+
+    from kubernetes_asyncio import config as aconfig
+    from kubernetes_asyncio.client import ApiClient
+
+    from dlw_magic.hub.apply import apply_objects
+    from dlw_magic.workspace.blob import blob_pv
+    from tests.k8s_emulator import KubeEmulator
+
+    pv = blob_pv(ws().volume("datasets"), "dlw-alice", "dlw")
+    with KubeEmulator(tmp_path, resources=["v1/persistentvolumes"]) as kube:
+        old = {**pv, "spec": {**pv["spec"], "claimRef": {**pv["spec"]["claimRef"], "uid": "old-claim-uid"}},
+               "status": {"phase": "Released"}}
+        kube._call("POST", "api/v1/persistentvolumes", old)
+
+        async def apply() -> None:
+            async with ApiClient(await _async_config(aconfig, kube.kubeconfig)) as api:
+                await apply_objects(api, [pv], logging.getLogger("test"))
+
+        asyncio.run(apply())
+        claim = kube._call("GET", f"api/v1/persistentvolumes/{pv['metadata']['name']}")["spec"]["claimRef"]
+    assert claim.get("uid") is None and claim["name"] == "dlw-blob-datasets" and claim["namespace"] == "dlw-alice"
+
+
+async def _async_config(aconfig: Any, kubeconfig: Path) -> Any:
+    from kubernetes_asyncio.client import Configuration
+
+    cfg = Configuration()
+    await aconfig.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+    return cfg
