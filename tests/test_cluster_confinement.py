@@ -397,3 +397,9 @@ async def _async_config(aconfig: Any, kubeconfig: Path) -> Any:
     cfg = Configuration()
     await aconfig.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
     return cfg
+
+
+def test_auth_yaml_beside_the_chart_is_not_packaged() -> None:
+    """docs/deploy.md keeps auth.yaml in the chart folder: Helm must not put it into the release Secret."""
+    ignored = chart_files(ws(), DEFAULT.read_text())[".helmignore"].splitlines()
+    assert "auth.yaml" in ignored and "workspace.yaml" in ignored

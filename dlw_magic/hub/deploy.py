@@ -320,7 +320,8 @@ _OBJECTS_TEMPLATE = """{{- /* The DLW cluster objects, rendered from the admin Y
 {{- end }}
 """
 # workspace.yaml: the admin edits it beside the chart (docs/deploy.md); it reaches the hub in jupyterhub-values.yaml.
-_HELMIGNORE = "README.md\nhub.Dockerfile\nworkspace.yaml\n" + JUPYTERHUB_VALUES + "\n"
+# auth.yaml (the authenticator's secrets) must never be packaged into the release Secret of this chart.
+_HELMIGNORE = "README.md\nhub.Dockerfile\nworkspace.yaml\nauth.yaml\n*.secret.yaml\n" + JUPYTERHUB_VALUES + "\n"
 
 
 def chart_files(
