@@ -403,3 +403,14 @@ def test_auth_yaml_beside_the_chart_is_not_packaged() -> None:
     """docs/deploy.md keeps auth.yaml in the chart folder: Helm must not put it into the release Secret."""
     ignored = chart_files(ws(), DEFAULT.read_text())[".helmignore"].splitlines()
     assert "auth.yaml" in ignored and "workspace.yaml" in ignored
+
+
+def test_multi_node_trainjob_is_a_volcano_gang(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.k8s_schema import validate_objects
+
+    objs = _render(tmp_path, monkeypatch, "trainjob", str(DEFAULT), workers=3)
+    runtime = next(o for o in objs if o["kind"] == "TrainingRuntime")
+    assert runtime["spec"]["podGroupPolicy"] == {"volcano": {}}
+    assert validate_objects(objs) == len(objs)
+    single = _render(tmp_path, monkeypatch, "trainjob", str(DEFAULT))
+    assert "podGroupPolicy" not in next(o for o in single if o["kind"] == "TrainingRuntime")["spec"]
