@@ -265,6 +265,7 @@ def test_admin_check_reads_volcano_kueue_and_trainer_preconditions() -> None:
         "/api/v1/namespaces/kueue-system/configmaps/kueue-manager-config": manager}))]
     assert any(line.startswith("warn Kueue integration kubeflow.org/pytorchjob: not in") for line in lines), lines
     assert "ok   Kueue integration batch/job: enabled (engine job)" in lines
+    assert any(line.startswith("warn Kueue queue default: no gpus cap") for line in lines), lines
 
     crd = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/trainingruntimes.trainer.kubeflow.org"
     old = {"spec": {"versions": [{"schema": {"openAPIV3Schema": {"properties": {"onJobFailureReasons": {}}}}}]}}

@@ -145,6 +145,10 @@ def check_cluster(ws: Workspace, get: Get) -> list[Finding]:
         findings += _volcano_actions(get)
     elif ws.queue_system == "kueue":
         findings += _kueue_integrations(get)
+        for q in ws.queues:
+            if q.gpus is None:  # rendered as an unreachable quota: nothing ever waits or is preempted for it
+                findings.append(Finding(False, f"Kueue queue {q.name}", "no gpus cap: its quota is unlimited, so "
+                                        "Kueue never queues nor preempts for GPUs there; set queues[].gpus", False))
     findings += _trainer_version(get)
     for resource in sorted({p.gpu_resource for p in ws.profiles if any(p.gpus)}):
         gpu_nodes = [n for n in nodes if int(str((n.get("status") or {}).get("allocatable", {}).get(resource, "0")))]
