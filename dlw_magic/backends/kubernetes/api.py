@@ -136,7 +136,7 @@ class Api:
 
     def pod_log(
         self, namespace: str, pod: str, container: str, follow: bool = False,
-        timeout: Any = None,  # seconds, or (connect, read) where read None waits (a quiet log is no fault)
+        timeout: float | tuple[float, float] | None = None,  # seconds, or (connect, read)
         timestamps: bool = False,
     ) -> Any:
         """The raw urllib3 response of a pod's log (stream it with ``.stream()``); ``timestamps``: each

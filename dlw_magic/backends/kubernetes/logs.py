@@ -29,6 +29,7 @@ POLL_SECONDS = 1.0
 # Once the job is finished, how long its pods' log streams may take to end: a stream that the server never
 # closes (a half-open connection: the node or a proxy went away) is given up then, not waited on for ever.
 DRAIN_SECONDS = 30.0
+FOLLOW_READ_SECONDS = 86400.0
 SAVED_LOGS_DIR = ".dlw-logs"  # inside DLW_OUTPUT_DIR: the name bootstrap.py writes to
 _STARTED = {"Running", "Succeeded", "Failed"}
 
@@ -181,7 +182,9 @@ def follow_logs(
 
     def pump(key: str, pod_name: str, r: int) -> None:
         try:
-            resp = api.pod_log(namespace, pod_name, engine.container, follow=True, timeout=(CONNECT_SECONDS, None))
+            # A quiet log is no fault (the read limit is a day; the drain limit ends a dead stream).
+            resp = api.pod_log(namespace, pod_name, engine.container, follow=True,
+                               timeout=(CONNECT_SECONDS, FOLLOW_READ_SECONDS))
             live[key] = resp
             for data in resp.stream(4096, decode_content=False):
                 if stop.is_set():
