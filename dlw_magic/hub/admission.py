@@ -302,11 +302,11 @@ def job_queue_validations(ws: Workspace) -> list[dict[str, str]]:
     ann = "scheduling.volcano.sh/queue-name"
     return [{"expression": (
         f"({kind} != 'jobs' || request.resource.group != 'batch' || (has({tpl}.spec.schedulerName) && "
-        f"{tpl}.spec.schedulerName == 'volcano' && has({tpl}.metadata.annotations) && "
+        f"{tpl}.spec.schedulerName == 'volcano' && has({tpl}.metadata) && has({tpl}.metadata.annotations) && "
         f"{_q(ann)} in {tpl}.metadata.annotations && {tpl}.metadata.annotations[{_q(ann)}] in {queues})) && "
         f"({kind} != 'jobs' || request.resource.group != 'batch.volcano.sh' || "
         f"(has(object.spec.queue) && object.spec.queue in {queues})) && "
-        f"({kind} != 'pytorchjobs' || (has(object.spec.runPolicy.schedulingPolicy) && "
+        f"({kind} != 'pytorchjobs' || (has(object.spec.runPolicy) && has(object.spec.runPolicy.schedulingPolicy) && "
         "has(object.spec.runPolicy.schedulingPolicy.queue) && "
         f"object.spec.runPolicy.schedulingPolicy.queue in {queues}))"),
         "message": f"jobs must run in one of the admin's Volcano queues ({queues}) through the volcano scheduler"}]
