@@ -246,7 +246,9 @@ def hub_validations(ws: Workspace) -> list[dict[str, str]]:
                f"{pv}.claimRef.namespace.startsWith({_q(ws.namespaces.prefix)}) || "
                f"{pv}.claimRef.namespace == {_q(ws.namespaces.shared)})")
     return [
-        {"expression": f"request.namespace == '' || request.resource.resource == 'namespaces' || "
+        # request.namespace is absent (not "") for cluster-scoped objects on the API server.
+        {"expression": f"!has(request.namespace) || request.namespace == '' || "
+                       "request.resource.resource == 'namespaces' || "
                        f"request.namespace == {_q(hub_ns)} || {_labelled('namespaceObject')}",
          "message": f"the hub writes only in DLW user namespaces (label {USER_NAMESPACE_LABEL}) and its own"},
         {"expression": f"request.resource.resource != 'namespaces' || ({ns_rule})",
