@@ -76,7 +76,7 @@ class TrainJobEngine(Engine):
             },
             "ttlSecondsAfterFinished": ctx.ttl_seconds,
         }
-        runtime = {
+        runtime: dict[str, Any] = {
             "apiVersion": self.runtime.api_version,
             "kind": self.runtime.kind,
             "metadata": ctx.metadata(),
