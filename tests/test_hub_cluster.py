@@ -105,7 +105,8 @@ def test_user_pod_reaches_the_hub_and_its_namespace_matches_the_selectors() -> N
         objects = cluster_manifests(kueue_ws, DEFAULT.read_text())
         selectors = [o["spec"]["namespaceSelector"]["matchLabels"] for o in objects if o["kind"] == "ClusterQueue"]
         selectors += [o["spec"]["matchResources"]["namespaceSelector"]["matchLabels"]
-                      for o in objects if o["kind"] == "ValidatingAdmissionPolicyBinding"]
+                      for o in objects if o["kind"] == "ValidatingAdmissionPolicyBinding"
+                      and "matchResources" in o["spec"]]  # the hub's confinement binds cluster-wide
         assert selectors and all(s.items() <= labels.items() for s in selectors)
 
 
@@ -144,9 +145,14 @@ def user_namespace(user: str = "alice") -> dict[str, Any]:
     return {"metadata": {"name": ws.namespace_for(user), "labels": rbac.namespace_labels(ws, user)}}
 
 
+def policy(name: str, ws: Any = None) -> Policy:
+    objects = admission_policies(ws or load_workspace(DEFAULT))
+    return Policy(next(o for o in objects if o["kind"] == "ValidatingAdmissionPolicy"
+                       and o["metadata"]["name"] == f"dlw-{name}"))
+
+
 def policies() -> tuple[Policy, Policy]:
-    pods, _, cms, _ = admission_policies(load_workspace(DEFAULT))
-    return Policy(pods), Policy(cms)
+    return policy("user-pods"), policy("workspace-configmap")
 
 
 def job_pods(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
@@ -175,12 +181,14 @@ def job_pods(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, 
 def test_pods_dlw_makes_pass_the_pod_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pods, _ = policies()
     _, notebook = asyncio.run(notebook_pod(chart_config(DEFAULT), User("alice"), {"profile": "gpu", "gpus": "2"}))
-    assert any(v.get("hostPath", {}).get("path") == "/mnt/scratch/dlw/alice" for v in notebook["spec"]["volumes"])
-    # The scratch folder is handed to the notebook user before it starts (tests/test_pod_placement.py).
-    assert [c["name"] for c in notebook["spec"]["initContainers"]] == ["dlw-own-scratch"]
+    assert any(v.get("hostPath", {}).get("path") == "/var/lib/dlw/scratch" for v in notebook["spec"]["volumes"])
+    assert {"name": "dlw-scratch", "mountPath": "/scratch", "readOnly": False, "subPath": "alice"} in (
+        notebook["spec"]["containers"][0]["volumeMounts"])
+    assert "initContainers" not in notebook["spec"]  # nothing runs as root to hand the folder over
     for pod in [notebook, *job_pods(tmp_path, monkeypatch)]:
         assert pods.denials(pod, user_namespace()) == [], pod["metadata"]
-    assert validate_objects(admission_policies(load_workspace(DEFAULT))) == 4
+    objects = admission_policies(load_workspace(DEFAULT))
+    assert validate_objects(objects) == len(objects)
 
 
 def _pod(**spec: Any) -> dict[str, Any]:
@@ -210,21 +218,78 @@ def _host_path(path: str) -> list[dict[str, Any]]:
     (_pod(securityContext={"sysctls": [{"name": "kernel.msgmax", "value": "1"}]}), "sysctls"),
     (_pod(volumes=_host_path("/")), "hostPath"),
     (_pod(volumes=_host_path("/var/run/docker.sock")), "hostPath"),
-    (_pod(volumes=_host_path("/mnt/scratchy")), "hostPath"),  # a prefix of the name is not a parent folder
-    (_pod(volumes=_host_path("/mnt/scratch/../../etc")), "hostPath"),
-    (_pod(volumes=_host_path("/mnt/scratch/dlw/bob")), "hostPath"),  # another user's scratch folder
-    (_pod(volumes=_host_path("/mnt/scratch/dlw")), "hostPath"),  # every user's scratch folders
+    (_pod(volumes=_host_path("/var/lib/dlwx")), "hostPath"),  # a prefix of the name is not a parent folder
+    (_pod(volumes=_host_path("/var/lib/dlw/../../etc")), "hostPath"),
+    (_pod(volumes=_host_path("/var/lib/dlw/scratch/bob")), "hostPath"),  # another user's scratch folder
+    (_pod(volumes=_host_path("/var/lib/dlw")), "hostPath"),  # the parent of every user's folder
+    (_pod(volumes=_host_path("/var/lib/dlw/scratch")), "hostPath"),  # every user's folder (no subPath)
+    (_pod(volumes=_host_path("/var/lib/dlw/scratch//bob")), "hostPath"),
+    (_pod(volumes=_host_path("/var/lib/dlw/scratch/./bob")), "hostPath"),
+    (_pod(volumes=_host_path("/var/lib/dlw/scratch/alice/h")), "hostPath"),  # below her folder: a planted symlink
 ])
 def test_pods_a_user_could_send_by_hand_are_denied(pod: dict[str, Any], why: str) -> None:
     pods, _ = policies()
+    pod = _restricted(pod)  # only the rule under test is broken
     messages = pods.denials(pod, user_namespace())
     assert len(messages) == 1 and why in messages[0], messages
 
 
-@pytest.mark.parametrize("path", ["/mnt/scratch", "/mnt/scratch/other", "/mnt/scratch/dlw/alice/sub"])
-def test_host_paths_under_the_allowlist_are_admitted(path: str) -> None:
+def _restricted(pod: dict[str, Any]) -> dict[str, Any]:
+    """``pod`` with Pod Security "restricted" settings where it sets none, as a DLW pod has."""
+    spec = pod["spec"]
+    spec.setdefault("securityContext", {}).setdefault("runAsNonRoot", True)
+    spec["securityContext"].setdefault("seccompProfile", {"type": "RuntimeDefault"})
+    for c in spec["containers"] + spec.get("initContainers", []):
+        sc = c.setdefault("securityContext", {})
+        sc.setdefault("allowPrivilegeEscalation", False)
+        sc.setdefault("capabilities", {}).setdefault("drop", ["ALL"])
+    return pod
+
+
+def _mounted(path: str, sub_path: str | None) -> dict[str, Any]:
+    mount: dict[str, Any] = {"name": "h", "mountPath": "/s", **({"subPath": sub_path} if sub_path else {})}
+    return _restricted(_pod(volumes=_host_path(path), containers=_container(volumeMounts=[mount])))
+
+
+@pytest.mark.parametrize(("path", "sub_path"), [("/var/lib/dlw/scratch", "alice"),
+                                                ("/var/lib/dlw/scratch/alice", None),
+                                                ("/var/lib/dlw/scratch/alice/", None),
+                                                ("/var/lib/dlw/scratch/alice", "sub/folder")])
+def test_own_scratch_folder_is_admitted(path: str, sub_path: str | None) -> None:
     pods, _ = policies()
-    assert pods.denials(_pod(volumes=_host_path(path)), user_namespace()) == []
+    assert pods.denials(_mounted(path, sub_path), user_namespace()) == []
+
+
+@pytest.mark.parametrize(("path", "sub_path"), [("/var/lib/dlw/scratch", "bob"), ("/var/lib/dlw/scratch", None),
+                                                ("/var/lib/dlw/scratch", "alice/h"), ("/var/lib/dlw/scratch", ".")])
+def test_per_user_root_only_at_the_users_own_sub_path(path: str, sub_path: str | None) -> None:
+    pods, _ = policies()
+    assert pods.denials(_mounted(path, sub_path), user_namespace()) != []
+
+
+@pytest.mark.parametrize(("security", "why"), [
+    ({"runAsUser": 0}, "non-root"),
+    ({"runAsNonRoot": False}, "non-root"),
+    ({"allowPrivilegeEscalation": True}, "allowPrivilegeEscalation"),
+    ({"seLinuxOptions": {"type": "spc_t"}}, "SELinux"),
+    ({"seccompProfile": {"type": "Unconfined"}}, "seccomp"),
+    ({"capabilities": {"drop": []}}, "drop ALL"),
+])
+def test_root_escalation_and_selinux_escapes_are_denied(security: dict[str, Any], why: str) -> None:
+    pods, _ = policies()
+    pod = _pod(containers=_container(securityContext=security))
+    if "seccompProfile" in security:
+        pod["spec"]["securityContext"] = {"runAsNonRoot": True}
+    messages = pods.denials(_restricted(pod), user_namespace())
+    assert messages and all(why in m or "seccomp" in m for m in messages) and any(why in m for m in messages), \
+        messages
+
+
+def test_pods_without_security_settings_are_denied() -> None:
+    pods, _ = policies()
+    messages = pods.denials(_pod(), user_namespace())
+    for why in ("non-root", "allowPrivilegeEscalation", "seccomp", "drop ALL"):
+        assert any(why in m for m in messages), messages
 
 
 def test_users_cannot_edit_the_workspace_configmap() -> None:
@@ -240,6 +305,15 @@ def test_users_cannot_edit_the_workspace_configmap() -> None:
     assert cms.denials(snapshot, ns) == []
 
 
+@pytest.mark.parametrize("controller", ["namespace-controller", "generic-garbage-collector"])
+def test_namespace_deletion_may_remove_the_workspace_configmap(controller: str) -> None:
+    """A user namespace being deleted is emptied through admission: refusing these two leaves it Terminating."""
+    _, cms = policies()
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dlw-workspace"}}
+    user = f"system:serviceaccount:kube-system:{controller}"
+    assert cms.denials(None, user_namespace(), old=cm, operation="DELETE", user=user) == []
+
+
 def test_the_policy_binding_selects_only_labelled_namespaces() -> None:
     objects = admission_policies(load_workspace(DEFAULT))
     bindings = [o for o in objects if o["kind"] == "ValidatingAdmissionPolicyBinding"]
@@ -247,6 +321,9 @@ def test_the_policy_binding_selects_only_labelled_namespaces() -> None:
                                                            if o["kind"] == "ValidatingAdmissionPolicy"}
     for b in bindings:
         assert b["spec"]["validationActions"] == ["Deny"]
+        if b["metadata"]["name"] == "dlw-hub-confinement":  # the hub's own requests, everywhere
+            assert "matchResources" not in b["spec"]
+            continue
         assert b["spec"]["matchResources"]["namespaceSelector"] == {
             "matchLabels": {rbac.USER_NAMESPACE_LABEL: "true"}}
 

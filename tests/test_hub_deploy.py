@@ -38,7 +38,8 @@ def test_rendered_manifests_validate(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     objects = [o for o in yaml.safe_load_all((tmp_path / "m.yaml").read_text()) if o]
     assert validate_objects(objects) == len(objects)
-    assert kinds(objects)[:5] == ["PriorityClass"] * 3 + ["Queue"] * 2
+    # The admin's classes and the notebooks'; the admin's Queues but `default` (volcano-scheduler makes it).
+    assert kinds(objects)[:5] == ["PriorityClass"] * 4 + ["Queue"]
     assert {"ClusterRole", "ClusterRoleBinding", "Namespace", "ServiceAccount", "RoleBinding", "NetworkPolicy",
             "ConfigMap", "PersistentVolume", "PersistentVolumeClaim", "ValidatingAdmissionPolicy",
             "ValidatingAdmissionPolicyBinding"} <= set(kinds(objects))
@@ -99,7 +100,7 @@ def test_hub_binds_the_notebook_role_without_holding_its_rights() -> None:
     rules = rbac.hub_cluster_role(ws)["rules"]
     bind = [r for r in rules if "bind" in r["verbs"]]
     assert bind == [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"],
-                     "resourceNames": ["dlw-notebook"]}]
+                     "resourceNames": ["dlw-notebook", "dlw-hub-in-user-namespace"]}]
     granted = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
     assert ("rbac.authorization.k8s.io", "roles") not in granted
     assert ("batch", "jobs") not in granted and ("batch.volcano.sh", "jobs") not in granted
@@ -225,17 +226,17 @@ def test_per_user_namespace_gets_everything_its_pods_need() -> None:
     data["queueSystem"] = "kueue"
     ws = parse_workspace(data, "ws.yaml")
     objects = namespace_objects(ws, "dlw-bob", DEFAULT.read_text(), "bob", ["research"])
-    assert kinds(objects) == ["Namespace", "ServiceAccount", "RoleBinding", "ConfigMap", "NetworkPolicy",
-                              "ResourceQuota", "LocalQueue", "LocalQueue", "PersistentVolume",
+    assert kinds(objects) == ["Namespace", "RoleBinding", "ServiceAccount", "RoleBinding", "ConfigMap",
+                              "NetworkPolicy", "ResourceQuota", "LocalQueue", "LocalQueue", "PersistentVolume",
                               "PersistentVolumeClaim"]
     assert all(o["metadata"].get("namespace", "dlw-bob") == "dlw-bob" for o in objects)
-    assert objects[5]["spec"]["hard"] == {"requests.nvidia.com/gpu": "32"}  # bob's group quota
+    assert objects[6]["spec"]["hard"] == {"requests.nvidia.com/gpu": "32"}  # bob's group quota
     pvc = objects[-1]
     assert pvc["metadata"]["name"] == ws.volume("datasets").pvc_name
     assert validate_objects(objects) == len(objects)
     labels = objects[0]["metadata"]["labels"]
     assert labels["dlw.dev/user"] == "bob" and labels["dlw.dev/user-namespace"] == "true"
-    hub_role = rbac.hub_cluster_role(ws)
+    hub_role = rbac.hub_namespace_role(ws)  # bound in the namespace by objects[1]
     assert {"apiGroups": ["kueue.x-k8s.io"], "resources": ["localqueues"], "verbs": ["create", "get", "patch"]} in (
         hub_role["rules"])
 

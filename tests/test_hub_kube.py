@@ -290,8 +290,9 @@ def test_spawn_sets_up_the_users_namespace(tmp_path: Path, monkeypatch: pytest.M
 
         ns = "api/v1/namespaces/dlw-alice"
         assert names(f"{ns}/serviceaccounts") == ["dlw-notebook"]
-        (binding,) = kube._call("GET", "apis/rbac.authorization.k8s.io/v1/namespaces/dlw-alice/rolebindings")["items"]
-        assert binding["roleRef"]["kind"] == "ClusterRole" and binding["roleRef"]["name"] == "dlw-notebook"
+        bindings = kube._call("GET", "apis/rbac.authorization.k8s.io/v1/namespaces/dlw-alice/rolebindings")["items"]
+        assert sorted((b["roleRef"]["kind"], b["roleRef"]["name"]) for b in bindings) == [
+            ("ClusterRole", "dlw-hub-in-user-namespace"), ("ClusterRole", "dlw-notebook")]
         (quota,) = kube._call("GET", f"{ns}/resourcequotas")["items"]
         assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "4"}  # updated, not left stale
         cm = kube._call("GET", f"{ns}/configmaps/dlw-workspace")
@@ -309,7 +310,9 @@ def test_spawn_sets_up_the_users_namespace(tmp_path: Path, monkeypatch: pytest.M
         assert pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
 
         # The hub's rights: z2jh's Role in its own namespace (the pull Secret), the ClusterRole elsewhere.
-        rules = rbac.hub_cluster_role(load_workspace(ws_file))["rules"]
+        # (In a user namespace: the cluster-wide rules plus the namespace's RoleBinding to hub_namespace_role.)
+        spawn_ws = load_workspace(ws_file)
+        rules = rbac.hub_cluster_role(spawn_ws)["rules"] + rbac.hub_namespace_role(spawn_ws)["rules"]
         z2jh_role = [{"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
                       "verbs": ["get", "watch", "list", "create", "delete"]}]
         assert any(r.method.value.upper() == "PATCH" for r in hub_requests)  # the second spawn updates

@@ -56,9 +56,9 @@ def prepare(project: Path, **fields: Any) -> PreparedJob:
     return snapshot.prepare(spec, dest, "alice")
 
 
-def objects(project: Path, engine: str, **fields: Any) -> list[dict[str, Any]]:
+def objects(project: Path, engine: str, workspace: str = WORKSPACE, **fields: Any) -> list[dict[str, Any]]:
     """Rendered objects, each checked against the Kubernetes schema or its CRD on the way."""
-    objs = render_objects(prepare(project, **fields), engine, workspace=WORKSPACE)
+    objs = render_objects(prepare(project, **fields), engine, workspace=workspace)
     assert validate_objects(objs) == len(objs)
     return objs
 
@@ -209,11 +209,13 @@ def test_catalogue_volumes_render_per_kind(project: Path) -> None:
     pod = pod_specs(objects(project, "job", volumes=ALL_VOLUMES))[0]
     vols = {v["name"]: v for v in pod["volumes"]}
     assert vols["dlw-datasets"]["persistentVolumeClaim"] == {"claimName": "dlw-blob-datasets", "readOnly": True}
-    assert vols["dlw-scratch"]["hostPath"]["path"] == "/mnt/scratch/dlw/alice"
+    # The per-user root, the user's own folder by subPath (the kubelet keeps a subPath inside its volume).
+    assert vols["dlw-scratch"]["hostPath"]["path"] == "/mnt/scratch/dlw"
     assert vols["dlw-home"]["persistentVolumeClaim"]["claimName"] == "claim-alice"
     assert vols["dlw-refdata"]["persistentVolumeClaim"]["claimName"] == "refdata"
     mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
     assert mounts["/data/datasets"]["readOnly"] is True and "/home/alice" in mounts
+    assert mounts["/scratch"]["subPath"] == "alice"
 
 
 def test_secrets_only_by_reference(project: Path) -> None:
@@ -272,9 +274,15 @@ def test_large_snapshot_needs_a_shared_home(project: Path, tmp_path: Path) -> No
     assert mounts["/dlw/output"]["subPath"] == ".dlw/jobs/golden/output"  # outputs outlive the pod
 
 
-def _workspace(tmp_path: Path, change: Any) -> str:
+def rwx_home(data: dict[str, Any]) -> None:
+    """A ReadWriteMany home: where a preemptible job's checkpoints outlive its pods (DLW refuses it otherwise)."""
+    data["volumes"][0]["accessModes"] = ["ReadWriteMany"]
+
+
+def _workspace(tmp_path: Path, *changes: Any) -> str:
     data = yaml.safe_load(Path(WORKSPACE).read_text())
-    change(data)
+    for change in changes:
+        change(data)
     ws = tmp_path / "workspace-changed.yaml"
     ws.write_text(yaml.safe_dump(data))
     return str(ws)
@@ -383,12 +391,13 @@ def test_bootstrap_reports_gpu_use_until_the_entrypoint_exits(tmp_path: Path) ->
 
 def test_preemptible_jobs_run_at_the_workspaces_preemptible_class(project: Path, tmp_path: Path) -> None:
     for engine in ENGINES:
-        objs = objects(project, engine, preemptible=True)
+        objs = objects(project, engine, _workspace(tmp_path, rwx_home), preemptible=True)
         assert {pod["priorityClassName"] for pod in pod_specs(objs)} == {"dlw-low"}
     # Saying the same class twice is fine; asking for another is a contradiction.
-    assert pod_specs(objects(project, "job", preemptible=True, priority=100))[0]["priorityClassName"] == "dlw-low"
+    rwx = _workspace(tmp_path, rwx_home)
+    assert pod_specs(objects(project, "job", rwx, preemptible=True, priority=100))[0]["priorityClassName"] == "dlw-low"
     with pytest.raises(DLWError, match="priority: a preemptible job runs at dlw-low; drop priority or preemptible"):
-        objects(project, "job", preemptible=True, priority="dlw-high")
+        objects(project, "job", rwx, preemptible=True, priority="dlw-high")
     none = _workspace(tmp_path, lambda d: d["priorityClasses"][2].pop("preemptible"))
     with pytest.raises(DLWError, match=r"preemptible: the workspace has no preemptible priority class"):
         render_objects(prepare(project, preemptible=True), "job", workspace=none)
@@ -400,11 +409,12 @@ def test_two_preemptible_classes_are_refused(tmp_path: Path) -> None:
         load_workspace(ws)
 
 
-def test_an_evicted_rank_restarts_every_rank(project: Path) -> None:
-    vc = objects(project, "volcano", workers=3, preemptible=True)[-1]["spec"]
+def test_an_evicted_rank_restarts_every_rank(project: Path, tmp_path: Path) -> None:
+    rwx = _workspace(tmp_path, rwx_home)
+    vc = objects(project, "volcano", rwx, workers=3, preemptible=True)[-1]["spec"]
     assert vc["policies"][0] == {"event": "PodEvicted", "action": "RestartJob"}
     assert vc["maxRetry"] == 10  # each eviction restart counts; no retries: only evictions restart it
-    runtime = objects(project, "trainjob", workers=3, preemptible=True)[-1]
+    runtime = objects(project, "trainjob", rwx, workers=3, preemptible=True)[-1]
     jobset = runtime["spec"]["template"]["spec"]
     evicted, missing = jobset["failurePolicy"]["rules"]
     assert evicted["action"] == "RestartJobSetAndIgnoreMaxRestarts" and missing["action"] == "FailJobSet"
@@ -417,9 +427,9 @@ def test_an_evicted_rank_restarts_every_rank(project: Path) -> None:
     code = ("Container node for pod dlw-alice/golden-node-0-1-x7 failed with exit code 127 matching FailJob rule "
             "at index 1")
     assert re.search(evicted["onJobFailureMessagePatterns"][0], code) is None
-    job = objects(project, "job", preemptible=True)[-1]["spec"]  # one pod is every rank: it comes back alone
+    job = objects(project, "job", rwx, preemptible=True)[-1]["spec"]  # one pod is every rank: it comes back alone
     assert job["podFailurePolicy"]["rules"][0]["action"] == "Ignore"
-    pt = objects(project, "pytorchjob", preemptible=True)[-1]["spec"]
+    pt = objects(project, "pytorchjob", rwx, preemptible=True)[-1]["spec"]
     assert pt["pytorchReplicaSpecs"]["Master"]["restartPolicy"] == "ExitCode"  # a signal exit comes back
 
 
@@ -427,7 +437,7 @@ def test_an_evicted_rank_restarts_every_rank(project: Path) -> None:
 def test_preemptible_ranks_that_cannot_rejoin_need_kueue(project: Path, tmp_path: Path, engine: str) -> None:
     with pytest.raises(DLWError, match=rf"preemptible: the {engine} engine restarts an evicted rank alone.*"
                                        "--engine volcano or trainjob, or a Kueue queue"):
-        objects(project, engine, workers=3, preemptible=True)
+        objects(project, engine, _workspace(tmp_path, rwx_home), workers=3, preemptible=True)
 
     def kueue(d: dict[str, Any]) -> None:
         d["queueSystem"] = "kueue"
@@ -435,7 +445,7 @@ def test_preemptible_ranks_that_cannot_rejoin_need_kueue(project: Path, tmp_path
 
     # Kueue preempts a workload by suspending the whole job and resumes it whole: every rank restarts.
     objs = render_objects(prepare(project, workers=3, preemptible=True, queue="research"), engine,
-                          workspace=_workspace(tmp_path, kueue))
+                          workspace=_workspace(tmp_path, kueue, rwx_home))
     assert validate_objects(objs) == len(objs)
     labels = objs[1]["metadata"]["labels"]
     assert labels["kueue.x-k8s.io/queue-name"] == "research"
@@ -448,7 +458,7 @@ def test_kueue_finds_its_labels_on_the_trainjob(project: Path, tmp_path: Path) -
         d["queueSystem"] = "kueue"
         d["priorityClasses"][2]["workloadPriorityClass"] = "low"
 
-    ws = _workspace(tmp_path, kueue)
+    ws = _workspace(tmp_path, kueue, rwx_home)
     cm, train, runtime = render_objects(prepare(project, workers=3, preemptible=True, queue="research"), "trainjob",
                                         workspace=ws)
     assert validate_objects([cm, train, runtime]) == 3
@@ -475,7 +485,7 @@ def test_read_write_on_a_read_only_volume_is_refused(project: Path) -> None:
 def test_unlisted_hostpath_is_refused(project: Path) -> None:
     ws = load_workspace(WORKSPACE)
     ws.volume("scratch").path = "/var/lib/kubelet"  # as if the catalogue's own check were bypassed
-    with pytest.raises(DLWError, match="hostPath /var/lib/kubelet/alice refused: not under the admin's "
+    with pytest.raises(DLWError, match="hostPath /var/lib/kubelet refused: not under the admin's "
                                        r"hostPathAllowlist \(/mnt/scratch\)"):
         render_objects(prepare(project, volumes=[{"name": "scratch"}]), "job", workspace=ws)
 
@@ -582,12 +592,13 @@ def test_volcano_refuses_a_timeout_that_each_restart_would_renew(project: Path) 
 
 
 def test_a_kueue_queue_is_not_a_volcano_queue(project: Path, tmp_path: Path) -> None:
+    """Kueue does not queue Volcano Jobs: a volcano job under queueSystem kueue would run past every queue."""
     data = yaml.safe_load(Path(WORKSPACE).read_text())
     data["queueSystem"] = "kueue"
     ws = tmp_path / "kueue.yaml"
     ws.write_text(yaml.safe_dump(data))
-    vc = render_objects(prepare(project, queue="research"), "volcano", workspace=str(ws))[-1]
-    assert vc["spec"]["queue"] == "default"
+    with pytest.raises(DLWError, match="engine: volcano jobs are not queued by Kueue"):
+        render_objects(prepare(project, queue="research"), "volcano", workspace=str(ws))
 
 
 def test_trainjob_runs_on_its_own_runtime_and_restarts_all_ranks(project: Path) -> None:

@@ -115,7 +115,7 @@ def test_bad_workspace_gives_one_clear_line(what: str, field: str, value: Any, m
         ("duplicate queue", lambda d: d["queues"].append({"name": "default"}), "queue name 'default' is listed twice"),
         ("two defaults", lambda d: d["profiles"][1].update(default=True), "more than one profile has default: true"),
         ("hostPath outside the allowlist", lambda d: d["volumes"][1].update(path="/etc"),
-         "hostPath volume 'scratch': /etc is not under hostPathAllowlist (/mnt/scratch)"),
+         "hostPath volume 'scratch': /etc is not under hostPathAllowlist (/var/lib/dlw)"),
         ("allowlist of /", lambda d: d.update(hostPathAllowlist=["/"]), "'/' would allow every node path"),
         ("profile mounts an unknown volume", lambda d: d["profiles"][0].update(volumes=["nope"]),
          "profile 'cpu' mounts volume 'nope', which is not in volumes"),
@@ -190,8 +190,9 @@ def test_unknown_volume_names_the_catalogue() -> None:
 def test_same_volume_mounts_the_same_way_for_a_user() -> None:
     ws = load_workspace(DEFAULT)
     vol, mount = pod_volume(ws.volume("scratch"), "alice")
-    assert vol == {"name": "dlw-scratch", "hostPath": {"path": "/mnt/scratch/dlw/alice", "type": "DirectoryOrCreate"}}
-    assert mount == {"name": "dlw-scratch", "mountPath": "/scratch", "readOnly": False}
+    # The per-user root, the user's folder by subPath (which the kubelet keeps inside the volume).
+    assert vol == {"name": "dlw-scratch", "hostPath": {"path": "/var/lib/dlw/scratch", "type": "DirectoryOrCreate"}}
+    assert mount == {"name": "dlw-scratch", "mountPath": "/scratch", "readOnly": False, "subPath": "alice"}
     vols, mounts = pod_volumes(ws, [VolumeRef(name="datasets"), "home", VolumeRef(name="scratch", mount_path="/s")],
                                "bob")
     assert vols[0] == {"name": "dlw-datasets", "persistentVolumeClaim": {"claimName": "dlw-blob-datasets",
@@ -215,8 +216,9 @@ def test_odd_user_names_get_distinct_safe_names() -> None:
     assert a != b and a.startswith("dlw-alice-smith-x-org-") and len(a) <= 63
     long = ws.namespace_for("x" * 200)
     assert len(long) <= 63
-    vol, _ = pod_volume(ws.volume("scratch"), "../../etc")
-    assert vol["hostPath"]["path"].startswith("/mnt/scratch/dlw/") and ".." not in vol["hostPath"]["path"]
+    vol, mount = pod_volume(ws.volume("scratch"), "../../etc")
+    assert vol["hostPath"]["path"] == "/var/lib/dlw/scratch"
+    assert "/" not in mount["subPath"] and ".." not in mount["subPath"]
     assert safe_name("bob") == "bob"
 
 

@@ -52,7 +52,7 @@ def build_objects(
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": ctx.metadata(name, extra), "immutable": True,
         "binaryData": {"context.tar.gz": base64.b64encode(context_tar).decode("ascii")},
     }
-    job = {
+    job: dict[str, Any] = {
         "apiVersion": "batch/v1", "kind": "Job", "metadata": ctx.metadata(name, extra),
         "spec": {
             "backoffLimit": 0,
@@ -64,6 +64,7 @@ def build_objects(
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [{
                         "name": "kaniko",
                         "image": builder_image(registry),
@@ -77,4 +78,11 @@ def build_objects(
             },
         },
     }
+    # Queued like the job it builds for (the user namespaces' admission policy refuses jobs outside a queue).
+    if ctx.queue and ctx.queue_system == "volcano":
+        template = job["spec"]["template"]
+        template["spec"]["schedulerName"] = "volcano"
+        template["metadata"]["annotations"] = {"scheduling.volcano.sh/queue-name": ctx.queue}
+    elif ctx.queue and ctx.queue_system == "kueue":
+        job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] = ctx.queue
     return [cm, job]

@@ -152,6 +152,17 @@ class Engine(ABC):
         """Refuse, up front and in one line, a job this engine's controller would not run as asked."""
         self.check_name(ctx.name)
         spec = ctx.spec
+        if self.name == "volcano" and ctx.queue_system == "kueue":
+            raise DLWError(f"job {spec.name}: engine: volcano jobs are not queued by Kueue (queueSystem: kueue); "
+                           "use --engine job, pytorchjob or trainjob")
+        if spec.preemptible and ctx.workspace is not None:
+            from ..render.volumes import home_shared
+
+            if not home_shared(ctx):
+                raise DLWError(
+                    f"job {spec.name}: preemptible: a preempted job resumes from DLW_CHECKPOINT_DIR, which needs a "
+                    "ReadWriteMany home volume (this workspace's is not, so checkpoints would go with the pod); "
+                    "ask the admin for one, or run without preemptible")
         if spec.retries and spec.workers > 1 and not self.restarts_all_ranks:
             from . import get, names
 

@@ -76,7 +76,7 @@ class TrainJobEngine(Engine):
             },
             "ttlSecondsAfterFinished": ctx.ttl_seconds,
         }
-        runtime = {
+        runtime: dict[str, Any] = {
             "apiVersion": self.runtime.api_version,
             "kind": self.runtime.kind,
             "metadata": ctx.metadata(),
@@ -85,6 +85,9 @@ class TrainJobEngine(Engine):
                 "template": {"spec": jobset},
             },
         }
+        if ctx.queue and ctx.queue_system == "volcano" and spec.workers > 1:
+            # Gang: Trainer makes a Volcano PodGroup of every node, so all ranks start together or none.
+            runtime["spec"]["podGroupPolicy"] = {"volcano": {}}
         train_spec: dict[str, Any] = {
             "runtimeRef": {"apiGroup": GROUP, "kind": self.runtime.kind, "name": ctx.name},
             "trainer": {"numNodes": spec.workers, "numProcPerNode": spec.processes_per_worker},

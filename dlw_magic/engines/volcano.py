@@ -7,7 +7,7 @@ master finishing completes the job. Retries: ``PodFailed -> RestartJob`` restart
 an evicted or preempted pod always restarts the whole job (``PodEvicted -> RestartJob``), and each
 restart counts against ``maxRetry``.
 A Volcano Job has no job-wide deadline: ``timeout`` becomes each pod's deadline, which a restart would
-renew, so a timeout with retries is refused.
+renew, so a timeout with retries or preemptible (every eviction restarts the job) is refused.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ class VolcanoEngine(Engine):
 
     def check(self, ctx: RenderContext) -> None:
         super().check(ctx)
-        if ctx.spec.timeout and ctx.spec.retries:
+        if ctx.spec.timeout and (ctx.spec.retries or ctx.spec.preemptible):
+            why = "retries" if ctx.spec.retries else "preemptible (each preemption restarts it)"
             raise DLWError(
                 f"job {ctx.name}: timeout: a Volcano Job has no job-wide deadline and each restart would get a "
-                "new one; drop retries, or use --engine trainjob or pytorchjob"
+                f"new one; drop {why.split(' ')[0]}, or use --engine trainjob or pytorchjob (job-wide deadline)"
             )
 
     def render(self, ctx: RenderContext) -> list[dict[str, Any]]:

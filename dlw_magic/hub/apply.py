@@ -8,8 +8,13 @@ PV's source) cannot follow: that object is logged and left, the rest still appli
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
+
+# The hub's RoleBinding in a new user namespace reaches the API server's RBAC cache a moment after it is
+# created; requests that need it wait this long for it (403s) before failing.
+RBAC_SETTLE_S = 10.0
 
 # kind -> (plural, namespaced): the kinds deploy.namespace_objects renders
 RESOURCES: dict[str, tuple[str, bool]] = {
@@ -36,12 +41,35 @@ def collection_path(obj: dict[str, Any]) -> str:
     return f"{base}/{plural}"
 
 
-async def _call(api_client: Any, path: str, method: str, body: dict[str, Any], content_type: str) -> None:
-    await api_client.call_api(
-        path, method, header_params={"Content-Type": content_type, "Accept": "application/json"}, body=body,
-        auth_settings=["BearerToken"], response_types_map={200: "object", 201: "object"},
-        _return_http_data_only=True,  # and _preload_content (default): only then are HTTP errors raised
-    )
+async def _call(api_client: Any, path: str, method: str, body: dict[str, Any] | None, content_type: str) -> Any:
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RBAC_SETTLE_S
+    while True:
+        try:
+            return await api_client.call_api(
+                path, method, header_params={"Content-Type": content_type, "Accept": "application/json"},
+                body=body, auth_settings=["BearerToken"], response_types_map={200: "object", 201: "object"},
+                _return_http_data_only=True,  # and _preload_content (default): only then are HTTP errors raised
+            )
+        except ApiException as e:
+            if e.status != 403 or loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.25)
+
+
+async def _released_claim(api_client: Any, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """A Blob PV whose claim was deleted (its namespace recreated) keeps the old claim's uid and never binds
+    the new claim: clear the uid so the PV controller binds the claim of the same name again."""
+    if obj["kind"] != "PersistentVolume":
+        return obj
+    current = await _call(api_client, path, "GET", None, "application/json") or {}
+    phase = (current.get("status") or {}).get("phase")
+    if phase != "Released":
+        return obj
+    claim = {**obj["spec"].get("claimRef", {}), "uid": None, "resourceVersion": None}
+    return {**obj, "spec": {**obj["spec"], "claimRef": claim}}
 
 
 async def apply_objects(api_client: Any, objects: list[dict[str, Any]], log: logging.Logger) -> None:
@@ -59,7 +87,8 @@ async def apply_objects(api_client: Any, objects: list[dict[str, Any]], log: log
                 raise
         name = obj["metadata"]["name"]
         try:
-            await _call(api_client, f"{path}/{name}", "PATCH", obj, "application/merge-patch+json")
+            patch = await _released_claim(api_client, f"{path}/{name}", obj)
+            await _call(api_client, f"{path}/{name}", "PATCH", patch, "application/merge-patch+json")
         except ApiException as e:
             if e.status != 422:
                 raise

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import engines
-from ..workspace import BlobVolume, Workspace
+from ..workspace import BlobVolume, HostPathVolume, Workspace
 
 Get = Callable[[str], Any]  # GET a path -> JSON dict, or None where the API answers 404
 
@@ -46,6 +46,93 @@ def _crds(ws: Workspace) -> list[tuple[str, str, bool]]:
     return out
 
 
+# Node images with a read-only root and the folders they let pods' hostPaths create (COS: "Disks and file
+# system overview"; Bottlerocket: its data volume holds /var and /local).
+READ_ONLY_ROOT_IMAGES = {
+    "Container-Optimized OS": ("/mnt/stateful_partition", "/mnt/disks", "/var", "/home", "/tmp", "/etc"),
+    "Bottlerocket": ("/var", "/local", "/mnt", "/opt"),
+}
+
+
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
+
+
+def _node_paths(ws: Workspace, nodes: list[dict[str, Any]]) -> list[Finding]:
+    """Each hostPath volume against each node image's writable folders (DirectoryOrCreate needs one)."""
+    out = []
+    for vol in ws.volumes:
+        if not isinstance(vol, HostPathVolume):
+            continue
+        bad = sorted({image for n in nodes for image, writable in READ_ONLY_ROOT_IMAGES.items()
+                      if image in str(((n.get("status") or {}).get("nodeInfo") or {}).get("osImage", ""))
+                      and not _under(vol.path, writable)})
+        out.append(Finding(not bad, f"hostPath {vol.path} (volume {vol.name})",
+                           "writable on every node image" if not bad else
+                           f"read-only on {', '.join(bad)} nodes: use a path under "
+                           f"{' or '.join(READ_ONLY_ROOT_IMAGES[bad[0]][:3])} (e.g. /var/lib/dlw)"))
+    return out
+
+
+def _config_text(get: Get, namespace: str, name: str) -> str | None:
+    cm = get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+    return None if cm is None else "\n".join(str(v) for v in (cm.get("data") or {}).values())
+
+
+def _volcano_actions(get: Get) -> list[Finding]:
+    """Volcano's default scheduler config (``enqueue, allocate, backfill``) never preempts nor reclaims."""
+    import yaml
+
+    text = _config_text(get, "volcano-system", "volcano-scheduler-configmap")
+    if text is None:
+        return [Finding(False, "Volcano scheduler actions", "volcano-system/volcano-scheduler-configmap not "
+                        "readable: check that its actions include preempt and reclaim (docs/deploy.md)", False)]
+    try:
+        actions = [a.strip() for a in str((yaml.safe_load(text) or {}).get("actions", "")).split(",")]
+    except yaml.YAMLError:
+        actions = []
+    missing = [a for a in ("preempt", "reclaim") if a not in actions]
+    return [Finding(not missing, "Volcano scheduler actions",
+                    f"{', '.join(actions)}" if not missing else
+                    f"no {' or '.join(missing)}: higher priorities never displace lower ones, queues never reclaim; "
+                    'set actions: "enqueue, allocate, preempt, reclaim, backfill" (docs/deploy.md)', False)]
+
+
+def _kueue_integrations(get: Get) -> list[Finding]:
+    import yaml
+
+    text = _config_text(get, "kueue-system", "kueue-manager-config")
+    frameworks: list[str] = []
+    if text is not None:
+        try:
+            frameworks = list(((yaml.safe_load(text) or {}).get("integrations") or {}).get("frameworks") or [])
+        except yaml.YAMLError:
+            frameworks = []
+    out = []
+    for engine, framework in (("pytorchjob", "kubeflow.org/pytorchjob"), ("job", "batch/job"),
+                              ("trainjob", "trainer.kubeflow.org/trainjob")):
+        ok = framework in frameworks
+        out.append(Finding(ok, f"Kueue integration {framework}",
+                           f"enabled (engine {engine})" if ok else
+                           f"not in kueue-system/kueue-manager-config integrations.frameworks: Kueue ignores "
+                           f"{engine} jobs (they run outside every queue); add it there", False))
+    return out
+
+
+def _trainer_version(get: Get) -> list[Finding]:
+    """Trainer v2.0 (JobSet < 0.10) prunes ``onJobFailureMessagePatterns``: DLW's eviction rule then restarts for
+    ever on exit codes 126/127, so the trainjob engine needs a Trainer whose runtime CRD has the field."""
+    import json
+
+    crd = get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/trainingruntimes.trainer.kubeflow.org")
+    if crd is None:
+        return []
+    ok = "onJobFailureMessagePatterns" in json.dumps(crd)
+    return [Finding(ok, "Kubeflow Trainer version", "its TrainingRuntime CRD has onJobFailureMessagePatterns" if ok
+                    else "TrainingRuntime CRD lacks onJobFailureMessagePatterns (Trainer v2.0 / JobSet < 0.10): "
+                    "upgrade Trainer, or dlw train --engine trainjob is refused", False)]
+
+
 def check_cluster(ws: Workspace, get: Get) -> list[Finding]:
     findings: list[Finding] = []
     for name, why, required in _crds(ws):
@@ -53,6 +140,16 @@ def check_cluster(ws: Workspace, get: Get) -> list[Finding]:
         findings.append(Finding(found, f"CRD {name}", f"{'present' if found else 'missing'} ({why})", required))
 
     nodes = (get("/api/v1/nodes") or {}).get("items", [])
+    findings += _node_paths(ws, nodes)
+    if ws.queue_system == "volcano":
+        findings += _volcano_actions(get)
+    elif ws.queue_system == "kueue":
+        findings += _kueue_integrations(get)
+        for q in ws.queues:
+            if q.gpus is None:  # rendered as an unreachable quota: nothing ever waits or is preempted for it
+                findings.append(Finding(False, f"Kueue queue {q.name}", "no gpus cap: its quota is unlimited, so "
+                                        "Kueue never queues nor preempts for GPUs there; set queues[].gpus", False))
+    findings += _trainer_version(get)
     for resource in sorted({p.gpu_resource for p in ws.profiles if any(p.gpus)}):
         gpu_nodes = [n for n in nodes if int(str((n.get("status") or {}).get("allocatable", {}).get(resource, "0")))]
         findings.append(Finding(bool(gpu_nodes), f"GPU resource {resource}",

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from .. import __version__
-from ..workspace import BlobVolume, Workspace
+from ..workspace import BlobVolume, HostPathVolume, Workspace
 from ..workspace.blob import blob_pv, blob_pvc
 from . import rbac
 from .admission import admission_policies
@@ -70,7 +70,16 @@ def priority_classes(ws: Workspace) -> list[dict[str, Any]]:
             "preemptionPolicy": p.preemption_policy,
         }
         for p in ws.priority_classes
-    ]
+    ] + [notebook_priority_class(ws)]
+
+
+def notebook_priority_class(ws: Workspace) -> dict[str, Any]:
+    """Notebook pods' class: above the default job class unless the admin says otherwise
+    (``hub.notebookPriority``), and never preempting, so a notebook start does not evict a job."""
+    name, value = ws.notebook_priority_class
+    return {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": name, "labels": dict(PART_OF)}, "value": value, "globalDefault": False,
+            "description": "DLW notebook servers", "preemptionPolicy": "Never"}
 
 
 def _capability(q: Any) -> dict[str, Any]:
@@ -84,9 +93,18 @@ def _capability(q: Any) -> dict[str, Any]:
     return cap
 
 
+# volcano-scheduler creates these Queues itself at start (pkg/scheduler/cache, newDefaultAndRootQueue): a chart
+# that renders them cannot install (Helm refuses to adopt an object it does not own), so DLW never owns them.
+VOLCANO_OWN_QUEUES = frozenset({"default", "root"})
+
+
 def volcano_queues(ws: Workspace) -> list[dict[str, Any]]:
+    """The admin's Volcano Queues, except those volcano-scheduler creates and owns (``default``, ``root``):
+    jobs name them all the same; their weight and capability are set with kubectl (docs/deploy.md)."""
     out = []
     for q in ws.queues:
+        if q.name in VOLCANO_OWN_QUEUES:
+            continue
         spec: dict[str, Any] = {"weight": q.weight, "reclaimable": q.reclaimable}
         cap = _capability(q)
         if cap:
@@ -113,11 +131,61 @@ def kueue_queues(ws: Workspace) -> list[dict[str, Any]]:
             "spec": {
                 # The label every DLW namespace carries (rbac.namespace_labels), hub-created ones included.
                 "namespaceSelector": {"matchLabels": {rbac.USER_NAMESPACE_LABEL: "true"}},
+                # One cohort: a queue lends idle quota and takes it back (reclaim); inside a queue a higher
+                # priority evicts a lower one. Kueue's defaults (Never) would never preempt anything.
+                "cohort": ws.name,
+                "preemption": {"withinClusterQueue": "LowerPriority", "reclaimWithinCohort": "Any",
+                               "borrowWithinCohort": {"policy": "LowerPriority"}},
                 "resourceGroups": [{"coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
                                     "flavors": [{"name": "dlw-default", "resources": resources}]}],
             },
         })
     return out
+
+
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+_OPEN_ROOTS = "import os, sys\nfor p in sys.argv[1:]:\n    os.chmod(p, 0o1777)\n"
+
+
+def scratch_roots(ws: Workspace) -> list[dict[str, Any]]:
+    """A DaemonSet in the hub's namespace that makes each per-user hostPath root mode 1777 on every node.
+
+    Pods mount a per-user root with ``subPath: <user>``; the kubelet creates that folder with the root's mode
+    (``SafeMakeDir``), so the notebook user (never root) can write it, and the admission policy keeps each
+    user to their own subPath. Runs as root without capabilities: the root folder is root's own (the kubelet
+    made it), so chmod needs none."""
+    roots = sorted({v.path for v in ws.volumes if isinstance(v, HostPathVolume) and v.per_user})
+    if not roots:
+        return []
+    volumes = [{"name": f"root-{i}", "hostPath": {"path": r, "type": "DirectoryOrCreate"}} for i, r in enumerate(roots)]
+    mounts = [{"name": f"root-{i}", "mountPath": f"/roots/{i}"} for i in range(len(roots))]
+    name = f"{ws.name}-scratch-roots"
+    labels = {**PART_OF, "app.kubernetes.io/name": name}
+    secure = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    return [{
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": ws.namespaces.hub, "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "tolerations": [{"operator": "Exists"}],  # every node, GPU ones included
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "initContainers": [{
+                        "name": "open", "image": ws.default_profile.image,
+                        "command": ["python", "-c", _OPEN_ROOTS, *(m["mountPath"] for m in mounts)],
+                        "volumeMounts": mounts, "securityContext": {**secure, "runAsUser": 0},
+                    }],
+                    "containers": [{"name": "pause", "image": PAUSE_IMAGE,
+                                    "resources": {"requests": {"cpu": "1m", "memory": "8Mi"}},
+                                    "securityContext": {**secure, "runAsNonRoot": True, "runAsUser": 65535}}],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }]
 
 
 def local_queues(ws: Workspace, namespace: str) -> list[dict[str, Any]]:
@@ -134,6 +202,10 @@ def namespace_objects(
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace",
          "metadata": {"name": namespace, "labels": rbac.namespace_labels(ws, user)}},
+    ]
+    if ws.namespaces.scheme == "per-user":  # the hub's rights in the namespace: before what needs them
+        objects.append(rbac.hub_role_binding(ws, namespace))
+    objects += [
         rbac.service_account(ws, namespace),
         rbac.notebook_role_binding(ws, namespace),
         rbac.workspace_configmap(namespace, workspace_text),
@@ -163,8 +235,9 @@ def cluster_manifests(ws: Workspace, workspace_text: str, namespaces: list[str] 
         out += kueue_queues(ws)
     out.append(rbac.notebook_cluster_role(ws))
     out += admission_policies(ws)
+    out += scratch_roots(ws)
     if ws.namespaces.scheme == "per-user":
-        out += [rbac.hub_cluster_role(ws), rbac.hub_cluster_role_binding(ws)]
+        out += [rbac.hub_cluster_role(ws), rbac.hub_namespace_role(ws), rbac.hub_cluster_role_binding(ws)]
     elif ws.namespaces.shared != ws.namespaces.hub:
         out += rbac.hub_shared_namespace_rbac(ws)
     for ns in namespaces:
@@ -254,7 +327,8 @@ _OBJECTS_TEMPLATE = """{{- /* The DLW cluster objects, rendered from the admin Y
 {{- end }}
 """
 # workspace.yaml: the admin edits it beside the chart (docs/deploy.md); it reaches the hub in jupyterhub-values.yaml.
-_HELMIGNORE = "README.md\nhub.Dockerfile\nworkspace.yaml\n" + JUPYTERHUB_VALUES + "\n"
+# auth.yaml (the authenticator's secrets) must never be packaged into the release Secret of this chart.
+_HELMIGNORE = "README.md\nhub.Dockerfile\nworkspace.yaml\nauth.yaml\n*.secret.yaml\n" + JUPYTERHUB_VALUES + "\n"
 
 
 def chart_files(

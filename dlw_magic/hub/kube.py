@@ -35,7 +35,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from traitlets import Unicode
 
-from ..workspace import POD_GID, POD_UID, Workspace, home_claim_name, owner_init_container, pod_volumes, workspace_path
+from ..workspace import POD_GID, POD_UID, Workspace, home_claim_name, pod_volumes, workspace_path
 from . import profiles as prof
 from . import rbac, spawn_wait
 from .apply import apply_objects
@@ -47,17 +47,19 @@ from .workspace_cache import cached_workspace, user_groups
 WORKSPACE_DIR = str(Path(prof.WORKSPACE_MOUNT).parent)
 WORKSPACE_VOLUME = {"name": "dlw-workspace", "configMap": {"name": rbac.WORKSPACE_CONFIGMAP}}
 WORKSPACE_VOLUME_MOUNT = {"name": "dlw-workspace", "mountPath": WORKSPACE_DIR, "readOnly": True}
-CLUSTER_DOMAIN = "cluster.local"  # AKS, GKE and EKS all keep the default
+# As job pods get (render.pod): the runtime's 64 MiB /dev/shm kills DataLoader workers; charged to the pod's memory.
+SHM_VOLUME = {"name": "dlw-shm", "emptyDir": {"medium": "Memory"}}
+SHM_VOLUME_MOUNT = {"name": "dlw-shm", "mountPath": "/dev/shm"}
 log = logging.getLogger(__name__)
 
 
-def hub_fqdn_url(url: str, hub_namespace: str) -> str:
-    """``http://hub:8081/x`` -> ``http://hub.<ns>.svc.cluster.local:8081/x``; hosts with a dot are kept."""
+def hub_fqdn_url(url: str, hub_namespace: str, cluster_domain: str = "cluster.local") -> str:
+    """``http://hub:8081/x`` -> ``http://hub.<ns>.svc.<domain>:8081/x``; hosts with a dot are kept."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if not host or "." in host:
         return url
-    netloc = f"{host}.{hub_namespace}.svc.{CLUSTER_DOMAIN}" + (f":{parts.port}" if parts.port else "")
+    netloc = f"{host}.{hub_namespace}.svc.{cluster_domain}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
 
 
@@ -98,11 +100,7 @@ def volume_overrides(ws: Workspace, profile_name: str) -> dict[str, Any]:
         current = _by_name(spawner.tolerations)
         return current + [t for t in wanted_tolerations if t not in current]
 
-    def init_containers(spawner: KubeSpawner) -> list[dict[str, Any]]:
-        owner = owner_init_container(ws, names, spawner.image)
-        return merge_named(spawner.init_containers, [owner] if owner else [])
-
-    out: dict[str, Any] = {"volumes": volumes, "volume_mounts": volume_mounts, "init_containers": init_containers}
+    out: dict[str, Any] = {"volumes": volumes, "volume_mounts": volume_mounts}
     if wanted_tolerations:
         out["tolerations"] = tolerations
     return out
@@ -245,10 +243,16 @@ def spawner_settings(ws: Workspace, ws_path: str | None = None) -> dict[str, Any
         "privileged": False,
         "uid": POD_UID,
         "fs_gid": POD_GID,
+        # Pod Security "restricted", as the user namespaces' admission policy asks of every pod.
+        "pod_security_context": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "container_security_context": {"runAsNonRoot": True, "allowPrivilegeEscalation": False,
+                                       "capabilities": {"drop": ["ALL"]},
+                                       "seccompProfile": {"type": "RuntimeDefault"}},
+        "priority_class_name": ws.notebook_priority_class[0],
         "start_timeout": ws.hub.start_timeout,  # over z2jh's singleuser.startTimeout (300 s): GPU nodes boot slowly
         "image": ws.default_profile.image,
-        "volumes": [WORKSPACE_VOLUME],
-        "volume_mounts": [WORKSPACE_VOLUME_MOUNT],
+        "volumes": [WORKSPACE_VOLUME, SHM_VOLUME],
+        "volume_mounts": [WORKSPACE_VOLUME_MOUNT, SHM_VOLUME_MOUNT],
         "environment": {
             "DLW_BACKEND": "kubernetes",
             "DLW_WORKSPACE_CONFIG": prof.WORKSPACE_MOUNT,
@@ -293,7 +297,7 @@ def configure(c: Any, path: str | None = None, cull: bool = True) -> Workspace:
     apply_auth(c, ws)
     connect = c.JupyterHub.get("hub_connect_url", None)
     if connect and ws.namespaces.scheme == "per-user":  # z2jh's short name resolves in its namespace only
-        c.JupyterHub.hub_connect_url = hub_fqdn_url(connect, ws.namespaces.hub)
+        c.JupyterHub.hub_connect_url = hub_fqdn_url(connect, ws.namespaces.hub, ws.hub.cluster_domain)
     if cull:
         add_culler(c, ws)
     add_gpu_culler(c, ws, str(workspace_path(path)))  # z2jh's culler counts browser activity only

@@ -78,16 +78,22 @@ def notebook_role_binding(ws: Workspace, namespace: str) -> dict[str, Any]:
     }
 
 
+def pod_security_level(ws: Workspace) -> str:
+    """The strictest Pod Security level every DLW pod passes: ``baseline`` (the image builder, Kaniko, runs
+    as root, so not ``restricted``), or ``privileged`` once the catalogue has a hostPath volume (baseline
+    forbids every hostPath). The user namespaces' admission policy enforces "restricted" itself, hostPath
+    volumes confined and the builder excepted (``admission.pod_validations``)."""
+    return "privileged" if any(isinstance(v, HostPathVolume) for v in ws.volumes) else "baseline"
+
+
 def namespace_labels(ws: Workspace, user: str | None = None) -> dict[str, str]:
-    """Labels of a namespace DLW users run in. Pod Security Admission enforces ``baseline`` unless the
-    catalogue has hostPath volumes (baseline forbids every hostPath; the admission policy then confines
-    them to the allowlist instead) and warns/audits against ``restricted``."""
-    host_paths = any(isinstance(v, HostPathVolume) for v in ws.volumes)
+    """Labels of a namespace DLW users run in: Pod Security Admission enforces ``pod_security_level`` and
+    warns/audits against ``restricted``."""
     labels = {
         **PART_OF,
         USER_NAMESPACE_LABEL: "true",
-        "pod-security.kubernetes.io/enforce": "privileged" if host_paths else "baseline",
-        "pod-security.kubernetes.io/warn": "baseline",
+        "pod-security.kubernetes.io/enforce": pod_security_level(ws),
+        "pod-security.kubernetes.io/warn": "restricted",
         "pod-security.kubernetes.io/audit": "restricted",
     }
     if user is not None:
@@ -140,25 +146,45 @@ def gpu_quota(namespace: str, gpus: int, resource: str = "nvidia.com/gpu") -> di
 
 
 def hub_cluster_role(ws: Workspace) -> dict[str, Any]:
-    """Rights the hub needs with per-user namespaces (z2jh's own Role covers only the hub's namespace):
-    KubeSpawner's pods, home claims and events anywhere, plus what ``deploy.namespace_objects`` puts in a
-    user's namespace. RoleBindings may name only the notebook ClusterRole (``bind`` on it alone)."""
+    """What the hub may do cluster-wide with per-user namespaces (z2jh's own Role covers only the hub's
+    namespace): create and label namespaces, bind the two DLW ClusterRoles in them (verb ``bind`` on those
+    alone), watch notebook pods (KubeSpawner's reflector spans namespaces), Blob PVs. Everything else it
+    writes, it writes through ``hub_namespace_role``, bound in each user namespace by ``hub_role_binding``;
+    the admission policy ``admission.hub_policy`` keeps the cluster-wide writes to DLW's namespaces."""
     setup = ["create", "get", "patch"]
     rules: list[dict[str, Any]] = [
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": setup},
-        # KubeSpawner itself, across user namespaces: notebook pods, home claims, their events.
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "list", "watch", "delete"]},
-        {"apiGroups": [""], "resources": ["persistentvolumeclaims"],
-         "verbs": ["create", "get", "list", "delete", "patch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["serviceaccounts", "configmaps", "resourcequotas"], "verbs": setup},
-        {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": setup},
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": setup},
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"],
-         "resourceNames": [notebook_cluster_role_name(ws)]},
+         "resourceNames": [notebook_cluster_role_name(ws), hub_namespace_role_name(ws)]},
     ]
     if any(isinstance(v, BlobVolume) for v in ws.volumes):
         rules.append({"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": setup})
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": _meta(f"{ws.name}-hub-user-namespaces"),
+        "rules": rules,
+    }
+
+
+def hub_namespace_role_name(ws: Workspace) -> str:
+    return f"{ws.name}-hub-in-user-namespace"
+
+
+def hub_namespace_role(ws: Workspace) -> dict[str, Any]:
+    """The hub's rights inside one user namespace: KubeSpawner's pods and home claims, and what
+    ``deploy.namespace_objects`` puts there. Granted per namespace, so none of it holds in kube-system."""
+    setup = ["create", "get", "patch"]
+    rules: list[dict[str, Any]] = [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "list", "watch", "delete"]},
+        {"apiGroups": [""], "resources": ["persistentvolumeclaims"],
+         "verbs": ["create", "get", "list", "delete", "patch"]},
+        {"apiGroups": [""], "resources": ["serviceaccounts", "configmaps", "resourcequotas"], "verbs": setup},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": setup},
+    ]
     if ws.images.pull_secret:  # copied from the hub's namespace (z2jh's Role lets the hub read it there)
         rules.append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "patch"]})
     if ws.queue_system == "kueue":
@@ -166,8 +192,20 @@ def hub_cluster_role(ws: Workspace) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
-        "metadata": _meta(f"{ws.name}-hub-user-namespaces"),
+        "metadata": _meta(hub_namespace_role_name(ws)),
         "rules": rules,
+    }
+
+
+def hub_role_binding(ws: Workspace, namespace: str, hub_service_account: str = "hub") -> dict[str, Any]:
+    """``hub_namespace_role`` for the hub in one user namespace (the hub creates it right after the namespace)."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(f"{ws.name}-hub", namespace),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": hub_namespace_role_name(ws)},
+        "subjects": [{"kind": "ServiceAccount", "name": hub_service_account, "namespace": ws.namespaces.hub}],
     }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DLWError
-from ..workspace import owner_init_container
+from ..workspace import POD_GID, POD_UID
 from .code import CODE_DIR, HOME_JOBS_DIR, SNAPSHOT_MOUNT
 from .context import MASTER_PORT, RenderContext
 from .volumes import catalogue_volumes, home_shared, home_volume
@@ -220,11 +220,13 @@ def pod_template(
         "volumes": volumes,
         "automountServiceAccountToken": False,  # training code has no business with the API server
         "enableServiceLinks": False,
-        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        # Pod Security "restricted" (what the user namespaces' admission policy asks of every pod): the
+        # notebook's user, never root; the home claim's files stay the notebook's (fsGroup).
+        "securityContext": {"runAsNonRoot": True, "runAsUser": POD_UID, "runAsGroup": POD_GID, "fsGroup": POD_GID,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
     }
-    owner = owner_init_container(ctx.workspace, spec.volumes, ctx.image) if spec.volumes else None
-    if owner is not None:
-        pod["initContainers"] = [owner]
+    if spec.preemptible:  # the time the spec gives its ranks to checkpoint after SIGTERM (Kubernetes: 30 s)
+        pod["terminationGracePeriodSeconds"] = spec.preemption.grace_period
     if restart_policy:
         pod["restartPolicy"] = restart_policy
     if subdomain:

@@ -40,13 +40,13 @@ from .model import (
     Workspace,
 )
 from .names import safe_name
-from .volumes import POD_GID, POD_UID, home_claim_name, owner_init_container, pod_volume, pod_volume_name, pod_volumes
+from .volumes import POD_GID, POD_UID, home_claim_name, pod_volume, pod_volume_name, pod_volumes
 
 __all__ = [
     "BlobAuth", "BlobCache", "BlobVolume", "DatasetVolume", "HomeVolume", "HostPathVolume",
     "PriorityClassDef", "Profile", "Queue", "VolumeDef", "Workspace",
     "check_workspace", "default_workspace_path", "home_claim_name", "load_workspace", "parse_workspace",
-    "pod_volume", "pod_volume_name", "pod_volumes", "owner_init_container", "POD_UID", "POD_GID",
+    "pod_volume", "pod_volume_name", "pod_volumes", "POD_UID", "POD_GID",
     "safe_name", "workspace_json_schema", "workspace_path",
 ]
 

@@ -88,6 +88,12 @@ class Hub(WsModel):
         "(seconds or 2h; each profile's gpuIdleAction says how); none: off.")
     gpu_idle_threshold: int = Field(5, ge=0, le=100, description="GPU utilization (%) below which a GPU is idle.")
     gpu_idle_warning: int = Field(600, description="Warn the user in JupyterLab this long before the stop.")
+    notebook_priority: int | None = Field(
+        None, ge=-2147483648, le=1000000000,
+        description="Priority of notebook pods (PriorityClass <workspace>-notebook, which never preempts); "
+        "default: one above the default job class, so normal jobs never preempt a running notebook.")
+    cluster_domain: str = Field("cluster.local", description="The cluster's DNS domain (kubelet clusterDomain): "
+                                "notebooks in user namespaces reach the hub at hub.<ns>.svc.<domain>.")
 
     @field_validator("idle_timeout", "cull_every", "start_timeout", "gpu_idle_timeout", "gpu_idle_warning",
                      mode="before")
@@ -99,6 +105,13 @@ class Hub(WsModel):
     @classmethod
     def _sa(cls, v: str) -> str:
         return label(v, "service account name")
+
+    @field_validator("cluster_domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", v):
+            raise ValueError(f"{v!r} is not a DNS domain such as cluster.local")
+        return v
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -344,6 +357,14 @@ class Workspace(WsModel):
         return next((p.name for p in self.priority_classes if p.default), None)
 
     @property
+    def notebook_priority_class(self) -> tuple[str, int]:
+        """(name, value) of the PriorityClass notebook pods run at (``hub.notebookPriority``)."""
+        if self.hub.notebook_priority is not None:
+            return f"{self.name}-notebook", self.hub.notebook_priority
+        default = next((p.value for p in self.priority_classes if p.default), 0)
+        return f"{self.name}-notebook", default + 1
+
+    @property
     def preemptible_priority_class(self) -> str | None:
         return next((p.name for p in self.priority_classes if p.preemptible), None)
 
@@ -356,6 +377,15 @@ class Workspace(WsModel):
                 return q
         known = ", ".join(q.name for q in self.queues) or "none"
         raise DLWError(f"queue {name!r} is not defined by the admin (known: {known})")
+
+    def host_path_roots(self) -> tuple[list[str], list[str]]:
+        """(node paths a pod may mount exactly as they are, per-user roots a pod may mount only with
+        ``subPath: <user>``). Shared: each shared hostPath volume's path and each allowlisted root that holds
+        no per-user root (mounting a parent would show every user's folder)."""
+        per_user = sorted({v.path for v in self.volumes if isinstance(v, HostPathVolume) and v.per_user})
+        shared = {v.path for v in self.volumes if isinstance(v, HostPathVolume) and not v.per_user}
+        shared |= {a for a in self.host_path_allowlist if not any(_under_any(r, [a]) for r in per_user)}
+        return sorted(shared - set(per_user)), per_user
 
     @property
     def default_queue(self) -> str | None:

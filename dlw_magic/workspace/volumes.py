@@ -9,9 +9,10 @@ job renderer, so ``datasets`` means the same claim, path and read-only flag in a
 Pod volume names are ``dlw-<catalogue name>``. A request may narrow a volume (read-write -> read-only,
 another mount path) but never widen it: asking read-write on a read-only catalogue entry is an error.
 
-A per-user hostPath folder is created by the kubelet (``DirectoryOrCreate``) as root, mode 0755, and
-``fsGroup`` does not apply to hostPath: ``owner_init_container`` hands it to the pod user (POD_UID,
-mode 0700) before the notebook or job starts.
+A per-user hostPath volume mounts the catalogue path itself with ``subPath: <user>``: the kubelet creates
+that folder with the mode of the path (which the chart's ``scratch-roots`` DaemonSet makes 1777 on every
+node, see ``hub.deploy``) and refuses a subPath that leaves the volume, so a symlink a pod plants in its
+folder cannot lead a later pod elsewhere. No container runs as root to hand the folder over.
 """
 
 from __future__ import annotations
@@ -27,12 +28,7 @@ AnyVolume = HomeVolume | BlobVolume | HostPathVolume | DatasetVolume
 # The user notebooks and jobs run as (KubeSpawner uid/fs_gid; the DLW images' USER 1000).
 POD_UID = 1000
 POD_GID = 100
-_CHOWN = (
-    "import os, sys\n"
-    "for p in sys.argv[1:]:\n"
-    "    if os.stat(p).st_uid == 0:  # fresh from the kubelet\n"
-    f"        os.chown(p, {POD_UID}, {POD_GID}); os.chmod(p, 0o700)\n"
-)
+
 
 
 def pod_volume_name(vol: AnyVolume) -> str:
@@ -57,8 +53,7 @@ def pod_volume(
     elif isinstance(vol, BlobVolume):
         source = {"persistentVolumeClaim": {"claimName": vol.pvc_name, "readOnly": ro}}
     elif isinstance(vol, HostPathVolume):
-        path = f"{vol.path.rstrip('/')}/{safe_name(user)}" if vol.per_user else vol.path
-        source = {"hostPath": {"path": path, "type": vol.host_path_type}}
+        source = {"hostPath": {"path": vol.path, "type": vol.host_path_type}}
     elif isinstance(vol, DatasetVolume):
         if vol.nfs is not None:
             source = {"nfs": {"server": vol.nfs.server, "path": vol.nfs.path, "readOnly": ro}}
@@ -67,6 +62,8 @@ def pod_volume(
     else:  # pragma: no cover - the union is closed
         raise DLWError(f"volume {vol.name!r}: unsupported type")
     mount = {"name": name, "mountPath": mount_path or vol.mount_path, "readOnly": ro}
+    if isinstance(vol, HostPathVolume) and vol.per_user:
+        mount["subPath"] = safe_name(user)
     return {"name": name, **source}, mount
 
 
@@ -90,21 +87,3 @@ def pod_volumes(
         volumes.append(vol)
         mounts.append(mount)
     return volumes, mounts
-
-
-def owner_init_container(ws: Workspace, refs: Iterable[Any], image: str) -> dict[str, Any] | None:
-    """An init container (root, no added capabilities) that gives the per-user hostPath folders among
-    ``refs`` to POD_UID; None when there are none. ``image`` needs Python (every DLW pod image has it)."""
-    names = [ref if isinstance(ref, str) else ref.name for ref in refs]
-    vols = [v for v in (ws.volume(n) for n in dict.fromkeys(names)) if isinstance(v, HostPathVolume) and v.per_user]
-    if not vols:
-        return None
-    mounts = [{"name": pod_volume_name(v), "mountPath": f"/dlw-own/{v.name}"} for v in vols]
-    return {
-        "name": "dlw-own-scratch",
-        "image": image,
-        "command": ["python", "-c", _CHOWN, *(m["mountPath"] for m in mounts)],
-        "volumeMounts": mounts,
-        "securityContext": {"runAsUser": 0, "runAsNonRoot": False, "privileged": False,
-                            "allowPrivilegeEscalation": False},
-    }

@@ -19,6 +19,10 @@ from ... import settings
 from ...errors import DLWError
 
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+# Client-side limits, so a half-open connection (the server or a proxy gone without a FIN) fails instead of
+# hanging: connecting, and the longest silence a plain request's answer may have.
+CONNECT_SECONDS = 10.0
+READ_SECONDS = 120.0
 
 # (apiVersion, kind) -> (group, version, plural) of the core kinds; engines add their own (``coordinates``)
 CORE_KINDS: dict[tuple[str, str], tuple[str, str, str]] = {
@@ -98,7 +102,8 @@ class Api:
                 method=method, resource_path=path, query_params=query or [], body=body,
                 header_params={"Accept": "application/json", "Content-Type": content_type},
                 auth_settings=["BearerToken"],
-            )
+            ),
+            _request_timeout=(CONNECT_SECONDS, READ_SECONDS),
         )
         resp.read()
         if not 200 <= resp.status <= 299:
@@ -130,7 +135,8 @@ class Api:
         self.call("DELETE", self._path(*coordinates(kind), namespace, name), body)
 
     def pod_log(
-        self, namespace: str, pod: str, container: str, follow: bool = False, timeout: float | None = None,
+        self, namespace: str, pod: str, container: str, follow: bool = False,
+        timeout: float | tuple[float, float] | None = None,  # seconds, or (connect, read)
         timestamps: bool = False,
     ) -> Any:
         """The raw urllib3 response of a pod's log (stream it with ``.stream()``); ``timestamps``: each

@@ -23,9 +23,13 @@ from kubernetes.client.exceptions import ApiException
 
 from ...engines.base import Engine
 from ..base import LogChunk
-from .api import Api
+from .api import CONNECT_SECONDS, Api
 
 POLL_SECONDS = 1.0
+# Once the job is finished, how long its pods' log streams may take to end: a stream that the server never
+# closes (a half-open connection: the node or a proxy went away) is given up then, not waited on for ever.
+DRAIN_SECONDS = 30.0
+FOLLOW_READ_SECONDS = 86400.0
 SAVED_LOGS_DIR = ".dlw-logs"  # inside DLW_OUTPUT_DIR: the name bootstrap.py writes to
 _STARTED = {"Running", "Succeeded", "Failed"}
 
@@ -178,7 +182,9 @@ def follow_logs(
 
     def pump(key: str, pod_name: str, r: int) -> None:
         try:
-            resp = api.pod_log(namespace, pod_name, engine.container, follow=True)
+            # A quiet log is no fault (the read limit is a day; the drain limit ends a dead stream).
+            resp = api.pod_log(namespace, pod_name, engine.container, follow=True,
+                               timeout=(CONNECT_SECONDS, FOLLOW_READ_SECONDS))
             live[key] = resp
             for data in resp.stream(4096, decode_content=False):
                 if stop.is_set():
@@ -192,9 +198,12 @@ def follow_logs(
 
     running = 0
     finished = False
+    finished_at: float | None = None
     try:
         while True:
             pods, finished = poll()
+            if finished and finished_at is None:
+                finished_at = time.monotonic()
             for r, pod in sorted(_newest_per_rank(engine, pods).items()):
                 key = _pod_key(pod)
                 if key in streamed or (rank is not None and r != rank):
@@ -225,7 +234,7 @@ def follow_logs(
                 text = decoder.decode(data)
                 if text:
                     yield LogChunk(rank=r, text=text, offset=offsets[key])
-            if finished and running == 0:
+            if finished and (running == 0 or time.monotonic() - (finished_at or 0.0) > DRAIN_SECONDS):
                 return
     finally:
         stop.set()

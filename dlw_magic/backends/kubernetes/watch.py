@@ -20,10 +20,13 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch import Watch
 
-from .api import Api, _matches, coordinates
+from .api import CONNECT_SECONDS, Api, _matches, coordinates
 
 WATCH_SECONDS = 300  # the server ends each watch after this long (plus jitter); it resumes from the last version
 RETRY_SECONDS = 2.0
+# The server ends a watch after timeoutSeconds; silence this much longer means the connection is half-open
+# (the server or a proxy went away without closing it): the read fails and the watch resumes from a new list.
+READ_SLACK_SECONDS = 30.0
 # What a server without watch for a kind answers: not allowed, not implemented, not understood.
 UNSUPPORTED = {400, 405, 406, 415, 501}
 
@@ -81,15 +84,15 @@ class ObjectWatch:
 
     def _open(self, **kwargs: Any) -> Any:
         """One watch request; ``Watch.stream`` reads its lines (and stops it by closing the socket)."""
-        query = [*self._query(), ("watch", "true"), ("allowWatchBookmarks", "true"),
-                 ("timeoutSeconds", kwargs.get("timeout_seconds", WATCH_SECONDS))]
+        seconds = kwargs.get("timeout_seconds", WATCH_SECONDS)
+        query = [*self._query(), ("watch", "true"), ("allowWatchBookmarks", "true"), ("timeoutSeconds", seconds)]
         if kwargs.get("resource_version"):
             query.append(("resourceVersion", kwargs["resource_version"]))
         client = self.api.client
         resp = client.call_api(*client.param_serialize(
             method="GET", resource_path=self._path, query_params=query,
             header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
-        ))
+        ), _request_timeout=(CONNECT_SECONDS, seconds + READ_SLACK_SECONDS))
         if not 200 <= resp.status <= 299:
             resp.read()
             raise ApiException(http_resp=resp)
