@@ -61,16 +61,21 @@ class ScheduleStore:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as err:
             raise DLWError(f"{self.path.parent}: cannot create the DLW data folder ({err.strerror})") from None
-        with self._tx() as db:
-            db.executescript(SCHEMA)
+        try:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode = WAL")
+                db.executescript(SCHEMA)  # commits by itself: not inside _tx
+            finally:
+                db.close()
+        except sqlite3.OperationalError as err:
+            raise DLWError(f"{self.path}: {err}") from None
 
     @contextmanager
     def _tx(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         db.row_factory = sqlite3.Row
         try:
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                db.execute("PRAGMA journal_mode = WAL")
             db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
             try:
                 yield db
