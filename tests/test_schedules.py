@@ -213,7 +213,7 @@ def test_a_deleted_notebook_fails_its_run_and_the_scheduler_goes_on(home: Path, 
 
 
 def test_keep_last_n_deletes_older_runs(home: Path, tmp_path: Path):
-    _create(_nb(tmp_path / "nb.ipynb"), keep=1, cron="@hourly")
+    _create(_nb(tmp_path / "nb.ipynb"), keep=1, cron="@hourly", tz="UTC")
     backend, store = get_backend(), _store()
     for hour in (13, 14, 15):
         (event,) = tick(_at(1, hour, 0, tz="UTC"), backend, store)
@@ -243,6 +243,7 @@ def test_the_service_survives_a_restart_and_hands_over_its_lease(home: Path, tmp
     service.serve(home, clock=lambda: clock[0], sleep=slept.append, rounds=1, holder="server-a")
     assert [r["job"] for r in _runs()] == ["nightly-2612020300"]
     assert 0 < slept[-1] <= service.MAX_SLEEP
+    core.wait("nightly-2612020300", timeout=120)  # done before the next fire (concurrency Forbid)
     # A scheduler that was killed keeps its lease until it lapses: another one stands by until then.
     store = _store()
     assert store.acquire("server-a", clock[0], service.LEASE_SECONDS)
@@ -325,3 +326,20 @@ def test_fire_names_the_run_by_minute_in_the_zone(home: Path, tmp_path: Path):
     with pytest.raises(DLWError, match="already exists"):  # a second pod for the same minute
         fire(path, now=datetime(2026, 12, 1, 10, 0, 40, tzinfo=timezone.utc))
     assert core.wait(name, timeout=120).state.value == "Succeeded"
+
+
+def test_magic_schedules_the_notebook_it_runs_in(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    nb = _nb(tmp_path / "daily.ipynb")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JPY_SESSION_NAME", str(nb))
+    sh = InteractiveShell.instance()
+    sh.run_line_magic("load_ext", "dlw_magic")
+    sh.run_line_magic("dlw", "schedule create --cron '15 4 * * *' --timezone UTC")
+    assert "Scheduled daily: 15 4 * * * (UTC)" in capsys.readouterr().out
+    assert api.show("daily").definition.notebook == str(nb.resolve())
+    sh.run_line_magic("dlw", "schedule create --cron 'every day'")
+    err = capsys.readouterr().err
+    assert "%dlw schedule: cron: 'every day' has 2 fields; expected 5" in err

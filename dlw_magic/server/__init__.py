@@ -28,6 +28,7 @@ from .handlers import (
     ParametersHandler,
     RerunHandler,
 )
+from .schedules import DiffHandler, ScheduleActionHandler, ScheduleHandler, SchedulesHandler, start_scheduler
 
 # Same rule as the spec's job names (DNS-1123 label), so a URL can never carry a path.
 JOB_NAME = r"(?P<name>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)"
@@ -43,6 +44,10 @@ HANDLERS: list[tuple[str, type]] = [
     (r"gpus/idle", GpuIdleHandler),
     (r"options", OptionsHandler),
     (r"parameters", ParametersHandler),
+    (rf"jobs/{JOB_NAME}/diff", DiffHandler),
+    (r"schedules", SchedulesHandler),
+    (rf"schedules/{JOB_NAME}", ScheduleHandler),
+    (rf"schedules/{JOB_NAME}/(?P<action>pause|resume|run)", ScheduleActionHandler),
 ]
 
 
@@ -96,6 +101,11 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     web_app.settings["dlw_root_dir"] = serverapp.root_dir
     web_app.add_handlers(".*$", [(url_path_join(base, pattern), cls) for pattern, cls in HANDLERS])
     serverapp.log.info("DLW REST API at %s", base)
+    try:  # recurring jobs keep running while JupyterLab is up (and after: the scheduler is its own process)
+        if start_scheduler():
+            serverapp.log.info("DLW: started the local scheduler (dlw schedule list)")
+    except Exception as err:  # a broken schedules database must not stop the lab
+        serverapp.log.warning("DLW: local scheduler not started: %s", err)
 
 
 # Older jupyter_server looked the loader up without the underscore.
