@@ -5,6 +5,7 @@
  */
 
 import { MetricCharts } from './chart.js';
+import { showDiff } from './schedules.js';
 import type { IJob, IPreemption } from './types.js';
 
 export class JobDetails {
@@ -28,7 +29,12 @@ export class JobDetails {
     this.notebook.addEventListener('click', () => this.job && onOpenNotebook(this.job));
     this.info = document.createElement('span');
     this.info.className = 'dlw-JobDetails-info';
-    bar.append(this.notebook, this.info);
+    const diff = document.createElement('button');
+    diff.className = 'jp-Button jp-mod-minimal dlw-JobDetails-diff';
+    diff.textContent = 'Diff with…';
+    diff.title = 'What changed: parameters, cells, code, image, packages, resources';
+    diff.addEventListener('click', () => this.job && void showDiff(this.job.name));
+    bar.append(this.notebook, diff, this.info);
     this.history = document.createElement('div');
     this.history.className = 'dlw-JobDetails-history';
     this.node.append(bar, this.history, this.charts.node);
