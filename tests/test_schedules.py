@@ -87,7 +87,7 @@ def test_bad_definitions_are_one_line_and_nothing_is_kept(home: Path, tmp_path: 
     assert cli.main(["schedule", "create", str(nb), *argv]) == 1
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
-    assert _store().list() == []
+    assert _store().definitions() == []
 
 
 def test_a_missing_notebook_is_refused_at_creation(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):

@@ -37,7 +37,8 @@ def test_create_pause_resume_run_delete(api, jp_root_dir):
     body = {"notebook": "work/train.ipynb", "cron": "0 3 * * *", "timezone": "Europe/Berlin", "name": "nightly",
             "concurrency": "replace", "keep": 2, "options": {"parameters": {"lr": 0.5}}}
     created = api("schedules", method="POST", body=json.dumps(body))
-    assert (created["name"], created["concurrency"], created["keep"], created["paused"]) == ("nightly", "Replace", 2, False)
+    shown = (created["name"], created["concurrency"], created["keep"], created["paused"])
+    assert shown == ("nightly", "Replace", 2, False)
     assert created["nextRun"] is not None
     assert [s["name"] for s in api("schedules")["schedules"]] == ["nightly"]
     assert api("schedules", "nightly", "pause", method="POST", body="{}")["paused"] is True

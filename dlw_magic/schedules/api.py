@@ -106,7 +106,7 @@ def list_definitions(store: ScheduleStore | None = None, backend: Backend | None
                      now: datetime | None = None) -> list[Shown]:
     store = store or store_for()
     jobs = _jobs(backend)
-    return [_shown(d, store, jobs, now) for d in store.list(_user())]
+    return [_shown(d, store, jobs, now) for d in store.definitions(_user())]
 
 
 def _jobs(backend: Backend | None) -> dict[str, JobInfo]:

@@ -124,7 +124,7 @@ def tick(now: datetime, backend: Backend, store: ScheduleStore, user: str | None
     """Start every local definition's due fire (the newest one when several were missed)."""
     events: list[Event] = []
     jobs: dict[str, JobInfo] | None = None
-    for d in store.list(user):
+    for d in store.definitions(user):
         if d.paused or d.backend != "local":
             continue  # Kubernetes definitions are CronJobs: the cluster runs them
         try:

@@ -66,7 +66,7 @@ def serve(home: Path, *, clock: Callable[[], float] = time.time, sleep: Callable
 def _until_next(store: ScheduleStore, now: float) -> float:
     soonest = MAX_SLEEP
     at = datetime.fromtimestamp(now, timezone.utc)
-    for d in store.list():
+    for d in store.definitions():
         if d.backend != "local":
             continue
         with contextlib.suppress(DLWError):

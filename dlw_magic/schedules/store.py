@@ -123,7 +123,7 @@ class ScheduleStore:
             raise NotFound(f"no schedule named {name!r} (list them with: dlw schedule list)")
         return self._definition(row)
 
-    def list(self, user: str | None = None) -> list[Definition]:
+    def definitions(self, user: str | None = None) -> list[Definition]:
         with self._tx() as db:
             rows = db.execute("SELECT * FROM definitions" + (" WHERE user = ?" if user is not None else "")
                               + " ORDER BY name", (user,) if user is not None else ()).fetchall()

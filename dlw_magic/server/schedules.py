@@ -150,6 +150,6 @@ def start_scheduler() -> bool:
     home = data_dir()
     if not (home / "schedules.db").is_file():
         return False  # never used: no database, no process
-    if not any(d.backend == "local" and not d.paused for d in ScheduleStore(home).list()):
+    if not any(d.backend == "local" and not d.paused for d in ScheduleStore(home).definitions()):
         return False
     return service.ensure_running(home)
