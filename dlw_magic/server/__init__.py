@@ -28,7 +28,15 @@ from .handlers import (
     ParametersHandler,
     RerunHandler,
 )
-from .schedules import DiffHandler, ScheduleActionHandler, ScheduleHandler, SchedulesHandler, start_scheduler
+from .schedules import (
+    DiffHandler,
+    PauseScheduleHandler,
+    ResumeScheduleHandler,
+    RunScheduleHandler,
+    ScheduleHandler,
+    SchedulesHandler,
+    start_scheduler,
+)
 
 # Same rule as the spec's job names (DNS-1123 label), so a URL can never carry a path.
 JOB_NAME = r"(?P<name>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)"
@@ -47,7 +55,9 @@ HANDLERS: list[tuple[str, type]] = [
     (rf"jobs/{JOB_NAME}/diff", DiffHandler),
     (r"schedules", SchedulesHandler),
     (rf"schedules/{JOB_NAME}", ScheduleHandler),
-    (rf"schedules/{JOB_NAME}/(?P<action>pause|resume|run)", ScheduleActionHandler),
+    (rf"schedules/{JOB_NAME}/pause", PauseScheduleHandler),
+    (rf"schedules/{JOB_NAME}/resume", ResumeScheduleHandler),
+    (rf"schedules/{JOB_NAME}/run", RunScheduleHandler),
 ]
 
 

@@ -108,13 +108,16 @@ class ScheduleHandler(DLWHandler):
 
 
 class ScheduleActionHandler(DLWHandler):
-    """``pause``, ``resume`` or ``run`` (now)."""
+    """``pause``, ``resume`` or ``run`` (now): one URL each, the subclasses below."""
+
+    action = ""
 
     @web.authenticated
     @authorized
-    async def post(self, name: str, action: str) -> None:
+    async def post(self, name: str) -> None:
         from ..schedules import api
 
+        action = self.action
         backend = self.backend()
         if action == "run":
             info = await self.call(api.run_now, name, backend=backend)
@@ -123,6 +126,18 @@ class ScheduleActionHandler(DLWHandler):
         await self.call(api.set_paused, name, action == "pause", backend=backend)
         shown = await self.call(api.show, name, backend=backend)
         self.reply(shown.to_dict())
+
+
+class PauseScheduleHandler(ScheduleActionHandler):
+    action = "pause"
+
+
+class ResumeScheduleHandler(ScheduleActionHandler):
+    action = "resume"
+
+
+class RunScheduleHandler(ScheduleActionHandler):
+    action = "run"
 
 
 class DiffHandler(DLWHandler):
