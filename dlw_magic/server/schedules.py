@@ -110,14 +110,9 @@ class ScheduleHandler(DLWHandler):
 class ScheduleActionHandler(DLWHandler):
     """``pause``, ``resume`` or ``run`` (now): one URL each, the subclasses below."""
 
-    action = ""
-
-    @web.authenticated
-    @authorized
-    async def post(self, name: str) -> None:
+    async def act(self, name: str, action: str) -> None:
         from ..schedules import api
 
-        action = self.action
         backend = self.backend()
         if action == "run":
             info = await self.call(api.run_now, name, backend=backend)
@@ -129,15 +124,24 @@ class ScheduleActionHandler(DLWHandler):
 
 
 class PauseScheduleHandler(ScheduleActionHandler):
-    action = "pause"
+    @web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        await self.act(name, "pause")
 
 
 class ResumeScheduleHandler(ScheduleActionHandler):
-    action = "resume"
+    @web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        await self.act(name, "resume")
 
 
 class RunScheduleHandler(ScheduleActionHandler):
-    action = "run"
+    @web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        await self.act(name, "run")
 
 
 class DiffHandler(DLWHandler):
