@@ -203,10 +203,14 @@ def test_missed_fire_past_the_starting_deadline_is_recorded_not_run(home: Path, 
 def test_a_deleted_notebook_fails_its_run_and_the_scheduler_goes_on(home: Path, tmp_path: Path):
     gone = _nb(tmp_path / "gone.ipynb")
     _create(gone, name="first")
+    broken = _create(_nb(tmp_path / "broken.ipynb"), name="broken")
     _create(_nb(tmp_path / "kept.ipynb"), name="second")
     gone.unlink()
+    broken.spec["workers"] = 0  # a definition spoilt in the database behind the scheduler's back
+    _store().save(broken)
     events = {e.definition: e for e in tick(_at(2, 3, 0), get_backend(), _store())}
     assert events["first"].action == "failed" and "gone.ipynb: notebook not found" in (events["first"].message or "")
+    assert events["broken"].action == "failed" and "workers" in (events["broken"].message or "")
     assert events["second"].action == "submitted"
     run = _runs("first")[0]
     assert (run["state"], run["reason"]) == ("Failed", "SubmitFailed")

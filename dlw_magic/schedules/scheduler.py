@@ -128,30 +128,40 @@ def tick(now: datetime, backend: Backend, store: ScheduleStore, user: str | None
         if d.paused or d.backend != "local":
             continue  # Kubernetes definitions are CronJobs: the cluster runs them
         try:
-            fires = cron.fires_between(d.cron, d.timezone, utc(d.last_fire or d.created), now)
-        except DLWError as err:  # edited behind our back into something invalid
-            log.warning("schedule %s: %s", d.name, err)
-            continue
-        if jobs is None:
-            jobs = job_states(backend)
-        _settle_stuck(d, store, now)
-        if not fires:
-            continue
-        fire = fires[-1]
-        late = (now - fire).total_seconds()
-        if d.starting_deadline is not None and late > d.starting_deadline:
-            message = (f"not started by its deadline ({d.starting_deadline} s after {fire:%Y-%m-%d %H:%M} UTC): "
-                       "the scheduler was not running")
-            if store.claim(d, fire.timestamp(), MISSED, "StartingDeadlineExceeded", message, now.timestamp()):
-                events.append(Event(d.name, "missed", fire=fire, message=message))
-            continue
-        run_id = store.claim(d, fire.timestamp(), now=now.timestamp())
-        if run_id is None:
-            continue  # another scheduler took this fire
-        if len(fires) > 1:
-            store.update_run(run_id, message=f"{len(fires) - 1} earlier fire(s) missed while the scheduler was off")
-        events.append(start_fire(d, run_id, fire, backend, store, jobs))
-        prune(d, backend, store, jobs)
+            jobs = jobs if jobs is not None else job_states(backend)
+            events.extend(_tick_one(d, now, backend, store, jobs))
+        except Exception as err:  # one definition's trouble must not stop the others' runs
+            log.exception("schedule %s: %s", d.name, err)
+    return events
+
+
+def _tick_one(d: Definition, now: datetime, backend: Backend, store: ScheduleStore,
+              jobs: dict[str, JobInfo]) -> list[Event]:
+    """One definition: its newest due fire, by its missed-run and concurrency policies."""
+    events: list[Event] = []
+    try:
+        fires = cron.fires_between(d.cron, d.timezone, utc(d.last_fire or d.created), now)
+    except DLWError as err:  # edited behind our back into something invalid
+        log.warning("schedule %s: %s", d.name, err)
+        return events
+    _settle_stuck(d, store, now)
+    if not fires:
+        return events
+    fire = fires[-1]
+    late = (now - fire).total_seconds()
+    if d.starting_deadline is not None and late > d.starting_deadline:
+        message = (f"not started by its deadline ({d.starting_deadline} s after {fire:%Y-%m-%d %H:%M} UTC): "
+                   "the scheduler was not running")
+        if store.claim(d, fire.timestamp(), MISSED, "StartingDeadlineExceeded", message, now.timestamp()):
+            events.append(Event(d.name, "missed", fire=fire, message=message))
+        return events
+    run_id = store.claim(d, fire.timestamp(), now=now.timestamp())
+    if run_id is None:
+        return events  # another scheduler took this fire
+    if len(fires) > 1:
+        store.update_run(run_id, message=f"{len(fires) - 1} earlier fire(s) missed while the scheduler was off")
+    events.append(start_fire(d, run_id, fire, backend, store, jobs))
+    prune(d, backend, store, jobs)
     return events
 
 

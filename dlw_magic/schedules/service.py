@@ -57,10 +57,16 @@ def serve(home: Path, *, clock: Callable[[], float] = time.time, sleep: Callable
                              event.message or "")
             except DLWError as err:  # the job database is locked or full: try again next round
                 log.warning("scheduler: %s", err)
+            if rounds is None and not _has_local(store):
+                break  # nothing left to run: the lab or `dlw schedule create` starts one again when needed
             sleep(_until_next(store, clock()))
     finally:
         with contextlib.suppress(DLWError):
             store.release(holder)
+
+
+def _has_local(store: ScheduleStore) -> bool:
+    return any(d.backend == "local" and not d.paused for d in store.definitions())
 
 
 def _until_next(store: ScheduleStore, now: float) -> float:
