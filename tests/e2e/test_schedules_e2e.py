@@ -1,5 +1,5 @@
 """End to end in a real browser: schedule a notebook from its toolbar ("Run on a schedule"), see the
-definition in the DLW Jobs panel, pause it, run it now, and delete it."""
+definition in the DLW Jobs panel, pause it, run it now, diff its run with the notebook now, delete it."""
 
 from __future__ import annotations
 
@@ -62,6 +62,15 @@ def test_create_pause_run_and_delete_a_schedule(page: Page, lab):
     job = lab.api("schedules/nightly-digits")["runs"][0]["job"]
     lab.api(f"jobs/{job}/cancel", "POST", {})
     shot(page, "22-schedule-run-now")
+
+    # The run opens its log tab; "Diff with…" compares it with the notebook now.
+    run.first.click()
+    page.locator(".dlw-JobDetails-diff").click(timeout=30_000)
+    page.locator(".jp-Dialog").get_by_role("button", name="Diff", exact=True).click()
+    diff = page.locator(".dlw-Diff")
+    expect(diff).to_contain_text(f"{job} -> now", timeout=60_000)
+    shot(page, "23-diff-with-now")
+    page.locator(".jp-Dialog").get_by_role("button", name="Ok").click()
 
     item.get_by_role("button", name="Delete").click()
     page.locator(".jp-Dialog").get_by_role("button", name="Delete").click()
