@@ -5,7 +5,6 @@
  */
 
 import { MetricCharts } from './chart.js';
-import { showDiff } from './schedules.js';
 import type { IJob, IPreemption } from './types.js';
 
 export class JobDetails {
@@ -16,7 +15,7 @@ export class JobDetails {
   private readonly notebook: HTMLButtonElement;
   private job: IJob | null = null;
 
-  constructor(onOpenNotebook: (job: IJob) => void) {
+  constructor(onOpenNotebook: (job: IJob) => void, onDiff?: (job: IJob) => void) {
     this.node = document.createElement('div');
     this.node.className = 'dlw-JobDetails';
     const bar = document.createElement('div');
@@ -33,7 +32,8 @@ export class JobDetails {
     diff.className = 'jp-Button jp-mod-minimal dlw-JobDetails-diff';
     diff.textContent = 'Diff with…';
     diff.title = 'What changed: parameters, cells, code, image, packages, resources';
-    diff.addEventListener('click', () => this.job && void showDiff(this.job.name));
+    diff.hidden = !onDiff;
+    diff.addEventListener('click', () => this.job && onDiff?.(this.job));
     bar.append(this.notebook, diff, this.info);
     this.history = document.createElement('div');
     this.history.className = 'dlw-JobDetails-history';

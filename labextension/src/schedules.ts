@@ -193,7 +193,7 @@ export class SchedulesSection {
     const title = document.createElement('h3');
     title.textContent = 'Schedules';
     this.error = document.createElement('div');
-    this.error.className = 'dlw-JobsPanel-error';
+    this.error.className = 'dlw-Schedules-error';
     this.list = document.createElement('div');
     this.node.append(title, this.error, this.list);
     this.node.hidden = true;
