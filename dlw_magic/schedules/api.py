@@ -105,8 +105,9 @@ def _default_name(target: str | Path) -> str:
 def list_definitions(store: ScheduleStore | None = None, backend: Backend | None = None,
                      now: datetime | None = None) -> list[Shown]:
     store = store or store_for()
-    jobs = _jobs(backend)
-    return [_shown(d, store, jobs, now) for d in store.definitions(_user())]
+    definitions = store.definitions(_user())
+    jobs = _jobs(backend) if definitions else {}  # the panel asks every few seconds: no listing for nothing
+    return [_shown(d, store, jobs, now) for d in definitions]
 
 
 def _jobs(backend: Backend | None) -> dict[str, JobInfo]:

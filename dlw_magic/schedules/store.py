@@ -64,8 +64,10 @@ class ScheduleStore:
         try:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             try:
-                db.execute("PRAGMA journal_mode = WAL")
-                db.executescript(SCHEMA)  # commits by itself: not inside _tx
+                # Every panel poll opens the store: write (and lock) only when the schema is missing.
+                if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'lease'").fetchone():
+                    db.execute("PRAGMA journal_mode = WAL")
+                    db.executescript(SCHEMA)  # commits by itself: not inside _tx
             finally:
                 db.close()
         except sqlite3.OperationalError as err:
