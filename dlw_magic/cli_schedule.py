@@ -171,6 +171,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for r in s.runs:
         why = ": ".join(str(x) for x in (r.get("reason"), r.get("message")) if x)
         why = f"  {why}" if why else ""
+        why += f"  {r['metrics']}" if r.get("metrics") else ""
         print(f"  {api.stamp(r['scheduled'], d.timezone)}  {r.get('job') or '-'}  {r['state']}{why}")
     return 0
 

@@ -109,7 +109,7 @@ def test_cron_in_a_time_zone_follows_daylight_saving():
 
 
 def test_fires_on_time_once_and_names_the_run(home: Path, tmp_path: Path):
-    _create(_nb(tmp_path / "nb.ipynb"))
+    _create(_nb(tmp_path / "nb.ipynb", "from dlw_magic import log_metrics\nlog_metrics(step=3, loss=0.25)"))
     backend, store = get_backend(), _store()
     assert tick(_at(2, 2, 59), backend, store) == []  # 02:59 Berlin: not yet
     events = tick(_at(2, 3, 0), backend, store)
@@ -118,7 +118,8 @@ def test_fires_on_time_once_and_names_the_run(home: Path, tmp_path: Path):
     job = core.wait("nightly-2612020300", timeout=120)
     assert job.state.value == "Succeeded"
     runs = _runs()
-    assert [(r["job"], r["state"]) for r in runs] == [("nightly-2612020300", "Succeeded")]
+    assert [(r["job"], r["state"], r["metrics"]) for r in runs] == [
+        ("nightly-2612020300", "Succeeded", "loss 0.25 (step 3)")]  # the panel shows a run's last metrics
 
 
 def test_two_schedulers_at_once_start_one_run(home: Path, tmp_path: Path):

@@ -42,7 +42,7 @@ class Shown:
             "nextRun": self.next_fire.timestamp() if self.next_fire else None,
             "lastJob": last["job"] if last else None,
             "runs": [{"job": r.get("job"), "state": r["state"], "scheduled": r["scheduled"], "reason": r.get("reason"),
-                      "message": r.get("message")} for r in self.runs],
+                      "message": r.get("message"), "metrics": r.get("metrics")} for r in self.runs],
         }
 
 
@@ -104,10 +104,13 @@ def _default_name(target: str | Path) -> str:
 
 def list_definitions(store: ScheduleStore | None = None, backend: Backend | None = None,
                      now: datetime | None = None) -> list[Shown]:
+    from .. import core
+
     store = store or store_for()
+    backend = backend or core.get_backend()
     definitions = store.definitions(_user())
     jobs = _jobs(backend) if definitions else {}  # the panel asks every few seconds: no listing for nothing
-    return [_shown(d, store, jobs, now) for d in definitions]
+    return [_shown(d, store, jobs, now, backend) for d in definitions]
 
 
 def _jobs(backend: Backend | None) -> dict[str, JobInfo]:
@@ -119,17 +122,26 @@ def _jobs(backend: Backend | None) -> dict[str, JobInfo]:
         return {}
 
 
-def _shown(d: Definition, store: ScheduleStore, jobs: dict[str, JobInfo], now: datetime | None) -> Shown:
+def _shown(d: Definition, store: ScheduleStore, jobs: dict[str, JobInfo], now: datetime | None,
+           backend: Backend | None = None) -> Shown:
+    from ..format import last_metrics
+
     runs = store.runs(d.user, d.name)
     for r in runs:
         r["state"] = run_state(r, jobs)
+        job = jobs.get(r.get("job") or "")
+        if job is not None and backend is not None:  # at most `keep` runs (+ active ones): a few small files
+            r["metrics"] = last_metrics(backend.metrics(job))
     return Shown(d, next_fire(d, now or _now()), runs)
 
 
 def show(name: str, store: ScheduleStore | None = None, backend: Backend | None = None,
          now: datetime | None = None) -> Shown:
+    from .. import core
+
     store = store or store_for()
-    return _shown(store.get(_user(), name), store, _jobs(backend), now)
+    backend = backend or core.get_backend()
+    return _shown(store.get(_user(), name), store, _jobs(backend), now, backend)
 
 
 def set_paused(name: str, paused: bool, store: ScheduleStore | None = None, backend: Backend | None = None,

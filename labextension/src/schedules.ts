@@ -16,6 +16,7 @@ export interface IScheduleRun {
   scheduled: number;
   reason: string | null;
   message: string | null;
+  metrics?: string | null; // the run's last logged metrics: "loss 0.08 (step 12)"
 }
 
 export interface ISchedule {
@@ -254,7 +255,8 @@ export class SchedulesSection {
       run.className = 'dlw-Schedule-run';
       run.dataset.state = r.state;
       const why = r.reason ? ` · ${r.reason}${r.message ? ': ' + r.message : ''}` : '';
-      run.textContent = `${when(r.scheduled)} · ${r.job ?? '-'} · ${r.state}${why}`;
+      const metrics = r.metrics ? ` · ${r.metrics}` : '';
+      run.textContent = `${when(r.scheduled)} · ${r.job ?? '-'} · ${r.state}${metrics}${why}`;
       if (r.job) {
         const job = r.job;
         run.addEventListener('click', () => this.onOpenJob(job));
