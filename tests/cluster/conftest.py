@@ -1,0 +1,97 @@
+"""Fixtures of the cluster suite: one real control plane per test session, process kubelets, and a DLW
+installed on it the way an admin does (``dlw admin render --all`` + ``helm install``), with alice's
+namespace made as the hub makes it at her first spawn.
+
+The binaries are built once per machine by tests/cluster/build.sh (the README's test command runs it
+first). Where this machine has no Go toolchain the suite skips with that one reason, except under CI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.controlplane import ROOT, ControlPlane, helm_path
+from tests.cluster.kubelet import ProcessKubelet
+from tests.cluster.support import WORKSPACE, dlw, user_namespace
+
+GPU_TYPE = "NVIDIA-H100-80GB-HBM3"
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.cluster)
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    if not shutil.which("go") and os.environ.get("CI") != "true":
+        pytest.skip("no Go toolchain: the cluster suite builds Kubernetes from its Go modules (tests/cluster/build.sh)")
+    cp = ControlPlane(tmp_path_factory.mktemp("cluster")).start()
+    try:
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="session")
+def nodes(control_plane: ControlPlane) -> Iterator[dict[str, ProcessKubelet]]:
+    """Two process kubelets: a CPU node, and a GPU node with 4 fake H100s, GPU feature discovery's labels
+    and the GPU taint that the admin YAML's profiles tolerate."""
+    pythonpath = str(ROOT)
+    cpu = ProcessKubelet(control_plane, "cpu-0", cpu="8", memory="32Gi", pythonpath=pythonpath).start()
+    gpu = ProcessKubelet(control_plane, "gpu-0", gpus=4, cpu="32", memory="256Gi", pythonpath=pythonpath,
+                         labels={"nvidia.com/gpu.present": "true", "nvidia.com/gpu.product": GPU_TYPE,
+                                 "nvidia.com/gpu.count": "4"}, taints=[GPU_TAINT]).start()
+    control_plane.wait_for(lambda: all(_ready(control_plane, n) for n in ("cpu-0", "gpu-0")), "nodes Ready", 60)
+    try:
+        yield {"cpu": cpu, "gpu": gpu}
+    finally:
+        cpu.stop()
+        gpu.stop()
+
+
+def _ready(cp: ControlPlane, node: str) -> bool:
+    got = cp.kubectl("get", "node", node, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+                     check=False)
+    return got.stdout.strip() == "True"
+
+
+@pytest.fixture(scope="session")
+def installed(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """DLW's cluster objects installed as docs/deploy.md says: the admin renders the dlw-cluster chart
+    from the admin YAML and installs it with helm (a real install, through the real API server)."""
+    chart = tmp_path_factory.mktemp("chart") / "mycluster"
+    out = dlw("admin", "render", "--all", "--out", str(chart), str(WORKSPACE))
+    assert out.returncode == 0, out.stderr
+    res = subprocess.run([helm_path(), "install", "dlw-cluster", str(chart), "--namespace", "dlw",
+                          "--create-namespace", "--wait", "--timeout", "120s",
+                          f"--kubeconfig={control_plane.kubeconfig}"],
+                         capture_output=True, text=True, timeout=180, check=False)
+    assert res.returncode == 0, res.stderr
+    return chart
+
+
+@pytest.fixture(scope="session")
+def alice(control_plane: ControlPlane, installed: Path, nodes: dict[str, ProcessKubelet]) -> dict[str, str]:
+    """The environment of alice's notebook pod: her ServiceAccount's own token (not admin), her namespace,
+    the admin YAML."""
+    from dlw_magic.workspace import load_workspace
+
+    ns = user_namespace(control_plane, "alice")
+    sa = load_workspace(WORKSPACE).hub.service_account
+    kubeconfig = control_plane.sa_kubeconfig(ns, sa)
+    return {
+        "DLW_BACKEND": "kubernetes", "DLW_KUBECONFIG": str(kubeconfig), "KUBECONFIG": str(kubeconfig),
+        "DLW_NAMESPACE": ns, "DLW_WORKSPACE_CONFIG": str(WORKSPACE), "DLW_USER": "alice",
+        "JUPYTERHUB_USER": "alice", "DLW_IMAGE": "dlw/notebook:0.1.0",
+    }
