@@ -104,9 +104,11 @@ def apply(d: Definition, backend: Backend | None = None, replace: bool = False) 
     from kubernetes.client.exceptions import ApiException
 
     from ..backends.kubernetes.api import api_error
+    from ..snapshot import current_image
 
     kube = _kube(backend)
-    image = kube.notebook_image() or d.spec.get("image") or ""
+    # The firing pod runs dlw itself: the notebook's image (which has it) before the job's own.
+    image = kube.notebook_image() or current_image() or d.spec.get("image") or ""
     if not image:
         raise DLWError("image: cannot tell the notebook's image; pass --image for the scheduled job")
     objects = render(d, namespace=kube.namespace, image=image, user=kube.user, workspace=kube.workspace)
