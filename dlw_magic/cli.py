@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .options import JobOptions
     from .types import JobInfo
 
-JOB_COMMANDS = ("train", "render")  # the commands that take job options (they load pydantic)
+JOB_COMMANDS = ("train", "render", "schedule")  # the commands that take job options (they load pydantic)
 
 
 class UsageError(DLWError):
@@ -213,9 +213,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the JSON Schema of the job spec")
     p.set_defaults(func=cmd_schema)
 
-    from . import cli_experiments
+    from . import cli_diff, cli_experiments, cli_schedule  # dlw sweep/compare, diff, schedule: their own modules
 
     cli_experiments.register(sub, command)
+    cli_diff.register(sub, _backend_options, _output_option)
+    cli_schedule.register(sub, _backend_options, _output_option, command)
     try:
         from . import cli_admin
     except ImportError:  # the admin/hub commands are optional
@@ -355,12 +357,17 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_rerun(args: argparse.Namespace) -> int:
     from .core import rerun
+    from .envdiff import rerun_note
 
-    job = rerun(args.name, args.new_name, backend_from(args))
+    backend = backend_from(args)
+    job = rerun(args.name, args.new_name, backend)
+    note = rerun_note(backend.get(args.name), backend)  # one line when the environment moved since
     if args.output == "json":
-        fmt.print_json(job.to_dict(), sys.stdout)
+        fmt.print_json({**job.to_dict(), "environmentNote": note}, sys.stdout)
     else:
         print(f"Submitted {job.name} (same spec and code as {args.name})")
+        if note:
+            print(f"note: {note}")
     return 0
 
 

@@ -125,6 +125,7 @@ class DLWMagics(Magics):
 
         %dlw train [PATH] [--workers N] [--param NAME=VALUE]... [--wait | --follow]
         %dlw jobs | status NAME | logs NAME [-f] [--rank R] | cancel NAME | gpus | rerun NAME | convert
+        %dlw diff NAME [OTHER] | schedule create --cron '0 3 * * *' [--name N] | schedule list|show|pause|...
         %%dlw [train options]   -- the cell is a job spec in YAML; without `source` it runs this notebook
         """
         try:
@@ -203,6 +204,8 @@ class DLWMagics(Magics):
         command = argv[0]
         if command in ("convert", "render", "sweep") and not _has_positional(argv):
             argv = [command, str(current_notebook(self._user_ns, command)), *argv[1:]]
+        elif argv[:2] == ["schedule", "create"] and not _has_positional(argv):  # this notebook, on a schedule
+            argv = [*argv[:2], str(current_notebook(self._user_ns, "schedule create")), *argv[2:]]
         args = parse(argv)
         if args is None:
             return

@@ -44,6 +44,7 @@ class Settings:
     nvml_standin: str | None = None  # DLW_NVML_STANDIN: a JSON file [[util, MiB], ...] read in place of NVML (tests)
     log_max_bytes: int = 1 << 30  # DLW_LOG_MAX_BYTES: each local rank's log is cut off past this size
     db_busy_seconds: float = 60.0  # DLW_DB_BUSY_SECONDS: how long the local job database may stay locked
+    scheduler_autostart: bool = True  # DLW_SCHEDULER_AUTOSTART=0: the lab and `dlw schedule create` start no scheduler
 
     @property
     def user(self) -> str:
@@ -102,6 +103,7 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         nvml_standin=get("DLW_NVML_STANDIN"),
         log_max_bytes=int(_positive(get("DLW_LOG_MAX_BYTES"), 1 << 30)),
         db_busy_seconds=_positive(get("DLW_DB_BUSY_SECONDS"), 60.0),
+        scheduler_autostart=(get("DLW_SCHEDULER_AUTOSTART") or "1").lower() not in ("0", "false", "no", "off"),
     )
 
 

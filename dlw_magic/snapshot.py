@@ -11,6 +11,7 @@ import errno
 import glob
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 from pathlib import Path
@@ -190,7 +191,8 @@ def prepare(spec: TrainingJob, dest: Path, user: str) -> PreparedJob:
 def _prepare(spec: TrainingJob, dest: Path, user: str) -> PreparedJob:
     workdir, entry = source_paths(spec)
     dest.mkdir(parents=True, exist_ok=True)
-    provenance: dict[str, Any] = {"workdir": str(workdir), "git_commit": git_commit(entry.parent)}
+    provenance: dict[str, Any] = {"workdir": str(workdir), "git_commit": git_commit(entry.parent),
+                                  "python": platform.python_version()}  # for `dlw diff`
     if spec.tags:  # in the provenance, which job listings carry (the spec is for one job's details)
         provenance["tags"] = list(spec.tags)
     _copy_files(spec.source.files, workdir, dest)
@@ -232,6 +234,7 @@ def copy_of(spec: TrainingJob, old_snapshot: Path, dest: Path, user: str, old: d
     shutil.copytree(old_snapshot, dest, dirs_exist_ok=True)
     (dest / "job.yaml").write_text(yaml.safe_dump(spec.to_yaml_dict(), sort_keys=False), encoding="utf-8")
     provenance = {k: v for k, v in old.items() if k not in ("pip_freeze", "entrypoint")}
+    provenance["python"] = platform.python_version()  # same code, this environment
     provenance["snapshot_hash"] = digest = tree_hash(dest)
     return PreparedJob(
         spec=spec, user=user, snapshot_dir=dest, entrypoint=list(old["entrypoint"]),

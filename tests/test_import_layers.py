@@ -20,6 +20,8 @@ LAYERS = {
     "cli": "faces",
     "cli_admin": "faces",
     "cli_experiments": "faces",
+    "cli_diff": "faces",
+    "cli_schedule": "faces",
     "backup": "faces",  # dlw admin backup/restore: the hub's cluster export is a face's
     "magics": "faces",
     "widget": "faces",
@@ -30,6 +32,8 @@ LAYERS = {
     "experiments": "core",  # sweeps submit their trials through the core
     "tensorboard": "core",
     "usage": "core",  # budgets, checked by core.submit
+    "envdiff": "core",  # dlw diff reads jobs through the backends
+    "schedules": "core",  # each fire submits through the core
     "backends": "backends",
     "build": "backends",
     "snapshot": "backends",

@@ -32,6 +32,7 @@ READ_VERBS = ["get", "list", "watch"]
 NOTEBOOK_RULES: list[dict[str, Any]] = [
     *(rule for engine in all_engines() for rule in engine.rbac_rules()),
     {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": JOB_VERBS},
+    {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": JOB_VERBS},  # dlw schedule --backend kubernetes
     {"apiGroups": [""], "resources": ["pods"], "verbs": [*READ_VERBS, "delete"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get", "list"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": READ_VERBS},

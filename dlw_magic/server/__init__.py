@@ -32,6 +32,15 @@ from .handlers import (
     ParametersHandler,
     RerunHandler,
 )
+from .schedules import (
+    DiffHandler,
+    PauseScheduleHandler,
+    ResumeScheduleHandler,
+    RunScheduleHandler,
+    ScheduleHandler,
+    SchedulesHandler,
+    start_scheduler,
+)
 from .tensorboard import HANDLERS as TENSORBOARD_HANDLERS
 
 # Same rule as the spec's job names (DNS-1123 label), so a URL can never carry a path.
@@ -52,6 +61,12 @@ HANDLERS: list[tuple[str, type]] = [
     (r"parameters", ParametersHandler),
     *EXPERIMENT_HANDLERS,  # sweeps and comparisons
     *TENSORBOARD_HANDLERS,  # TensorBoard per job, proxied behind the lab's login
+    (rf"jobs/{JOB_NAME}/diff", DiffHandler),
+    (r"schedules", SchedulesHandler),
+    (rf"schedules/{JOB_NAME}", ScheduleHandler),
+    (rf"schedules/{JOB_NAME}/pause", PauseScheduleHandler),
+    (rf"schedules/{JOB_NAME}/resume", ResumeScheduleHandler),
+    (rf"schedules/{JOB_NAME}/run", RunScheduleHandler),
 ]
 
 
@@ -107,6 +122,11 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     web_app.settings["dlw_root_dir"] = serverapp.root_dir
     web_app.add_handlers(".*$", [(url_path_join(base, pattern), cls) for pattern, cls in HANDLERS])
     serverapp.log.info("DLW REST API at %s", base)
+    try:  # recurring jobs keep running while JupyterLab is up (and after: the scheduler is its own process)
+        if start_scheduler():
+            serverapp.log.info("DLW: started the local scheduler (dlw schedule list)")
+    except Exception as err:  # a broken schedules database must not stop the lab
+        serverapp.log.warning("DLW: local scheduler not started: %s", err)
 
 
 # Older jupyter_server looked the loader up without the underscore.

@@ -15,6 +15,7 @@ import { trainIcon } from './icons.js';
 import { JobActions } from './jobactions.js';
 import { JobsPanel } from './panel.js';
 import { ExperimentsPanel } from './experimentspanel.js';
+import { scheduleNotebook } from './schedules.js';
 import { DEFAULTS, ISettings, PLUGIN_ID, watchSettings } from './settings.js';
 import { trainNotebook } from './train.js';
 import { watchWidgetCancel } from './widgetcancel.js';
@@ -22,6 +23,7 @@ import { watchWidgetCancel } from './widgetcancel.js';
 namespace CommandIDs {
   export const train = 'dlw:train-notebook';
   export const openPanel = 'dlw:open-jobs-panel';
+  export const schedule = 'dlw:schedule-notebook';
 }
 
 function addJobsPanel(app: JupyterFrontEnd, restorer: ILayoutRestorer | null): JobsPanel {
@@ -67,7 +69,23 @@ function addCommands(
     describedBy: { args: { type: 'object', properties: {} } },
     execute: () => app.shell.activateById(panel.id)
   });
+  app.commands.addCommand(CommandIDs.schedule, {
+    label: 'Run on a schedule',
+    caption: 'Run this notebook as a DLW job on a cron schedule',
+    describedBy: { args: { type: 'object', properties: {} } },
+    isEnabled: () => notebooks.currentWidget !== null,
+    execute: async () => {
+      const current = notebooks.currentWidget;
+      if (current) {
+        await scheduleNotebook(current, async () => {
+          app.shell.activateById(panel.id);
+          await panel.refresh();
+        });
+      }
+    }
+  });
   palette?.addItem({ command: CommandIDs.train, category: 'DLW' });
+  palette?.addItem({ command: CommandIDs.schedule, category: 'DLW' });
   palette?.addItem({ command: CommandIDs.openPanel, category: 'DLW' });
 }
 

@@ -15,7 +15,7 @@ export class JobDetails {
   private readonly notebook: HTMLButtonElement;
   private job: IJob | null = null;
 
-  constructor(onOpenNotebook: (job: IJob) => void) {
+  constructor(onOpenNotebook: (job: IJob) => void, onDiff?: (job: IJob) => void) {
     this.node = document.createElement('div');
     this.node.className = 'dlw-JobDetails';
     const bar = document.createElement('div');
@@ -28,7 +28,13 @@ export class JobDetails {
     this.notebook.addEventListener('click', () => this.job && onOpenNotebook(this.job));
     this.info = document.createElement('span');
     this.info.className = 'dlw-JobDetails-info';
-    bar.append(this.notebook, this.info);
+    const diff = document.createElement('button');
+    diff.className = 'jp-Button jp-mod-minimal dlw-JobDetails-diff';
+    diff.textContent = 'Diff with…';
+    diff.title = 'What changed: parameters, cells, code, image, packages, resources';
+    diff.hidden = !onDiff;
+    diff.addEventListener('click', () => this.job && onDiff?.(this.job));
+    bar.append(this.notebook, diff, this.info);
     this.history = document.createElement('div');
     this.history.className = 'dlw-JobDetails-history';
     this.node.append(bar, this.history, this.charts.node);

@@ -16,6 +16,7 @@ import { DLWApiError, followLogs, getJob } from './api.js';
 import { isFinished, RankMerger, waitingText } from './format.js';
 import { JobDetails } from './jobdetails.js';
 import { LogView } from './logview.js';
+import { showDiff } from './schedules.js';
 import type { IJob, ILogChunk } from './types.js';
 
 export class LogViewer extends Widget {
@@ -59,7 +60,7 @@ export class LogViewer extends Widget {
     this.status = document.createElement('span');
     this.status.className = 'dlw-LogViewer-status';
     bar.append(label, end, this.status);
-    this.details = new JobDetails(onOpenNotebook);
+    this.details = new JobDetails(onOpenNotebook, j => void showDiff(j.name));
     this.waiting = document.createElement('div');
     this.waiting.className = 'dlw-LogViewer-waiting';
     this.waiting.setAttribute('role', 'status');

@@ -2,12 +2,14 @@
 
 import { Widget } from '@lumino/widgets';
 
-import { listJobs } from './api.js';
+import { getJob, listJobs } from './api.js';
 import { JobAction, JobsList } from './jobslist.js';
+import { SchedulesSection } from './schedules.js';
 import type { IJob } from './types.js';
 
 export class JobsPanel extends Widget {
   readonly list: JobsList;
+  readonly schedules: SchedulesSection; // definitions with their runs grouped under them
   private readonly summary: HTMLElement;
   private readonly error: HTMLElement;
   private timer = 0;
@@ -44,7 +46,8 @@ export class JobsPanel extends Widget {
     this.error.className = 'dlw-JobsPanel-error';
 
     this.list = new JobsList({ onAction });
-    this.node.append(header, filter, this.summary, this.error, this.list.node);
+    this.schedules = new SchedulesSection(name => void getJob(name).then(job => onAction('logs', job)));
+    this.node.append(header, this.schedules.node, filter, this.summary, this.error, this.list.node);
   }
 
   set refreshSeconds(seconds: number) {
@@ -57,6 +60,7 @@ export class JobsPanel extends Widget {
   /** Fetch the jobs now (concurrent calls share one request). */
   refresh(): Promise<void> {
     if (!this.refreshing) {
+      void this.schedules.refresh();
       this.refreshing = listJobs()
         .then(jobs => {
           this.error.textContent = '';

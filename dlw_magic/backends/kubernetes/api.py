@@ -30,6 +30,7 @@ CORE_KINDS: dict[tuple[str, str], tuple[str, str, str]] = {
     ("v1", "Service"): ("", "v1", "services"),
     ("v1", "Pod"): ("", "v1", "pods"),
     ("v1", "Event"): ("", "v1", "events"),
+    ("batch/v1", "CronJob"): ("batch", "v1", "cronjobs"),  # job definitions on a schedule (dlw schedule)
 }
 
 
