@@ -28,7 +28,7 @@ if MISSING:
 
 from test_rank_contract import WORKSPACE, controller_pods, unpack_config_map  # noqa: E402
 
-from dlw_magic import core, snapshot  # noqa: E402
+from dlw_magic import core, metrics, snapshot  # noqa: E402
 from dlw_magic.render import render_objects  # noqa: E402
 
 pytestmark = [pytest.mark.images, pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -157,8 +157,7 @@ def test_training_image_runs_the_pod_bootstrap_on_a_notebook(built, container, t
     [cell] = [c for c in executed["cells"] if c["cell_type"] == "code"]
     shown = [o for o in cell["outputs"] if o["output_type"] == "execute_result"]
     assert shown and "'world': '1'" in "".join(shown[0]["data"]["text/plain"])
-    rows = [json.loads(line) for line in (output / "metrics" / "rank-0.jsonl").read_text().splitlines()]
-    assert [(r["step"], r["loss"]) for r in rows if "loss" in r] == [(0, 1.0), (1, 0.5), (2, 1 / 3)]
+    assert [(p[0], p[1]) for p in metrics.read(output)["loss"]] == [(0, 1.0), (1, 0.5), (2, 1 / 3)]
 
 
 def test_dlw_train_build_runs_the_job_inside_the_image_it_built(built, tmp_path: Path, notebook, dlw_home: Path,
