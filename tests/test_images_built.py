@@ -187,3 +187,32 @@ def test_dlw_train_build_runs_the_job_inside_the_image_it_built(built, tmp_path:
                                      capture_output=True, text=True, cwd=tmp_path, timeout=120).stdout)
     assert info["provenance"]["build"]["builder"] == "buildah"
     assert [p[1] for p in info["metrics"]["loss"]] == [1.0, 0.5, 1 / 3]
+
+
+def test_local_image_job_runs_each_rank_in_the_image_and_cancel_ends_them(built, tmp_path: Path, dlw_home: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from helpers import processes_with_env, wait_until
+
+    from dlw_magic.backends import JobState
+
+    image = f"localhost/dlw/train-base:{VERSION}"
+    built("train-base")
+    for key, value in BUILDAH_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DLW_USER", "alice")
+    script = tmp_path / "ranks.py"
+    script.write_text("import os, sys\nprint('rank', os.environ['RANK'], 'of', os.environ['WORLD_SIZE'], "
+                      "sys.executable, os.environ.get('VIRTUAL_ENV'), flush=True)\n")
+    job = core.wait(core.submit(core.build_spec(script, name="ranks", workers=2, image=image)).name, timeout=600)
+    assert job.state is JobState.SUCCEEDED, job
+    logs = {r: "".join(c.text for c in core.logs("ranks", rank=r)) for r in range(2)}
+    # The image's Python; none of this machine's environment (its virtualenv) leaks in.
+    assert [logs[r].split() for r in range(2)] == [["rank", str(r), "of", "2", "/opt/dlw/bin/python", "None"]
+                                                   for r in range(2)]
+
+    sleeper = tmp_path / "sleeper.py"
+    sleeper.write_text("import os, time\nprint('started', os.environ['RANK'], flush=True)\ntime.sleep(300)\n")
+    core.submit(core.build_spec(sleeper, name="napper", workers=2, image=image))
+    assert wait_until(lambda: len(processes_with_env("DLW_JOB_NAME", "napper")) == 2, timeout=300)
+    assert core.cancel("napper").state is JobState.CANCELLED
+    assert wait_until(lambda: processes_with_env("DLW_JOB_NAME", "napper") == [], timeout=30)
