@@ -5,7 +5,7 @@
 #
 # base        a Debian minbase (debootstrap, from this machine's Debian mirror), cached as a tarball under
 #             $DLW_IMAGE_CACHE (~/.cache/dlw/images) and imported into buildah's storage as $DLW_BASE_IMAGE
-# notebook    images/notebook/Dockerfile without PyTorch; its node stage is the same Debian base + nodejs
+# notebook    images/notebook/Dockerfile without PyTorch; its node stage: a trixie base + Debian's nodejs 20
 # train-base  images/train-base/Dockerfile without PyTorch
 # hub         images/hub-standin (JupyterHub 5, standing in for z2jh's hub image), then deploy/hub.Dockerfile
 # gpu         notebook-gpu: the notebook image with PyTorch (CUDA wheels from PyPI): GBs, not part of `all`
@@ -20,6 +20,10 @@ export STORAGE_DRIVER="${STORAGE_DRIVER:-vfs}" BUILDAH_ISOLATION="${BUILDAH_ISOL
 CACHE="${DLW_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dlw/images}"
 SUITE="${DLW_DEBIAN_SUITE:-bookworm}"
 BASE="${DLW_BASE_IMAGE:-localhost/dlw/debian:$SUITE}"
+# The notebook's node stage: JupyterLab 4.5's extension builder wants node >= 20.19, which Debian ships
+# from trixie on (bookworm's is 18), so that stage builds FROM a trixie base with Debian's nodejs.
+NODE_SUITE="${DLW_NODE_SUITE:-trixie}"
+NODE_BASE="localhost/dlw/debian:$NODE_SUITE"
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/pyproject.toml" | head -1)"
 TORCH_VERSION="${TORCH_VERSION:-$(sed -n 's/.*"torch==\([^"]*\)".*/\1/p' "$ROOT/pyproject.toml" | head -1)}"
 
@@ -41,7 +45,8 @@ report() {  # image, seconds: one JSON line (size in bytes from podman, which re
   printf '{"image": "%s", "seconds": %s, "bytes": %s}\n' "$1" "$2" "$size"
 }
 
-base() {
+base() {  # [suite [image]]: the Debian base, made once and cached
+  local SUITE="${1:-$SUITE}" BASE="${2:-$BASE}"
   need debootstrap debootstrap
   exists "$BASE" && { report "$BASE" 0; return; }
   local tarball="$CACHE/debian-$SUITE-minbase.tar" start=$SECONDS
@@ -49,9 +54,9 @@ base() {
   if [ ! -f "$tarball" ]; then
     local rootfs="$CACHE/rootfs.$$" url
     url="$(mirror)"
-    echo "debootstrap $SUITE from $url (log: $CACHE/debootstrap.log)" >&2
-    debootstrap --variant=minbase "$SUITE" "$rootfs" "$url" >"$CACHE/debootstrap.log" 2>&1 \
-      || { echo "debootstrap failed: see $CACHE/debootstrap.log" >&2; rm -rf "$rootfs"; exit 1; }
+    echo "debootstrap $SUITE from $url (log: $CACHE/debootstrap-$SUITE.log)" >&2
+    debootstrap --variant=minbase "$SUITE" "$rootfs" "$url" >"$CACHE/debootstrap-$SUITE.log" 2>&1 \
+      || { echo "debootstrap failed: see $CACHE/debootstrap-$SUITE.log" >&2; rm -rf "$rootfs"; exit 1; }
     # What the official debian:*-slim images carry: security updates, no recommends, no apt caches.
     printf 'deb %s %s main\ndeb %s %s-updates main\ndeb http://deb.debian.org/debian-security %s-security main\n' \
       "$url" "$SUITE" "$url" "$SUITE" "$SUITE" >"$rootfs/etc/apt/sources.list"
@@ -93,13 +98,15 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(all)
 for target in "${targets[@]}"; do
   case "$target" in
-    base) base ;;
+    base) base; base "$NODE_SUITE" "$NODE_BASE" ;;
     notebook) exists "$BASE" || base >/dev/null
+      exists "$NODE_BASE" || base "$NODE_SUITE" "$NODE_BASE" >/dev/null
       build "localhost/dlw/notebook:$VERSION" images/notebook/Dockerfile --build-arg BASE_IMAGE="$BASE" \
-        --build-arg NODE_IMAGE="$BASE" --build-arg TORCH_VERSION= ;;
+        --build-arg NODE_IMAGE="$NODE_BASE" --build-arg TORCH_VERSION= ;;
     gpu) exists "$BASE" || base >/dev/null
+      exists "$NODE_BASE" || base "$NODE_SUITE" "$NODE_BASE" >/dev/null
       build "localhost/dlw/notebook-gpu:$VERSION" images/notebook/Dockerfile --build-arg BASE_IMAGE="$BASE" \
-        --build-arg NODE_IMAGE="$BASE" --build-arg TORCH_VERSION="$TORCH_VERSION" ;;
+        --build-arg NODE_IMAGE="$NODE_BASE" --build-arg TORCH_VERSION="$TORCH_VERSION" ;;
     train-base) exists "$BASE" || base >/dev/null
       build "localhost/dlw/train-base:$VERSION" images/train-base/Dockerfile --build-arg BASE_IMAGE="$BASE" \
         --build-arg TORCH_VERSION= ;;
