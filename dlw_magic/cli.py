@@ -256,6 +256,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     _print_notes(job.provenance.get("conversion_notes") or [])
     out = sys.stdout
     as_json = args.output == "json"
+    built = job.provenance.get("build") or {}
+    if built and not as_json:
+        out.write(f"Image {built['image']} built with {built.get('builder', 'an unknown builder')}\n")
     if not as_json:
         out.write(f"Submitted {job.name} ({job.backend}, {spec.workers} worker(s)); "
                   f"follow with: dlw logs -f {job.name}\n")

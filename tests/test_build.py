@@ -112,14 +112,15 @@ def test_kaniko_job_renders_valid_and_confined(env: Path, tmp_path: Path) -> Non
         check_objects(objs, "dlw-alice", [])
 
 
-def test_no_builder_is_a_clear_error(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(DLWError, match="build: no image builder here: no docker/podman engine answers"):
+def test_no_builder_is_a_clear_error(env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # no docker, podman or buildah here
+    with pytest.raises(DLWError, match="build: no image builder here: no docker/podman/buildah works"):
         build_image(prepare(env))
     monkeypatch.setenv("DLW_BUILDER", "podman")
-    with pytest.raises(DLWError, match="no podman engine answers"):
+    with pytest.raises(DLWError, match="no podman works"):
         build_image(prepare(env))
-    monkeypatch.setenv("DLW_BUILDER", "buildah")
-    with pytest.raises(DLWError, match="DLW_BUILDER='buildah': choose kaniko, docker or podman"):
+    monkeypatch.setenv("DLW_BUILDER", "nerdctl")
+    with pytest.raises(DLWError, match="DLW_BUILDER='nerdctl': choose kaniko, docker, podman or buildah"):
         build_image(prepare(env))
 
 

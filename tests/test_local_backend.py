@@ -266,3 +266,13 @@ def test_the_runners_package_list_follows_installs_though_it_is_cached(tmp_path,
     (site / "demo_pkg-2.0.dist-info" / "METADATA").write_text("Name: demo-pkg\nVersion: 2.0\n")
     os.utime(site, ns=(1, 1))  # the folder's time differs even on a coarse clock
     assert "demo-pkg==2.0" in environment_freeze(cache).splitlines()
+
+
+def test_an_image_without_buildah_is_refused_at_submit(dlw_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # no buildah: the local runner cannot run an image
+    spec = core.build_spec(script(tmp_path, "env.py", ENV_DUMP), name="boxed", image="localhost/dlw/train-base:0.1.0")
+    with pytest.raises(DLWError, match="job boxed: image localhost/dlw/train-base:0.1.0: the local backend runs a "
+                                       "job in its image with buildah, which is not installed here"):
+        core.submit(spec)
+    with pytest.raises(NotFound):
+        core.get_job("boxed")  # nothing was queued

@@ -8,7 +8,17 @@ import sys
 e = os.environ
 snapshot, code = e.get("DLW_SNAPSHOT_DIR", "/dlw/snapshot"), e.get("DLW_CODE_DIR", "/dlw/code")
 if os.path.isdir(snapshot):
-    shutil.copytree(snapshot, code, dirs_exist_ok=True, ignore=shutil.ignore_patterns("..*"))
+    # Entry by entry, not copytree(snapshot, code): the code folder is the pod's emptyDir (root's, mode
+    # 0777), whose mode and times a non-root image user may not set, as copytree does last.
+    os.makedirs(code, exist_ok=True)
+    for name in os.listdir(snapshot):
+        if name.startswith(".."):  # a ConfigMap volume's own ..data links
+            continue
+        src, dst = os.path.join(snapshot, name), os.path.join(code, name)
+        if os.path.isdir(src):
+            shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("..*"))
+        else:
+            shutil.copy2(src, dst)
 os.makedirs(e["DLW_OUTPUT_DIR"], exist_ok=True)
 if e.get("DLW_CHECKPOINT_DIR"):  # the same folder in every attempt (see render/pod.py)
     os.makedirs(e["DLW_CHECKPOINT_DIR"], exist_ok=True)

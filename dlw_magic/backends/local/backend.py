@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from ... import settings
 from ...errors import Conflict, DLWError
 from ..base import Backend, JobInfo, JobState, LogChunk, PreparedJob
-from . import outcome, procs, scheduling
+from . import container, outcome, procs, scheduling
 from .logcap import WriteTimes, times_path
 from .secrets import secret_path
 from .store import DiskFull, Store, disk_full_message, is_disk_full, listed, to_info
@@ -178,6 +178,10 @@ class LocalBackend(Backend):
     def submit(self, job: PreparedJob) -> JobInfo:
         spec = job.spec
         self._check_resources(spec)
+        # An image named for the job (--image) or built for it (--build): the ranks run inside it.
+        image = job.image if (spec.image or job.code_in_image) else None
+        if image:
+            container.check_available(spec.name, image)
         job_dir = job.snapshot_dir.parent
         try:
             (job_dir / "logs").mkdir(mode=0o700, exist_ok=True)
@@ -188,6 +192,8 @@ class LocalBackend(Backend):
             raise
         provenance = dict(job.provenance)
         provenance["entrypoint"] = job.entrypoint
+        if image:
+            provenance["container_image"] = image
         self.store.insert({
             "id": job_dir.name, "name": spec.name, "user": job.user, "state": JobState.QUEUED.value,
             "priority": job_priority(spec), "preemptible": int(spec.preemptible), "queue": spec.queue,

@@ -41,7 +41,7 @@ from ...metrics import FOLDER as METRICS_FOLDER
 from ...metrics import GPU_FILE_PREFIX
 from ...venv import path_with_scripts
 from ..base import JobState
-from . import outcome, scheduling, strays
+from . import container, outcome, scheduling, strays
 from .logcap import RankLog, log_cap
 from .procs import free_port, kill_group, start_time
 from .store import Store, disk_full_message, preempted_message
@@ -107,13 +107,17 @@ def newest_entry(folder: Path) -> str | None:
     return max(entries)[1] if entries else None
 
 
-def rank_env(row: Any, spec: dict[str, Any], gpus: list[int], port: int, attempt: int) -> list[dict[str, str]]:
-    """One environment per rank: the torchrun contract plus DLW's own variables."""
+def rank_env(row: Any, spec: dict[str, Any], gpus: list[int], port: int, attempt: int,
+             inherit: bool = True) -> list[dict[str, str]]:
+    """One environment per rank: the torchrun contract plus DLW's own variables, on top of this process's
+    environment (``inherit``; a rank in an image gets the image's instead)."""
     workers, world = row["workers"], row["world_size"]
     per_worker = world // workers
     gpus_per_worker = row["gpus"]
-    base = dict(os.environ)
-    base["PATH"] = path_with_scripts(base.get("PATH"))  # the job's `python`, `pip`: DLW's environment's
+    base: dict[str, str] = {}
+    if inherit:
+        base.update(os.environ)
+        base["PATH"] = path_with_scripts(base.get("PATH"))  # the job's `python`, `pip`: DLW's environment's
     base.update(spec.get("env") or {})
     base.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
@@ -146,6 +150,8 @@ class Supervisor:
         self.row = row
         self.spec = json.loads(row["spec"])
         self.job_dir = Path(row["job_dir"])
+        # Set when the ranks run inside an image (backends/local/container.py), not on this Python.
+        self.image: str | None = json.loads(row["provenance"] or "{}").get("container_image")
         self.decided = False
         self.disk_full = False  # the disk was seen full while the ranks ran: the likely cause of a failure
         self.failed_rank: int | None = None  # set by watch() when a rank fails
@@ -201,9 +207,9 @@ class Supervisor:
         snapshot = self.job_dir / "snapshot"
         logs = self.job_dir / "logs"
         argv = json.loads(self.row["entrypoint"])
-        if argv and argv[0] == "python":
+        if argv and argv[0] == "python" and not self.image:
             argv = [sys.executable, *argv[1:]]
-        envs = rank_env(self.row, self.spec, gpus, free_port(), attempt)
+        envs = rank_env(self.row, self.spec, gpus, free_port(), attempt, inherit=not self.image)
         secrets = self.spec.get("secrets") or []
         if secrets:
             secret_env = read_secrets(secrets, Path(settings.current().secrets_dir or self.home / "secrets"))
@@ -214,6 +220,7 @@ class Supervisor:
         pgid = 0
         cap = log_cap()
         checkpoint_dir(self.job_dir).mkdir(exist_ok=True)
+        box = container.create(self.image, f"dlw-{self.job_id}") if self.image else None
         try:
             for rank, env in enumerate(envs):
                 log = RankLog(logs / f"rank-{rank}.log", rank, cap)
@@ -223,14 +230,19 @@ class Supervisor:
                 read_end, write_end = os.pipe()
                 try:
                     p = subprocess.Popen(
-                        argv, cwd=snapshot, env=env, stdin=subprocess.DEVNULL, stdout=write_end,
-                        stderr=subprocess.STDOUT, process_group=pgid, preexec_fn=_die_with_parent,
+                        container.rank_argv(box, argv, self.job_dir, snapshot) if box else argv,
+                        cwd=snapshot, env=None if box else env, stdin=subprocess.PIPE if box else subprocess.DEVNULL,
+                        stdout=write_end, stderr=subprocess.STDOUT, process_group=pgid, preexec_fn=_die_with_parent,
                     )
                 except BaseException:
                     os.close(read_end)
                     raise
                 finally:
                     os.close(write_end)
+                if box and p.stdin is not None:  # the rank's environment, read by container.ENV_READER
+                    with contextlib.suppress(BrokenPipeError):
+                        p.stdin.write(container.env_line(env))
+                    p.stdin.close()
                 log.start(read_end)
                 procs.append(p)
                 if not pgid:
@@ -239,10 +251,12 @@ class Supervisor:
             kill_group(pgid, grace=1)
             for log in rank_logs:
                 log.close(timeout=1)
+            if box:
+                container.remove(box)
             raise
         self.try_update(pgid=pgid, attempt=attempt)
         sampler = self.start_gpu_sampler(envs)
-        if attempt == 0:  # provenance: measured while the ranks start, so it costs the job no time
+        if attempt == 0 and not box:  # provenance: measured while the ranks start, so it costs the job no time
             self.try_update(pip_freeze=environment_freeze(self.home / "freeze-cache.json"))
         try:
             result = self.watch(procs, pgid)
@@ -252,6 +266,8 @@ class Supervisor:
             strays.end_descendants()  # what ranks left outside their group (setsid) ends with the attempt
             for log in rank_logs:
                 log.close(timeout=2)
+            if box:
+                container.remove(box)
         state, code, reason, message = result
         if reason == "Error" and message and self.failed_rank is not None:
             # Read once the rank's log is complete (closed above): its last exception line says why.
