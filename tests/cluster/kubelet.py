@@ -349,9 +349,13 @@ class PodRun:
         self.k.release(self)
         self._report()
         if self.deleting.is_set():  # the kubelet's final delete: the object goes once the processes are gone
-            with contextlib.suppress(ApiException):
-                self.k.core.delete_namespaced_pod(self.name, self.ns, grace_period_seconds=0,
-                                                  body=client.V1DeleteOptions(preconditions={"uid": self.uid}))
+            try:
+                self.k.core.delete_namespaced_pod(
+                    self.name, self.ns, body=client.V1DeleteOptions(
+                        grace_period_seconds=0, preconditions=client.V1Preconditions(uid=self.uid)))
+            except ApiException as err:
+                if err.status != 404:
+                    (self.dir / "kubelet-errors.log").write_text(f"final delete: {err.status} {err.body}\n")
 
     def _allocate_gpus(self) -> None:
         want = 0
@@ -506,6 +510,7 @@ class ProcessKubelet:
         cfg.host = cp.server
         cfg.ssl_ca_cert = str(cp.pki.ca.cert)
         cfg.cert_file, cfg.key_file = str(creds.cert), str(creds.key)
+        cfg.retries = False  # the watch loop retries; urllib3 retrying too only fills logs during restarts
         self.api = client.ApiClient(cfg)
         self.core = client.CoreV1Api(self.api)
         self.coord = client.CoordinationV1Api(self.api)
