@@ -566,20 +566,20 @@ class ProcessKubelet:
         body = client.V1Lease(metadata=client.V1ObjectMeta(name=self.name, namespace="kube-node-lease"),
                               spec=client.V1LeaseSpec(holder_identity=self.name, lease_duration_seconds=40))
         while not self.stopping.is_set():
-            try:
-                body.spec.renew_time = datetime.datetime.now(datetime.UTC)
+            try:  # the API server may be restarting: a missed renewal is retried 10 s later (lease: 40 s)
                 try:
+                    body = self.coord.read_namespaced_lease(self.name, "kube-node-lease")
+                    body.spec.renew_time = datetime.datetime.now(datetime.UTC)
                     self.coord.replace_namespaced_lease(self.name, "kube-node-lease", body)
                 except ApiException as err:
                     if err.status != 404:
                         raise
+                    body.spec.renew_time = datetime.datetime.now(datetime.UTC)
                     self.coord.create_namespaced_lease("kube-node-lease", body)
                 self.core.patch_node_status(self.name, {"status": self._node_status()})
-            except Exception:  # noqa: BLE001 - the API server may be restarting
+            except Exception:  # noqa: BLE001
                 pass
             self.stopping.wait(10)
-            if not self.stopping.is_set():
-                body = self.coord.read_namespaced_lease(self.name, "kube-node-lease")
 
     def _watch(self) -> None:
         while not self.stopping.is_set():
