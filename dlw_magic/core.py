@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import settings
 from .backends import Backend, default_backend_name, get_backend
-from .errors import DLWError, NotFound
+from .errors import DLWError, NotFound, Unavailable
 from .export import notebook_html, write_zip
 from .format import rank_prefix
 from .types import GpuInfo, JobInfo, LogChunk
@@ -394,6 +394,10 @@ def watch(
     return wait(name, backend=backend, on_change=on_change)
 
 
+# How long `wait` (and so `dlw train --wait`, `%dlw ... --wait`) rides out a backend it cannot reach.
+UNAVAILABLE_SECONDS = 300.0
+
+
 def wait(
     name: str,
     backend: Backend | None = None,
@@ -405,8 +409,18 @@ def wait(
     backend = backend or get_backend()
     start = time.monotonic()
     deadline = None if timeout is None else start + timeout
+    away_since: float | None = None
     while True:
-        job = backend.get(name)
+        try:
+            job = backend.get(name)
+            away_since = None
+        except Unavailable:
+            # A restarting API server is no reason to give up on a job; a server away for minutes is.
+            away_since = away_since or time.monotonic()
+            if time.monotonic() - away_since > UNAVAILABLE_SECONDS:
+                raise
+            time.sleep(1.0)
+            continue
         if on_change:
             on_change(job)
         if job.state.finished or (deadline is not None and time.monotonic() > deadline):

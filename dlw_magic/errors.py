@@ -21,3 +21,8 @@ class Conflict(DLWError):
 
 class DiskFull(DLWError):
     """The disk DLW writes to (its data folder, a snapshot) has no space left."""
+
+
+class Unavailable(DLWError):
+    """The backend cannot be reached for now (a restarting API server, a dropped connection): worth trying
+    again, unlike the other errors."""

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cluster.controlplane import ROOT, ControlPlane, helm_path
+from tests.cluster.controlplane import ROOT, ControlPlane
 from tests.cluster.kubelet import ProcessKubelet
-from tests.cluster.support import WORKSPACE, dlw, user_namespace
+from tests.cluster.support import alice_env, install_dlw
 
 GPU_TYPE = "NVIDIA-H100-80GB-HBM3"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
@@ -41,6 +40,12 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         yield cp
     finally:
         cp.stop()
+
+
+@pytest.fixture(scope="session")
+def crds(control_plane: ControlPlane) -> None:
+    """The engines' CRDs (tests/cluster/crds.py), as their releases install them."""
+    control_plane.install_crds()
 
 
 @pytest.fixture(scope="session")
@@ -68,30 +73,11 @@ def _ready(cp: ControlPlane, node: str) -> bool:
 
 @pytest.fixture(scope="session")
 def installed(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """DLW's cluster objects installed as docs/deploy.md says: the admin renders the dlw-cluster chart
-    from the admin YAML and installs it with helm (a real install, through the real API server)."""
-    chart = tmp_path_factory.mktemp("chart") / "mycluster"
-    out = dlw("admin", "render", "--all", "--out", str(chart), str(WORKSPACE))
-    assert out.returncode == 0, out.stderr
-    res = subprocess.run([helm_path(), "install", "dlw-cluster", str(chart), "--namespace", "dlw",
-                          "--create-namespace", "--wait", "--timeout", "120s",
-                          f"--kubeconfig={control_plane.kubeconfig}"],
-                         capture_output=True, text=True, timeout=180, check=False)
-    assert res.returncode == 0, res.stderr
-    return chart
+    """DLW's cluster objects installed as docs/deploy.md says (``dlw admin render --all`` + helm install)."""
+    return install_dlw(control_plane, tmp_path_factory.mktemp("chart") / "mycluster")
 
 
 @pytest.fixture(scope="session")
 def alice(control_plane: ControlPlane, installed: Path, nodes: dict[str, ProcessKubelet]) -> dict[str, str]:
-    """The environment of alice's notebook pod: her ServiceAccount's own token (not admin), her namespace,
-    the admin YAML."""
-    from dlw_magic.workspace import load_workspace
-
-    ns = user_namespace(control_plane, "alice")
-    sa = load_workspace(WORKSPACE).hub.service_account
-    kubeconfig = control_plane.sa_kubeconfig(ns, sa)
-    return {
-        "DLW_BACKEND": "kubernetes", "DLW_KUBECONFIG": str(kubeconfig), "KUBECONFIG": str(kubeconfig),
-        "DLW_NAMESPACE": ns, "DLW_WORKSPACE_CONFIG": str(WORKSPACE), "DLW_USER": "alice",
-        "JUPYTERHUB_USER": "alice", "DLW_IMAGE": "dlw/notebook:0.1.0",
-    }
+    """Alice's notebook pod's environment (support.alice_env), on a cluster with DLW and two nodes."""
+    return alice_env(control_plane)

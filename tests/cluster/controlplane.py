@@ -15,6 +15,7 @@ There is no kubelet, container runtime or network: nodes are kwok's (``kwok.py``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -74,13 +76,63 @@ def write_kubeconfig(path: Path, server: str, ca: Path, user: dict[str, str], na
     return path
 
 
+class Gate:
+    """The load balancer in front of the API server, as on any real cluster: it forwards connections only
+    while the API server is ready (/readyz), so a restarting server refuses connections instead of
+    answering 403 while its RBAC caches fill (what a client of a lone, unbalanced server would see)."""
+
+    def __init__(self, backend_port: int) -> None:
+        self.backend = backend_port
+        self.open = threading.Event()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.port = int(self.sock.getsockname()[1])
+        threading.Thread(target=self._accept, daemon=True, name="apiserver-gate").start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if not self.open.is_set():
+                conn.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.backend), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                conn.close()
+                continue
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 class ControlPlane:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.bin = built("kube") / "dlw-kube"
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ports = {k: free_port() for k in ("etcd", "etcd-peer", "apiserver", "cm", "sched")}
-        self.server = f"https://127.0.0.1:{self.ports['apiserver']}"
+        self.gate = Gate(self.ports["apiserver"])
+        self.server = f"https://127.0.0.1:{self.gate.port}"  # clients go through the gate
         self.pki = PKI(workdir / "pki")
         self.serving = self.pki.issue(
             "apiserver", "kube-apiserver",
@@ -183,8 +235,10 @@ class ControlPlane:
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited {proc.returncode}:\n{self._log_tail(name)}")
             try:
-                with urllib.request.urlopen(f"{self.server}/readyz", context=ctx, timeout=5) as r:
+                direct = f"https://127.0.0.1:{self.ports['apiserver']}/readyz"
+                with urllib.request.urlopen(direct, context=ctx, timeout=5) as r:
                     if r.status == 200:
+                        self.gate.open.set()
                         return
             except OSError as err:
                 last = str(err)
@@ -203,6 +257,7 @@ class ControlPlane:
         return self
 
     def restart_apiserver(self, down_for: float = 0.0) -> None:
+        self.gate.open.clear()
         self._stop("kube-apiserver")
         time.sleep(down_for)
         self._apiserver()
@@ -219,6 +274,8 @@ class ControlPlane:
                 proc.wait()
 
     def stop(self) -> None:
+        self.gate.open.clear()
+        self.gate.close()
         for name in ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd", *list(self.procs)):
             self._stop(name)
 

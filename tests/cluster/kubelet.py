@@ -349,9 +349,13 @@ class PodRun:
         self.k.release(self)
         self._report()
         if self.deleting.is_set():  # the kubelet's final delete: the object goes once the processes are gone
-            with contextlib.suppress(ApiException):
-                self.k.core.delete_namespaced_pod(self.name, self.ns, grace_period_seconds=0,
-                                                  body=client.V1DeleteOptions(preconditions={"uid": self.uid}))
+            try:
+                self.k.core.delete_namespaced_pod(
+                    self.name, self.ns, body=client.V1DeleteOptions(
+                        grace_period_seconds=0, preconditions=client.V1Preconditions(uid=self.uid)))
+            except ApiException as err:
+                if err.status != 404:
+                    (self.dir / "kubelet-errors.log").write_text(f"final delete: {err.status} {err.body}\n")
 
     def _allocate_gpus(self) -> None:
         want = 0
@@ -506,6 +510,7 @@ class ProcessKubelet:
         cfg.host = cp.server
         cfg.ssl_ca_cert = str(cp.pki.ca.cert)
         cfg.cert_file, cfg.key_file = str(creds.cert), str(creds.key)
+        cfg.retries = False  # the watch loop retries; urllib3 retrying too only fills logs during restarts
         self.api = client.ApiClient(cfg)
         self.core = client.CoreV1Api(self.api)
         self.coord = client.CoordinationV1Api(self.api)
@@ -561,20 +566,20 @@ class ProcessKubelet:
         body = client.V1Lease(metadata=client.V1ObjectMeta(name=self.name, namespace="kube-node-lease"),
                               spec=client.V1LeaseSpec(holder_identity=self.name, lease_duration_seconds=40))
         while not self.stopping.is_set():
-            try:
-                body.spec.renew_time = datetime.datetime.now(datetime.UTC)
+            try:  # the API server may be restarting: a missed renewal is retried 10 s later (lease: 40 s)
                 try:
+                    body = self.coord.read_namespaced_lease(self.name, "kube-node-lease")
+                    body.spec.renew_time = datetime.datetime.now(datetime.UTC)
                     self.coord.replace_namespaced_lease(self.name, "kube-node-lease", body)
                 except ApiException as err:
                     if err.status != 404:
                         raise
+                    body.spec.renew_time = datetime.datetime.now(datetime.UTC)
                     self.coord.create_namespaced_lease("kube-node-lease", body)
                 self.core.patch_node_status(self.name, {"status": self._node_status()})
-            except Exception:  # noqa: BLE001 - the API server may be restarting
+            except Exception:  # noqa: BLE001
                 pass
             self.stopping.wait(10)
-            if not self.stopping.is_set():
-                body = self.coord.read_namespaced_lease(self.name, "kube-node-lease")
 
     def _watch(self) -> None:
         while not self.stopping.is_set():

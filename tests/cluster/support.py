@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from tests.cluster.controlplane import ROOT, ControlPlane
+from tests.cluster.controlplane import ROOT, ControlPlane, helm_path
 
 WORKSPACE = Path(__file__).resolve().parent / "workspace.yaml"
 
@@ -22,6 +22,32 @@ def dlw(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
     """The ``dlw`` CLI of this checkout, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "dlw_magic.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout, cwd=cwd or ROOT, check=False)
+
+
+def install_dlw(cp: ControlPlane, chart: Path) -> Path:
+    """DLW's cluster objects installed as docs/deploy.md says: the admin renders the dlw-cluster chart
+    from the admin YAML and installs it with helm (a real install, through the real API server)."""
+    out = dlw("admin", "render", "--all", "--out", str(chart), str(WORKSPACE))
+    assert out.returncode == 0, out.stderr
+    res = subprocess.run([helm_path(), "install", "dlw-cluster", str(chart), "--namespace", "dlw",
+                          "--create-namespace", "--wait", "--timeout", "120s", f"--kubeconfig={cp.kubeconfig}"],
+                         capture_output=True, text=True, timeout=180, check=False)
+    assert res.returncode == 0, res.stderr
+    return chart
+
+
+def alice_env(cp: ControlPlane) -> dict[str, str]:
+    """The environment of alice's notebook pod: her ServiceAccount's own token (not admin), her namespace,
+    the admin YAML."""
+    from dlw_magic.workspace import load_workspace
+
+    ns = user_namespace(cp, "alice")
+    kubeconfig = cp.sa_kubeconfig(ns, load_workspace(WORKSPACE).hub.service_account)
+    return {
+        "DLW_BACKEND": "kubernetes", "DLW_KUBECONFIG": str(kubeconfig), "KUBECONFIG": str(kubeconfig),
+        "DLW_NAMESPACE": ns, "DLW_WORKSPACE_CONFIG": str(WORKSPACE), "DLW_USER": "alice",
+        "JUPYTERHUB_USER": "alice", "DLW_IMAGE": "dlw/notebook:0.1.0",
+    }
 
 
 def hub_kubeconfig(cp: ControlPlane) -> Path:

@@ -31,7 +31,7 @@ def _hp(path: str) -> dict[str, Any]:
 
 FORBIDDEN: dict[str, dict[str, Any]] = {
     "privileged": {"containers": _c(securityContext={"privileged": True})},
-    "privileged-init": {"initContainers": _c(securityContext={"privileged": True})},
+    "privileged-init": {"initContainers": [{**_c(securityContext={"privileged": True})[0], "name": "i"}]},
     "cap-sys-admin": {"containers": _c(securityContext={"capabilities": {"add": ["SYS_ADMIN"]}})},
     "host-port": {"containers": _c(ports=[{"containerPort": 80, "hostPort": 80}])},
     "host-network": {"hostNetwork": True},
@@ -153,7 +153,7 @@ NOTEBOOK_MUST_NOT = [
 
 
 def test_notebook_rights_as_the_api_server_sees_them(control_plane: ControlPlane, alice: dict[str, str],
-                                                     ns: str) -> None:
+                                                     ns: str, crds: None) -> None:
     kc = Path(alice["KUBECONFIG"])
 
     def can(verb: str, what: str, *where: str) -> bool:

@@ -17,11 +17,6 @@ KINDS = {"volcano": "jobs.batch.volcano.sh", "pytorchjob": "pytorchjobs.kubeflow
          "trainjob": "trainjobs.trainer.kubeflow.org"}
 
 
-@pytest.fixture(scope="module")
-def crds(control_plane: ControlPlane) -> None:
-    control_plane.install_crds()
-
-
 @pytest.mark.parametrize("engine", sorted(KINDS))
 def test_engine_objects_are_accepted_by_the_api_server(control_plane: ControlPlane, alice: dict[str, str],
                                                        crds: None, engine: str, tmp_path: Path) -> None:

@@ -12,11 +12,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from ... import settings
-from ...errors import DLWError
+from ...errors import DLWError, Unavailable
 
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 # Client-side limits, so a half-open connection (the server or a proxy gone without a FIN) fails instead of
@@ -81,6 +82,10 @@ def api_error(err: ApiException, what: str) -> DLWError:
     return DLWError(f"{what}: {err.status} {message}".strip())
 
 
+# Answers that say "not now" rather than "no": too many requests, and a server (or its proxy) that is away.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
 class Api:
     """Generic dict-in, dict-out access for the kinds DLW creates."""
 
@@ -97,16 +102,22 @@ class Api:
         self, method: str, path: str, body: Any = None, query: list[tuple[str, Any]] | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        """One raw request; JSON back as dicts (one code path for core kinds and custom resources)."""
-        resp = self.client.call_api(
-            *self.client.param_serialize(
-                method=method, resource_path=path, query_params=query or [], body=body,
-                header_params={"Accept": "application/json", "Content-Type": content_type},
-                auth_settings=["BearerToken"],
-            ),
-            _request_timeout=(CONNECT_SECONDS, READ_SECONDS),
-        )
-        resp.read()
+        """One raw request; JSON back as dicts (one code path for core kinds and custom resources).
+        A server that cannot be reached, or answers that it is unavailable, raises ``Unavailable``."""
+        try:
+            resp = self.client.call_api(
+                *self.client.param_serialize(
+                    method=method, resource_path=path, query_params=query or [], body=body,
+                    header_params={"Accept": "application/json", "Content-Type": content_type},
+                    auth_settings=["BearerToken"],
+                ),
+                _request_timeout=(CONNECT_SECONDS, READ_SECONDS),
+            )
+            resp.read()
+        except urllib3.exceptions.HTTPError as err:
+            raise Unavailable(f"the Kubernetes API server cannot be reached: {type(err).__name__}") from err
+        if resp.status in RETRY_STATUSES:
+            raise Unavailable(f"the Kubernetes API server answered {resp.status} to {method} {path}")
         if not 200 <= resp.status <= 299:
             raise ApiException(http_resp=resp)
         data = resp.data

@@ -22,10 +22,12 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from ...engines.base import Engine
+from ...errors import Unavailable
 from ..base import LogChunk
 from .api import CONNECT_SECONDS, Api
 
 POLL_SECONDS = 1.0
+REOPEN_SECONDS = 1.0  # between a broken log stream and the next try
 # Once the job is finished, how long its pods' log streams may take to end: a stream that the server never
 # closes (a half-open connection: the node or a proxy went away) is given up then, not waited on for ever.
 DRAIN_SECONDS = 30.0
@@ -163,6 +165,23 @@ def _pod_key(pod: dict[str, Any]) -> str:
     return meta.get("uid") or f"{meta.get('name')}@{meta.get('creationTimestamp')}"
 
 
+def _still_running(api: Api, namespace: str, pod: str, container: str) -> bool:
+    """Whether ``container`` of ``pod`` may still write: not terminated, pod not gone (unknown: yes)."""
+    try:
+        obj = api.call("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}") or {}
+    except Unavailable:
+        return True
+    except Exception:  # noqa: BLE001 - gone (404) or unreadable: nothing more to follow
+        return False
+    if (obj.get("metadata") or {}).get("deletionTimestamp") and (obj.get("status") or {}).get("phase") in (
+            "Succeeded", "Failed"):
+        return False
+    for status in (obj.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == container:
+            return "terminated" not in (status.get("state") or {})
+    return (obj.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
 def follow_logs(
     api: Api, namespace: str, engine: Engine,
     poll: Callable[[], tuple[list[dict[str, Any]], bool]], rank: int | None, offset: int,
@@ -181,19 +200,36 @@ def follow_logs(
     decoders: dict[str, Any] = {}
 
     def pump(key: str, pod_name: str, r: int) -> None:
+        seen = 0  # bytes of this pod's log passed on; a reopened stream starts over and skips them
         try:
-            # A quiet log is no fault (the read limit is a day; the drain limit ends a dead stream).
-            resp = api.pod_log(namespace, pod_name, engine.container, follow=True,
-                               timeout=(CONNECT_SECONDS, FOLLOW_READ_SECONDS))
-            live[key] = resp
-            for data in resp.stream(4096, decode_content=False):
-                if stop.is_set():
-                    break
-                chunks.put((key, r, data))
-        except Exception:  # noqa: BLE001 - a vanished pod or a closed stream ends this pod's log
-            pass
+            while not stop.is_set():
+                got = 0
+                try:
+                    # A quiet log is no fault (the read limit is a day; the drain limit ends a dead stream).
+                    resp = api.pod_log(namespace, pod_name, engine.container, follow=True,
+                                       timeout=(CONNECT_SECONDS, FOLLOW_READ_SECONDS))
+                    live[key] = resp
+                    for data in resp.stream(4096, decode_content=False):
+                        if stop.is_set():
+                            return
+                        if got < seen:
+                            cut = min(seen - got, len(data))
+                            got, data = got + cut, data[cut:]
+                            if not data:
+                                continue
+                        got += len(data)
+                        seen = got
+                        chunks.put((key, r, data))
+                except Exception:  # noqa: BLE001 - a vanished pod or a broken stream: decided below
+                    pass
+                finally:
+                    live.pop(key, None)
+                # The stream ended: the container finished (its log is whole), the pod is gone, or the
+                # connection broke (an API server restart, a proxy's timeout), which is worth reopening.
+                if stop.is_set() or not _still_running(api, namespace, pod_name, engine.container):
+                    return
+                stop.wait(REOPEN_SECONDS)
         finally:
-            live.pop(key, None)
             chunks.put((key, r, None))
 
     running = 0
@@ -201,7 +237,10 @@ def follow_logs(
     finished_at: float | None = None
     try:
         while True:
-            pods, finished = poll()
+            try:
+                pods, finished = poll()
+            except Unavailable:  # the API server is away for now: keep streaming what is open, ask again
+                pods, finished = [], False
             if finished and finished_at is None:
                 finished_at = time.monotonic()
             for r, pod in sorted(_newest_per_rank(engine, pods).items()):
