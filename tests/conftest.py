@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import write_notebook  # noqa: F401 - tests import it from here too
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,23 +34,6 @@ def jp_server_config() -> dict[str, Any]:
     would close the loop that the browser tests' Playwright runs.
     """
     return {"ServerApp": {"jpserver_extensions": {"dlw_magic": True}}}
-
-
-def write_notebook(path: Path, cells: list[str | tuple[str, list[str]]], kernel: str = "python3") -> Path:
-    """A notebook whose code cells are ``cells``; a (source, tags) tuple adds cell tags."""
-    nb_cells: list[dict[str, Any]] = []
-    for cell in cells:
-        source, tags = (cell, []) if isinstance(cell, str) else cell
-        nb_cells.append({
-            "cell_type": "code", "execution_count": None, "outputs": [], "source": source,
-            "metadata": {"tags": tags} if tags else {},
-        })
-    nb = {
-        "nbformat": 4, "nbformat_minor": 5, "cells": nb_cells,
-        "metadata": {"kernelspec": {"name": kernel, "display_name": "Python 3", "language": "python"}},
-    }
-    path.write_text(json.dumps(nb, indent=1))
-    return path
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_notebook
-from helpers import wait_until
+from helpers import wait_until, write_notebook
 
 from dlw_magic import core, experiments
 from dlw_magic.cli import main as dlw

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import write_notebook
+from helpers import write_notebook
 from k8s_emulator import KubeEmulator
 from k8s_schema import validate_objects
 

@@ -29,7 +29,7 @@ if MISSING:
 from test_rank_contract import WORKSPACE, controller_pods, unpack_config_map  # noqa: E402
 
 from dlw_magic import core, metrics, snapshot  # noqa: E402
-from dlw_magic.render import render_objects  # noqa: E402
+from dlw_magic.engines.objects import render_objects  # noqa: E402
 
 pytestmark = [pytest.mark.images, pytest.mark.slow, pytest.mark.timeout(3600)]
 
