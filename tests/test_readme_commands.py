@@ -51,12 +51,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+MACHINE_TLS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS", "PIP_CERT", "REQUESTS_CA_BUNDLE")
+
+
 @pytest.fixture
 def shell_env(tmp_path: Path) -> dict[str, str]:
-    """A new shell's environment: Debian's PATH, a home of its own, no DLW_* or virtualenv settings."""
+    """A new shell's environment: Debian's PATH, a home of its own, no DLW_* or virtualenv settings; the
+    machine's own proxy and certificate settings, which a login shell here has too (npm, pip need them)."""
     home = tmp_path / "home"
     home.mkdir()
-    return {"PATH": NEW_SHELL_PATH, "HOME": str(home), "LANG": "C.UTF-8", "USER": os.environ.get("USER", "root")}
+    machine = {k: v for k, v in os.environ.items()
+               if k.lower().endswith("_proxy") or k in MACHINE_TLS}
+    return {**machine, "PATH": NEW_SHELL_PATH, "HOME": str(home), "LANG": "C.UTF-8",
+            "USER": os.environ.get("USER", "root")}
 
 
 def sh(command: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
