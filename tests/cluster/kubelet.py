@@ -260,8 +260,8 @@ class PodRun:
 
     def _argv(self, c: dict[str, Any], env: dict[str, str], mounts: list[tuple[str, Path]]) -> tuple[list[str], Path]:
         argv = [_map_paths(_expand(a, env), mounts) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
-        if not argv:
-            raise ValueError(f"container {c['name']}: no command (images' entrypoints are not known here)")
+        if not argv:  # the image's entrypoint is not known here (no images): a pause-like stand-in runs
+            argv = ["sleep", "infinity"]
         cwd = Path(_map_paths(c.get("workingDir") or str(self.dir / "home"), mounts))
         cwd.mkdir(parents=True, exist_ok=True)
         return argv, cwd
@@ -283,10 +283,21 @@ class PodRun:
         argv, cwd = self._argv(c.spec, env, mounts)
         c.start(argv, env, cwd)
 
+    def _with_retries(self, make: Any, seconds: float = 120.0) -> Any:
+        """As the kubelet retries a mount whose ConfigMap or Secret is not there yet (FailedMount)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                return make()
+            except ApiException as err:
+                if err.status not in (403, 404) or time.monotonic() > deadline or self.deleting.is_set():
+                    raise
+                time.sleep(1)
+
     def _run(self) -> None:
         try:
             self._allocate_gpus()
-            volumes = self._volumes()
+            volumes = self._with_retries(self._volumes)
             for c in self.init:
                 self._report()
                 self._start(c, volumes)
