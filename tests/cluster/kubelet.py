@@ -300,7 +300,7 @@ class PodRun:
             volumes = self._with_retries(self._volumes)
             for c in self.init:
                 self._report()
-                self._start(c, volumes)
+                self._with_retries(lambda c=c: self._start(c, volumes))
                 while c.poll() is None and not self.deleting.is_set():
                     time.sleep(0.2)
                 if self.deleting.is_set():
@@ -310,7 +310,7 @@ class PodRun:
                     self.phase, self.message = "Failed", f"init container {c.name} exited {c.exit_code}"
                     return self._finish()
             for c in self.main:
-                self._start(c, volumes)
+                self._with_retries(lambda c=c: self._start(c, volumes))
             self.phase = "Running"
             self._report()
             self._supervise(volumes)
