@@ -317,7 +317,7 @@ def test_cluster_domain_comes_from_the_admin_yaml(tmp_path: Path) -> None:
 
 def _render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str, workspace: Any, **fields: Any) -> Any:
     from dlw_magic import snapshot
-    from dlw_magic.render import render_objects
+    from dlw_magic.engines.objects import render_objects
     from dlw_magic.spec import parse_spec
 
     monkeypatch.setenv("DLW_USER", "alice")

@@ -38,6 +38,7 @@ KINDS: list[tuple[str, str, str, bool]] = [
     ("v1", "ConfigMap", "configmaps", True),
     ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", True),
     ("v1", "ResourceQuota", "resourcequotas", True),
+    ("apps/v1", "DaemonSet", "daemonsets", True),  # the chart's scratch-roots DaemonSet
     ("kueue.x-k8s.io/v1beta1", "LocalQueue", "localqueues", True),
     ("v1", "PersistentVolumeClaim", "persistentvolumeclaims", True),
 ]
