@@ -399,7 +399,8 @@ class PodRun:
         if self.message:
             status["message"] = self.message
         self.raw["status"]["startTime"] = status["startTime"]
-        for _ in range(5):
+        deadline = time.monotonic() + 180  # a status is never dropped while the API server restarts
+        while time.monotonic() < deadline and not self.k.stopping.is_set():
             try:
                 self.k.core.patch_namespaced_pod_status(self.name, self.ns, {"status": status})
                 return
