@@ -384,10 +384,11 @@ class ParametersHandler(DLWHandler):
         if not path.is_file():
             raise NotFound(f"path: {self.get_query_argument('path')!r} not found")
         from ..convert import describe_parameters
+        from ..convert.parameters import as_json
 
         described = [p for p in await self.call(describe_parameters, path) if p.literal]
         reason = None if described else "the notebook has no cell tagged 'parameters'"
         # ``types``: what each parameter's default (or annotation) says it takes, so the dialog can refuse
         # 5.5 for an int while the user types (JSON cannot tell 5 from 5.0).
-        self.reply({"parameters": {p.name: p.default for p in described}, "reason": reason,
+        self.reply({"parameters": {p.name: as_json(p.default) for p in described}, "reason": reason,
                     "types": {p.name: {"type": p.type, "optional": p.optional, "help": p.help} for p in described}})
