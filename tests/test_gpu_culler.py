@@ -215,6 +215,8 @@ def start_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workspace: dict[s
     gpus = FakeGpus(tmp_path / "nvml")
     monkeypatch.setenv("PYTHONPATH", str(gpus.folder))  # LocalHub puts the checkout first, then this
     ws_file = tmp_path / "workspace.yaml"
+    # alice is the hub's admin (admins come only from the admin YAML's hub.adminUsers).
+    workspace = {**workspace, "hub": {**workspace.get("hub", {}), "adminUsers": ["alice"]}}
     ws_file.write_text(yaml.safe_dump(workspace))
     return LocalHub(tmp_path, "--config", str(ws_file), "--gpu-indices", "0,1,2,3"), gpus
 
