@@ -12,6 +12,7 @@ USER root
 COPY pyproject.toml README.md /tmp/dlw/
 COPY dlw_magic /tmp/dlw/dlw_magic
 COPY hub_config/workspace.yaml /tmp/dlw/hub_config/workspace.yaml
+COPY examples/digits_ddp.ipynb /tmp/dlw/examples/digits_ddp.ipynb
 COPY jupyter-config /tmp/dlw/jupyter-config
 COPY images/templates /tmp/dlw/images/templates
 COPY labextension/install.json /tmp/dlw/labextension/install.json
