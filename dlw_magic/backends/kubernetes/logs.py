@@ -192,6 +192,7 @@ def follow_logs(
     streamed: set[str] = set()
     live: dict[str, Any] = {}
     stop = threading.Event()
+    job_done = threading.Event()  # the job has finished: a stream that ends is not reopened
     offsets: dict[str, int] = {}
     # Resuming at ``offset`` applies to the first pod of the rank followed (the newest when following began).
     skip: dict[str, int] = {}
@@ -226,7 +227,8 @@ def follow_logs(
                     live.pop(key, None)
                 # The stream ended: the container finished (its log is whole), the pod is gone, or the
                 # connection broke (an API server restart, a proxy's timeout), which is worth reopening.
-                if stop.is_set() or not _still_running(api, namespace, pod_name, engine.container):
+                if stop.is_set() or job_done.is_set() or not _still_running(api, namespace, pod_name,
+                                                                             engine.container):
                     return
                 stop.wait(REOPEN_SECONDS)
         finally:
@@ -241,6 +243,8 @@ def follow_logs(
                 pods, finished = poll()
             except Unavailable:  # the API server is away for now: keep streaming what is open, ask again
                 pods, finished = [], False
+            if finished:
+                job_done.set()
             if finished and finished_at is None:
                 finished_at = time.monotonic()
             for r, pod in sorted(_newest_per_rank(engine, pods).items()):
