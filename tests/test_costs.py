@@ -88,8 +88,11 @@ def test_the_log_of_a_rank_that_never_writes_a_newline_is_shown_in_bounded_memor
     script.write_text("import sys\nfor _ in range(100):\n    sys.stdout.write('x' * 1_000_000)\n")
     job = core.submit(core.build_spec(script, name="flood"))
     assert core.wait(job.name, timeout=240).state.value == "Succeeded"
-    probe = ("import resource, sys\nfrom dlw_magic import cli\nrc = cli.main(['logs', 'flood'])\n"
-             "sys.stderr.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n")
+    # VmHWM is this address space's own peak; ru_maxrss would carry over the parent's (pytest's) peak,
+    # which Linux copies into the child across vfork+exec.
+    probe = ("import re, sys\nfrom dlw_magic import cli\nrc = cli.main(['logs', 'flood'])\n"
+             "status = open('/proc/self/status').read()\n"
+             "sys.stderr.write(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1))\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=240)
     assert done.returncode == 0, done.stderr[-500:]
     assert done.stdout.count(b"x") == 100_000_000

@@ -48,6 +48,25 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
+def open_side_panel(page, tab_selector: str, content_selector: str) -> None:
+    """Show a sidebar panel. Its tab toggles it, and JupyterLab may restore it open from the last session's
+    layout while or after the tab appears: click until the content shows, never a fixed number of times."""
+    from playwright.sync_api import expect
+
+    tab = page.locator(tab_selector)
+    tab.wait_for(timeout=90_000)
+    content = page.locator(content_selector)
+    for _ in range(5):
+        if "lm-mod-current" not in (tab.get_attribute("class") or ""):
+            tab.click()
+        try:
+            expect(content).to_be_visible(timeout=3_000)
+            return
+        except AssertionError:
+            continue
+    expect(content).to_be_visible()
+
+
 def wait_until_up(proc: subprocess.Popen, url: str, log: Path, what: str, timeout: float = 60) -> None:
     """Poll ``url`` until it answers; fail with the log's tail if the process dies or time runs out."""
     deadline = time.monotonic() + timeout

@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from labserver import ARTIFACTS
+from labserver import ARTIFACTS, open_side_panel
 from playwright.sync_api import Page, expect
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(420)]
@@ -35,7 +35,7 @@ def test_sweep_results_in_the_panel_and_tensorboard_behind_the_lab_login(page: P
     assert lab.api("experiments/e2e-sweep")["best"] == "e2e-sweep-002"
 
     page.goto(lab.lab_url())
-    page.locator(".jp-SideBar.jp-mod-right li[data-id='dlw-experiments-panel']").click(timeout=90_000)
+    open_side_panel(page, ".jp-SideBar.jp-mod-right li[data-id='dlw-experiments-panel']", "#dlw-experiments-panel")
     panel = page.locator("#dlw-experiments-panel")
     rows = panel.locator("tr[data-trial]")
     expect(rows).to_have_count(3, timeout=30_000)

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from labserver import open_side_panel
 from playwright.sync_api import Page, expect
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -179,8 +180,7 @@ def write_notebook(path: Path, cells: list[str]) -> None:
 
 def open_panel(page: Page, lab) -> None:
     page.goto(lab.lab_url())
-    page.locator(".jp-SideBar .lm-TabBar-tab[data-id='dlw-jobs-panel']").click(timeout=90_000)
-    expect(page.locator(".dlw-JobsList")).to_be_visible()
+    open_side_panel(page, ".jp-SideBar .lm-TabBar-tab[data-id='dlw-jobs-panel']", ".dlw-JobsList")
 
 
 def test_the_log_says_what_it_waits_for_and_a_failed_row_says_why(page: Page, lab):
