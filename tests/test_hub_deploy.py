@@ -208,7 +208,8 @@ def test_checked_in_deploy_chart_matches_the_default_workspace(tmp_path: Path) -
               "--hub-image", "dlw/hub:0.1.0")
     assert out.returncode == 0, out.stderr
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    assert written == [".helmignore", "Chart.yaml", "jupyterhub-values.yaml", "templates/objects.yaml", "values.yaml"]
+    assert written == [".helmignore", "Chart.yaml", "jupyterhub-values.yaml", "templates/objects.yaml",
+                       "training-operator-initContainer.yaml", "values.yaml"]
     for name in written:
         assert (ROOT / "deploy" / name).read_text() == (tmp_path / name).read_text(), (
             f"deploy/{name} is stale: rerun `dlw admin render hub_config/workspace.yaml --all --out deploy "

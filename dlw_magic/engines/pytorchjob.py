@@ -20,6 +20,32 @@ from ..render.pod import pod_template
 from ..types import JobState
 from .base import Engine, Kind, Status, name_index, template_spec, true_conditions, ts
 
+# The workers' init container the training-operator adds (it waits for the master's Service name), as a Go
+# template for the operator's --pytorch-init-container-template-file (default path
+# /etc/config/initContainer.yaml). Upstream's default has no securityContext, so DLW's pod policy refuses every
+# worker pod in a user namespace (FailedCreate) and a multi-worker PyTorchJob never starts; this one is
+# upstream's wait under the restricted profile the policy asks of every container. docs/deploy.md: how to mount it.
+INIT_CONTAINER_TEMPLATE = """\
+- name: init-pytorch
+  image: {{.InitContainerImage}}
+  imagePullPolicy: IfNotPresent
+  resources:
+    limits: {cpu: 100m, memory: 20Mi}
+    requests: {cpu: 50m, memory: 10Mi}
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 65534
+    allowPrivilegeEscalation: false
+    capabilities: {drop: [ALL]}
+    seccompProfile: {type: RuntimeDefault}
+  command:
+  - sh
+  - -c
+  - >-
+    err=1; for i in $(seq {{.MaxTries}}); do if nslookup {{.MasterAddr}}; then err=0 && break; fi;
+    echo waiting for master; sleep 2; done; exit $err
+"""
+
 
 class PyTorchJobEngine(Engine):
     name = "pytorchjob"

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from .. import __version__
+from ..engines.pytorchjob import INIT_CONTAINER_TEMPLATE
 from ..workspace import BlobVolume, HostPathVolume, Workspace
 from ..workspace.blob import blob_pv, blob_pvc
 from . import rbac
@@ -320,6 +321,9 @@ def helm_values(ws: Workspace, workspace_text: str, hub_image: str | None = None
 
 CHART_NAME = "dlw-cluster"
 JUPYTERHUB_VALUES = "jupyterhub-values.yaml"
+# The training-operator's workers' init container under DLW's pod policy (engines/pytorchjob.py says why):
+# the admin mounts it into the operator at /etc/config/initContainer.yaml (docs/deploy.md).
+TRAINING_OPERATOR_INIT = "training-operator-initContainer.yaml"
 _OBJECTS_TEMPLATE = """{{- /* The DLW cluster objects, rendered from the admin YAML by `dlw admin render --all`. */ -}}
 {{- range .Values.objects }}
 ---
@@ -328,7 +332,8 @@ _OBJECTS_TEMPLATE = """{{- /* The DLW cluster objects, rendered from the admin Y
 """
 # workspace.yaml: the admin edits it beside the chart (docs/deploy.md); it reaches the hub in jupyterhub-values.yaml.
 # auth.yaml (the authenticator's secrets) must never be packaged into the release Secret of this chart.
-_HELMIGNORE = "README.md\nhub.Dockerfile\nworkspace.yaml\nauth.yaml\n*.secret.yaml\n" + JUPYTERHUB_VALUES + "\n"
+_HELMIGNORE = ("README.md\nhub.Dockerfile\nworkspace.yaml\nauth.yaml\n*.secret.yaml\n" + JUPYTERHUB_VALUES + "\n"
+               + TRAINING_OPERATOR_INIT + "\n")
 
 
 def chart_files(
@@ -349,4 +354,5 @@ def chart_files(
         "templates/objects.yaml": _OBJECTS_TEMPLATE,
         "values.yaml": header + dump_yaml({"objects": cluster_manifests(ws, workspace_text, namespaces)}),
         JUPYTERHUB_VALUES: header + dump_yaml(helm_values(ws, workspace_text, hub_image)),
+        TRAINING_OPERATOR_INIT: INIT_CONTAINER_TEMPLATE,
     }

@@ -8,9 +8,9 @@
 # reused. Prints "<component> <folder>" per component on stdout; progress goes to stderr.
 #
 # Usage: tests/cluster/build.sh [COMPONENT...]
-#   default: the control plane and kwok (what the suite runs). The engines' controllers (jobset, trainer,
-#   training-operator, kueue) are pinned here too and build when named: each is a separate Kubernetes
-#   client tree (their k8s.io versions differ), minutes apiece on 2 cores (docs/kubernetes.md).
+#   default: what the suite runs: the control plane, kwok and the training-operator (its own main.go over
+#   upstream's packages). The other controllers (jobset, trainer, kueue) are pinned here too and build
+#   when named: each is a separate Kubernetes client tree, minutes apiece on 2 cores (docs/kubernetes.md).
 # Env:   DLW_CLUSTER_CACHE (default ~/.cache/dlw-cluster); GOFLAGS etc. as usual.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -24,7 +24,7 @@ goversion="$(go env GOVERSION)"
 
 components=("$@")
 if [ ${#components[@]} -eq 0 ]; then
-  components=(kube kwok)
+  components=(kube kwok training-operator)
 fi
 
 for name in "${components[@]}"; do

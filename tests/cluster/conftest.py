@@ -18,6 +18,7 @@ import pytest
 from tests.cluster.controlplane import ROOT, ControlPlane
 from tests.cluster.kubelet import ProcessKubelet
 from tests.cluster.support import alice_env, install_dlw
+from tests.cluster.training_operator import TrainingOperator
 
 GPU_TYPE = "NVIDIA-H100-80GB-HBM3"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
@@ -81,3 +82,13 @@ def installed(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFact
 def alice(control_plane: ControlPlane, installed: Path, nodes: dict[str, ProcessKubelet]) -> dict[str, str]:
     """Alice's notebook pod's environment (support.alice_env), on a cluster with DLW and two nodes."""
     return alice_env(control_plane)
+
+
+@pytest.fixture(scope="session")
+def training_operator(control_plane: ControlPlane, crds: None) -> Iterator[TrainingOperator]:
+    """Kubeflow's training-operator (PyTorchJob controller and webhook), built from its module."""
+    op = TrainingOperator(control_plane).start()
+    try:
+        yield op
+    finally:
+        op.stop()

@@ -14,7 +14,9 @@ It does what the tests need of a kubelet and says plainly what it cannot do:
 - serves ``containerLogs`` over TLS so that ``kubectl logs``/``dlw logs`` read the output through the API
   server (follow, tailLines, timestamps, limitBytes, sinceTime).
 Not shown: network (no CNI, no cluster DNS: every pod's address is 127.0.0.1, and a rendezvous address,
-``MASTER_ADDR``/``PET_MASTER_ADDR``, points at 127.0.0.1), images, cgroups and resource limits. GPUs are
+``MASTER_ADDR``/``PET_MASTER_ADDR``, points at 127.0.0.1; an ``nslookup`` stand-in on the pods' PATH answers
+as cluster DNS would whether a Service name exists, which is what operators' init containers wait for),
+images, cgroups and resource limits. GPUs are
 capacity on the Node; a pod given GPUs gets ``NVIDIA_VISIBLE_DEVICES`` and an NVML stand-in file
 (``DLW_NVML_STANDIN``) reporting them busy, which DLW's GPU sampler reads.
 """
@@ -45,6 +47,25 @@ from kubernetes.client.rest import ApiException
 from tests.cluster.controlplane import KUBE_VERSION, ControlPlane, free_port
 
 RENDEZVOUS = ("MASTER_ADDR", "PET_MASTER_ADDR")
+
+
+# Cluster DNS stand-in for init containers that wait for a Service's name (training-operator's workers run
+# ``nslookup <job>-master-0``): succeeds once the Service exists in the pod's namespace (names as
+# <svc>, <svc>.<ns>, <svc>.<ns>.svc[.cluster.local]), read with the node's credentials.
+NSLOOKUP = """#!{python}
+import json, ssl, sys, urllib.error, urllib.request
+cfg = json.loads({cfg!r})
+parts = sys.argv[-1].split(".")
+ns = parts[1] if len(parts) > 1 else cfg["namespace"]
+ctx = ssl.create_default_context(cafile=cfg["ca"])
+ctx.load_cert_chain(cfg["cert"], cfg["key"])
+try:
+    urllib.request.urlopen(f"{{cfg['server']}}/api/v1/namespaces/{{ns}}/services/{{parts[0]}}", context=ctx, timeout=5)
+except urllib.error.HTTPError:
+    print(f"** server can't find {{sys.argv[-1]}}: NXDOMAIN")
+    sys.exit(1)
+print(f"Name:\\t{{sys.argv[-1]}}\\nAddress: 127.0.0.1")
+"""
 
 
 def _now() -> str:
@@ -129,6 +150,12 @@ class PodRun:
         self.ns, self.name, self.uid = pod.metadata.namespace, pod.metadata.name, pod.metadata.uid
         self.dir = kubelet.root / "pods" / self.uid
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.bin = self.dir / "bin"
+        self.bin.mkdir(exist_ok=True)
+        lookup = self.bin / "nslookup"
+        cfg = json.dumps({**kubelet.creds, "namespace": self.ns})
+        lookup.write_text(NSLOOKUP.format(python=sys.executable, cfg=cfg))
+        lookup.chmod(0o755)
         self.raw: dict[str, Any] = client.ApiClient().sanitize_for_serialization(pod)
         spec = self.raw["spec"]
         self.init = [Container(c, self.dir / f"{c['name']}.log") for c in spec.get("initContainers") or []]
@@ -250,7 +277,7 @@ class PodRun:
             env["DLW_NVML_STANDIN"] = str(standin)
         env = {k: _map_paths(v, mounts) for k, v in env.items()}
         base = {
-            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "PATH": f"{self.bin}:{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "HOME": str(self.dir / "home"), "HOSTNAME": self.name, "PYTHONPATH": self.k.pythonpath,
             "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": self.k.cp.server.rsplit(":", 1)[1],
             "OMP_NUM_THREADS": "1",
@@ -522,6 +549,7 @@ class ProcessKubelet:
         cfg.host = cp.server
         cfg.ssl_ca_cert = str(cp.pki.ca.cert)
         cfg.cert_file, cfg.key_file = str(creds.cert), str(creds.key)
+        self.creds = {"server": cp.server, "ca": str(cp.pki.ca.cert), "cert": str(creds.cert), "key": str(creds.key)}
         cfg.retries = False  # the watch loop retries; urllib3 retrying too only fills logs during restarts
         self.api = client.ApiClient(cfg)
         self.core = client.CoreV1Api(self.api)
