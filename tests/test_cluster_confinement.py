@@ -234,6 +234,11 @@ def _get(objects: dict[str, Any]) -> Any:
     return lambda path: objects.get(path)
 
 
+def check_cluster_lines(w: Any) -> list[str]:
+    """The check's lines on a cluster that answers nothing (no CRDs, no nodes)."""
+    return [f.line() for f in check_cluster(w, _get({}))]
+
+
 def test_default_scratch_is_writable_on_every_node_image_and_only_where_asked() -> None:
     w = ws()
     assert w.profile("cpu").volumes == []  # a CPU notebook mounts no hostPath
@@ -271,6 +276,21 @@ def test_admin_check_reads_volcano_kueue_and_trainer_preconditions() -> None:
     old = {"spec": {"versions": [{"schema": {"openAPIV3Schema": {"properties": {"onJobFailureReasons": {}}}}}]}}
     lines = [f.line() for f in check_cluster(w, _get({crd: old}))]
     assert any(line.startswith("warn Kubeflow Trainer version") for line in lines), lines
+
+    # The training-operator's default worker init container is refused by DLW's pod policy.
+    ptj = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/pytorchjobs.kubeflow.org"
+    deps = "/apis/apps/v1/deployments?labelSelector=control-plane%3Dkubeflow-training-operator"
+
+    def operator(mounts: list[str]) -> dict[str, Any]:
+        return {"items": [{"metadata": {"namespace": "kubeflow", "name": "training-operator"}, "spec": {"template": {
+            "spec": {"containers": [{"command": ["/manager"], "volumeMounts": [{"mountPath": m} for m in mounts]}]}}}}]}
+
+    lines = [f.line() for f in check_cluster(w, _get({ptj: {}, deps: operator(["/tmp/k8s-webhook-server"])}))]
+    assert any(line.startswith("warn training-operator init container (kubeflow/training-operator): upstream's")
+               for line in lines), lines
+    lines = [f.line() for f in check_cluster(w, _get({ptj: {}, deps: operator(["/etc/config/"])}))]
+    assert any(line.startswith("ok   training-operator init container") for line in lines), lines
+    assert not any("training-operator" in line for line in check_cluster_lines(w))
 
 
 def test_kueue_cluster_queues_preempt_and_reclaim() -> None:

@@ -133,6 +133,31 @@ def _trainer_version(get: Get) -> list[Finding]:
                     "upgrade Trainer, or dlw train --engine trainjob is refused", False)]
 
 
+def _training_operator_init(get: Get) -> list[Finding]:
+    """The training-operator adds an init container to PyTorchJob workers; its default one has no securityContext
+    and DLW's pod policy refuses it, so its Deployment must read DLW's template (docs/deploy.md)."""
+    if get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/pytorchjobs.kubeflow.org") is None:
+        return []
+    found = (get("/apis/apps/v1/deployments?labelSelector=control-plane%3Dkubeflow-training-operator") or {})
+    operators = found.get("items") or []
+    what = "training-operator init container"
+    if not operators:
+        return [Finding(False, what, "no Deployment labelled control-plane=kubeflow-training-operator readable: "
+                        "check that it reads training-operator-initContainer.yaml (docs/deploy.md)", False)]
+    out = []
+    for dep in operators:
+        meta = dep.get("metadata") or {}
+        containers = (((dep.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+        args = [a for c in containers for a in (c.get("command") or []) + (c.get("args") or [])]
+        mounts = [m.get("mountPath", "").rstrip("/") for c in containers for m in c.get("volumeMounts") or []]
+        ok = any(a.startswith("--pytorch-init-container-template-file") for a in args) or "/etc/config" in mounts
+        out.append(Finding(ok, f"{what} ({meta.get('namespace')}/{meta.get('name')})",
+                           "reads a template (--pytorch-init-container-template-file or /etc/config)" if ok else
+                           "upstream's default: DLW's pod policy refuses every worker of a multi-worker PyTorchJob; "
+                           "mount training-operator-initContainer.yaml at /etc/config (docs/deploy.md)", False))
+    return out
+
+
 def check_cluster(ws: Workspace, get: Get) -> list[Finding]:
     findings: list[Finding] = []
     for name, why, required in _crds(ws):
@@ -150,6 +175,7 @@ def check_cluster(ws: Workspace, get: Get) -> list[Finding]:
                 findings.append(Finding(False, f"Kueue queue {q.name}", "no gpus cap: its quota is unlimited, so "
                                         "Kueue never queues nor preempts for GPUs there; set queues[].gpus", False))
     findings += _trainer_version(get)
+    findings += _training_operator_init(get)
     for resource in sorted({p.gpu_resource for p in ws.profiles if any(p.gpus)}):
         gpu_nodes = [n for n in nodes if int(str((n.get("status") or {}).get("allocatable", {}).get(resource, "0")))]
         findings.append(Finding(bool(gpu_nodes), f"GPU resource {resource}",
