@@ -75,7 +75,14 @@ export class CompareView {
       const tr = document.createElement('tr');
       tr.dataset.row = key;
       tr.classList.toggle('dlw-mod-differs', differs);
-      tr.append(this.cell('th', label), ...values.map(v => this.cell('td', text(v))));
+      const cells = values.map(v => {
+        const full = text(v);
+        // a sha256 tells itself apart in its first 12 digits; the tooltip has it all
+        const td = this.cell('td', key === 'codeHash' ? full.replace(/^(sha256:[0-9a-f]{12})[0-9a-f]+$/, '$1…') : full);
+        td.title = full;
+        return td;
+      });
+      tr.append(this.cell('th', label), ...cells);
       table.append(tr);
     };
     for (const [key, label] of FIELDS) {

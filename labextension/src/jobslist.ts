@@ -22,7 +22,7 @@ export interface IJobsListOptions {
   groupHeight?: number;
   virtualize?: boolean;
   onAction: (action: JobAction, job: IJob) => void;
-  /** The checked jobs changed (names, in list order). */
+  /** The checked jobs changed (names, in the order checked). */
   onSelect?: (names: string[]) => void;
   now?: () => number; // seconds
 }
@@ -115,9 +115,9 @@ export class JobsList {
     return this.jobs;
   }
 
-  /** The checked jobs, in list order. */
+  /** The checked jobs, in the order they were checked. */
   get selection(): string[] {
-    return this.jobs.filter(j => this.selected.has(j.name)).map(j => j.name);
+    return [...this.selected];
   }
 
   setJobs(jobs: IJob[]): void {

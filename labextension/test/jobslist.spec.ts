@@ -174,8 +174,8 @@ describe('JobsList tags', () => {
       const box = list.node.querySelector<HTMLInputElement>(`.dlw-JobRow[data-job="${n}"] .dlw-JobRow-select`)!;
       box.click();
     }
-    expect(list.selection).toEqual(['job-1', 'job-3']);
-    expect(selections[selections.length - 1]).toEqual(['job-1', 'job-3']);
+    expect(list.selection).toEqual(['job-3', 'job-1']); // in the order checked: the Compare tab's columns
+    expect(selections[selections.length - 1]).toEqual(['job-3', 'job-1']);
     list.setJobs([job(1), job(2)]);
     expect(list.selection).toEqual(['job-1']);
     expect(selections[selections.length - 1]).toEqual(['job-1']);
