@@ -96,4 +96,29 @@ describe('ExperimentView', () => {
     expect(view.node.querySelectorAll('tr[data-trial]')).toHaveLength(500);
     expect(view.node.querySelectorAll('polyline')).toHaveLength(500);
   });
+
+  it('updates a poll in place: changed cells rewritten, rows and lines kept, gone trials removed', () => {
+    const view = new ExperimentView();
+    view.update(experiment([trial(0, 0.1, 0.5), trial(1, 0.01, null, 'Running'), trial(2, 0.3, 0.9)], 'exp-002'));
+    const row = (n: string) => view.node.querySelector<HTMLTableRowElement>(`tr[data-trial="${n}"]`)!;
+    const before = row('exp-000');
+    const line = view.node.querySelector('.dlw-Experiment-overlay polyline[data-trial="exp-000"]');
+    view.update(experiment([trial(0, 0.1, 0.5), trial(1, 0.01, 0.95)], 'exp-001'));
+    expect(row('exp-000')).toBe(before); // the same element, not a rebuilt one
+    expect(view.node.querySelector('.dlw-Experiment-overlay polyline[data-trial="exp-000"]')).toBe(line);
+    expect([...row('exp-001').cells].map(c => c.textContent)).toEqual([
+      'exp-001',
+      '0.01',
+      'adam',
+      'Succeeded',
+      '0.95',
+      '0.95',
+      '11s'
+    ]);
+    expect(row('exp-001').classList.contains('dlw-mod-best')).toBe(true);
+    expect(before.classList.contains('dlw-mod-best')).toBe(false);
+    expect(view.node.querySelector('tr[data-trial="exp-002"]')).toBeNull();
+    expect(view.node.querySelectorAll('.dlw-Experiment-overlay polyline')).toHaveLength(2);
+    expect(view.node.querySelectorAll('.dlw-Experiment-scatter circle')).toHaveLength(2);
+  });
 });
