@@ -6,8 +6,9 @@ Chromium and times, for one experiment of 500 trials and, in the same run, of 50
 - Jobs panel (``JobsList``): first render of the list (the sweep as one collapsed group row among 20 other
   jobs), opening the group (500 trial rows under it), and a poll update where 10% of the trials changed
   state, with the group open;
-- Experiments panel (``ExperimentView``): first render of the results table, overlay chart (50 points a
-  trial) and scatter, and a poll update where 10% of the trials changed.
+- Experiments panel (``ExperimentView``): first render of the results table (windowed: the rows in view),
+  overlay chart (50 points a trial, every trial) and scatter, and a poll update where 10% of the trials
+  changed.
 
 Each time includes the layout it causes. Goal: every update under 50 ms (one frame at 20 fps) at 500.
 """
@@ -163,10 +164,10 @@ def main() -> None:
         poll_ratio=big["poll"] / max(small["poll"], 1e-6), goal_poll_under_50ms=big["pollMax"] < 50,
     )
     big, small = exps[args.trials], exps[args.baseline_trials]
-    assert big["rows"] == args.trials and small["rows"] == args.baseline_trials, (big, small)
+    assert 0 < big["rows"] <= args.trials and 0 < small["rows"] <= args.baseline_trials, (big, small)
     report(
         "experiments_panel_trials", trials=args.trials, first_render_ms=big["first"], poll_update_ms=big["poll"],
-        poll_update_max_ms=big["pollMax"], table_rows=big["rows"],
+        poll_update_max_ms=big["pollMax"], table_rows_in_dom=big["rows"],
         baseline_trials=args.baseline_trials, baseline_first_render_ms=small["first"],
         baseline_poll_update_ms=small["poll"], baseline_poll_update_max_ms=small["pollMax"],
         poll_ratio=big["poll"] / max(small["poll"], 1e-6), goal_poll_under_50ms=big["pollMax"] < 50,

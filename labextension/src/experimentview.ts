@@ -5,10 +5,16 @@
  * Pure DOM over the REST API's experiment summary (``GET dlw/api/experiments/NAME``); the actions
  * (open a trial, promote the best, TensorBoard) are the caller's callbacks.
  *
- * A poll redraws only what changed: table rows and overlay lines are kept per trial and rewritten when
- * their text (or the chart's scale) changed, so 500 trials cost a poll of what changed, not a rebuild
- * (``benchmarks/bench_panel_trials.py``).
+ * A poll redraws only what changed: the table scrolls in its own box and only the rows in view exist
+ * (windowed, as the Jobs panel's list), kept per trial and rewritten when their text changed; overlay
+ * lines and scatter dots are kept per trial too and rewritten when their points or the chart's scale
+ * changed. So 500 trials cost a poll of what changed, not a rebuild (``benchmarks/bench_panel_trials.py``).
  */
+
+import { visibleRange } from './virtual.js';
+
+/** Height of a results row (CSS ``.dlw-Experiment-table tr``): the table window's unit. */
+export const TRIAL_ROW_HEIGHT = 20;
 
 export interface ITrial {
   index: number;
@@ -94,6 +100,10 @@ export class ExperimentView {
   private scatterParam = '';
   private readonly heading: HTMLElement;
   private readonly table: HTMLTableElement;
+  private readonly tableBox: HTMLElement;
+  private readonly padTop: HTMLTableRowElement;
+  private readonly padBottom: HTMLTableRowElement;
+  private frame = 0;
   private readonly overlay: SVGSVGElement;
   private readonly scatter: SVGSVGElement;
   private readonly paramPicker: HTMLSelectElement;
@@ -132,6 +142,29 @@ export class ExperimentView {
     actions.append(this.openBest, this.promote, this.tensorboard);
     this.table = document.createElement('table');
     this.table.className = 'dlw-Experiment-table';
+    this.tableBox = document.createElement('div');
+    this.tableBox.className = 'dlw-Experiment-tableBox';
+    this.tableBox.append(this.table);
+    this.tableBox.addEventListener(
+      'scroll',
+      () => {
+        if (!this.frame) {
+          this.frame = requestAnimationFrame(() => {
+            this.frame = 0;
+            this.drawTable();
+          });
+        }
+      },
+      { passive: true }
+    );
+    const pad = (): HTMLTableRowElement => {
+      const tr = document.createElement('tr');
+      tr.className = 'dlw-Experiment-pad';
+      tr.append(document.createElement('td'));
+      return tr;
+    };
+    this.padTop = pad();
+    this.padBottom = pad();
     this.table.addEventListener('dblclick', ev => {
       const name = (ev.target as HTMLElement).closest<HTMLElement>('tr[data-trial]')?.dataset.trial;
       const t = this.experiment?.trials.find(x => x.name === name);
@@ -151,7 +184,7 @@ export class ExperimentView {
     this.scatter = document.createElementNS(SVG, 'svg');
     this.scatter.setAttribute('class', 'dlw-Experiment-scatter');
     this.scatter.setAttribute('viewBox', '0 0 300 120');
-    this.node.append(this.heading, actions, this.table, this.overlay, this.paramPicker, this.scatter);
+    this.node.append(this.heading, actions, this.tableBox, this.overlay, this.paramPicker, this.scatter);
   }
 
   private button(label: string, title: string, onClick: () => void): HTMLButtonElement {
@@ -232,8 +265,15 @@ export class ExperimentView {
         head.append(th);
       }
     }
+    const sorted = sortTrials(exp.trials, this.sortColumn, this.descending);
+    const { start, end } = visibleRange(
+      this.tableBox.scrollTop,
+      this.tableBox.clientHeight || 600,
+      TRIAL_ROW_HEIGHT,
+      sorted.length
+    );
     const seen = new Set<string>();
-    const ordered = sortTrials(exp.trials, this.sortColumn, this.descending).map(t => {
+    const ordered = sorted.slice(start, end).map(t => {
       seen.add(t.name);
       const texts = columns.map(c => {
         const v = columnValue(t, c);
@@ -264,12 +304,18 @@ export class ExperimentView {
     });
     for (const name of [...this.rows.keys()]) {
       if (!seen.has(name)) {
-        this.rows.delete(name);
+        this.rows.delete(name); // out of view (or gone): made again when scrolled to
       }
     }
+    // rows above and below the window stand in as two padding rows of their height
+    this.padTop.hidden = start === 0;
+    this.padTop.style.height = `${start * TRIAL_ROW_HEIGHT}px`;
+    this.padBottom.hidden = end === sorted.length;
+    this.padBottom.style.height = `${(sorted.length - end) * TRIAL_ROW_HEIGHT}px`;
+    const want = [head, this.padTop, ...ordered, this.padBottom];
     const now = [...this.table.rows];
-    if (now[0] !== head || now.length !== ordered.length + 1 || ordered.some((tr, i) => now[i + 1] !== tr)) {
-      this.table.replaceChildren(head, ...ordered); // the order changed: rows move, none is rebuilt
+    if (now.length !== want.length || want.some((tr, i) => now[i] !== tr)) {
+      this.table.replaceChildren(...want); // the window or the order changed: rows move, none is rebuilt
     }
   }
 

@@ -1,4 +1,4 @@
-import { ExperimentView, IExperiment, ITrial, sortTrials } from '../src/experimentview';
+import { ExperimentView, IExperiment, ITrial, sortTrials, TRIAL_ROW_HEIGHT } from '../src/experimentview';
 
 function trial(index: number, lr: number, last: number | null, state = 'Succeeded'): ITrial {
   return {
@@ -89,12 +89,21 @@ describe('ExperimentView', () => {
     expect(opened).toEqual([['exp-000']]); // waiting trials have no event files yet
   });
 
-  it('renders 500 trials', () => {
+  it('renders 500 trials: a window of table rows (the rest stood in by padding), every line', () => {
     const view = new ExperimentView();
     const many = Array.from({ length: 500 }, (_, i) => trial(i, i / 500, i / 1000));
     view.update(experiment(many, 'exp-499'));
-    expect(view.node.querySelectorAll('tr[data-trial]')).toHaveLength(500);
+    const rows = view.node.querySelectorAll<HTMLElement>('tr[data-trial]');
+    expect(rows.length).toBeGreaterThan(20);
+    expect(rows.length).toBeLessThan(60);
+    const pads = view.node.querySelectorAll<HTMLElement>('tr.dlw-Experiment-pad');
+    expect(pads[0].hidden).toBe(true); // at the top
+    expect(pads[1].style.height).toBe(`${(500 - rows.length) * TRIAL_ROW_HEIGHT}px`);
     expect(view.node.querySelectorAll('polyline')).toHaveLength(500);
+    // sorting brings the best to the window's first row
+    (view.node.querySelector('th[data-column="last"]') as HTMLElement).click();
+    (view.node.querySelector('th[data-column="last"]') as HTMLElement).click();
+    expect(view.node.querySelector('tr[data-trial]')!.getAttribute('data-trial')).toBe('exp-499');
   });
 
   it('updates a poll in place: changed cells rewritten, rows and lines kept, gone trials removed', () => {
