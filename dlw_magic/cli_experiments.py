@@ -138,24 +138,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise DLWError("dlw sweep: give a notebook (or an Experiment YAML) and the values to sweep with -p")
     if args.experiment:
         raise DLWError(f"dlw sweep: unexpected {args.experiment!r} after the notebook")
-    from .cli import backend_from, job_options
-
-    options = job_options(args)
-    search = "random" if args.random is not None else None
-    exp = experiments.build_experiment(
-        args.target, parse_space(args.space), options, name=options.name, search=search, trials=args.random,
-        seed=args.seed, parallel=args.parallel, metric=args.metric, goal=args.goal, stop_if=args.stop_if,
-        fail_fast=args.fail_fast,
-    )
-    backend = backend_from(args)
-    b_opts = {k: getattr(args, k) for k in ("kubeconfig", "namespace") if getattr(args, k, None)}
-    record = experiments.create(exp, backend, {"name": backend.name, **b_opts})
+    record = start_sweep(args)
+    exp_name = record["name"]
     out = sys.stdout
     as_json = args.output == "json"
-    if not as_json:
-        out.write(f"Started experiment {exp.name}: {len(record['trials'])} trial(s), at most {exp.parallel} "
-                  f"at once ({backend.name}); see: dlw sweep status {exp.name}\n")
-        out.flush()
     if args.wait or args.follow:
         seen: dict[str, str] = {}
 
@@ -170,7 +156,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                         out.write(f"{t['name']} {_params(t['parameters'])}: {t['state']}{why}\n")
                         out.flush()
 
-        record = experiments.wait(exp.name, on_change=progress)
+        record = experiments.wait(exp_name, on_change=progress)
     from .experiments.results import summary
 
     if as_json:
@@ -178,6 +164,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     elif args.wait or args.follow:
         show_experiment(record, out)
     return 0 if not (args.wait or args.follow) or record["state"] == "Succeeded" else 1
+
+
+def start_sweep(args: argparse.Namespace, hint: str = "dlw sweep status") -> dict[str, Any]:
+    """Build and start the experiment ``dlw sweep``'s flags describe (``%dlw sweep`` too); says so unless
+    ``-o json``. Returns its record."""
+    from . import experiments
+    from .cli import backend_from, job_options
+
+    options = job_options(args)
+    search = "random" if args.random is not None else None
+    exp = experiments.build_experiment(
+        args.target, parse_space(args.space), options, name=options.name, search=search, trials=args.random,
+        seed=args.seed, parallel=args.parallel, metric=args.metric, goal=args.goal, stop_if=args.stop_if,
+        fail_fast=args.fail_fast,
+    )
+    backend = backend_from(args)
+    b_opts = {k: getattr(args, k) for k in ("kubeconfig", "namespace") if getattr(args, k, None)}
+    record = experiments.create(exp, backend, {"name": backend.name, **b_opts})
+    if args.output != "json":
+        sys.stdout.write(f"Started experiment {exp.name}: {len(record['trials'])} trial(s), at most "
+                         f"{exp.parallel} at once ({backend.name}); see: {hint} {exp.name}\n")
+        sys.stdout.flush()
+    return record
 
 
 def _status(args: argparse.Namespace) -> int:

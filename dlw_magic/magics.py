@@ -229,6 +229,30 @@ class DLWMagics(Magics):
         fmt.show_status(core.get_job(args.name, backend), core.events(args.name, backend), args.output,
                         sys.stdout, notebook=True)
 
+    def _cmd_sweep(self, args: argparse.Namespace) -> None:
+        """In a kernel, the sweep's results table live (``sweep_widget``); elsewhere the CLI's lines."""
+        from . import cli_experiments, experiments
+        from .widget import widgets_available
+
+        live = widgets_available(self.shell) and args.output != "json"
+        if not live or args.target in ("cancel", "promote"):
+            args.func(args)
+            return
+        if args.target == "status":
+            if not args.experiment:
+                raise DLWError("dlw sweep status: give the experiment's name")
+            record = experiments.get(args.experiment)
+        else:
+            if args.experiment:
+                raise DLWError(f"dlw sweep: unexpected {args.experiment!r} after the notebook")
+            record = cli_experiments.start_sweep(args, hint="%dlw sweep status")
+        from .experiments.results import summary
+        from .sweep_widget import show_sweep, title_line
+
+        record = show_sweep(record, wait=args.wait or args.follow)
+        if args.wait or args.follow:
+            print(title_line(summary(record, curves=False)))
+
     def _cmd_convert(self, args: argparse.Namespace) -> None:
         converted = core.convert(args.notebook, dict(core.parse_param(p) for p in args.param))
         for note in converted.notes:

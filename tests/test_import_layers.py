@@ -25,6 +25,7 @@ LAYERS = {
     "backup": "faces",  # dlw admin backup/restore: the hub's cluster export is a face's
     "magics": "faces",
     "widget": "faces",
+    "sweep_widget": "faces",  # %dlw sweep's live results table
     "server": "faces",
     "hub": "faces",
     "core": "core",

@@ -53,6 +53,9 @@ def test_a_sweep_from_the_lab_runs_lists_compares_and_promotes(api, jp_root_dir)
     assert [j["lastMetrics"]["accuracy"][1] for j in diff["jobs"]] == [pytest.approx(0.3), pytest.approx(0.6)]
     job = api("dlw/api/experiments/lab/promote", method="POST", body="{}")
     assert job["name"] != "lab-001" and job["state"] in ("Queued", "Running", "Succeeded")
+    # the Jobs panel groups trials by the experiment each job names; the promoted job is an ordinary one
+    listed = {j["name"]: j["experiment"] for j in api("dlw/api/jobs")["jobs"]}
+    assert listed == {"lab-000": "lab", "lab-001": "lab", job["name"]: None}
 
 
 def test_bad_sweeps_are_400_with_the_field(api_error, jp_root_dir) -> None:

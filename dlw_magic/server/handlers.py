@@ -104,6 +104,8 @@ class DLWHandler(APIHandler):
             data.pop("metrics", None)
             data.pop("executed_notebook", None)
         data["tags"] = core.job_tags(info)
+        # a sweep's trial names its experiment: the panel groups trials under it
+        data["experiment"] = (provenance or {}).get("experiment") if isinstance(provenance, dict) else None
         data["output_path"] = self.root_relative(info.output_dir) or self.linked_output(info)
         nb = info.executed_notebook
         data["executed_notebook_path"] = (

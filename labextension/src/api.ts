@@ -10,7 +10,9 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import { SSEParser } from './sse.js';
 
-import type { IGpuReport, IJob, ILogChunk, IOptions, IParameters, ISubmitRequest } from './types.js';
+import type { ICompare } from './compareview.js';
+import type { IExperimentInfo } from './jobslist.js';
+import type { IGpuReport, IJob, ILogChunk, IOptions, IParameters, ISubmitRequest, ISweepRequest } from './types.js';
 
 export type { IGpu, IGpuReport, IJob, ILogChunk, INamed, IOptions, ISubmitRequest } from './types.js';
 
@@ -77,6 +79,14 @@ export const submitJob = (body: ISubmitRequest): Promise<IJob> =>
   request<IJob>('jobs', { method: 'POST', body: JSON.stringify(body) });
 export const getGpus = (): Promise<IGpuReport> => request('gpus');
 export const getOptions = (): Promise<IOptions> => request('options');
+/** Every experiment (sweep) of the user, without curves: what the Jobs panel's group rows say. */
+export const listExperiments = async (): Promise<IExperimentInfo[]> =>
+  (await request<{ experiments: IExperimentInfo[] }>('experiments')).experiments;
+/** Start a sweep: one experiment, each point of the grid an ordinary job (``dlw sweep``). */
+export const submitSweep = (body: ISweepRequest): Promise<{ name: string; trials: unknown[] }> =>
+  request('experiments', { method: 'POST', body: JSON.stringify(body) });
+/** Jobs side by side, as ``dlw compare`` shows them. */
+export const compareJobs = (names: string[]): Promise<ICompare> => request('compare', {}, { jobs: names.join(',') });
 export const getParameters = (path: string): Promise<IParameters> => request('parameters', {}, { path });
 
 export interface IFollowHandlers {

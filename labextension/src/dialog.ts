@@ -2,6 +2,10 @@
  * The "Train as job" dialog body: name, workers, GPUs, engine, queue, priority, parameters (prefilled
  * from the notebook's ``parameters`` cell), the notebook's folder and the admin's volumes.
  *
+ * "Sweep" instead of "One job": each parameter takes a comma-separated list of values, each typed as
+ * the parameter is, plus parallel, metric and goal; the request goes to ``POST dlw/api/experiments``
+ * (``dlw sweep NOTEBOOK -p NAME=A,B``), one trial per point of the grid.
+ *
  * Fields are checked as the user types: a bad value is marked, its message shown under it, and the
  * Dialog's own validation (``:invalid`` / ``.jp-mod-error``) keeps Submit disabled, so the dialog never
  * closes on input it cannot send. What the backend cannot run is not offered (``options.unavailable``).
@@ -11,7 +15,65 @@ import type { Dialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { paramToText, textToParam } from './format.js';
-import type { INameRule, IOptions, IParamType, ISubmitRequest } from './types.js';
+import type { INameRule, IOptions, IParamType, ISubmitRequest, ISweepRequest } from './types.js';
+
+/** The sweep part of the dialog's request: values per parameter and the sweep's settings. */
+export interface ISweepSettings {
+  parameters: Record<string, unknown[]>;
+  parallel: number;
+  metric?: string;
+  goal: 'max' | 'min';
+}
+
+/** What the dialog returns: a job, or with ``sweep`` an experiment whose trials share these options. */
+export interface ITrainRequest extends ISubmitRequest {
+  sweep?: ISweepSettings;
+}
+
+/** The dialog's sweep as ``POST dlw/api/experiments`` takes it: the job fields become the trials' options. */
+export function sweepRequest(value: ITrainRequest): ISweepRequest {
+  const { sweep, notebook, name, ...options } = value;
+  return {
+    notebook: notebook ?? '',
+    ...(name ? { name } : {}),
+    parameters: sweep?.parameters ?? {},
+    parallel: sweep?.parallel,
+    ...(sweep?.metric ? { metric: sweep.metric, goal: sweep.goal } : {}),
+    options
+  };
+}
+
+/**
+ * "0.01, 0.1" or "[1, 2], [3]" as the texts of its values: split at commas outside brackets and
+ * quotes; blank items are dropped.
+ */
+export function splitValues(text: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let quote = '';
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === '\\') {
+        i++;
+      } else if (c === quote) {
+        quote = '';
+      }
+    } else if (c === '"' || c === "'") {
+      quote = c;
+    } else if ('[{('.includes(c)) {
+      depth++;
+    } else if (']})'.includes(c)) {
+      depth = Math.max(0, depth - 1);
+    } else if (c === ',' && depth === 0) {
+      out.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(text.slice(start));
+  return out.map(v => v.trim()).filter(v => v);
+}
 
 /** ``source.files`` pattern for "ship the notebook's folder": everything below it but hidden files. */
 export const SHIP_FOLDER = '**';
@@ -49,7 +111,7 @@ export interface ITrainDefaults {
   priority: string;
 }
 
-export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitRequest> {
+export class TrainForm extends Widget implements Dialog.IBodyWidget<ITrainRequest> {
   private readonly inputs: Record<string, HTMLInputElement | HTMLSelectElement> = {};
   private readonly paramInputs = new Map<string, HTMLInputElement>();
   private readonly volumeBoxes = new Map<string, HTMLInputElement>();
@@ -58,11 +120,17 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
   private readonly tagRule: INameRule | undefined;
   private folderBox: HTMLInputElement | null = null;
   private preemptibleBox: HTMLInputElement | null = null;
+  private readonly modeBoxes: HTMLInputElement[] = [];
+  private readonly sweepSection: HTMLElement;
   // Capture on window runs before the Dialog's document-level 'input' check, so it sees our marks.
   private readonly onInput = (ev: Event): void => {
     const target = ev.target as HTMLElement;
     if (target instanceof HTMLInputElement && this.node.contains(target)) {
-      this.check(target);
+      if (target.name === 'mode') {
+        this.setMode(target.value === 'sweep');
+      } else {
+        this.check(target);
+      }
     }
   };
 
@@ -71,7 +139,7 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     readonly parameters: Record<string, unknown>,
     options: IOptions,
     defaults: ITrainDefaults,
-    previous?: ISubmitRequest,
+    previous?: ITrainRequest,
     paramsReason?: string | null,
     readonly paramTypes: Record<string, IParamType> = {}
   ) {
@@ -88,6 +156,25 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     note.className = 'dlw-TrainForm-notebook';
     note.textContent = `Notebook: ${notebook}`;
     form.appendChild(note);
+
+    const mode = document.createElement('div');
+    mode.className = 'dlw-TrainForm-mode';
+    for (const [value, label, title] of [
+      ['job', 'One job', 'Run the notebook once with these parameter values'],
+      ['sweep', 'Sweep', 'Run it once per combination of the listed values: one experiment, each trial a job']
+    ]) {
+      const l = document.createElement('label');
+      const box = document.createElement('input');
+      box.type = 'radio';
+      box.name = 'mode';
+      box.value = value;
+      box.checked = value === (p.sweep ? 'sweep' : 'job');
+      l.append(box, ` ${label}`);
+      l.title = title;
+      mode.appendChild(l);
+      this.modeBoxes.push(box);
+    }
+    form.appendChild(mode);
 
     this.text(form, 'name', 'Job name', p.name ?? '', 'generated from the notebook name');
     this.check(this.inputs.name as HTMLInputElement);
@@ -145,6 +232,22 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     preemptLabel.title = 'May be stopped for higher-priority work and requeued; it resumes from its checkpoint.';
     form.appendChild(preemptLabel);
 
+    this.sweepSection = this.section(form, 'Sweep');
+    this.number(this.sweepSection, 'parallel', 'Parallel', p.sweep?.parallel ?? 2, 1);
+    this.inputs.parallel.title = 'At most this many trials at once; the others wait in DLW';
+    this.text(this.sweepSection, 'metric', 'Metric', p.sweep?.metric ?? '', 'e.g. accuracy (from log_metrics)');
+    this.inputs.metric.title = 'The metric that ranks the trials (the best trial is the one to promote)';
+    this.select(
+      this.sweepSection,
+      'goal',
+      'Goal',
+      [
+        ['max', 'maximize'],
+        ['min', 'minimize']
+      ],
+      p.sweep?.goal ?? 'max'
+    );
+
     const params = this.section(form, 'Parameters');
     const names = Object.keys(parameters);
     if (!names.length) {
@@ -153,7 +256,8 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     for (const name of names) {
       const value = p.parameters && name in p.parameters ? p.parameters[name] : parameters[name];
       const input = this.row(params, `param-${name}`, name, 'input') as HTMLInputElement;
-      input.value = paramToText(value);
+      const swept = p.sweep?.parameters[name];
+      input.value = swept ? swept.map(paramToText).join(', ') : paramToText(value);
       const help = paramTypes[name]?.help;
       input.title = `default: ${paramToText(parameters[name])}${help ? ` (${help})` : ''}`;
       this.paramInputs.set(name, input);
@@ -202,6 +306,25 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
       vols.appendChild(label);
       this.volumeBoxes.set(v.name, box);
     }
+    this.setMode(this.sweep);
+  }
+
+  /** Whether the form asks for a sweep (the "Sweep" choice) rather than one job. */
+  get sweep(): boolean {
+    return this.modeBoxes[1]?.checked ?? false;
+  }
+
+  /** Show the sweep's fields (or not) and check the parameters again: a list is valid only in a sweep. */
+  private setMode(sweep: boolean): void {
+    this.sweepSection.hidden = !sweep;
+    for (const el of this.sweepSection.querySelectorAll<HTMLInputElement | HTMLSelectElement>('input, select')) {
+      el.disabled = !sweep; // a disabled field is not validated: a hidden one never blocks Submit
+    }
+    for (const input of this.paramInputs.values()) {
+      input.placeholder = sweep ? 'values, comma-separated' : '';
+      this.check(input);
+    }
+    this.check(this.inputs.parallel as HTMLInputElement);
   }
 
   protected onAfterAttach(): void {
@@ -220,7 +343,7 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
   /** The first problem of the form (field and why), or null when it can be sent. */
   get problem(): string | null {
     for (const input of [...Object.values(this.inputs), ...this.paramInputs.values()]) {
-      if (input instanceof HTMLInputElement) {
+      if (input instanceof HTMLInputElement && !input.disabled) {
         const message = this.check(input);
         if (message) {
           return message;
@@ -236,10 +359,16 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     const pname = input.name.startsWith('param-') ? input.name.slice(6) : null;
     if (pname !== null && this.paramInputs.get(pname) === input) {
       try {
-        textToParam(pname, input.value, this.parameters[pname], this.paramTypes[pname]?.type);
+        if (this.sweep) {
+          this.values(pname, input.value);
+        } else {
+          textToParam(pname, input.value, this.parameters[pname], this.paramTypes[pname]?.type);
+        }
       } catch (err) {
         message = (err as Error).message;
       }
+    } else if (input.disabled) {
+      message = null; // a sweep's field in "One job": not sent
     } else if (input.name === 'more-params') {
       message = extraParams(input.value).problem;
     } else if (input.name === 'name') {
@@ -273,6 +402,17 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     return message;
   }
 
+  /** A sweep's values of a parameter, each typed as the parameter; throws naming the value that is not. */
+  private values(pname: string, text: string): unknown[] {
+    const original = this.parameters[pname];
+    const kind = this.paramTypes[pname]?.type;
+    const items = splitValues(text);
+    if (!items.length) {
+      throw new Error(`parameter ${pname}: give one or more values, separated by commas`);
+    }
+    return items.map(item => textToParam(pname, item, original, kind));
+  }
+
   /** Why ``name`` is not a job name the spec accepts (empty: generated), or null. */
   private nameProblem(name: string): string | null {
     const rule = this.nameRule;
@@ -289,8 +429,8 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
    * The request. Never throws (the Dialog closes on a throwing getValue): a value that does not parse
    * is sent as typed, but Submit stays disabled while ``problem`` is set.
    */
-  getValue(): ISubmitRequest {
-    const body: ISubmitRequest = { notebook: this.notebook };
+  getValue(): ITrainRequest {
+    const body: ITrainRequest = { notebook: this.notebook };
     const name = this.inputs.name.value.trim();
     if (name) {
       body.name = name;
@@ -311,7 +451,22 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
       body.priority = /^-?\d+$/.test(priority) ? Number(priority) : priority;
     }
     const params: Record<string, unknown> = {};
+    const swept: Record<string, unknown[]> = {};
     for (const [pname, input] of this.paramInputs) {
+      if (this.sweep) {
+        let values: unknown[];
+        try {
+          values = this.values(pname, input.value);
+        } catch {
+          values = [input.value];
+        }
+        if (values.length > 1) {
+          swept[pname] = values;
+        } else if (JSON.stringify(values[0]) !== JSON.stringify(this.parameters[pname])) {
+          params[pname] = values[0]; // one value: the same for every trial
+        }
+        continue;
+      }
       let value: unknown;
       try {
         value = textToParam(pname, input.value, this.parameters[pname], this.paramTypes[pname]?.type);
@@ -339,6 +494,15 @@ export class TrainForm extends Widget implements Dialog.IBodyWidget<ISubmitReque
     }
     if (this.preemptibleBox?.checked) {
       body.preemptible = true;
+    }
+    if (this.sweep) {
+      const metric = this.inputs.metric.value.trim();
+      body.sweep = {
+        parameters: swept,
+        parallel: Number(this.inputs.parallel.value),
+        goal: this.inputs.goal.value === 'min' ? 'min' : 'max',
+        ...(metric ? { metric } : {})
+      };
     }
     return body;
   }

@@ -6,17 +6,8 @@
 
 import { Widget } from '@lumino/widgets';
 
-import { getJob, request } from './api.js';
+import { getJob, listExperiments, request } from './api.js';
 import { ExperimentView, IExperiment, ITrial } from './experimentview.js';
-
-interface IListed {
-  name: string;
-  state: string;
-  best: string | null;
-}
-
-const listExperiments = async (): Promise<IListed[]> =>
-  (await request<{ experiments: IListed[] }>('experiments')).experiments;
 const getExperiment = (name: string): Promise<IExperiment> => request<IExperiment>(`experiments/${name}`);
 const promote = (name: string): Promise<{ name: string }> =>
   request(`experiments/${name}/promote`, { method: 'POST', body: '{}' });

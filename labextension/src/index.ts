@@ -28,7 +28,11 @@ namespace CommandIDs {
 
 function addJobsPanel(app: JupyterFrontEnd, restorer: ILayoutRestorer | null): JobsPanel {
   let actions: JobActions | null = null;
-  const panel = new JobsPanel((action, job) => actions?.run(action, job), DEFAULTS.refreshInterval);
+  const panel = new JobsPanel(
+    (action, job) => actions?.run(action, job),
+    DEFAULTS.refreshInterval,
+    names => void actions?.compare(names)
+  );
   actions = new JobActions(app, () => panel.refresh());
   panel.title.icon = trainIcon;
   app.shell.add(panel, 'right', { rank: 600 });

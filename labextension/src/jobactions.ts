@@ -1,18 +1,24 @@
 /**
  * What the buttons of a job's row in the DLW Jobs panel do: follow its logs (in the one log tab),
- * cancel, open its output folder in the file browser, copy its YAML, rerun it, delete it.
+ * cancel, open its output folder in the file browser, copy its YAML, rerun it, delete it; and the
+ * panel's Compare: the checked jobs side by side in one Compare tab.
  */
 
 import type { JupyterFrontEnd } from '@jupyterlab/application';
 import { Clipboard, Dialog, MainAreaWidget, Notification, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 
-import { cancelJob, deleteJob, downloadUrl, getJob, htmlUrl, IJob, outputPath, rerunJob } from './api.js';
+import { Widget } from '@lumino/widgets';
+
+import { cancelJob, compareJobs, deleteJob, downloadUrl, getJob, htmlUrl, IJob, outputPath, rerunJob } from './api.js';
+import { CompareView } from './compareview.js';
 import { trainIcon } from './icons.js';
 import type { JobAction } from './jobslist.js';
 import { LogViewer } from './logviewer.js';
 
 export class JobActions {
   private logs: MainAreaWidget<LogViewer> | null = null;
+  private comparison: MainAreaWidget<Widget> | null = null;
+  private compareView = new CompareView();
 
   constructor(
     private readonly app: JupyterFrontEnd,
@@ -32,6 +38,29 @@ export class JobActions {
       delete: j => this.remove(j)
     };
     void handlers[action](job);
+  }
+
+  /** The jobs side by side (``dlw compare``'s table and their metrics overlaid) in one Compare tab. */
+  async compare(names: string[]): Promise<void> {
+    let result;
+    try {
+      result = await compareJobs(names);
+    } catch (err) {
+      await showErrorMessage('Cannot compare the jobs', (err as Error).message);
+      return;
+    }
+    if (!this.comparison || this.comparison.isDisposed) {
+      this.compareView = new CompareView();
+      const content = new Widget({ node: this.compareView.node });
+      this.comparison = new MainAreaWidget({ content });
+      this.comparison.id = 'dlw-compare';
+      this.comparison.title.icon = trainIcon;
+      this.comparison.title.closable = true;
+      this.app.shell.add(this.comparison, 'main');
+    }
+    this.compareView.update(result);
+    this.comparison.title.label = `Compare: ${names.join(', ')}`;
+    this.app.shell.activateById(this.comparison.id);
   }
 
   /** One log tab for all jobs: a click points it at this job and brings it forward. */

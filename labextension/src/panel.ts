@@ -2,7 +2,7 @@
 
 import { Widget } from '@lumino/widgets';
 
-import { getJob, listJobs } from './api.js';
+import { getJob, listExperiments, listJobs } from './api.js';
 import { JobAction, JobsList } from './jobslist.js';
 import { SchedulesSection } from './schedules.js';
 import type { IJob } from './types.js';
@@ -12,12 +12,18 @@ export class JobsPanel extends Widget {
   readonly schedules: SchedulesSection; // definitions with their runs grouped under them
   private readonly summary: HTMLElement;
   private readonly error: HTMLElement;
+  private readonly compare: HTMLButtonElement;
   private timer = 0;
   private ticker = 0;
   private refreshing: Promise<void> | null = null;
   private intervalMs: number;
 
-  constructor(onAction: (action: JobAction, job: IJob) => void, refreshSeconds: number) {
+  /** ``onCompare``: the checked jobs' names (two or more), to show side by side. */
+  constructor(
+    onAction: (action: JobAction, job: IJob) => void,
+    refreshSeconds: number,
+    onCompare: (names: string[]) => void = () => undefined
+  ) {
     super();
     this.id = 'dlw-jobs-panel';
     this.addClass('dlw-JobsPanel');
@@ -33,7 +39,13 @@ export class JobsPanel extends Widget {
     refresh.textContent = '⟳';
     refresh.title = 'Refresh now';
     refresh.addEventListener('click', () => void this.refresh());
-    header.append(title, refresh);
+    this.compare = document.createElement('button');
+    this.compare.className = 'dlw-JobsPanel-compare jp-Button jp-mod-minimal';
+    this.compare.textContent = 'Compare';
+    this.compare.title = 'Check two or more jobs to compare their metrics, parameters, image, code and packages';
+    this.compare.disabled = true;
+    this.compare.addEventListener('click', () => onCompare(this.list.selection));
+    header.append(title, this.compare, refresh);
 
     const filter = document.createElement('input');
     filter.className = 'dlw-JobsPanel-filter jp-mod-styled';
@@ -45,7 +57,13 @@ export class JobsPanel extends Widget {
     this.error = document.createElement('div');
     this.error.className = 'dlw-JobsPanel-error';
 
-    this.list = new JobsList({ onAction });
+    this.list = new JobsList({
+      onAction,
+      onSelect: names => {
+        this.compare.disabled = names.length < 2;
+        this.compare.textContent = names.length ? `Compare (${names.length})` : 'Compare';
+      }
+    });
     this.schedules = new SchedulesSection(name => void getJob(name).then(job => onAction('logs', job)));
     this.node.append(header, this.schedules.node, filter, this.summary, this.error, this.list.node);
   }
@@ -61,6 +79,10 @@ export class JobsPanel extends Widget {
   refresh(): Promise<void> {
     if (!this.refreshing) {
       void this.schedules.refresh();
+      // The group rows' state and best trial; without it they still group, from the trials' states.
+      void listExperiments()
+        .then(items => this.list.setExperiments(items))
+        .catch(() => undefined);
       this.refreshing = listJobs()
         .then(jobs => {
           this.error.textContent = '';

@@ -1,14 +1,14 @@
 /**
  * "Train as job": save the notebook, open the dialog prefilled from its parameters cell and the
- * server's options, submit, and show the job in the panel. A value the server refuses reopens the
- * dialog with what the user typed and the server's one-line message.
+ * server's options, submit (a job, or with "Sweep" an experiment), and show it in the panel. A value
+ * the server refuses reopens the dialog with what the user typed and the server's one-line message.
  */
 
 import { Dialog, Notification, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import type { NotebookPanel } from '@jupyterlab/notebook';
 
-import { getOptions, getParameters, ISubmitRequest, submitJob } from './api.js';
-import { TrainForm } from './dialog.js';
+import { getOptions, getParameters, submitJob, submitSweep } from './api.js';
+import { ITrainRequest, sweepRequest, TrainForm } from './dialog.js';
 import type { ISettings } from './settings.js';
 import type { IOptions, IParameters } from './types.js';
 
@@ -35,7 +35,7 @@ export async function trainNotebook(
     })),
     getParameters(path).catch((err): IParameters => ({ parameters: {}, reason: (err as Error).message }))
   ]);
-  let previous: ISubmitRequest | undefined;
+  let previous: ITrainRequest | undefined;
   for (;;) {
     const form = new TrainForm(path, params.parameters, options, settings, previous, params.reason, params.types);
     const result = await showDialog({
@@ -54,6 +54,12 @@ export async function trainNotebook(
       continue;
     }
     try {
+      if (previous.sweep) {
+        const exp = await submitSweep(sweepRequest(previous));
+        Notification.success(`Started experiment ${exp.name}: ${exp.trials.length} trials`, { autoClose: 4000 });
+        await onSubmitted(exp.name);
+        return;
+      }
       const job = await submitJob(previous);
       Notification.success(`Submitted ${job.name}`, { autoClose: 4000 });
       for (const note of job.notes ?? []) {
@@ -63,7 +69,10 @@ export async function trainNotebook(
       return;
     } catch (err) {
       // Keep what the user typed: the dialog opens again with the server's message fixed in mind.
-      await showErrorMessage('Cannot submit the job', (err as Error).message);
+      await showErrorMessage(
+        previous.sweep ? 'Cannot start the sweep' : 'Cannot submit the job',
+        (err as Error).message
+      );
     }
   }
 }

@@ -34,6 +34,8 @@ export interface IJob {
   history?: IPreemption[];
   /** Set at submit (dialog, ``dlw train --tag``); the panel's filter finds jobs by them. */
   tags?: string[];
+  /** The experiment (sweep) whose trial this job is, or null. */
+  experiment?: string | null;
   /** Only in the submit reply: what the conversion noted (a parameter the cell does not define, ...). */
   notes?: string[];
 }
@@ -133,4 +135,16 @@ export interface ILogChunk {
   rank: number;
   text: string;
   offset: number;
+}
+
+/** POST /dlw/api/experiments from the dialog's Sweep choice: values per parameter (a grid), the job
+ * options every trial shares, and the sweep's settings (``dlw sweep -p NAME=A,B --parallel K``). */
+export interface ISweepRequest {
+  notebook: string;
+  name?: string;
+  parameters: Record<string, unknown[]>;
+  parallel?: number;
+  metric?: string;
+  goal?: 'max' | 'min';
+  options?: IJobOptions;
 }

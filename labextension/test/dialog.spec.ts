@@ -1,4 +1,4 @@
-import { SHIP_FOLDER, TrainForm } from '../src/dialog';
+import { SHIP_FOLDER, splitValues, sweepRequest, TrainForm } from '../src/dialog';
 import type { IOptions } from '../src/types';
 
 const DEFAULTS = { workers: 1, gpus: 0, engine: 'job', queue: '', priority: '' };
@@ -162,5 +162,92 @@ describe('extra parameters', () => {
     expect(form.problem).toBeNull();
     expect(form.getValue().parameters).toEqual({ seed: 7, note: 'fast run' });
     form.dispose();
+  });
+
+  it('sweeps lists of values typed as each parameter, marks a value that is not, and sends an experiment', () => {
+    const types = { epochs: { type: 'int', optional: false }, lr: { type: 'float', optional: false } };
+    const form = new TrainForm(
+      'nb.ipynb',
+      { epochs: 3, lr: 0.1, note: 'x', fast: false },
+      options(),
+      DEFAULTS,
+      undefined,
+      null,
+      types
+    );
+    document.body.appendChild(form.node);
+    form.processMessage({ type: 'after-attach' } as any);
+    const lr = form.node.querySelector<HTMLInputElement>('input[name="param-lr"]')!;
+    const epochs = form.node.querySelector<HTMLInputElement>('input[name="param-epochs"]')!;
+    const sweepBox = form.node.querySelector<HTMLInputElement>('input[name="mode"][value="sweep"]')!;
+    const section = form.node.querySelector<HTMLElement>('input[name="parallel"]')!.closest('fieldset')!;
+    expect(section.hidden).toBe(true);
+    type(lr, '0.01, 0.1');
+    expect(form.problem).toBe('parameter lr: "0.01, 0.1" is not a valid number'); // one job: one value
+
+    sweepBox.checked = true;
+    sweepBox.dispatchEvent(new Event('input', { bubbles: true }));
+    expect(section.hidden).toBe(false);
+    expect(form.problem).toBeNull();
+    type(epochs, '2, 3.5');
+    expect(epochs.classList.contains('jp-mod-error')).toBe(true);
+    expect(form.problem).toBe('parameter epochs: expected a whole number (int), got "3.5"');
+    type(epochs, '2, 4');
+    type(form.node.querySelector<HTMLInputElement>('input[name="param-note"]')!, 'a, b,c');
+    type(form.node.querySelector<HTMLInputElement>('input[name="param-fast"]')!, 'True');
+    type(form.node.querySelector<HTMLInputElement>('input[name="metric"]')!, 'accuracy');
+    type(form.node.querySelector<HTMLInputElement>('input[name="parallel"]')!, '3');
+    expect(form.problem).toBeNull();
+    const value = form.getValue();
+    expect(value.sweep).toEqual({
+      parameters: { lr: [0.01, 0.1], epochs: [2, 4], note: ['a', 'b', 'c'] },
+      parallel: 3,
+      goal: 'max',
+      metric: 'accuracy'
+    });
+    expect(value.parameters).toEqual({ fast: true }); // one value: the same in every trial
+    const request = sweepRequest({ ...value, name: 'my-sweep' });
+    expect(request).toMatchObject({
+      notebook: 'nb.ipynb',
+      name: 'my-sweep',
+      parallel: 3,
+      metric: 'accuracy',
+      goal: 'max',
+      parameters: { lr: [0.01, 0.1] }
+    });
+    expect(request.options).toMatchObject({ parameters: { fast: true }, workers: 1 });
+    expect(request.options).not.toHaveProperty('sweep');
+
+    type(form.node.querySelector<HTMLInputElement>('input[name="parallel"]')!, '0');
+    expect(form.problem).toBe('Parallel: expected a whole number of at least 1');
+    // back to one job: the sweep's fields are not sent and do not block Submit
+    const jobBox = form.node.querySelector<HTMLInputElement>('input[name="mode"][value="job"]')!;
+    jobBox.checked = true;
+    jobBox.dispatchEvent(new Event('input', { bubbles: true }));
+    type(lr, '0.2');
+    type(epochs, '5');
+    type(form.node.querySelector<HTMLInputElement>('input[name="param-note"]')!, 'x');
+    expect(form.problem).toBeNull();
+    expect(form.getValue().sweep).toBeUndefined();
+    form.dispose();
+  });
+
+  it('reopens a refused sweep with the values as typed', () => {
+    const previous = {
+      notebook: 'nb.ipynb',
+      sweep: { parameters: { lr: [0.01, 0.1] }, parallel: 4, goal: 'min' as const, metric: 'loss' }
+    };
+    const form = new TrainForm('nb.ipynb', { lr: 0.1 }, options(), DEFAULTS, previous);
+    expect(form.sweep).toBe(true);
+    expect(form.node.querySelector<HTMLInputElement>('input[name="param-lr"]')!.value).toBe('0.01, 0.1');
+    expect(form.node.querySelector<HTMLInputElement>('input[name="parallel"]')!.value).toBe('4');
+    expect(form.node.querySelector<HTMLSelectElement>('select[name="goal"]')!.value).toBe('min');
+    form.dispose();
+  });
+
+  it('splits values at commas outside brackets and quotes', () => {
+    expect(splitValues('[1, 2], [3] ,')).toEqual(['[1, 2]', '[3]']);
+    expect(splitValues('"a,b", c')).toEqual(['"a,b"', 'c']);
+    expect(splitValues('  ')).toEqual([]);
   });
 });

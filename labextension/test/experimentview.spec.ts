@@ -1,4 +1,4 @@
-import { ExperimentView, IExperiment, ITrial, sortTrials } from '../src/experimentview';
+import { ExperimentView, IExperiment, ITrial, sortTrials, TRIAL_ROW_HEIGHT } from '../src/experimentview';
 
 function trial(index: number, lr: number, last: number | null, state = 'Succeeded'): ITrial {
   return {
@@ -89,11 +89,45 @@ describe('ExperimentView', () => {
     expect(opened).toEqual([['exp-000']]); // waiting trials have no event files yet
   });
 
-  it('renders 500 trials', () => {
+  it('renders 500 trials: a window of table rows (the rest stood in by padding), every line', () => {
     const view = new ExperimentView();
     const many = Array.from({ length: 500 }, (_, i) => trial(i, i / 500, i / 1000));
     view.update(experiment(many, 'exp-499'));
-    expect(view.node.querySelectorAll('tr[data-trial]')).toHaveLength(500);
+    const rows = view.node.querySelectorAll<HTMLElement>('tr[data-trial]');
+    expect(rows.length).toBeGreaterThan(20);
+    expect(rows.length).toBeLessThan(60);
+    const pads = view.node.querySelectorAll<HTMLElement>('tr.dlw-Experiment-pad');
+    expect(pads[0].hidden).toBe(true); // at the top
+    expect(pads[1].style.height).toBe(`${(500 - rows.length) * TRIAL_ROW_HEIGHT}px`);
     expect(view.node.querySelectorAll('polyline')).toHaveLength(500);
+    // sorting brings the best to the window's first row
+    (view.node.querySelector('th[data-column="last"]') as HTMLElement).click();
+    (view.node.querySelector('th[data-column="last"]') as HTMLElement).click();
+    expect(view.node.querySelector('tr[data-trial]')!.getAttribute('data-trial')).toBe('exp-499');
+  });
+
+  it('updates a poll in place: changed cells rewritten, rows and lines kept, gone trials removed', () => {
+    const view = new ExperimentView();
+    view.update(experiment([trial(0, 0.1, 0.5), trial(1, 0.01, null, 'Running'), trial(2, 0.3, 0.9)], 'exp-002'));
+    const row = (n: string) => view.node.querySelector<HTMLTableRowElement>(`tr[data-trial="${n}"]`)!;
+    const before = row('exp-000');
+    const line = view.node.querySelector('.dlw-Experiment-overlay polyline[data-trial="exp-000"]');
+    view.update(experiment([trial(0, 0.1, 0.5), trial(1, 0.01, 0.95)], 'exp-001'));
+    expect(row('exp-000')).toBe(before); // the same element, not a rebuilt one
+    expect(view.node.querySelector('.dlw-Experiment-overlay polyline[data-trial="exp-000"]')).toBe(line);
+    expect([...row('exp-001').cells].map(c => c.textContent)).toEqual([
+      'exp-001',
+      '0.01',
+      'adam',
+      'Succeeded',
+      '0.95',
+      '0.95',
+      '11s'
+    ]);
+    expect(row('exp-001').classList.contains('dlw-mod-best')).toBe(true);
+    expect(before.classList.contains('dlw-mod-best')).toBe(false);
+    expect(view.node.querySelector('tr[data-trial="exp-002"]')).toBeNull();
+    expect(view.node.querySelectorAll('.dlw-Experiment-overlay polyline')).toHaveLength(2);
+    expect(view.node.querySelectorAll('.dlw-Experiment-scatter circle')).toHaveLength(2);
   });
 });

@@ -127,4 +127,58 @@ describe('JobsList tags', () => {
     expect(list.count).toBe(3);
     list.dispose();
   });
+
+  it("groups a sweep's trials under one row per experiment, with its state and best trial", () => {
+    const list = new JobsList({ onAction: () => undefined, now: () => 2000 });
+    document.body.appendChild(list.node);
+    const trials = Array.from({ length: 50 }, (_, i) => ({
+      ...job(i, i < 2 ? 'Running' : 'Succeeded'),
+      name: `sweep-${String(i).padStart(3, '0')}`,
+      experiment: 'sweep'
+    }));
+    list.setJobs([job(900), ...trials.reverse(), job(901)]);
+    list.render();
+    const groups = list.node.querySelectorAll<HTMLElement>('.dlw-JobGroup');
+    expect(groups.length).toBe(1);
+    const group = groups[0];
+    expect(group.dataset.experiment).toBe('sweep');
+    expect(group.getAttribute('aria-expanded')).toBe('false');
+    expect(group.textContent).toContain('50 trials (2 running, 48 succeeded)');
+    expect(list.node.querySelectorAll('.dlw-JobRow').length).toBe(2); // the other jobs only
+    list.setExperiments([{ name: 'sweep', state: 'Running', best: 'sweep-017' }]);
+    list.render();
+    expect(group.textContent).toContain('best: sweep-017');
+
+    group.click();
+    list.render();
+    const rows = [...list.node.querySelectorAll<HTMLElement>('.dlw-JobRow')];
+    expect(rows.length).toBeGreaterThan(2);
+    const names = rows.sort((a, b) => Number(a.dataset.index) - Number(b.dataset.index)).map(r => r.dataset.job);
+    expect(names.slice(0, 3)).toEqual(['job-900', 'sweep-000', 'sweep-001']); // in trial order, under the group
+    expect(list.node.querySelector('.dlw-JobRow[data-job="sweep-000"]')!.classList.contains('dlw-mod-trial')).toBe(
+      true
+    );
+    group.click();
+    list.render();
+    expect(list.node.querySelectorAll('.dlw-JobRow').length).toBe(2);
+    list.dispose();
+  });
+
+  it('collects the checked jobs for Compare, and forgets a deleted one', () => {
+    const selections: string[][] = [];
+    const list = new JobsList({ onAction: () => undefined, onSelect: s => selections.push(s), now: () => 2000 });
+    document.body.appendChild(list.node);
+    list.setJobs([job(1), job(2), job(3)]);
+    list.render();
+    for (const n of ['job-3', 'job-1']) {
+      const box = list.node.querySelector<HTMLInputElement>(`.dlw-JobRow[data-job="${n}"] .dlw-JobRow-select`)!;
+      box.click();
+    }
+    expect(list.selection).toEqual(['job-3', 'job-1']); // in the order checked: the Compare tab's columns
+    expect(selections[selections.length - 1]).toEqual(['job-3', 'job-1']);
+    list.setJobs([job(1), job(2)]);
+    expect(list.selection).toEqual(['job-1']);
+    expect(selections[selections.length - 1]).toEqual(['job-1']);
+    list.dispose();
+  });
 });
