@@ -15,19 +15,12 @@ Goal: panel poll and log stall under 50 ms (one frame at 20 fps) with the virtua
 from __future__ import annotations
 
 import json
-import mimetypes
 import sys
 import time
-from pathlib import Path
 
 from _common import report
+from _lab_page import ROOT, lab_page
 
-ROOT = Path(__file__).resolve().parents[1]
-LIB = ROOT / "labextension" / "lib"
-STYLE = ROOT / "labextension" / "style" / "base.css"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 JOBS = 1000
 LINES = 100_000
 BATCH = 100
@@ -126,32 +119,7 @@ const t0 = performance.now();
 
 
 def browser_benchmarks() -> None:
-    if not (LIB / "jobslist.js").is_file():
-        sys.exit(f"{LIB} missing: run `(cd labextension && jlpm build:lib)` first")
-    if not Path(CHROMIUM).exists():
-        sys.exit("needs Debian's chromium (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    def serve(route):
-        path = route.request.url.split("://bench.local", 1)[1].split("?")[0]
-        if path == "/":
-            return route.fulfill(body=PAGE, content_type="text/html")
-        if path == "/bench.js":
-            return route.fulfill(body=BENCH_JS, content_type="text/javascript")
-        if path == "/style.css":
-            return route.fulfill(path=str(STYLE), content_type="text/css")
-        file = LIB / path.removeprefix("/lib/")
-        if path.startswith("/lib/") and file.is_file():
-            return route.fulfill(path=str(file), content_type=mimetypes.guess_type(file.name)[0] or "text/javascript")
-        return route.fulfill(status=404, body="")
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = b.new_page(viewport={"width": 1200, "height": 900})
-        page.route("http://bench.local/**", serve)
-        page.goto("http://bench.local/")
-        page.add_script_tag(url="http://bench.local/bench.js", type="module")
-        page.wait_for_function("window.benchLogs !== undefined")
+    with lab_page(PAGE, BENCH_JS, "window.benchLogs !== undefined", ("jobslist.js",)) as page:
 
         results = {mode: page.evaluate("v => window.benchJobs(v)", mode == "virtual") for mode in ("virtual", "naive")}
         for mode, r in results.items():
@@ -180,7 +148,6 @@ def browser_benchmarks() -> None:
             stall_ratio=n["worst"] / max(v["worst"], 1e-6),
             goal_stall_under_50ms=v["worst"] < 50,
         )
-        b.close()
 
 
 def server_batching() -> None:

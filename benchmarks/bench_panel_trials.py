@@ -16,18 +16,9 @@ Each time includes the layout it causes. Goal: every update under 50 ms (one fra
 from __future__ import annotations
 
 import argparse
-import mimetypes
-import sys
-from pathlib import Path
 
 from _common import report
-
-ROOT = Path(__file__).resolve().parents[1]
-LIB = ROOT / "labextension" / "lib"
-STYLE = ROOT / "labextension" / "style" / "base.css"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+from _lab_page import lab_page
 
 PAGE = """<!doctype html><html><head><link rel="stylesheet" href="/style.css">
 <style>#host{width:360px;height:800px;display:flex;flex-direction:column}
@@ -122,37 +113,11 @@ def main() -> None:
     parser.add_argument("--baseline-trials", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=5, help="runs of each measurement (the median is kept)")
     args, _ = parser.parse_known_args()
-    if not (LIB / "jobslist.js").is_file() or not (LIB / "experimentview.js").is_file():
-        sys.exit(f"{LIB} missing: run `(cd labextension && jlpm build:lib)` first")
-    if not Path(CHROMIUM).exists():
-        sys.exit("needs Debian's chromium (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    def serve(route):
-        path = route.request.url.split("://bench.local", 1)[1].split("?")[0]
-        if path == "/":
-            return route.fulfill(body=PAGE, content_type="text/html")
-        if path == "/bench.js":
-            return route.fulfill(body=BENCH_JS, content_type="text/javascript")
-        if path == "/style.css":
-            return route.fulfill(path=str(STYLE), content_type="text/css")
-        file = LIB / path.removeprefix("/lib/")
-        if path.startswith("/lib/") and file.is_file():
-            return route.fulfill(path=str(file), content_type=mimetypes.guess_type(file.name)[0] or "text/javascript")
-        return route.fulfill(status=404, body="")
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = b.new_page(viewport={"width": 1200, "height": 900})
-        page.route("http://bench.local/**", serve)
-        page.goto("http://bench.local/")
-        page.add_script_tag(url="http://bench.local/bench.js", type="module")
-        page.wait_for_function("window.benchExperiment !== undefined")
+    with lab_page(PAGE, BENCH_JS, "window.benchExperiment !== undefined", ("jobslist.js", "experimentview.js")) as page:
         page.evaluate("([n, r]) => window.benchJobs(n, r)", [args.baseline_trials, 1])  # warm-up (JIT)
         sizes = (args.trials, args.baseline_trials)
         jobs = {n: page.evaluate("([n, r]) => window.benchJobs(n, r)", [n, args.repeat]) for n in sizes}
         exps = {n: page.evaluate("([n, r]) => window.benchExperiment(n, r)", [n, args.repeat]) for n in sizes}
-        b.close()
     big, small = jobs[args.trials], jobs[args.baseline_trials]
     assert big["ok"] and small["ok"], "the group row or its trial rows did not render"
     report(
