@@ -3,7 +3,8 @@
 1. Submit to all pods Running, for 1, 10 and 100 jobs: ``dlw train`` (as alice's ServiceAccount, one CLI
    run per job: spec, conversion, snapshot, render, API calls) against the very same manifests (``dlw
    render`` beforehand, not timed) applied by a bare client (one ``kubectl apply`` per job) in the same run.
-   Pods go Running on kwok nodes (capacity and scheduling are real; nothing runs in them).
+   Pods start on kwok nodes (capacity and scheduling are real; nothing runs in them). The CLI runs as in
+   the notebook image (tests/cluster/support.py: without the test-only kubernetes-validate).
 2. API requests per followed job: the API server's own ``apiserver_request_total`` over a quiet window,
    with 0 and with N ``dlw logs -f`` followers of running jobs; the difference per follower per second.
 
@@ -29,14 +30,17 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from _common import report  # noqa: E402
 
 from tests.cluster.controlplane import ControlPlane, kubectl_path  # noqa: E402
+from tests.cluster.kubelet import ProcessKubelet  # noqa: E402
 from tests.cluster.kwok import Kwok  # noqa: E402
-from tests.cluster.support import alice_env, dlw, install_dlw, write_notebook  # noqa: E402
+from tests.cluster.support import AS_IN_IMAGE, alice_env, dlw, install_dlw, write_notebook  # noqa: E402
 
 
 def _running(cp: ControlPlane, ns: str, prefix: str) -> int:
+    """Pods of ``prefix*`` jobs that have started: Running, or already Succeeded (kwok's release stages
+    complete a Job's pods at once)."""
     pods = cp.get("pods", "-n", ns)["items"]
     return sum(1 for p in pods if p["metadata"].get("labels", {}).get("dlw.dev/job", "").startswith(prefix)
-               and p["status"].get("phase") == "Running")
+               and p["status"].get("phase") in ("Running", "Succeeded"))
 
 
 def _wait_running(cp: ControlPlane, ns: str, prefix: str, count: int, timeout: float = 900) -> None:
@@ -71,7 +75,14 @@ def requests_total(cp: ControlPlane) -> float:
     return sum(float(m.group(1)) for m in re.finditer(r"^apiserver_request_total\{[^}]*\} (\S+)$", text, re.M))
 
 
-def follow_rate(cp: ControlPlane, env: dict[str, str], nb: Path, followers: int, seconds: float) -> dict[str, float]:
+def follow_rate(cp: ControlPlane, env: dict[str, str], work: Path, followers: int, seconds: float) -> dict[str, float]:
+    # Followed jobs must keep running (kwok completes a Job's pods at once): they run on a process kubelet,
+    # with the kwok nodes cordoned.
+    for node in cp.get("nodes")["items"]:
+        cp.kubectl("cordon", node["metadata"]["name"])
+    ProcessKubelet(cp, "proc-0", pythonpath=str(ROOT)).start()
+    nb = write_notebook(work / "ticker.ipynb", ["import time\nfor i in range(600):\n    print(i, flush=True)\n"
+                                                 "    time.sleep(1)"])
     names = [f"follow-{i}" for i in range(followers)]
     for name in names:
         assert dlw("train", str(nb), "--name", name, "--engine", "job", env=env).returncode == 0
@@ -79,7 +90,7 @@ def follow_rate(cp: ControlPlane, env: dict[str, str], nb: Path, followers: int,
     before = requests_total(cp)
     time.sleep(seconds)
     idle = (requests_total(cp) - before) / seconds
-    procs = [subprocess.Popen([sys.executable, "-m", "dlw_magic.cli", "logs", "-f", name],
+    procs = [subprocess.Popen([sys.executable, "-c", AS_IN_IMAGE, "logs", "-f", name],
                               env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for name in names]
     time.sleep(10)  # started: their first list and watch requests are not the steady state
@@ -114,7 +125,7 @@ def main() -> None:
                 report("cluster_submit_to_running", jobs=n, dlw_s=t_dlw, bare_kubectl_s=t_bare,
                        ratio=t_dlw / t_bare)
             report("cluster_follow_requests", followers=args.followers, seconds=args.seconds,
-                   **follow_rate(cp, env, nb, args.followers, args.seconds))
+                   **follow_rate(cp, env, work, args.followers, args.seconds))
         finally:
             kwok.stop()
             cp.stop()

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 from tests.cluster.controlplane import ROOT, ControlPlane
-from tests.cluster.support import write_notebook
+from tests.cluster.support import AS_IN_IMAGE, write_notebook
 
 LINES = 60
 
 
 def _follow(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "dlw_magic.cli", *args], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", AS_IN_IMAGE, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env={**os.environ, **env}, cwd=ROOT)
     seen: list[str] = []
 
