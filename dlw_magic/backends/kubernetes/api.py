@@ -90,8 +90,9 @@ class Api:
     """Generic dict-in, dict-out access for the kinds DLW creates."""
 
     def __init__(self, api: client.ApiClient) -> None:
+        # Raw requests only: the generated typed APIs (CoreV1Api builds its pydantic models at import) cost
+        # about a second of CPU per `dlw` command.
         self.client = api
-        self.core = client.CoreV1Api(api)
 
     def _path(self, group: str, version: str, plural: str, namespace: str, name: str | None = None) -> str:
         base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
@@ -153,10 +154,18 @@ class Api:
     ) -> Any:
         """The raw urllib3 response of a pod's log (stream it with ``.stream()``); ``timestamps``: each
         line starts with when it was written (RFC 3339) and a space."""
-        return self.core.read_namespaced_pod_log(
-            pod, namespace, container=container, follow=follow, _preload_content=False,
-            _request_timeout=timeout, timestamps=timestamps,
+        query = [("container", container), ("follow", str(follow).lower()), ("timestamps", str(timestamps).lower())]
+        resp = self.client.call_api(
+            *self.client.param_serialize(
+                method="GET", resource_path=f"/api/v1/namespaces/{namespace}/pods/{pod}/log", query_params=query,
+                header_params={"Accept": "*/*"}, auth_settings=["BearerToken"],
+            ),
+            _request_timeout=timeout,
         )
+        if not 200 <= resp.status <= 299:
+            resp.read()
+            raise ApiException(http_resp=resp)
+        return resp.response  # unread: the caller streams it
 
 
 def _matches(obj: dict[str, Any], selector: dict[str, str]) -> bool:
