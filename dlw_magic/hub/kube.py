@@ -239,6 +239,9 @@ def spawner_settings(ws: Workspace, ws_path: str | None = None) -> dict[str, Any
         "enable_user_namespaces": ws.namespaces.scheme == "per-user",
         "service_account": ws.hub.service_account,
         "automount_service_account_token": True,
+        # As z2jh's singleuser.cmd: without it KubeSpawner runs the image's CMD and drops its own --ip/--port
+        # arguments, and a profile image whose CMD is not the notebook server never comes up.
+        "cmd": "jupyterhub-singleuser",
         "allow_privilege_escalation": False,
         "privileged": False,
         "uid": POD_UID,
@@ -287,6 +290,8 @@ def configure(c: Any, path: str | None = None, cull: bool = True) -> Workspace:
         c.DLWKubeSpawner.workspace_config = str(path)
     for trait, value in spawner_settings(ws, path).items():
         current = c.KubeSpawner.get(trait, None)
+        if trait == "cmd" and current:  # the chart's singleuser.cmd (the admin's choice) stays
+            continue
         if isinstance(value, list) and current:  # keep what the chart (z2jh) already mounts
             value = merge_named(current, value) if trait.startswith("volume") else [*current, *value]
         elif isinstance(value, dict) and isinstance(current, dict):
