@@ -40,7 +40,8 @@ c.JupyterHub.pid_file = "{work}/hub.pid"
 c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = {password!r}
 c.Authenticator.allowed_users = {users!r}
-c.JupyterHub.services = [*(c.JupyterHub.services if "services" in c.JupyterHub else []), {{"name": "dlw-test", "api_token": {token!r}}}]
+c.JupyterHub.services = [*(c.JupyterHub.services if "services" in c.JupyterHub else []),
+                         {{"name": "dlw-test", "api_token": {token!r}}}]
 c.JupyterHub.load_roles = [*(c.JupyterHub.load_roles if "load_roles" in c.JupyterHub else []), {{
     "name": "dlw-test", "services": ["dlw-test"],
     "scopes": ["admin:users", "admin:servers", "read:users", "access:servers"]}}]

@@ -10,6 +10,7 @@ everything in the namespace is provably the hub's work.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from tests.cluster.conftest import GPU_TAINT, GPU_TYPE
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.hub import Hub
 from tests.cluster.kubelet import ProcessKubelet
-from tests.cluster.support import WORKSPACE
+from tests.cluster.support import WORKSPACE, hub_kubeconfig
 
 USER = "dana"
 pytestmark = pytest.mark.timeout(900)
@@ -92,6 +93,13 @@ def test_gpu_spawn_makes_the_namespace_and_runs_on_the_gpu_node(hub: Hub, contro
                                   f"involvedObject.name={pod['metadata']['name']},reason=Scheduled")["items"]
     assert [e["message"] for e in scheduled] == [f"Successfully assigned {ns}/{pod['metadata']['name']} to gpu-0"]
     assert pod["status"]["phase"] == "Running"
+    # ... and the policies do guard her namespace: the same pod adding a capability is refused (server dry run).
+    bad = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "cap-copy", "namespace": ns},
+           "spec": {k: v for k, v in pod["spec"].items() if k != "nodeName"}}
+    bad["spec"]["containers"][0]["securityContext"]["capabilities"]["add"] = ["NET_ADMIN"]
+    refused = control_plane.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(bad), check=False,
+                                    kubeconfig=hub_kubeconfig(control_plane))
+    assert refused.returncode != 0 and "may not add Linux capabilities" in refused.stderr, refused.stderr
     # The spawn page showed the scheduler's word as it came (KubeSpawner's event stream).
     assert any("Successfully assigned" in e.get("message", "") for e in events), events
 
