@@ -55,6 +55,12 @@ c.KubeSpawner.args = {root_args!r}
 """
 
 
+def proxy_path() -> str | None:
+    """configurable-http-proxy: on PATH, else where scripts/env.sh installs it (hub_config/node_modules)."""
+    mine = ROOT / "hub_config" / "node_modules" / ".bin" / "configurable-http-proxy"
+    return shutil.which("configurable-http-proxy") or (str(mine) if mine.exists() else None)
+
+
 class Hub:
     """``jupyterhub -f <config>`` with KUBECONFIG set to the hub ServiceAccount's kubeconfig."""
 
@@ -77,8 +83,7 @@ class Hub:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Hub:
-        proxy = shutil.which("configurable-http-proxy") or str(
-            ROOT / "hub_config" / "node_modules" / ".bin" / "configurable-http-proxy")
+        proxy = proxy_path() or "configurable-http-proxy"
         env = {**os.environ, "KUBECONFIG": str(hub_kubeconfig(self.cp)), "DLW_WORKSPACE_CONFIG": str(WORKSPACE),
                "DLW_HUB_CULL": "0", "PYTHONPATH": str(ROOT),
                "PATH": f"{Path(proxy).parent}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
