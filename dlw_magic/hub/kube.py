@@ -33,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
-from traitlets import Unicode
+from traitlets import Unicode, default
 
 from ..workspace import POD_GID, POD_UID, Workspace, home_claim_name, pod_volumes, workspace_path
 from . import profiles as prof
@@ -129,6 +129,12 @@ class DLWKubeSpawner(KubeSpawner):
     @property
     def workspace(self) -> Workspace:
         return cached_workspace(self.workspace_config or None)
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self) -> Any:
+        # KubeSpawner applies profile and options itself (load_user_options, at start); saying so here keeps
+        # JupyterHub (>= 5.3) from logging at every spawn that the options went unhandled.
+        return lambda spawner, user_options: None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -115,6 +115,9 @@ def test_gpu_spawn_makes_the_namespace_and_runs_on_the_gpu_node(hub: Hub, contro
     status = s.get(f"{hub.url}/user/{USER}/api/status", timeout=60)
     assert status.status_code == 200, status.text[:300]
 
+    # The hub's log does not claim the profile choice went unhandled (JupyterHub 5.3's warning).
+    assert "unhandled user_options" not in hub.log.read_text()
+
     hub.stop_server(USER)
     control_plane.wait_for(lambda: not control_plane.get("pods", "-n", ns)["items"], "the notebook pod deleted", 120)
 
