@@ -13,6 +13,8 @@ What a user gets when they pick a profile:
   (labelled for the admission policies, Pod Security and Kueue) and, at every spawn, creates or updates
   what ``deploy.namespace_objects`` lists (account, RoleBinding, ConfigMap, NetworkPolicy, GPU quota,
   LocalQueues, Blob PV/PVC) plus a copy of the image pull Secret;
+* the command ``jupyterhub-singleuser`` (with KubeSpawner's ``--ip``/``--port``), as z2jh's ``singleuser.cmd``
+  gives it, unless the chart already sets one;
 * ``JUPYTERHUB_API_URL`` naming the hub by its FQDN, since z2jh's ``http://hub:8081`` resolves only in
   the hub's namespace;
 * on the spawn page, while the pod waits, one sentence saying why (``spawn_wait``: a GPU node the
