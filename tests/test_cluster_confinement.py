@@ -317,6 +317,20 @@ def test_notebook_settings_give_shm_priority_and_restricted_security() -> None:
         "http://hub.dlw.svc.corp.internal:8081/hub/api")
 
 
+def test_notebook_pods_run_the_notebook_server_with_the_spawners_arguments() -> None:
+    from traitlets.config import Config
+
+    from dlw_magic.hub.kube import configure
+
+    c = Config()
+    configure(c, str(DEFAULT), cull=False)
+    assert c.KubeSpawner.cmd == "jupyterhub-singleuser"  # not the image's CMD, which drops --ip/--port
+    c = Config()
+    c.KubeSpawner.cmd = ["start-singleuser.sh"]  # the chart's singleuser.cmd
+    configure(c, str(DEFAULT), cull=False)
+    assert c.KubeSpawner.cmd == ["start-singleuser.sh"]
+
+
 def test_cluster_domain_comes_from_the_admin_yaml(tmp_path: Path) -> None:
     from traitlets.config import Config
 

@@ -365,3 +365,44 @@ def test_a_notebook_may_take_the_admins_start_timeout_over_z2jhs(tmp_path: Path)
     custom.write_text(text.replace("hub:\n", "hub:\n  startTimeout: 20m\n", 1), encoding="utf-8")
     assert "startTimeout: 20m" in custom.read_text(encoding="utf-8")
     assert hub_config(custom).KubeSpawner.start_timeout == 1200
+
+
+def test_namespace_objects_are_applied_namespace_first_then_rights_then_the_rest() -> None:
+    """A fresh namespace: the Namespace and PVs before anything in it, the hub's RoleBinding before what
+    needs its rights, each PV before its PVC; the objects of one wave go out together (one round trip)."""
+    import logging
+
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    from dlw_magic.hub.apply import apply_objects
+
+    log: list[tuple[str, str]] = []  # ("start" | "end", resource), in time order
+
+    class Recorder:  # the API's answers: the namespace exists already (409, then the merge patch)
+        async def call_api(self, path: str, method: str, **_: Any) -> dict[str, Any]:
+            kind = path.rsplit("/", 1)[-1] if method == "POST" else path.rsplit("/", 2)[-2]
+            log.append(("start", kind))
+            await asyncio.sleep(0.01)
+            log.append(("end", kind))
+            if method == "POST" and kind == "namespaces":
+                raise ApiException(status=409)
+            return {}
+
+    def obj(kind: str, name: str, ns: str | None = "dlw-alice") -> dict[str, Any]:
+        api = "rbac.authorization.k8s.io/v1" if kind == "RoleBinding" else "v1"
+        return {"apiVersion": api, "kind": kind, "metadata": {"name": name, **({"namespace": ns} if ns else {})}}
+
+    objects = [obj("Namespace", "dlw-alice", None), obj("RoleBinding", "dlw-hub"), obj("ServiceAccount", "sa"),
+               obj("RoleBinding", "dlw-notebook"), obj("ConfigMap", "cm"), obj("PersistentVolume", "pv", None),
+               obj("PersistentVolumeClaim", "pvc")]
+    asyncio.run(apply_objects(Recorder(), objects, logging.getLogger("test")))
+    wave = {"namespaces": 0, "persistentvolumes": 0, "rolebindings": 1, "serviceaccounts": 2, "configmaps": 2,
+            "persistentvolumeclaims": 2}
+    starts = [wave[k] for e, k in log if e == "start"]
+    assert starts == sorted(starts) and len(starts) == 8  # the namespace: created, else updated
+    for w in (1, 2):  # a wave starts once every request of the one before has ended
+        first_start = next(i for i, (e, k) in enumerate(log) if e == "start" and wave[k] == w)
+        last_end = max(i for i, (e, k) in enumerate(log) if e == "end" and wave[k] == w - 1)
+        assert last_end < first_start
+    # the last wave's three requests are all out before the first of them comes back
+    assert [e for e, k in log if wave[k] == 2][:3] == ["start"] * 3

@@ -13,6 +13,8 @@ What a user gets when they pick a profile:
   (labelled for the admission policies, Pod Security and Kueue) and, at every spawn, creates or updates
   what ``deploy.namespace_objects`` lists (account, RoleBinding, ConfigMap, NetworkPolicy, GPU quota,
   LocalQueues, Blob PV/PVC) plus a copy of the image pull Secret;
+* the command ``jupyterhub-singleuser`` (with KubeSpawner's ``--ip``/``--port``), as z2jh's ``singleuser.cmd``
+  gives it, unless the chart already sets one;
 * ``JUPYTERHUB_API_URL`` naming the hub by its FQDN, since z2jh's ``http://hub:8081`` resolves only in
   the hub's namespace;
 * on the spawn page, while the pod waits, one sentence saying why (``spawn_wait``: a GPU node the
@@ -33,7 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
-from traitlets import Unicode
+from traitlets import Unicode, default
 
 from ..workspace import POD_GID, POD_UID, Workspace, home_claim_name, pod_volumes, workspace_path
 from . import profiles as prof
@@ -129,6 +131,12 @@ class DLWKubeSpawner(KubeSpawner):
     @property
     def workspace(self) -> Workspace:
         return cached_workspace(self.workspace_config or None)
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self) -> Any:
+        # KubeSpawner applies profile and options itself (load_user_options, at start); saying so here keeps
+        # JupyterHub (>= 5.3) from logging at every spawn that the options went unhandled.
+        return lambda spawner, user_options: None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -239,6 +247,9 @@ def spawner_settings(ws: Workspace, ws_path: str | None = None) -> dict[str, Any
         "enable_user_namespaces": ws.namespaces.scheme == "per-user",
         "service_account": ws.hub.service_account,
         "automount_service_account_token": True,
+        # As z2jh's singleuser.cmd: without it KubeSpawner runs the image's CMD and drops its own --ip/--port
+        # arguments, and a profile image whose CMD is not the notebook server never comes up.
+        "cmd": "jupyterhub-singleuser",
         "allow_privilege_escalation": False,
         "privileged": False,
         "uid": POD_UID,
@@ -287,6 +298,8 @@ def configure(c: Any, path: str | None = None, cull: bool = True) -> Workspace:
         c.DLWKubeSpawner.workspace_config = str(path)
     for trait, value in spawner_settings(ws, path).items():
         current = c.KubeSpawner.get(trait, None)
+        if trait == "cmd" and current:  # the chart's singleuser.cmd (the admin's choice) stays
+            continue
         if isinstance(value, list) and current:  # keep what the chart (z2jh) already mounts
             value = merge_named(current, value) if trait.startswith("volume") else [*current, *value]
         elif isinstance(value, dict) and isinstance(current, dict):
