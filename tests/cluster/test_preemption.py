@@ -171,7 +171,7 @@ def test_high_priority_job_preempts_low_one_which_resumes_from_its_checkpoint(co
         return next((e for e in events["items"] if e["reason"] == "Preempted"), None)
 
     event = cp.wait_for(preempted_event, "the scheduler's Preempted event on the low pod", 60)
-    assert "on node gpu-0" in event["message"], event["message"]
+    assert event["reportingComponent"] == "default-scheduler" and "on node gpu-0" in event["message"], event
     # ... and the high job's pod takes gpu-0.
     high_pod = cp.wait_for(lambda: _running_on_gpu(cp, ns, HIGH), "the high job Running on gpu-0", 120)
     assert high_pod["spec"]["priorityClassName"] == "dlw-high"
@@ -179,12 +179,14 @@ def test_high_priority_job_preempts_low_one_which_resumes_from_its_checkpoint(co
     # While the high job runs, alice sees her low job waiting to resume: not failed, not running.
     def waiting() -> dict[str, Any] | None:
         st = _status(env, LOW)
-        print("DEBUG", {k: st.get(k) for k in ("state", "reason", "message")},
-              [(p["metadata"]["name"], p["status"].get("phase")) for p in _pods(cp, ns, LOW)])
         return st if st["state"] == "Queued" and st.get("reason") == "Preempted" else None
 
     seen = cp.wait_for(waiting, "dlw status: the low job Queued/Preempted", 60, every=1)
     assert "higher-priority" in seen["message"] and "resume" in seen["message"], seen["message"]
+    assert f"(pod {high_pod['metadata']['name']}) on node gpu-0" in seen["message"], seen["message"]
+    assert "4 free nvidia.com/gpu" in seen["message"], seen["message"]
+    text = dlw("status", LOW, env=env).stdout  # the same, as alice reads it
+    assert "Queued" in text and "Preempted" in text and "higher-priority" in text, text
     assert _running_on_gpu(cp, ns, HIGH) is not None
     [low_job] = cp.get("jobs", "-n", ns, "-l", f"dlw.dev/job={LOW}")["items"]
     assert not int(low_job["status"].get("failed") or 0)  # podFailurePolicy DisruptionTarget -> Ignore
@@ -207,3 +209,7 @@ def test_high_priority_job_preempts_low_one_which_resumes_from_its_checkpoint(co
     assert low_job["status"].get("succeeded") == 1 and not int(low_job["status"].get("failed") or 0)
     [pod] = _pods(cp, ns, LOW)
     assert pod["metadata"]["uid"] != victim["metadata"]["uid"] and pod["spec"]["nodeName"] == "gpu-0"
+    # It came back after the high job had finished (the kubelet's times, to the second).
+    [high] = _pods(cp, ns, HIGH)
+    high_done = high["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["startedAt"] >= high_done
