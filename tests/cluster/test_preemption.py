@@ -12,6 +12,7 @@ notebook sees as its home (``DLW_HOME_MOUNT``), as a notebook pod mounting the s
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -213,3 +214,6 @@ def test_high_priority_job_preempts_low_one_which_resumes_from_its_checkpoint(co
     [high] = _pods(cp, ns, HIGH)
     high_done = high["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
     assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["startedAt"] >= high_done
+    # Alice's notebook finds the job's last checkpoint in her home, where both attempts wrote it.
+    with open(outputs / LOW / "checkpoints" / "last.pt", "rb") as f:
+        assert pickle.load(f) == {"step": STEPS - 1}
