@@ -214,6 +214,12 @@ def test_high_priority_job_preempts_low_one_which_resumes_from_its_checkpoint(co
     [high] = _pods(cp, ns, HIGH)
     high_done = high["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
     assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["startedAt"] >= high_done
-    # Alice's notebook finds the job's last checkpoint in her home, where both attempts wrote it.
+    # In alice's home: the rank's kept log with both attempts (what `dlw logs` shows once the pods are gone)
+    # and the last checkpoint, which both attempts wrote.
+    job_id = low_job["metadata"]["labels"]["dlw.dev/job-id"]
+    kept = (outputs / LOW / "output" / ".dlw-logs" / job_id / "rank-0.log").read_text()
+    first, second = kept.split(f"--- dlw: next attempt (pod {pod['metadata']['name']}) ---")
+    assert "starting at step 0" in first and "step 4 saved" in first and "step 5 saved" not in first
+    assert "resumed from step 5" in second and "low done" in second
     with open(outputs / LOW / "checkpoints" / "last.pt", "rb") as f:
         assert pickle.load(f) == {"step": STEPS - 1}
