@@ -177,15 +177,19 @@ def test_high_priority_job_preempts_low_one_which_resumes_from_its_checkpoint(co
     high_pod = cp.wait_for(lambda: _running_on_gpu(cp, ns, HIGH), "the high job Running on gpu-0", 120)
     assert high_pod["spec"]["priorityClassName"] == "dlw-high"
 
-    # While the high job runs, alice sees her low job waiting to resume: not failed, not running.
-    def waiting() -> dict[str, Any] | None:
-        st = _status(env, LOW)
-        return st if st["state"] == "Queued" and st.get("reason") == "Preempted" else None
+    # While the high job runs, alice sees her low job waiting to resume: not failed, not running; once its
+    # new pod has met the scheduler, she also sees why it still waits.
+    seen: list[dict[str, Any]] = []
 
-    seen = cp.wait_for(waiting, "dlw status: the low job Queued/Preempted", 60, every=1)
-    assert "higher-priority" in seen["message"] and "resume" in seen["message"], seen["message"]
-    assert f"(pod {high_pod['metadata']['name']}) on node gpu-0" in seen["message"], seen["message"]
-    assert "4 free nvidia.com/gpu" in seen["message"], seen["message"]
+    def waiting() -> bool:
+        seen.append(_status(env, LOW))
+        return "4 free nvidia.com/gpu" in (seen[-1].get("message") or "")
+
+    cp.wait_for(waiting, "dlw status: the low job waiting for GPUs", 60, every=1)
+    assert {(st["state"], st["reason"]) for st in seen} == {("Queued", "Preempted")}, seen
+    message = seen[-1]["message"]
+    assert message.startswith(f"preempted by a higher-priority job (pod {high_pod['metadata']['name']}) on node "
+                              "gpu-0; it resumes from its checkpoint once it can run again"), message
     text = dlw("status", LOW, env=env).stdout  # the same, as alice reads it
     assert "Queued" in text and "Preempted" in text and "higher-priority" in text, text
     assert _running_on_gpu(cp, ns, HIGH) is not None
