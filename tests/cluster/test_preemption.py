@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import pickle
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +103,22 @@ class _PodWatch:
             found.append(obj)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def pod_watch(control_plane: ControlPlane) -> Iterator[Callable[[str, str, Path], _PodWatch]]:
+    started: list[_PodWatch] = []
+
+    def start(ns: str, name: str, out: Path) -> _PodWatch:
+        started.append(_PodWatch(control_plane, ns, name, out))
+        return started[-1]
+
+    yield start
+    for w in started:
+        w.stop()
 
 
 def _pods(cp: ControlPlane, ns: str, job: str) -> list[dict[str, Any]]:
@@ -122,7 +137,7 @@ def _running_on_gpu(cp: ControlPlane, ns: str, job: str) -> dict[str, Any] | Non
 
 
 def test_high_priority_job_preempts_low_one_which_resumes_from_its_checkpoint(control_plane, alice_rwx, nodes,
-                                                                            tmp_path):
+                                                                            pod_watch, tmp_path):
     cp, env, ns = control_plane, alice_rwx, alice_rwx["DLW_NAMESPACE"]
     gpu: ProcessKubelet = nodes["gpu"]
     cp.wait_for(lambda: not gpu.gpu_owner, "gpu-0's GPUs free of earlier tests' pods", 120)
@@ -139,7 +154,7 @@ def test_high_priority_job_preempts_low_one_which_resumes_from_its_checkpoint(co
     assert sorted(gpu.gpu_owner) == [0, 1, 2, 3]  # the node is full
 
     high_nb = write_notebook(tmp_path / "high.ipynb", HIGH_CELLS)
-    watched = _PodWatch(cp, ns, victim["metadata"]["name"], tmp_path / "victim.jsonl")
+    watched = pod_watch(ns, victim["metadata"]["name"], tmp_path / "victim.jsonl")
     out = dlw("train", str(high_nb), "--name", HIGH, "--engine", "job", "--gpus", "4", "--priority", "dlw-high",
               env=env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
