@@ -89,6 +89,35 @@ def test_a_pods_scheduling_event_is_the_reason_when_nothing_else_says(backend, k
                            "admin sets tolerations)"
 
 
+def test_a_preempted_job_waits_to_resume_and_says_so(backend, kube, script):
+    # What kube-scheduler and the Job controller leave after a preemption (tests/cluster/test_preemption.py
+    # shows it on a real control plane): the victim pod gone, its Preempted event, and the Job's replacement
+    # pod waiting for GPUs, which the Job counts as active.
+    submit(backend, script, gpus=4)
+    kube.set_status(JOB, "demo", {"active": 1, "startTime": "2026-11-22T08:00:00Z"})
+    kube.add_pod(kube.get(JOB, "demo"), "demo-n2xk8", {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": "0/2 nodes are available: 1 Insufficient nvidia.com/gpu."}]})
+    kube.create({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "demo-7fq2c.1"}, "type": "Normal",
+                 "reason": "Preempted", "message": "Preempted by pod 0b8e5c1a-uid on node gpu-0",
+                 "eventTime": "2026-11-22T08:10:00.000000Z", "reportingComponent": "default-scheduler",
+                 "involvedObject": {"kind": "Pod", "name": "demo-7fq2c", "uid": "7fq2c-uid"}})
+    kube.create({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "urgent-x1y2z.1"}, "type": "Normal",
+                 "reason": "Scheduled", "message": "Successfully assigned dlw-alice/urgent-x1y2z to gpu-0",
+                 "eventTime": "2026-11-22T08:10:01.000000Z",
+                 "involvedObject": {"kind": "Pod", "name": "urgent-x1y2z", "uid": "0b8e5c1a-uid"}})
+    info = backend.get("demo")
+    assert (info.state, info.reason) == (JobState.QUEUED, "Preempted")  # not Running: nothing of it runs
+    assert info.message == (
+        "preempted by a higher-priority job (pod urgent-x1y2z) on node gpu-0; it resumes from its checkpoint once "
+        "it can run again (no node has 4 free nvidia.com/gpu right now: the job waits in the queue, or lower "
+        "resources.gpus (0/2 nodes are available: 1 Insufficient nvidia.com/gpu.))")
+    # Back on a node: running again, and the preemption is history.
+    kube.set_pod_status("demo-n2xk8", _k8s.running("2026-11-22T08:12:00Z"))
+    info = backend.get("demo")
+    assert (info.state, info.reason) == (JobState.RUNNING, None)
+
+
 def test_status_prints_the_sentence(kube, script, monkeypatch, capsys):
     from dlw_magic import cli
 

@@ -166,3 +166,16 @@ def test_without_a_shared_home_there_is_nothing_to_fall_back_to(backend, kube, s
     kube._call("DELETE", kube.path(JOB, "demo"))
     with pytest.raises(NotFound):
         list(backend.logs("demo"))
+
+
+def test_a_new_pod_of_the_same_rank_appends_to_the_kept_log(pod):
+    # A retry or a preemption: the job's controller makes the rank's pod again, on the same output volume.
+    first, log = pod("plain")
+    first.communicate(timeout=60)
+    second, again = pod("plain", HOSTNAME="tee-1-b7x2q")
+    second.communicate(timeout=60)
+    assert again == log and second.returncode == 3
+    kept = log.read_text()
+    assert "\n--- dlw: next attempt (pod tee-1-b7x2q) ---\n" in kept
+    before, after = kept.split("--- dlw: next attempt")
+    assert "hello from stdout" in before and "hello from stdout" in after  # the first attempt's output stays

@@ -87,9 +87,10 @@ else:
 
 # --- log tee ------------------------------------------------------------------------------------------
 # Keep the rank's output on the job's output volume as well (.dlw-logs/<job id>/rank-<N>.log), so that
-# `dlw logs` still shows it once the pod is gone. A child runs the command with stdout and stderr on pipes;
-# this process copies both to its own stdout/stderr and to the file, passes on every signal it gets (it may
-# be PID 1) and exits with the child's status (128 + signal when killed, as a shell reports it).
+# `dlw logs` still shows it once the pod is gone (every attempt of the rank in turn). A child runs the
+# command with stdout and stderr on pipes; this process copies both to its own stdout/stderr and to the
+# file, passes on every signal it gets (it may be PID 1) and exits with the child's status (128 + signal
+# when killed, as a shell reports it).
 import contextlib  # noqa: E402
 import signal  # noqa: E402
 import threading  # noqa: E402
@@ -103,7 +104,10 @@ except ValueError:
 try:
     log_dir = os.path.join(e["DLW_OUTPUT_DIR"], ".dlw-logs", e.get("DLW_JOB_ID") or "job")
     os.makedirs(log_dir, exist_ok=True)
-    log = open(os.path.join(log_dir, f"rank-{node}.log"), "wb")  # noqa: SIM115 - lives as long as the process
+    # Appended: a pod the job's controller made again (a retry, a preemption) keeps what earlier ones said.
+    log = open(os.path.join(log_dir, f"rank-{node}.log"), "ab")  # noqa: SIM115 - lives as long as the process
+    if log.tell():
+        log.write(b"\n--- dlw: next attempt (pod %s) ---\n" % e.get("HOSTNAME", "?").encode())
 except OSError:
     os.execvp(cmd[0], cmd)  # nowhere to keep it: run as before
 child: list[int] = []
@@ -135,7 +139,7 @@ child.append(pid)
 for early in pending:
     forward(early, None)
 lock = threading.Lock()
-written = [0]
+written = [log.tell()]  # the cap holds for the file, all attempts together
 
 
 def keep(data):

@@ -118,8 +118,10 @@ class KubernetesBackend(Backend):
             pods = self._pods(job_id) if job_id else []
         ranked = [(engine.pod_rank(p), p) for p in pods]
         st = job_status(engine, obj, ranked, spec)
-        if events and st.state == JobState.QUEUED and st.reason in (None, "Suspended"):
-            found = explain_wait(self.api, self.namespace, engine, obj, pods, self._missing_related, self._pool())
+        if events and st.state == JobState.QUEUED:
+            known = (st.reason, st.message or "") if st.reason not in (None, "Suspended") else None
+            found = explain_wait(self.api, self.namespace, engine, obj, pods, self._missing_related, self._pool(),
+                                 known)
             if found:
                 st.reason, st.message = found
         workers = int(spec.get("workers", 1))

@@ -86,6 +86,13 @@ _ORDER = ["OOMKilled", "Evicted", "Preempted", "Error", "ImagePullBackOff", "Cre
           "CreateContainerError", "RunContainerError", "NoGPUOfType", "InsufficientGPU", "Unschedulable"]
 
 
+def _none_placed(pods: list[tuple[int | None, dict[str, Any]]]) -> bool:
+    """Pods there are, and every one not finished waits for a node (after a preemption, for instance)."""
+    live = [pod for _, pod in pods if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    return bool(live) and all((pod.get("status") or {}).get("phase") == "Pending" and not (pod.get("spec") or {}).get(
+        "nodeName") for pod in live)
+
+
 def job_status(
     engine: Engine, obj: dict[str, Any], pods: list[tuple[int | None, dict[str, Any]]], spec: dict[str, Any]
 ) -> Status:
@@ -100,6 +107,8 @@ def job_status(
         (pod.get("status") or {}).get("phase") == "Running" for _, pod in pods
     ):
         status.state = JobState.RUNNING  # the controller has not caught up yet
+    elif status.state == JobState.RUNNING and _none_placed(pods):
+        status.state = JobState.QUEUED  # a Job counts a pod waiting for a node as active: nothing runs yet
     if status.started is None:
         starts = [ts((pod.get("status") or {}).get("startTime")) for _, pod in pods]
         status.started = min((s for s in starts if s), default=None)

@@ -18,11 +18,11 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from ...engines.base import Engine, Kind, owned_by
+from ...engines.base import Engine, Kind, owned_by, ts
 from .api import Api
 
 __all__ = ["WORKLOAD", "GpuAsk", "event_reason", "explain_wait", "gpu_ask", "kueue_reason", "object_reason",
-           "quota_sentence", "wait_reason"]
+           "preemption", "quota_sentence", "wait_reason"]
 
 # Kueue makes one Workload per job it queues, owned by the job (any engine Kueue integrates with).
 WORKLOAD = Kind("kueue.x-k8s.io/v1beta1", "Workload", "workloads")
@@ -203,12 +203,46 @@ def wait_reason(
     return found or event_reason(events, names, ask)
 
 
+def _disrupted(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def preemption(events: list[dict[str, Any]], job: dict[str, Any], pods: list[dict[str, Any]]) -> str | None:
+    """"preempted by a higher-priority job ... on node N" when the scheduler preempted a pod of this job
+    (its ``Preempted`` event) and no pod of the job has started since; else None.
+
+    The victim is soon gone (the job's controller replaces it), so its event is what is left: matched by
+    the name every engine's controller gives the job's pods, ``<job name>-...``."""
+    meta = job.get("metadata") or {}
+    prefix = f"{meta.get('name', '')}-"
+    mine = [e for e in events if e.get("reason") == "Preempted"
+            and (e.get("involvedObject") or {}).get("kind") == "Pod"
+            and str((e.get("involvedObject") or {}).get("name") or "").startswith(prefix)]
+    if not mine:
+        return None
+    event = max(mine, key=_when)
+    when = ts(_when(event)) or 0.0
+    # A pod that started after the preemption (and was not preempted itself) ran again: old news.
+    if any((ts((p.get("status") or {}).get("startTime")) or 0.0) > when for p in pods if not _disrupted(p)):
+        return None
+    # "Preempted by pod <uid> on node <node>": the preemptor is named when it is in this namespace too
+    # (its own events, e.g. Scheduled, carry its uid and name).
+    said = re.search(r"by pod (\S+) on node (\S+)", event.get("message") or "")
+    uid, node = said.groups() if said else ("", "")
+    names = {(e.get("involvedObject") or {}).get("uid"): (e.get("involvedObject") or {}).get("name") for e in events}
+    by = f" (pod {names[uid]})" if uid and names.get(uid) else ""
+    return f"preempted by a higher-priority job{by}{f' on node {node}' if node else ''}"
+
+
 def explain_wait(
     api: Api, namespace: str, engine: Engine, job: dict[str, Any], pods: list[dict[str, Any]],
-    missing: set[Kind], pool: Executor,
+    missing: set[Kind], pool: Executor, known: tuple[str, str] | None = None,
 ) -> tuple[str, str] | None:
     """Fetch the events, Workloads and the engine's ``waits_on`` objects (in one round trip) and say why.
-    A kind the cluster lacks (404) or this notebook may not read (403) goes into ``missing``: not asked again."""
+    A kind the cluster lacks (404) or this notebook may not read (403) goes into ``missing``: not asked again.
+    ``known``: the reason the pods already give (then only a preemption is added to it). A job the scheduler
+    preempted says so first (reason ``Preempted``), then why it still waits."""
     kinds = [k for k in (WORKLOAD, *engine.waits_on) if k not in missing]
 
     def fetch(kind: Kind | None) -> list[dict[str, Any]]:
@@ -225,4 +259,9 @@ def explain_wait(
     names = {(job.get("metadata") or {}).get("name", ""), *(p["metadata"]["name"] for p in pods)}
     names |= {o["metadata"]["name"] for objs in lists for o in objs if owned_by(o, job)}
     ask = next((a for p in pods if (a := gpu_ask(p))), None)
-    return wait_reason(engine, job, dict(zip(kinds, lists, strict=True)), events, names, ask)
+    found = known or wait_reason(engine, job, dict(zip(kinds, lists, strict=True)), events, names, ask)
+    preempted = preemption(events, job, pods)
+    if preempted is None:
+        return found
+    why = found[1] if found and found[0] != "Preempted" else "waiting for room"
+    return "Preempted", f"{preempted}; it resumes from its checkpoint once it can run again ({why})"
