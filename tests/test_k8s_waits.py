@@ -90,7 +90,7 @@ def test_a_pods_scheduling_event_is_the_reason_when_nothing_else_says(backend, k
 
 
 def test_a_preempted_job_waits_to_resume_and_says_so(backend, kube, script):
-    # What kube-scheduler and the Job controller leave after a preemption (tests/cluster/test_preemption.py
+    # What kube-scheduler and the Job controller leave after a preemption (tests/cluster/test_preemption_cluster.py
     # shows it on a real control plane): the victim pod gone, its Preempted event, and the Job's replacement
     # pod waiting for GPUs, which the Job counts as active.
     submit(backend, script, gpus=4)
