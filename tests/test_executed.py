@@ -35,8 +35,10 @@ def prepare(folder: Path, cells: list[dict[str, Any]], params: dict[str, Any] | 
 
 
 def job_env(out: Path, rank: str = "0") -> dict[str, str]:
+    # PYTHONUNBUFFERED as both runners set it for ranks (without it a fresh shell buffers what a cell prints).
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-            "DLW_OUTPUT_DIR": str(out), "RANK": rank, "DLW_JOB_NAME": "train-x1", "DLW_ATTEMPT": "0"}
+            "DLW_OUTPUT_DIR": str(out), "RANK": rank, "DLW_JOB_NAME": "train-x1", "DLW_ATTEMPT": "0",
+            "PYTHONUNBUFFERED": "1"}
 
 
 def run_job(folder: Path, cells: list[dict[str, Any]], params: dict[str, Any] | None = None,
