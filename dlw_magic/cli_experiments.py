@@ -127,17 +127,24 @@ def _number(text: str) -> Any:
 # ---------------------------------------------------------------- commands
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from . import experiments
-
+def check_sweep_args(args: argparse.Namespace) -> None:
+    """What ``dlw sweep`` and ``%dlw sweep`` refuse before doing anything: an action without its experiment's
+    name, a sweep without a notebook, a stray word after the notebook."""
     if args.target in SWEEP_ACTIONS:
         if not args.experiment:
             raise DLWError(f"dlw sweep {args.target}: give the experiment's name")
-        return {"status": _status, "cancel": _cancel, "promote": _promote}[args.target](args)
-    if not args.target:
+    elif not args.target:
         raise DLWError("dlw sweep: give a notebook (or an Experiment YAML) and the values to sweep with -p")
-    if args.experiment:
+    elif args.experiment:
         raise DLWError(f"dlw sweep: unexpected {args.experiment!r} after the notebook")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from . import experiments
+
+    check_sweep_args(args)
+    if args.target in SWEEP_ACTIONS:
+        return {"status": _status, "cancel": _cancel, "promote": _promote}[args.target](args)
     record = start_sweep(args)
     exp_name = record["name"]
     out = sys.stdout

@@ -238,13 +238,10 @@ class DLWMagics(Magics):
         if not live or args.target in ("cancel", "promote"):
             args.func(args)
             return
+        cli_experiments.check_sweep_args(args)
         if args.target == "status":
-            if not args.experiment:
-                raise DLWError("dlw sweep status: give the experiment's name")
             record = experiments.get(args.experiment)
         else:
-            if args.experiment:
-                raise DLWError(f"dlw sweep: unexpected {args.experiment!r} after the notebook")
             record = cli_experiments.start_sweep(args, hint="%dlw sweep status")
         from .experiments.results import summary
         from .sweep_widget import show_sweep, title_line
