@@ -104,8 +104,8 @@ async def _apply_one(api_client: Any, obj: dict[str, Any], log: logging.Logger) 
 async def apply_objects(api_client: Any, objects: list[dict[str, Any]], log: logging.Logger) -> None:
     """Create each object, or merge-patch it where it exists (409), wave by wave (``WAVES``). Other errors
     raise, except 422 on a patch (an immutable field changed), which is logged."""
-    left = list(objects)
-    for kinds in (*WAVES, None):
-        wave = [o for o in left if kinds is None or o["kind"] in kinds]
-        left = [o for o in left if o not in wave]
-        await asyncio.gather(*(_apply_one(api_client, o, log) for o in wave))
+    def wave(obj: dict[str, Any]) -> int:
+        return next((i for i, kinds in enumerate(WAVES) if obj["kind"] in kinds), len(WAVES))
+
+    for i in range(len(WAVES) + 1):
+        await asyncio.gather(*(_apply_one(api_client, o, log) for o in objects if wave(o) == i))
