@@ -17,11 +17,11 @@ from . import experiments
 from .errors import DLWError
 from .experiments.results import summary
 from .experiments.runner import EXPERIMENT_FINAL
+from .experiments.store import TRIAL_FINAL
+from .widget import STATE_COLORS
 
 POLL_SECONDS = 1.0
 MAX_FAILURES = 5
-_COLORS = {"Waiting": "#6b7280", "Queued": "#6b7280", "Running": "#2563eb", "Succeeded": "#16a34a",
-           "Failed": "#dc2626", "Cancelled": "#b45309", "Stopped": "#b45309"}
 
 
 def _value(v: Any) -> str:
@@ -32,7 +32,7 @@ def _value(v: Any) -> str:
 
 def title_line(s: dict[str, Any]) -> str:
     """``lr-sweep: Running, 3/8 trials done, parallel 2, best lr-sweep-002 (accuracy 0.97)``"""
-    done = sum(n for state, n in s["counts"].items() if state in ("Succeeded", "Failed", "Cancelled", "Stopped"))
+    done = sum(n for state, n in s["counts"].items() if state in TRIAL_FINAL)
     line = f"{s['name']}: {s['state']}, {done}/{len(s['trials'])} trials done, parallel {s['parallel']}"
     best = next((t for t in s["trials"] if t["name"] == s["best"]), None)
     if best is not None:
@@ -59,7 +59,7 @@ def table_html(s: dict[str, Any]) -> str:
             + (' class="dlw-best" style="font-weight:bold"' if best else "") + ">"
             + f"<td {cell}>{html.escape(t['name'])}{' ★' if best else ''}</td>"
             + "".join(f"<td {cell}>{html.escape(v)}</td>" for v in values)
-            + f'<td {cell}><span style="color:{_COLORS.get(state, "#374151")}">{state}</span></td>'
+            + f'<td {cell}><span style="color:{STATE_COLORS.get(state, "#374151")}">{state}</span></td>'
             + "".join(f"<td {cell}>{html.escape(v)}</td>" for v in [*tail, duration]) + "</tr>"
         )
     return ('<table class="dlw-sweep-table" style="border-collapse:collapse;font-size:90%">'
@@ -117,7 +117,7 @@ class SweepWidget:
 
     def render(self) -> None:
         s = self.summary
-        color = _COLORS.get(s["state"], "#374151")
+        color = STATE_COLORS.get(s["state"], "#374151")
         hint = "" if self.finished else f" · %dlw sweep cancel {s['name']} stops it"
         error = f' <span style="color:#dc2626">{html.escape(self.error)}</span>' if self.error else ""
         title = (f'<b>{html.escape(s["name"])}</b> <span style="color:{color};font-weight:bold">{s["state"]}</span>'

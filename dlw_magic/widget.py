@@ -35,8 +35,9 @@ MAX_FAILURES = 5  # consecutive failed polls before the widget gives up (the job
 MAX_TAIL_RANKS = 8  # the widget reads each rank's log every poll: a 512-rank job would flood the backend
 CHART_WIDTH, CHART_HEIGHT = 220, 50
 GPU_METRICS = ("gpu.util", "gpu.mem_mib")  # the sampler's; other ranks' come as ``gpu.util@rank1``
-_COLORS = {"Queued": "#6b7280", "Running": "#2563eb", "Succeeded": "#16a34a", "Failed": "#dc2626",
-           "Cancelled": "#b45309"}
+# A state's colour in the job and sweep widgets (a sweep's trials also wait and stop).
+STATE_COLORS = {"Waiting": "#6b7280", "Queued": "#6b7280", "Running": "#2563eb", "Succeeded": "#16a34a",
+                "Failed": "#dc2626", "Cancelled": "#b45309", "Stopped": "#b45309"}
 
 
 def state_line(job: JobInfo) -> str:
@@ -265,7 +266,7 @@ class JobWidget:
 
     def render(self) -> None:
         state = self.job.state.value
-        color = _COLORS.get(state, "#374151")
+        color = STATE_COLORS.get(state, "#374151")
         error = f' <span style="color:#dc2626">{html.escape(self.error)}</span>' if self.error else ""
         self.title.value = (
             f'<b>{html.escape(self.job.name)}</b> <span style="color:{color};font-weight:bold">{state}</span>'
