@@ -58,7 +58,8 @@ def test_kueue_workspace_renders_cluster_and_local_queues() -> None:
         ("ml-users", "vision"), ("ml-users", "nlp")}
     cq = next(o for o in objects if o["kind"] == "ClusterQueue" and o["metadata"]["name"] == "vision")
     gpu = cq["spec"]["resourceGroups"][0]["flavors"][0]["resources"][2]
-    assert gpu == {"name": "nvidia.com/gpu", "nominalQuota": "8"}
+    # A cap, not a share to borrow past (tests/cluster/test_kueue.py shows Kueue holding to it).
+    assert gpu == {"name": "nvidia.com/gpu", "nominalQuota": "8", "borrowingLimit": "0"}
     # Shared scheme: the namespace is set up by the manifests, not by the hub; no ClusterRole for the hub.
     roles = [o["metadata"]["name"] for o in objects if o["kind"] == "ClusterRole"]
     assert roles == ["lab-notebook"]

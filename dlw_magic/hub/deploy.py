@@ -122,9 +122,12 @@ def kueue_queues(ws: Workspace) -> list[dict[str, Any]]:
     big = "1000000"  # Kueue needs a number; a queue without a cap gets an unreachable one
     for q in ws.queues:
         resources = [
-            {"name": "cpu", "nominalQuota": q.cpu or big},
-            {"name": "memory", "nominalQuota": q.memory or f"{big}Gi"},
-            {"name": "nvidia.com/gpu", "nominalQuota": str(q.gpus) if q.gpus is not None else big},
+            # A cap is a cap, as Volcano's capability is: without borrowingLimit 0 the queue would borrow
+            # past it from the cohort (the uncapped queues' unreachable quota), and admit any job.
+            {"name": name, "nominalQuota": cap, "borrowingLimit": "0"} if cap is not None
+            else {"name": name, "nominalQuota": unlimited}
+            for name, cap, unlimited in (("cpu", q.cpu, big), ("memory", q.memory, f"{big}Gi"),
+                                         ("nvidia.com/gpu", None if q.gpus is None else str(q.gpus), big))
         ]
         out.append({
             "apiVersion": KUEUE_API, "kind": "ClusterQueue",

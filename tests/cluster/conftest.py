@@ -17,6 +17,7 @@ import pytest
 
 from tests.cluster.controlplane import ROOT, ControlPlane
 from tests.cluster.kubelet import ProcessKubelet
+from tests.cluster.kueue import Kueue
 from tests.cluster.support import alice_env, install_dlw
 from tests.cluster.training_operator import TrainingOperator
 
@@ -92,3 +93,36 @@ def training_operator(control_plane: ControlPlane, crds: None) -> Iterator[Train
         yield op
     finally:
         op.stop()
+
+
+@pytest.fixture(scope="session")
+def kueue(control_plane: ControlPlane, crds: None, training_operator: TrainingOperator) -> Iterator[Kueue]:
+    """Kueue (its controllers, scheduler and webhooks), built from its module; after the training-operator,
+    whose PyTorchJobs it also queues."""
+    k = Kueue(control_plane).start()
+    try:
+        yield k
+    finally:
+        k.stop()
+
+
+@pytest.fixture(scope="session")
+def alice_home(control_plane: ControlPlane, alice: dict[str, str], nodes: dict[str, ProcessKubelet]) -> Path:
+    """Alice's ReadWriteMany home (``preemptible`` needs one: checkpoints must outlive the pod), for an admin
+    YAML with HOME_VOLUME. No storage provisioner here: the admin's PersistentVolume and the claim the hub
+    would make (``claim-alice``, z2jh's name) are made by hand; the real PV controller binds them. Returns
+    the folder the GPU node's process kubelet gives pods for the claim (alice's ``DLW_HOME_MOUNT``)."""
+    ns = alice["DLW_NAMESPACE"]
+    pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "alice-home"},
+          "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "storageClassName": "",
+                   "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": "/srv/homes/alice"},
+                   "claimRef": {"namespace": ns, "name": "claim-alice"}}}
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "claim-alice", "namespace": ns},
+           "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": "alice-home",
+                    "resources": {"requests": {"storage": "1Gi"}}}}
+    control_plane.apply([pv, pvc])
+    control_plane.wait_for(lambda: control_plane.get("pvc", "claim-alice", "-n", ns)["status"].get("phase") == "Bound",
+                           "claim-alice Bound", 60)
+    home = nodes["gpu"].root / "pvc" / ns / "claim-alice"
+    home.mkdir(parents=True, exist_ok=True)
+    return home

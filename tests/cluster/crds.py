@@ -40,7 +40,8 @@ SOURCES: dict[str, tuple[str, list[str]]] = {
     "kueue": ("sigs.k8s.io/kueue", [
         f"config/components/crd/bases/kueue.x-k8s.io_{k}.yaml"
         for k in ("clusterqueues", "localqueues", "resourceflavors", "workloads", "workloadpriorityclasses",
-                  "admissionchecks", "cohorts", "topologies", "provisioningrequestconfigs")
+                  "admissionchecks", "cohorts", "topologies", "provisioningrequestconfigs",
+                  "multikueueconfigs", "multikueueclusters")  # all its release installs: Kueue indexes each
     ]),
 }
 

@@ -30,6 +30,20 @@ def dlw(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
                           env={**os.environ, **(env or {})}, timeout=timeout, cwd=cwd or ROOT, check=False)
 
 
+# A ReadWriteMany home for the admin YAML (``preemptible`` needs one); conftest.alice_home provides alice's.
+HOME_VOLUME = {"name": "home", "type": "home", "mountPath": "/home/jovyan", "size": "1Gi",
+               "accessModes": ["ReadWriteMany"], "storageClass": ""}
+
+
+def workspace_variant(folder: Path, **changes: Any) -> Path:
+    """The suite's admin YAML with top-level ``changes`` (e.g. ``queueSystem``), written into ``folder``."""
+    ws = yaml.safe_load(WORKSPACE.read_text())
+    ws.update(changes)
+    path = folder / "workspace.yaml"
+    path.write_text(yaml.safe_dump(ws))
+    return path
+
+
 def install_dlw(cp: ControlPlane, chart: Path) -> Path:
     """DLW's cluster objects installed as docs/deploy.md says: the admin renders the dlw-cluster chart
     from the admin YAML and installs it with helm (a real install, through the real API server)."""

@@ -21,65 +21,20 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cluster.checkpointed import GATE, HIGH_CELLS, LOW_CELLS, STEPS
 from tests.cluster.controlplane import ControlPlane, kubectl_path
 from tests.cluster.kubelet import ProcessKubelet
-from tests.cluster.support import WORKSPACE, dlw, write_notebook
+from tests.cluster.support import HOME_VOLUME, WORKSPACE, dlw, workspace_variant, write_notebook
 
 LOW, HIGH = "pre-low", "pre-high"
-STEPS = 12  # the low job's steps, one checkpoint each
-
-GATE = "go"  # a file in a job's output folder that lets it go on (the test writes it through alice's home)
-LOW_CELLS = [
-    "import os, time\nfrom dlw_magic import checkpoint",
-    # The resume pattern of docs/job-library.md: load the last checkpoint, continue after its step. The
-    # first attempt holds at step 5 until the test has seen it preempted, so no timing decides the run.
-    "state = checkpoint.load()\n"
-    "start = state['step'] + 1 if state else 0\n"
-    "print(f'resumed from step {start}' if state else 'starting at step 0', flush=True)\n"
-    f"gate = os.path.join(os.environ['DLW_OUTPUT_DIR'], {GATE!r})\n"
-    f"for step in range(start, {STEPS}):\n"
-    "    while step >= 5 and not os.path.exists(gate):\n"
-    "        time.sleep(0.2)\n"
-    "    time.sleep(0.2)\n"
-    "    checkpoint.save({'step': step})\n"
-    "    print(f'step {step} saved', flush=True)\n"
-    "print('low done', flush=True)",
-]
-HIGH_CELLS = [
-    "import os, time\n"
-    "print('high running on GPUs', os.environ.get('NVIDIA_VISIBLE_DEVICES'), flush=True)\n"
-    f"gate = os.path.join(os.environ['DLW_OUTPUT_DIR'], {GATE!r})\n"
-    "deadline = time.monotonic() + 300\n"
-    "while not os.path.exists(gate) and time.monotonic() < deadline:\n"
-    "    time.sleep(0.2)\n"
-    "print('high done', flush=True)",
-]
 
 
 @pytest.fixture(scope="module")
-def alice_rwx(control_plane: ControlPlane, alice: dict[str, str], nodes: dict[str, ProcessKubelet],
-              tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Alice's notebook environment with a ReadWriteMany home: the admin YAML gains the home volume, the
-    admin provides the volume (a PV) and the claim the hub would make."""
-    ns = alice["DLW_NAMESPACE"]
-    ws = yaml.safe_load(WORKSPACE.read_text())
-    ws["volumes"].append({"name": "home", "type": "home", "mountPath": "/home/jovyan", "size": "1Gi",
-                          "accessModes": ["ReadWriteMany"], "storageClass": ""})
-    config = tmp_path_factory.mktemp("rwx") / "workspace.yaml"
-    config.write_text(yaml.safe_dump(ws))
-    pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "alice-home"},
-          "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "storageClassName": "",
-                   "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": "/srv/homes/alice"},
-                   "claimRef": {"namespace": ns, "name": "claim-alice"}}}
-    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "claim-alice", "namespace": ns},
-           "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": "alice-home",
-                    "resources": {"requests": {"storage": "1Gi"}}}}
-    control_plane.apply([pv, pvc])
-    control_plane.wait_for(lambda: control_plane.get("pvc", "claim-alice", "-n", ns)["status"].get("phase") == "Bound",
-                           "claim-alice Bound", 60)
-    home = nodes["gpu"].root / "pvc" / ns / "claim-alice"  # the folder the GPU node's pods get for the claim
-    home.mkdir(parents=True, exist_ok=True)
-    return {**alice, "DLW_WORKSPACE_CONFIG": str(config), "DLW_HOME_MOUNT": str(home)}
+def alice_rwx(alice: dict[str, str], alice_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Alice's notebook environment with a ReadWriteMany home in the admin YAML (conftest.alice_home)."""
+    volumes = [*yaml.safe_load(WORKSPACE.read_text())["volumes"], HOME_VOLUME]
+    config = workspace_variant(tmp_path_factory.mktemp("rwx"), volumes=volumes)
+    return {**alice, "DLW_WORKSPACE_CONFIG": str(config), "DLW_HOME_MOUNT": str(alice_home)}
 
 
 class _PodWatch:

@@ -69,10 +69,24 @@ def kueue_reason(job: dict[str, Any], workloads: list[dict[str, Any]]) -> tuple[
             return None
         if not reserved or reserved.get("status") != "True":
             why = (reserved or {}).get("message") or "waiting for its turn"
+            evicted = _condition(wl, "Evicted")
+            if evicted and evicted.get("status") == "True" and evicted.get("reason") == "Preempted":
+                return "Preempted", (f"{_kueue_preemptor(evicted, workloads, queue)}; it resumes from its checkpoint "
+                                     f"once Kueue admits it again ({why})")
             return "WaitingForQuota", f"Kueue queue {queue} has not reserved quota for the job: {why}"
         why = (admitted or {}).get("message") or "admission checks pending"
         return "WaitingForAdmission", f"Kueue reserved quota in queue {queue}, admission pending: {why}"
     return None
+
+
+def _kueue_preemptor(evicted: dict[str, Any], workloads: list[dict[str, Any]], queue: str) -> str:
+    """Kueue's eviction says "Preempted to accommodate a workload (UID: u, JobUID: j) due to ...": the
+    preemptor is named when its job is in this namespace (its Workload's owner)."""
+    said = re.search(r"JobUID: ([^,)\s]+)", evicted.get("message") or "")
+    owners = {o.get("uid"): o.get("name")
+              for w in workloads for o in (w.get("metadata") or {}).get("ownerReferences") or []}
+    by = f" ({owners[said.group(1)]})" if said and owners.get(said.group(1)) else ""
+    return f"preempted by Kueue for a higher-priority job{by} in queue {queue}"
 
 
 @dataclass(frozen=True)
