@@ -213,3 +213,28 @@ def test_kueue_preempts_a_low_job_for_a_high_one_and_readmits_it_to_resume(
     assert wl is not None and _conditions(wl)["Admitted"]["status"] == "True"
     with open(outputs / low / "checkpoints" / "last.pt", "rb") as f:
         assert pickle.load(f) == {"step": STEPS - 1}
+
+
+def test_pytorchjob_admitted_by_kueue_trains_through_the_training_operator(
+        control_plane: ControlPlane, alice_kueue: dict[str, str], kueue: Kueue) -> None:
+    """Kueue's PyTorchJob integration: the job is held (``runPolicy.suspend``) until Kueue admits its two
+    pod sets, Master and Worker; then the training-operator runs it."""
+    env, ns = alice_kueue, alice_kueue["DLW_NAMESPACE"]
+    out = dlw("train", str(DIGITS), "--name", "digits-kq-ptj", "--engine", "pytorchjob", "--workers", "2",
+              "--queue", "team-a", "-p", "epochs=1", env=env)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    job = control_plane.get("pytorchjobs.kubeflow.org", "digits-kq-ptj", "-n", ns)
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+
+    def admitted() -> dict[str, Any] | None:
+        wl = _workload(control_plane, ns, job["metadata"]["uid"])
+        return wl if wl and _conditions(wl).get("Admitted", {}).get("status") == "True" else None
+
+    wl = control_plane.wait_for(admitted, "the PyTorchJob's Workload admitted", 120)
+    assert {(p["name"], p["count"]) for p in wl["spec"]["podSets"]} == {("master", 1), ("worker", 1)}
+    control_plane.wait_for(lambda: _status(env, "digits-kq-ptj")["state"] in ("Succeeded", "Failed"),
+                           "the PyTorchJob finished", 600, every=3)
+    final = _status(env, "digits-kq-ptj")
+    assert final["state"] == "Succeeded", dlw("logs", "digits-kq-ptj", env=env).stdout[-2000:] + kueue.log_tail()
+    logs = dlw("logs", "digits-kq-ptj", env=env)
+    assert re.search(r"accuracy: 0\.\d+", logs.stdout), logs.stdout[-2000:]
