@@ -2,7 +2,8 @@
 
 * deleting a user namespace completes with the ``dlw-workspace`` ConfigMap guard installed (the namespace
   controller and the garbage collector delete through admission);
-* the dlw-cluster chart installs where volcano-scheduler has already made its ``default`` Queue;
+* the dlw-cluster chart installs where volcano-scheduler has already made its ``default`` Queue, upgrades
+  after an admin edit (a queue changed, one added) and uninstalls without touching Volcano's queues;
 * hostPath spellings and root pods the pod policy must refuse, refused by the API server itself;
 * the hub's ServiceAccount: no write in kube-system by RBAC (SubjectAccessReview), and what RBAC must let
   it do cluster-wide (label namespaces, create PVs) held to DLW's namespaces and the Blob driver.
@@ -197,8 +198,18 @@ def test_hub_token_cannot_relabel_kube_system_or_make_a_host_pv(control_plane: C
     assert out.returncode == 0, out.stderr
 
 
-def test_chart_installs_where_volcano_made_its_default_queue(control_plane: ControlPlane, tmp_path: Path) -> None:
+def _write_chart(ws: Any, chart: Path) -> Path:
     from dlw_magic.hub.deploy import chart_files
+
+    for name, text in chart_files(ws, "").items():
+        (chart / name).parent.mkdir(parents=True, exist_ok=True)
+        (chart / name).write_text(text)
+    return chart
+
+
+def test_chart_installs_upgrades_and_uninstalls_where_volcano_made_its_default_queue(
+        control_plane: ControlPlane, tmp_path: Path) -> None:
+    from dlw_magic.workspace.model import Queue
 
     control_plane.install_crds("volcano")
     for queue in ("default", "root"):  # what volcano-scheduler creates at start
@@ -208,17 +219,37 @@ def test_chart_installs_where_volcano_made_its_default_queue(control_plane: Cont
     classes = [p.model_copy(update={"name": p.name.replace(NAME, f"{NAME}c", 1)}) for p in base.priority_classes]
     namespaces = base.namespaces.model_copy(update={"prefix": f"{NAME}c-", "hub": f"{NAME}c-hub"})
     ws = base.model_copy(update={"name": f"{NAME}c", "priority_classes": classes, "namespaces": namespaces})
-    chart = tmp_path / "chart"
-    for name, text in chart_files(ws, "").items():
-        (chart / name).parent.mkdir(parents=True, exist_ok=True)
-        (chart / name).write_text(text)
-    release = f"{NAME}-cluster"
-    out = subprocess.run([helm_path(), "install", release, str(chart), "--namespace", f"{NAME}c-hub",
-                          "--create-namespace", f"--kubeconfig={control_plane.kubeconfig}"],
-                         capture_output=True, text=True, timeout=180, check=False)
+    release, hub_ns = f"{NAME}-cluster", f"{NAME}c-hub"
+    helm = [helm_path(), "--namespace", hub_ns, f"--kubeconfig={control_plane.kubeconfig}"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*helm, *args], capture_output=True, text=True, timeout=180, check=False)
+
+    out = run("install", release, str(_write_chart(ws, tmp_path / "v1")), "--create-namespace")
     try:
         assert out.returncode == 0, out.stderr
-        assert control_plane.get("queue", "research")["metadata"]["name"] == "research"  # the admin's stays
+        research = control_plane.get("queue", "research")
+        assert research["spec"]["capability"]["nvidia.com/gpu"] == "32"  # the admin's queue
+
+        # The admin edits the YAML (research gets 48 GPUs, a new queue) and upgrades the release.
+        queues = [q.model_copy(update={"gpus": 48}) if q.name == "research" else q for q in ws.queues]
+        ws2 = ws.model_copy(update={"queues": [*queues, Queue(name="extra", gpus=8)]})
+        out = run("upgrade", release, str(_write_chart(ws2, tmp_path / "v2")), "--wait", "--timeout", "120s")
+        assert out.returncode == 0, out.stderr
+        assert control_plane.get("queue", "research")["spec"]["capability"]["nvidia.com/gpu"] == "48"
+        assert control_plane.get("queue", "extra")["spec"]["capability"]["nvidia.com/gpu"] == "8"
+        history = run("history", release, "-o", "json")
+        assert [r["revision"] for r in json.loads(history.stdout)] == [1, 2], history.stdout
+
+        # Uninstall removes what the chart made and nothing of Volcano's.
+        out = run("uninstall", release, "--wait", "--timeout", "120s")
+        assert out.returncode == 0, out.stderr
+        for gone in ("research", "extra"):
+            got = control_plane.kubectl("get", "queue", gone, check=False)
+            assert got.returncode != 0 and "NotFound" in got.stderr, gone
+        for kept in ("default", "root"):
+            assert control_plane.get("queue", kept)["metadata"]["name"] == kept
+        names = {p["metadata"]["name"] for p in control_plane.get("priorityclasses")["items"]}
+        assert not {c.name for c in classes} & names, names
     finally:
-        subprocess.run([helm_path(), "uninstall", release, "--namespace", f"{NAME}c-hub", "--wait=false",
-                        f"--kubeconfig={control_plane.kubeconfig}"], capture_output=True, timeout=120, check=False)
+        run("uninstall", release, "--wait=false")
