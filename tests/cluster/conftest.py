@@ -19,6 +19,7 @@ from tests.cluster.controlplane import ROOT, ControlPlane
 from tests.cluster.kubelet import ProcessKubelet
 from tests.cluster.support import alice_env, install_dlw
 from tests.cluster.training_operator import TrainingOperator
+from tests.cluster.volcano import Volcano
 
 GPU_TYPE = "NVIDIA-H100-80GB-HBM3"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
@@ -92,3 +93,13 @@ def training_operator(control_plane: ControlPlane, crds: None) -> Iterator[Train
         yield op
     finally:
         op.stop()
+
+
+@pytest.fixture(scope="session")
+def volcano(control_plane: ControlPlane, crds: None) -> Iterator[Volcano]:
+    """Volcano's vc-controller-manager and vc-scheduler (scheduler name ``volcano``), built from its module."""
+    vc = Volcano(control_plane).start()
+    try:
+        yield vc
+    finally:
+        vc.stop()
