@@ -67,7 +67,10 @@ class Volcano:
         self.dir.mkdir(exist_ok=True)
         release = _release()
         self.cp.apply(_rbac(release))
-        conf = self.dir / "volcano-scheduler.conf"
+        # In a folder of its own, as the release mounts its ConfigMap: vc-scheduler reloads its configuration on
+        # every write to that folder (its logs beside it would reload it on every line).
+        conf = self.dir / "conf" / "volcano-scheduler.conf"
+        conf.parent.mkdir(exist_ok=True)
         conf.write_text(scheduler_conf(release))
         ports = {CONTROLLERS: free_port(), SCHEDULER: free_port()}
         common = ["--logtostderr", "--leader-elect=false", "--enable-healthz=true", "-v=3"]
@@ -93,7 +96,9 @@ class Volcano:
         kubeconfig = self.cp.sa_kubeconfig(NAMESPACE, name)
         self.procs[name] = subprocess.Popen([str(self.bins[name]), f"--kubeconfig={kubeconfig}", *args],
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                            cwd=self.dir, env={**os.environ, "HOME": str(self.dir)})
+                                            cwd=self.dir,
+                                            # KUBECONFIG: its vGPU device code makes a client of its own from it
+                                            env={**os.environ, "HOME": str(self.dir), "KUBECONFIG": str(kubeconfig)})
 
     @staticmethod
     def _healthy(port: int) -> bool:
