@@ -102,9 +102,11 @@ def test_a_gang_that_cannot_fit_starts_no_rank_and_says_why(
                     "resources: {cpu: '5'}\nworkers: 2\nengine: volcano\n")
     out = dlw("train", str(spec), env=alice)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    waiting = control_plane.wait_for(lambda: (s := _status(alice, "gang-vc")).get("reason") == "Unschedulable" and s,
-                                     "dlw status to say Unschedulable", 120, every=2)
-    assert waiting["state"] == "Queued", waiting
+    # Right after the enqueue action admits the group, before its pods exist, vc-scheduler's verdict is
+    # "2/0 tasks in gang unschedulable"; the allocate action's, once it has tried the pods, names the rank.
+    waiting = control_plane.wait_for(lambda: "Origin reason" in ((s := _status(alice, "gang-vc")).get("message") or "")
+                                     and s, "dlw status to say why the gang does not fit", 120, every=2)
+    assert (waiting["state"], waiting["reason"]) == ("Queued", "Unschedulable"), waiting
     assert waiting["message"].startswith("Volcano cannot start all 2 ranks together: 1/2 tasks in gang "
                                          "unschedulable"), waiting["message"]
     # The rank vc-scheduler tried second (either) is the one that does not fit.
