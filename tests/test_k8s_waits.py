@@ -74,6 +74,36 @@ def test_volcano_podgroup_explains_a_gang_that_does_not_fit(backend, kube, scrip
     assert info.message.startswith("Volcano cannot start all 3 ranks together: 3/3 tasks in gang unschedulable")
 
 
+def test_volcano_says_what_the_gang_needs_and_speaks_over_its_pods(backend, kube, script):
+    """As vc-scheduler v1.10 does it (tests/cluster/test_volcano.py runs the real one): a group the enqueue
+    action has not admitted is Pending and marked Unschedulable ("2/0 tasks"); once admitted, the pods of a
+    gang that does not fit are marked Unschedulable with the gang's summary, which names no reason."""
+    submit(backend, script, engine="volcano", workers=2)
+    kube.create({"apiVersion": PODGROUP[0], "kind": "PodGroup",
+                 "metadata": {"name": "demo-5f1c", "ownerReferences": _owned(kube, VOLCANO, "demo")},
+                 "spec": {"minMember": 2, "queue": "default", "minResources": {
+                     "count/pods": "2", "pods": "2", "nvidia.com/gpu": "6", "requests.nvidia.com/gpu": "6"}},
+                 "status": {"phase": "Pending", "conditions": [{
+                     "type": "Unschedulable", "status": "True", "reason": "NotEnoughResources",
+                     "message": "2/0 tasks in gang unschedulable: pod group is not ready, 2 minAvailable"}]}})
+    info = backend.get("demo")
+    assert (info.state, info.reason) == (JobState.QUEUED, "WaitingForQueue")
+    assert info.message == ("Volcano queue default has no room for the job yet: its 2 ranks together need "
+                            "nvidia.com/gpu 6 (pod group Pending)")
+    summary = "pod group is not ready, 2 Pending, 2 minAvailable; Pending: 1 Schedulable, 1 Unschedulable"
+    kube.set_status(PODGROUP, "demo-5f1c", {"phase": "Inqueue", "conditions": [{
+        "type": "Unschedulable", "status": "True", "reason": "NotEnoughResources",
+        "message": f"1/2 tasks in gang unschedulable: {summary}. Origin reason is demo-worker-0: 0/2 nodes are "
+                   "unavailable: 1 Insufficient cpu."}]})
+    for name in ("demo-master-0", "demo-worker-0"):
+        kube.add_pod(kube.get(VOLCANO, "demo"), name, {"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": summary}]})
+    info = backend.get("demo")
+    assert (info.state, info.reason) == (JobState.QUEUED, "Unschedulable")
+    assert info.message == (f"Volcano cannot start all 2 ranks together: 1/2 tasks in gang unschedulable: {summary}. "
+                            "Origin reason is demo-worker-0: 0/2 nodes are unavailable: 1 Insufficient cpu.")
+
+
 def test_a_pods_scheduling_event_is_the_reason_when_nothing_else_says(backend, kube, script):
     submit(backend, script)
     kube.add_pod(kube.get(JOB, "demo"), "demo-0-x", {"phase": "Pending"})

@@ -181,13 +181,16 @@ def test_pytorchjob_replicas_and_run_policy(project: Path) -> None:
 
 def test_gpus_limits_node_selector_and_toleration(project: Path) -> None:
     pod = pod_specs(objects(project, "job", resources={"gpus": 2, "gpuType": "NVIDIA-A100-SXM4-80GB"}))[0]
+    # Requested too: Volcano's PodGroup (minResources) counts a template's requests only.
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 2
+    assert pod["containers"][0]["resources"]["requests"]["nvidia.com/gpu"] == 2
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     assert "NVIDIA_VISIBLE_DEVICES" not in env_of(pod)
     assert env_of(pod)["DLW_GPU_SAMPLE_SECONDS"] == "15"  # the bootstrap reports this pod's GPU use
     mig = pod_specs(objects(project, "job", resources={"gpus": 1, "gpuResource": "nvidia.com/mig-3g.40gb"}))[0]
-    assert mig["containers"][0]["resources"]["limits"] == {"nvidia.com/mig-3g.40gb": 1}
+    assert mig["containers"][0]["resources"] == {"limits": {"nvidia.com/mig-3g.40gb": 1},
+                                                 "requests": {"nvidia.com/mig-3g.40gb": 1}}
 
 
 def test_no_gpu_pod_cannot_see_the_nodes_gpus(project: Path) -> None:

@@ -102,15 +102,22 @@ class VolcanoEngine(Engine):
 
     def wait_reason(self, obj: dict[str, Any], related: list[dict[str, Any]]) -> tuple[str, str] | None:
         for group in (g for g in related if owned_by(g, obj)):
-            status = group.get("status") or {}
+            spec, status = group.get("spec") or {}, group.get("status") or {}
+            ranks = spec.get("minMember") or "the"
+            # Pending: the enqueue action has not admitted the gang (its queue or the cluster has no room for
+            # minResources), and the job controller makes no pods yet. vc-scheduler marks such a group
+            # Unschedulable too ("2/0 tasks in gang unschedulable"), which says less.
+            if status.get("phase") == "Pending":
+                queue = spec.get("queue") or "default"
+                need = _resources(spec.get("minResources") or {})
+                return "WaitingForQueue", (
+                    f"Volcano queue {queue} has no room for the job yet: its {ranks} ranks together need {need} "
+                    "(pod group Pending)" if need else
+                    f"Volcano queue {queue} has no room for the job yet (pod group Pending)")
             for c in status.get("conditions") or []:
                 if c.get("type") == "Unschedulable" and c.get("status") == "True":
-                    ranks = (group.get("spec") or {}).get("minMember") or "the"
                     why = c.get("message") or c.get("reason") or "not enough free resources"
                     return "Unschedulable", f"Volcano cannot start all {ranks} ranks together: {why}"
-            if status.get("phase") == "Pending":
-                queue = (group.get("spec") or {}).get("queue") or "default"
-                return "WaitingForQueue", f"Volcano queue {queue} has no room for the job yet (pod group Pending)"
         return None
 
     def pod_rank(self, pod: dict[str, Any]) -> int:
@@ -123,6 +130,12 @@ class VolcanoEngine(Engine):
     def pod_specs(self, obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         for i, task in enumerate((obj.get("spec") or {}).get("tasks") or []):
             yield f"spec.tasks[{i}].template.spec", template_spec(task)
+
+
+def _resources(min_resources: dict[str, Any]) -> str:
+    """A PodGroup's minResources as "cpu 10, nvidia.com/gpu 6" (without its pod counts and quota aliases)."""
+    skip = ("pods", "count/", "requests.", "limits.")
+    return ", ".join(f"{k} {v}" for k, v in sorted(min_resources.items()) if not k.startswith(skip))
 
 
 ENGINE = VolcanoEngine()

@@ -100,7 +100,10 @@ def _resources(ctx: RenderContext) -> dict[str, Any]:
     if res.memory:
         requests["memory"] = limits["memory"] = res.memory
     if res.gpus:
-        limits[res.gpu_resource] = res.gpus
+        # In requests too (equal, as Kubernetes requires): a gang scheduler's PodGroup counts the template's
+        # requests only (Volcano's job controller, the training-operator); the API server defaults a request
+        # from the limit on the Pod, never in a job's template, so the gang's GPUs went uncounted.
+        requests[res.gpu_resource] = limits[res.gpu_resource] = res.gpus
     out: dict[str, Any] = {}
     if requests:
         out["requests"] = requests

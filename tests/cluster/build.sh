@@ -11,8 +11,9 @@
 #
 # Usage: tests/cluster/build.sh [COMPONENT...]
 #   default: what the suite runs: the control plane, kwok, the training-operator (its own main.go over
-#   upstream's packages) and Kueue (upstream's main, one line changed by overlay.sh). Each controller is a
-#   separate Kubernetes client tree, minutes apiece on 2 cores (docs/kubernetes.md has the figures).
+#   upstream's packages), Kueue (upstream's main, one line changed by overlay.sh) and Volcano
+#   (vc-controller-manager, vc-scheduler). Each controller is a separate Kubernetes client tree, minutes
+#   apiece on 2 cores (docs/kubernetes.md has the figures).
 # Env:   DLW_CLUSTER_CACHE (default ~/.cache/dlw-cluster); GOFLAGS etc. as usual.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -26,7 +27,7 @@ goversion="$(go env GOVERSION)"
 
 components=("$@")
 if [ ${#components[@]} -eq 0 ]; then
-  components=(kube kwok training-operator kueue)
+  components=(kube kwok training-operator kueue volcano)
 fi
 
 for name in "${components[@]}"; do

@@ -20,6 +20,7 @@ from tests.cluster.kubelet import ProcessKubelet
 from tests.cluster.kueue import Kueue
 from tests.cluster.support import alice_env, install_dlw
 from tests.cluster.training_operator import TrainingOperator
+from tests.cluster.volcano import Volcano
 
 GPU_TYPE = "NVIDIA-H100-80GB-HBM3"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
@@ -126,3 +127,13 @@ def alice_home(control_plane: ControlPlane, alice: dict[str, str], nodes: dict[s
     home = nodes["gpu"].root / "pvc" / ns / "claim-alice"
     home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+@pytest.fixture(scope="session")
+def volcano(control_plane: ControlPlane, crds: None) -> Iterator[Volcano]:
+    """Volcano's vc-controller-manager and vc-scheduler (scheduler name ``volcano``), built from its module."""
+    vc = Volcano(control_plane).start()
+    try:
+        yield vc
+    finally:
+        vc.stop()

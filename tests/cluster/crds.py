@@ -3,8 +3,8 @@
 Each controller's module zip (from the Go module proxy, cached in GOMODCACHE) carries the CRDs its release
 installs. The versions are the ones the cluster suite builds (the wrapper modules' go.mod in this folder),
 so the schema the offline checks use is the schema the real API server serves in the suite. Volcano's
-module is the one exception: the proxy refuses volcano.sh/volcano v1.11 and later (403), so its CRDs come
-from v1.10.0, the newest release it serves, and its controllers are not built (see docs/kubernetes.md).
+is v1.10.0, the newest release the proxy serves (it refuses volcano.sh/volcano v1.10.1 and v1.11 and
+later), which tests/cluster/volcano/go.mod builds.
 """
 
 from __future__ import annotations
@@ -21,12 +21,17 @@ import yaml
 HERE = Path(__file__).resolve().parent
 
 # Module (as the wrapper go.mod names it, or pinned here) and the CRD files in its zip.
-VOLCANO = "volcano.sh/volcano@v1.10.0"
 SOURCES: dict[str, tuple[str, list[str]]] = {
-    "volcano": (VOLCANO, [
+    "volcano": ("volcano.sh/volcano", [
         "config/crd/volcano/bases/batch.volcano.sh_jobs.yaml",
         "config/crd/volcano/bases/scheduling.volcano.sh_queues.yaml",
         "config/crd/volcano/bases/scheduling.volcano.sh_podgroups.yaml",
+        # The rest of what the release installs: vc-controller-manager and vc-scheduler wait for these
+        # informers (tests/cluster/volcano.py).
+        "config/crd/volcano/bases/bus.volcano.sh_commands.yaml",
+        "config/crd/volcano/bases/nodeinfo.volcano.sh_numatopologies.yaml",
+        "config/crd/jobflow/bases/flow.volcano.sh_jobflows.yaml",
+        "config/crd/jobflow/bases/flow.volcano.sh_jobtemplates.yaml",
     ]),
     "training-operator": ("github.com/kubeflow/training-operator", [
         "manifests/base/crds/kubeflow.org_pytorchjobs.yaml",

@@ -1,6 +1,7 @@
 """Why a queued job waits, in one sentence, from what the cluster says about it.
 
-The pods say it first when they exist (``status.pod_problem``: unschedulable, image pulls); before and
+The pods say it first when they exist (``status.pod_problem``: unschedulable, image pulls), except that a
+gang scheduler's group (Volcano's PodGroup) speaks over a pod's plain ``Unschedulable``; before and
 besides them the answer sits elsewhere: Kueue's Workload for the job (no quota reserved, admission checks
 pending), the engine's own scheduler objects (Volcano's PodGroup, via ``Engine.wait_reason``) and the
 events of the job and its pods (a ResourceQuota refusing pods, the scheduler's FailedScheduling with the
@@ -273,7 +274,12 @@ def explain_wait(
     names = {(job.get("metadata") or {}).get("name", ""), *(p["metadata"]["name"] for p in pods)}
     names |= {o["metadata"]["name"] for objs in lists for o in objs if owned_by(o, job)}
     ask = next((a for p in pods if (a := gpu_ask(p))), None)
-    found = known or wait_reason(engine, job, dict(zip(kinds, lists, strict=True)), events, names, ask)
+    related = dict(zip(kinds, lists, strict=True))
+    # A gang scheduler marks the pods of a gang that does not fit Unschedulable, each with the gang's summary
+    # or one rank's own reason; its group says the whole (Volcano's names the rank that does not fit).
+    gang = engine.wait_reason(job, [o for k in engine.waits_on for o in related.get(k, [])]) \
+        if known and known[0] == "Unschedulable" else None
+    found = gang or known or wait_reason(engine, job, related, events, names, ask)
     preempted = preemption(events, job, pods)
     if preempted is None:
         return found
