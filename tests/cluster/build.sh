@@ -10,9 +10,10 @@
 # reused. Prints "<component> <folder>" per component on stdout; progress goes to stderr.
 #
 # Usage: tests/cluster/build.sh [COMPONENT...]
-#   default: what the suite runs: the control plane, kwok and the training-operator (its own main.go over
-#   upstream's packages). The other controllers (jobset, trainer, kueue) are pinned here too and build
-#   when named: each is a separate Kubernetes client tree, minutes apiece on 2 cores (docs/kubernetes.md).
+#   default: what the suite runs: the control plane, kwok, the training-operator (its own main.go over
+#   upstream's packages) and `trainer` (Kubeflow Trainer's and JobSet's upstream mains, one wrapper module).
+#   The other pinned controllers (kueue, ...) build when named: each is a separate Kubernetes client tree,
+#   minutes apiece on 2 cores (docs/kubernetes.md).
 # Env:   DLW_CLUSTER_CACHE (default ~/.cache/dlw-cluster); GOFLAGS etc. as usual.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -26,7 +27,7 @@ goversion="$(go env GOVERSION)"
 
 components=("$@")
 if [ ${#components[@]} -eq 0 ]; then
-  components=(kube kwok training-operator)
+  components=(kube kwok training-operator trainer)
 fi
 
 for name in "${components[@]}"; do
