@@ -71,7 +71,7 @@ class TrainJobEngine(Engine):
                     # An eviction is never the code's fault: restart every rank without using up a retry.
                     {"name": "evicted", "action": "RestartJobSetAndIgnoreMaxRestarts",
                      "onJobFailureReasons": ["PodFailurePolicy"], "onJobFailureMessagePatterns": [EVICTED_MESSAGE]},
-                    {"name": "missing-command", "action": "FailJobSet", "onJobFailureReasons": ["PodFailurePolicy"]},
+                    {"name": "missingCommand", "action": "FailJobSet", "onJobFailureReasons": ["PodFailurePolicy"]},
                 ],
             },
             "ttlSecondsAfterFinished": ctx.ttl_seconds,

@@ -162,8 +162,8 @@ class Controller:
         webhook_port, probe_port = free_port(), free_port()
         config = self.dir / "config.yaml"
         config.write_text(json.dumps(_config(r, webhook_port, probe_port, certs)))
-        args = [str(self.bin), f"--config={config}", f"--kubeconfig={self.cp.sa_kubeconfig(r.namespace, service_account(r))}",
-                "--zap-log-level=info"]
+        kubeconfig = self.cp.sa_kubeconfig(r.namespace, service_account(r))
+        args = [str(self.bin), f"--config={config}", f"--kubeconfig={kubeconfig}", "--zap-log-level=info"]
         if r is JOBSET:
             args.append("--metrics-bind-address=0")  # its flag's default wins over the file's otherwise
         log = open(self.dir / "manager.log", "ab")  # noqa: SIM115 - the child holds it
