@@ -92,6 +92,11 @@ def test_cancel_stops_a_running_trainjob(control_plane: ControlPlane, alice: dic
     control_plane.wait_for(lambda: "started" in dlw("logs", name, env=alice).stdout, "its first line", 60)
     assert dlw("cancel", name, env=alice).returncode == 0
     control_plane.wait_for(lambda: not _pods(control_plane, ns, name), "the pods gone", 120)
-    for kind in ("trainjobs", "trainingruntimes", "jobsets"):
-        control_plane.wait_for(lambda kind=kind: control_plane.kubectl("get", kind, name, "-n", ns, check=False)
-                               .returncode != 0, f"the {kind[:-1]} gone", 60)
+    left = lambda: [k for k in ("trainjobs", "trainingruntimes", "jobsets", "jobs")  # noqa: E731
+                    if control_plane.kubectl("get", k, "-n", ns, "-l", f"dlw.dev/job={name}", "-o", "name").stdout]
+    try:
+        control_plane.wait_for(lambda: not left(), "the TrainJob, its runtime, JobSet and Job gone", 90)
+    except AssertionError:
+        dump = control_plane.kubectl("get", ",".join(left()), "-n", ns, "-o", "yaml", check=False).stdout
+        raise AssertionError(f"left after cancel: {left()}\n{dump[-3000:]}\n"
+                             f"{_why(control_plane, ns, name, trainer)}") from None
