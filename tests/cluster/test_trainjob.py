@@ -12,7 +12,7 @@ from typing import Any
 
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.kubeflow_trainer import Controller
-from tests.cluster.support import dlw, write_notebook
+from tests.cluster.support import WORKSPACE, dlw, write_notebook
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "examples" / "digits_ddp.ipynb"
@@ -100,3 +100,12 @@ def test_cancel_stops_a_running_trainjob(control_plane: ControlPlane, alice: dic
         dump = control_plane.kubectl("get", ",".join(left()), "-n", ns, "-o", "yaml", check=False).stdout
         raise AssertionError(f"left after cancel: {left()}\n{dump[-3000:]}\n"
                              f"{_why(control_plane, ns, name, trainer)}") from None
+
+
+def test_admin_check_finds_the_trainer_dlw_needs(control_plane: ControlPlane, crds: None) -> None:
+    """`dlw admin check --cluster` as the admin reads the installed Trainer's TrainingRuntime CRD (v2.3.0):
+    it keeps the eviction rule's message patterns, so the trainjob engine is not refused."""
+    out = dlw("admin", "check", str(WORKSPACE), "--cluster", env={"DLW_KUBECONFIG": str(control_plane.kubeconfig)})
+    lines = out.stdout.splitlines()
+    assert "ok   Kubeflow Trainer version: its TrainingRuntime CRD has onJobFailureMessagePatterns" in lines, out.stdout
+    assert any(line.startswith("ok   ") and "trainjobs.trainer.kubeflow.org" in line for line in lines), out.stdout
