@@ -30,5 +30,5 @@ def test_engine_objects_are_accepted_by_the_api_server(control_plane: ControlPla
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["state"] in ("Queued", "Pending", "Starting")
     assert dlw("cancel", name, env=alice).returncode == 0
-    gone = control_plane.kubectl("get", KINDS[engine], name, "-n", alice["DLW_NAMESPACE"], check=False)
+    gone = control_plane.kubectl("get", KINDS[engine], name, "-n", alice["DLW_NAMESPACE"], "-o", "json", check=False)
     assert gone.returncode != 0 or "deletionTimestamp" in gone.stdout
