@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.kubeflow_trainer import Controller
 from tests.cluster.support import WORKSPACE, dlw, write_notebook
@@ -109,3 +111,26 @@ def test_admin_check_finds_the_trainer_dlw_needs(control_plane: ControlPlane, cr
     lines = out.stdout.splitlines()
     assert "ok   Kubeflow Trainer version: its TrainingRuntime CRD has onJobFailureMessagePatterns" in lines, out.stdout
     assert any(line.startswith("ok   ") and "trainjobs.trainer.kubeflow.org" in line for line in lines), out.stdout
+
+
+def test_status_says_why_trainer_cannot_make_the_jobset(
+        control_plane: ControlPlane, alice: dict[str, str], trainer: dict[str, Controller], tmp_path: Path) -> None:
+    """A TrainJob whose JobSet JobSet's webhook refuses (as DLW's own rule name did) waits for ever: `dlw status`
+    says why, from Trainer's Warning event on the TrainJob."""
+    ns, name = alice["DLW_NAMESPACE"], "stuck-tj"
+    nb = write_notebook(tmp_path / "stuck.ipynb", ["print('never runs')"])
+    objs = [o for o in yaml.safe_load_all(dlw("render", str(nb), "--name", name, "--engine", "trainjob",
+                                              env=alice).stdout) if o]
+    runtime = next(o for o in objs if o["kind"] == "TrainingRuntime")
+    runtime["spec"]["template"]["spec"]["failurePolicy"]["rules"][0]["name"] = "not-a-rule-name"
+    for kind in ("TrainingRuntime", "TrainJob"):  # as alice, in the order DLW creates them
+        out = control_plane.kubectl("create", "-f", "-", input=json.dumps(next(o for o in objs if o["kind"] == kind)),
+                                    check=False, kubeconfig=Path(alice["KUBECONFIG"]))
+        assert out.returncode == 0, out.stderr
+    found = control_plane.wait_for(lambda: (s := _state(name, alice))["reason"] == "TrainJobResourcesCreationFailed"
+                                   and s, "dlw status naming Trainer's failure", 120)
+    assert found["state"] == "Queued"
+    assert "invalid failure policy rule name 'not-a-rule-name'" in found["message"], found
+    assert dlw("cancel", name, env=alice).returncode == 0
+    control_plane.wait_for(lambda: control_plane.kubectl("get", "trainjobs", name, "-n", ns, check=False)
+                           .returncode != 0, "the TrainJob gone", 60)
