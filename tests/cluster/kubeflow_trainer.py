@@ -46,20 +46,20 @@ class Release:
     namespace: str
     prefix: str  # kustomize namePrefix
     rbac: tuple[str, ...]
-    webhooks: tuple[str, ...]  # manifests, then JSON patches applied to the kind they name (kustomize)
-    patches: dict[str, str]  # kind -> patch file
+    webhook: str  # the webhook configurations' manifest
+    patches: dict[str, str]  # kind -> the JSON patch its kustomize overlay applies
 
 
 JOBSET = Release("jobset", "jobset", "jobset-system", "jobset-",
                  tuple(f"config/components/rbac/{f}" for f in ("service_account.yaml", "role.yaml",
                                                                "role_binding.yaml")),
-                 ("config/components/webhook/manifests.yaml",),
+                 "config/components/webhook/manifests.yaml",
                  {"MutatingWebhookConfiguration": "config/components/webhook/patches/mutating-patch.yaml",
                   "ValidatingWebhookConfiguration": "config/components/webhook/patches/validating-patch.yaml"})
 TRAINER = Release("trainer", "trainer-controller-manager", "kubeflow-system", "",
                   tuple(f"manifests/base/rbac/{f}" for f in ("service_account.yaml", "role.yaml",
                                                              "role_binding.yaml")),
-                  ("manifests/base/webhook/manifests.yaml",),
+                  "manifests/base/webhook/manifests.yaml",
                   {"MutatingWebhookConfiguration": "manifests/base/webhook/patch_mutating.yaml",
                    "ValidatingWebhookConfiguration": "manifests/base/webhook/patch_validating.yaml"})
 
@@ -113,16 +113,14 @@ def service_account(release: Release) -> str:
 def webhooks(release: Release, port: int, ca: bytes) -> list[dict[str, Any]]:
     """The release's webhook configurations (its patches applied), each webhook by URL at 127.0.0.1:port."""
     out = []
-    for f in release.webhooks:
-        for obj in _docs(_root(release) / f):
-            if obj["kind"] in release.patches:
-                obj = json_patch(obj, yaml.safe_load((_root(release) / release.patches[obj["kind"]]).read_text()))
-            obj["metadata"]["name"] = release.prefix + obj["metadata"]["name"]
-            for hook in obj["webhooks"]:
-                path = hook["clientConfig"]["service"]["path"]
-                hook["clientConfig"] = {"url": f"https://127.0.0.1:{port}{path}",
-                                        "caBundle": base64.b64encode(ca).decode()}
-            out.append(obj)
+    for obj in _docs(_root(release) / release.webhook):
+        if obj["kind"] in release.patches:
+            obj = json_patch(obj, yaml.safe_load((_root(release) / release.patches[obj["kind"]]).read_text()))
+        obj["metadata"]["name"] = release.prefix + obj["metadata"]["name"]
+        for hook in obj["webhooks"]:
+            path = hook["clientConfig"]["service"]["path"]
+            hook["clientConfig"] = {"url": f"https://127.0.0.1:{port}{path}", "caBundle": base64.b64encode(ca).decode()}
+        out.append(obj)
     return out
 
 
