@@ -50,11 +50,7 @@ def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
     version = api_version.split("/")[1]
     for v in crd["spec"]["versions"]:
         if v["name"] == version:
-            raw = v["schema"]["openAPIV3Schema"]
-            # Kubeflow Trainer: the proxy serves only v2.0.0, older than the fields DLW renders for later
-            # releases (activeDeadlineSeconds, podGroupPolicy, onJobFailureMessagePatterns), which a v2.0
-            # API server prunes and `dlw admin check --cluster` reports. Checked for types, not unknown fields.
-            schema = raw if api_version.startswith("trainer.kubeflow.org/") else _strict(raw)
+            schema = _strict(v["schema"]["openAPIV3Schema"])
             # metadata is {type: object} in CRDs: the API server checks it; here only its shape.
             schema["properties"]["metadata"] = {"type": "object"}
             return schema

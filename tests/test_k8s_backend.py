@@ -423,6 +423,23 @@ def test_cli_prefixes_ranks_and_follow_ends_with_the_job(backend, kube, script, 
         f"[rank {r}] rank {r} step {s}" for r in range(3) for s in (1, 2))
 
 
+def test_cancel_keeps_the_runtime_while_the_trainjob_goes(backend, kube, script):
+    """Trainer's webhook validates every update of a TrainJob against its runtime, a finalizer's removal too:
+    a runtime deleted first keeps the TrainJob for ever (found on the cluster suite: the garbage collector of
+    a foreground deletion removes dependents first, tests/cluster/test_trainjob.py). A TrainJob is deleted in
+    the background, and while something still holds it its runtime stays (its owner reference removes it;
+    this emulator has no uids, so no owner references)."""
+    submit(backend, script, engine="trainjob", workers=2)
+    kube._call("PATCH", kube.path(TRAINJOB, "demo"), {"metadata": {"finalizers": ["example.com/hold"]}},
+               content_type="application/merge-patch+json")
+    assert core.cancel("demo", backend=backend).state == JobState.CANCELLED
+    deletes = [body for method, path, body in kube.requests() if method == "DELETE" and "/trainjobs/" in path]
+    assert [d["propagationPolicy"] for d in deletes] == ["Background"]
+    assert kube.get(TRAINJOB, "demo")["metadata"].get("deletionTimestamp")
+    assert [r["metadata"]["name"] for r in kube.items(RUNTIME)] == ["demo"]
+    assert kube.items(CM) == []
+
+
 # -- cancel ------------------------------------------------------------------------------------------------
 
 

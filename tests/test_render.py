@@ -28,6 +28,7 @@ from dlw_magic.engines.policy import pod_specs as policy_pod_specs
 from dlw_magic.errors import DLWError
 from dlw_magic.spec import parse_spec
 from dlw_magic.workspace import load_workspace
+from tests.cluster.crds import SOURCES, module_dir, pinned
 
 GOLDEN = Path(__file__).parent / "render_golden"
 WORKSPACE = str(GOLDEN / "workspace.yaml")
@@ -421,6 +422,12 @@ def test_an_evicted_rank_restarts_every_rank(project: Path, tmp_path: Path) -> N
     jobset = runtime["spec"]["template"]["spec"]
     evicted, missing = jobset["failurePolicy"]["rules"]
     assert evicted["action"] == "RestartJobSetAndIgnoreMaxRestarts" and missing["action"] == "FailJobSet"
+    # JobSet's webhook refuses a rule name outside its pattern (read from the pinned module): Trainer then
+    # never makes the JobSet and the TrainJob waits for ever.
+    source = (module_dir(pinned("jobset", SOURCES["jobset"][0])) / "pkg/webhooks/jobset_webhook.go").read_text()
+    name_fmt = re.search(r'ruleNameFmt\s*=\s*"(.+?)"', source)
+    assert name_fmt, "JobSet's failure policy rule name pattern not found"
+    assert [r["name"] for r in jobset["failurePolicy"]["rules"] if not re.fullmatch(name_fmt.group(1), r["name"])] == []
     # The JobSet tells an eviction from a missing command by the Job's failure message, which names the
     # pod failure policy rule that matched: rule 0 is the DisruptionTarget one.
     rules = jobset["replicatedJobs"][0]["template"]["spec"]["podFailurePolicy"]["rules"]

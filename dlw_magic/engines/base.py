@@ -111,6 +111,9 @@ class Engine(ABC):
     max_name_length = 52  # host names <name>-worker-<i> (Volcano), <name>-node-0-<i> (JobSet) stay under 63
     # Whether a retry restarts every rank together (a lone restarted rank cannot rejoin a static rendezvous).
     restarts_all_ranks = True
+    # How cancel deletes the job: Foreground keeps it (Cancelled, with a deletionTimestamp) until its pods
+    # are gone; Background where that last update of the job would be refused (see TrainJobEngine).
+    cancel_propagation = "Foreground"
 
     @property
     def api_version(self) -> str:

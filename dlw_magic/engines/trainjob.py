@@ -40,6 +40,11 @@ class TrainJobEngine(Engine):
     controller_kinds = (Kind("jobset.x-k8s.io/v1alpha2", "JobSet", "jobsets"),)  # the runtime's template
     controller = "Kubeflow Trainer v2 and JobSet"
     container = NODE
+    # Foreground deletion makes the garbage collector delete every dependent first (the TrainingRuntime,
+    # owned by the TrainJob, too) and then update the TrainJob to drop its finalizer, an update Trainer's
+    # webhook refuses once the runtime is gone: the TrainJob would stay for ever. Background deletes it at
+    # once; the collector then removes the runtime, the JobSet, its Jobs and pods.
+    cancel_propagation = "Background"
 
     def render(self, ctx: RenderContext) -> list[dict[str, Any]]:
         spec = ctx.spec
@@ -71,7 +76,7 @@ class TrainJobEngine(Engine):
                     # An eviction is never the code's fault: restart every rank without using up a retry.
                     {"name": "evicted", "action": "RestartJobSetAndIgnoreMaxRestarts",
                      "onJobFailureReasons": ["PodFailurePolicy"], "onJobFailureMessagePatterns": [EVICTED_MESSAGE]},
-                    {"name": "missing-command", "action": "FailJobSet", "onJobFailureReasons": ["PodFailurePolicy"]},
+                    {"name": "missingCommand", "action": "FailJobSet", "onJobFailureReasons": ["PodFailurePolicy"]},
                 ],
             },
             "ttlSecondsAfterFinished": ctx.ttl_seconds,

@@ -11,9 +11,10 @@
 #
 # Usage: tests/cluster/build.sh [COMPONENT...]
 #   default: what the suite runs: the control plane, kwok, the training-operator (its own main.go over
-#   upstream's packages), Kueue (upstream's main, one line changed by overlay.sh) and Volcano
-#   (vc-controller-manager, vc-scheduler). Each controller is a separate Kubernetes client tree, minutes
-#   apiece on 2 cores (docs/kubernetes.md has the figures).
+#   upstream's packages), Kueue (upstream's main, one line changed by overlay.sh), Volcano
+#   (vc-controller-manager, vc-scheduler) and `trainer` (Kubeflow Trainer's and JobSet's upstream mains, one
+#   wrapper module). Each is a separate Kubernetes client tree, minutes apiece on 2 cores (docs/kubernetes.md
+#   has the figures).
 # Env:   DLW_CLUSTER_CACHE (default ~/.cache/dlw-cluster); GOFLAGS etc. as usual.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -27,7 +28,7 @@ goversion="$(go env GOVERSION)"
 
 components=("$@")
 if [ ${#components[@]} -eq 0 ]; then
-  components=(kube kwok training-operator kueue volcano)
+  components=(kube kwok training-operator kueue volcano trainer)
 fi
 
 for name in "${components[@]}"; do

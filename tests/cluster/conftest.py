@@ -8,6 +8,7 @@ first). Where this machine has no Go toolchain the suite skips with that one rea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.controlplane import ROOT, ControlPlane
+from tests.cluster.kubeflow_trainer import JOBSET, TRAINER, Controller
 from tests.cluster.kubelet import ProcessKubelet
 from tests.cluster.kueue import Kueue
 from tests.cluster.support import alice_env, install_dlw
@@ -137,3 +139,16 @@ def volcano(control_plane: ControlPlane, crds: None) -> Iterator[Volcano]:
         yield vc
     finally:
         vc.stop()
+
+
+@pytest.fixture(scope="session")
+def trainer(control_plane: ControlPlane, crds: None) -> Iterator[dict[str, Controller]]:
+    """JobSet's and Kubeflow Trainer v2's controller managers and webhooks (tests/cluster/kubeflow_trainer.py),
+    upstream's mains built from their modules: {"jobset": ..., "trainer": ...}."""
+    with contextlib.ExitStack() as stack:
+        running = {}
+        for release in (JOBSET, TRAINER):  # Trainer makes JobSets: JobSet's webhook first
+            controller = Controller(control_plane, release)
+            stack.callback(controller.stop)  # also when it fails to start
+            running[release.component] = controller.start()
+        yield running

@@ -2,7 +2,8 @@
 
 Each controller's module zip (from the Go module proxy, cached in GOMODCACHE) carries the CRDs its release
 installs. The versions are the ones the cluster suite builds (the wrapper modules' go.mod in this folder),
-so the schema the offline checks use is the schema the real API server serves in the suite. Volcano's
+so the schema the offline checks use is the schema the real API server serves in the suite (JobSet's is the
+version Trainer's go.mod requires: both controllers are one wrapper module, tests/cluster/trainer). Volcano's
 is v1.10.0, the newest release the proxy serves (it refuses volcano.sh/volcano v1.10.1 and v1.11 and
 later), which tests/cluster/volcano/go.mod builds.
 """
@@ -21,6 +22,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 
 # Module (as the wrapper go.mod names it, or pinned here) and the CRD files in its zip.
+WRAPPER = {"jobset": "trainer"}  # a component built in another's wrapper module (JobSet: Trainer's)
 SOURCES: dict[str, tuple[str, list[str]]] = {
     "volcano": ("volcano.sh/volcano", [
         "config/crd/volcano/bases/batch.volcano.sh_jobs.yaml",
@@ -55,6 +57,7 @@ def pinned(component: str, module: str) -> str:
     """``module@version`` as the component's wrapper go.mod pins it (the version the suite builds)."""
     if "@" in module:
         return module
+    component = WRAPPER.get(component, component)
     text = (HERE / component / "go.mod").read_text()
     m = re.search(rf"^\s*{re.escape(module)} (v\S+)", text, re.M)
     if not m:

@@ -1,6 +1,6 @@
 """`dlw train` on the real control plane, as alice's notebook runs it: her ServiceAccount's own token,
 the real Job controller and kube-scheduler, pods run by the process kubelet, logs read through the API
-server. Engines whose controllers are not running here are in test_engines.py."""
+server. The other engines train to the end in test_pytorchjob.py, test_volcano.py and test_trainjob.py."""
 
 from __future__ import annotations
 

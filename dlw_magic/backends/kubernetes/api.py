@@ -142,9 +142,9 @@ class Api:
             "PATCH", self._path(*coordinates(kind), namespace, name), patch, content_type="application/merge-patch+json"
         )
 
-    def delete(self, kind: tuple[str, str], namespace: str, name: str) -> None:
+    def delete(self, kind: tuple[str, str], namespace: str, name: str, propagation: str = "Foreground") -> None:
         # Foreground: the job object stays (with a deletionTimestamp) until its pods are gone.
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"}
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         self.call("DELETE", self._path(*coordinates(kind), namespace, name), body)
 
     def pod_log(

@@ -318,15 +318,22 @@ class KubernetesBackend(Backend):
         from ...render.context import JOB_ID_LABEL
 
         try:
-            self.api.delete(engine.main.key, self.namespace, name)
+            self.api.delete(engine.main.key, self.namespace, name, engine.cancel_propagation)
+            self.api.read(engine.main.key, self.namespace, name)
+            stays = True  # foreground deletion: until its pods are gone
         except ApiException as err:
             if err.status != 404:
                 raise api_error(err, f"cancel {name}") from None
+            stays = False
         # Owner references remove these too on a real cluster; delete them here for servers without a GC.
+        # What the job needed before it was created stays while the job does: its controller's webhook
+        # validates every update of the job against it (Trainer's, the TrainingRuntime; a finalizer's removal
+        # is such an update, refused without it: the job would never go). The owner reference removes it.
         for kind in (("v1", "ConfigMap"), *(k.key for k in engine.owned)):
             try:
                 for obj in self.api.list(kind, self.namespace, self._selector(**{JOB_ID_LABEL: job_id})):
-                    self.api.delete(kind, self.namespace, obj["metadata"]["name"])
+                    if not (stays and engine.created_before_job(obj)):
+                        self.api.delete(kind, self.namespace, obj["metadata"]["name"])
             except ApiException as err:
                 if err.status != 404:
                     raise api_error(err, f"cancel {name}") from None
