@@ -67,13 +67,14 @@ def _finishes(target: Any, within: float) -> bool:
 
 
 def test_a_watch_on_a_silent_connection_gives_up(silent: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(watch, "READ_SLACK_SECONDS", 1.0)
+    monkeypatch.setenv("DLW_K8S_SILENCE_SECONDS", "2")
     w = watch.ObjectWatch(_api(silent), ("v1", "Pod"), "dlw-alice", {"dlw.dev/job": "x"}, threading.Condition())
     assert _finishes(lambda: w._open(timeout_seconds=1), within=30)
 
 
 def test_log_follow_ends_once_the_job_is_done_even_if_a_stream_never_closes(
         silent: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLW_K8S_SILENCE_SECONDS", "2")
     monkeypatch.setattr(logs, "DRAIN_SECONDS", 1.0)
     pod = {"metadata": {"name": "demo-0", "uid": "u1", "creationTimestamp": "2026-01-01T00:00:00Z"},
            "status": {"phase": "Running"}}
