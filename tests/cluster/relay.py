@@ -25,6 +25,7 @@ class Link:
         self.dead = threading.Event()
         self.dropped = 0  # bytes read from either end after the link died, never delivered
         self.ends_closed = 0  # 2: both ends have closed, nothing is open to kill
+        self.down = 0  # bytes delivered from upstream to the client
 
     def close(self) -> None:
         for s in (self.client, self.upstream):
@@ -70,6 +71,8 @@ class Relay:
                     link.dropped += len(data)
                     continue
                 dst.sendall(data)
+                if src is link.upstream:
+                    link.down += len(data)
         except OSError:
             pass
         link.ends_closed += 1
@@ -94,6 +97,11 @@ class Relay:
     def dropped(self) -> int:
         """Bytes the relay read on dead links and never delivered."""
         return sum(link.dropped for link in self.links)
+
+    @property
+    def down(self) -> int:
+        """Bytes delivered from upstream to the clients, over every connection."""
+        return sum(link.down for link in self.links)
 
     def close(self) -> None:
         self.sock.close()
