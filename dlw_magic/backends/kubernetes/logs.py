@@ -201,7 +201,9 @@ class _Stream:
     def __init__(self, pod: str) -> None:
         self.pod = pod
         self.resp: Any = None  # the open response, None between two
-        self.heard = time.monotonic()  # when the stream opened or last passed bytes on (or was last checked)
+        self.heard = time.monotonic()  # when the stream opened or last passed bytes on
+        self.checked = 0.0  # when the watchdog last checked it
+        self.suspect = 0.0  # when the watchdog found the log grown past it (0: not)
         self.recent = b""  # the last bytes passed on
         self.mark: bytes | None = None  # the pod log's last line when the stream was last found quiet
         self._lock = threading.Lock()
@@ -211,10 +213,10 @@ class _Stream:
         if sock is not None:  # the answer began within the read limit; its body may be quiet for long
             sock.settimeout(FOLLOW_READ_SECONDS)
         with self._lock:
-            self.resp, self.heard, self.mark = resp, time.monotonic(), None
+            self.resp, self.heard, self.mark, self.suspect = resp, time.monotonic(), None, 0.0
 
     def passed(self, data: bytes) -> None:
-        self.heard, self.mark = time.monotonic(), None
+        self.heard, self.mark, self.suspect = time.monotonic(), None, 0.0
         self.recent = (self.recent + data)[-RECENT_BYTES:]
 
     def closed(self) -> None:
@@ -239,8 +241,9 @@ class _Watchdog:
     """Tells a quiet log stream from a half-open one. A stream silent for ``silence`` seconds is checked
     with one small request (the pod log's last line, timestamped): when that line is not the last one the
     stream passed on, or it changed since the stream was last found quiet (the same line written again),
-    the log has grown while the stream said nothing, so the stream is cut and its pump reopens it (skipping
-    what it passed on). Once the job is finished, a stream quiet for ``DONE_QUIET_SECONDS`` is cut at once."""
+    the log has grown while the stream said nothing. Still silent a poll later (a live stream passes a new
+    line on within milliseconds), the stream is cut and its pump reopens it, skipping what it passed on.
+    Once the job is finished, a stream quiet for ``DONE_QUIET_SECONDS`` is cut at once."""
 
     def __init__(self, api: Api, namespace: str, container: str, streams: dict[str, _Stream],
                  stop: threading.Event, job_done: threading.Event) -> None:
@@ -251,14 +254,21 @@ class _Watchdog:
     def _run(self) -> None:
         while not self.stop.wait(POLL_SECONDS):
             for stream in list(self.streams.values()):
-                resp = stream.resp
+                resp, now = stream.resp, time.monotonic()
+                if resp is None:
+                    continue
+                if stream.suspect and stream.heard < stream.suspect:
+                    stream.cut(resp)
+                    continue
                 done = self.job_done.is_set()
                 quiet = min(DONE_QUIET_SECONDS, self.api.silence) if done else self.api.silence
-                if resp is None or time.monotonic() - stream.heard < quiet:
+                if now - max(stream.heard, stream.checked) < quiet:
                     continue
-                if done or self._missed(stream):
+                stream.checked = now
+                if done:
                     stream.cut(resp)
-                stream.heard = time.monotonic()  # checked: look again after another silence
+                elif self._missed(stream):
+                    stream.suspect = time.monotonic()
 
     def _missed(self, stream: _Stream) -> bool:
         try:
