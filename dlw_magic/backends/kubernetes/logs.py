@@ -29,6 +29,7 @@ from .api import Api
 
 POLL_SECONDS = 1.0
 REOPEN_SECONDS = 1.0  # between a broken log stream and the next try
+SETTLE_LOOKS = 5  # a stream the server ended is reopened if its container still runs after this many looks
 # A quiet log is no fault, so a followed stream's body has no read limit (a day); a half-open one (the API
 # server, a proxy or a NAT dropped it without closing it) is found by ``_Watchdog``: a stream silent for
 # DLW_K8S_SILENCE_SECONDS while the pod's log has grown is cut and reopened, from a new connection.
@@ -190,6 +191,16 @@ def _still_running(api: Api, namespace: str, pod: str, container: str) -> bool:
     return (obj.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
 
+def _runs_on(api: Api, namespace: str, pod: str, container: str, stop: threading.Event) -> bool:
+    """After the server ended its log stream: whether ``container`` still runs (the server let go: reopen).
+    The kubelet ends the stream when the container exits and may report the exit a moment later, so this
+    asks for a few seconds before saying yes (reopening reads the whole log again)."""
+    for _ in range(SETTLE_LOOKS):
+        if not _still_running(api, namespace, pod, container) or stop.wait(REOPEN_SECONDS):
+            return False
+    return True
+
+
 def _socket(resp: Any) -> socket.socket | None:
     sock = getattr(getattr(resp, "connection", None), "sock", None)
     return sock if isinstance(sock, socket.socket) else None
@@ -342,7 +353,7 @@ def follow_logs(
                 # Ended by the server: the container finished (its log is whole), unless it still runs (the
                 # server let go: reopen). Broken (an API server restart, a half-open connection the watchdog
                 # cut): reopened even once the job is done, so the rest of the log comes from a new connection.
-                if ended and (job_done.is_set() or not _still_running(api, namespace, pod_name, engine.container)):
+                if ended and (job_done.is_set() or not _runs_on(api, namespace, pod_name, engine.container, stop)):
                     return
                 stop.wait(REOPEN_SECONDS)
         finally:
