@@ -463,6 +463,10 @@ class _LogHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
+    def handle(self) -> None:
+        with contextlib.suppress(ConnectionError, ssl.SSLError):  # the API server hung up: no traceback
+            super().handle()
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         url = urllib.parse.urlparse(self.path)
         q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}

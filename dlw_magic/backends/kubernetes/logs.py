@@ -321,8 +321,8 @@ def follow_logs(
                 try:
                     resp = api.pod_log(namespace, pod_name, engine.container, follow=True)
                 except ApiException as err:
-                    if err.status == 404:
-                        return  # the pod is gone
+                    if err.status == 404 or job_done.is_set():
+                        return  # the pod is gone, or its log cannot be read (its node is gone) and no more comes
                     resp = None
                 except Exception:  # noqa: BLE001 - the server is away for now: try again below
                     resp = None
