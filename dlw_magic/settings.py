@@ -45,6 +45,9 @@ class Settings:
     log_max_bytes: int = 1 << 30  # DLW_LOG_MAX_BYTES: each local rank's log is cut off past this size
     db_busy_seconds: float = 60.0  # DLW_DB_BUSY_SECONDS: how long the local job database may stay locked
     scheduler_autostart: bool = True  # DLW_SCHEDULER_AUTOSTART=0: the lab and `dlw schedule create` start no scheduler
+    # DLW_K8S_SILENCE_SECONDS: the longest silence on a connection to the Kubernetes API server before DLW takes it
+    # for dead (half-open: a NAT, a load balancer or a node dropped it without closing it) and opens a new one
+    k8s_silence_seconds: float = 120.0
 
     @property
     def user(self) -> str:
@@ -103,6 +106,7 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         nvml_standin=get("DLW_NVML_STANDIN"),
         log_max_bytes=int(_positive(get("DLW_LOG_MAX_BYTES"), 1 << 30)),
         db_busy_seconds=_positive(get("DLW_DB_BUSY_SECONDS"), 60.0),
+        k8s_silence_seconds=max(_positive(get("DLW_K8S_SILENCE_SECONDS"), 120.0), 2.0),
         scheduler_autostart=(get("DLW_SCHEDULER_AUTOSTART") or "1").lower() not in ("0", "false", "no", "off"),
     )
 

@@ -456,9 +456,16 @@ def _map_paths(value: str, mounts: list[tuple[str, Path]]) -> str:
 
 class _LogHandler(http.server.BaseHTTPRequestHandler):
     kubelet: ProcessKubelet
+    # The log is sent chunked, which HTTP/1.0 (http.server's default) does not have: the API server would pass
+    # the chunks' framing on as part of the log, and a log read twice would not have the same bytes.
+    protocol_version = "HTTP/1.1"
 
     def log_message(self, *args: Any) -> None:
         pass
+
+    def handle(self) -> None:
+        with contextlib.suppress(ConnectionError, ssl.SSLError):  # the API server hung up: no traceback
+            super().handle()
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         url = urllib.parse.urlparse(self.path)
@@ -527,7 +534,7 @@ class _LogHandler(http.server.BaseHTTPRequestHandler):
                         time.sleep(0.1)
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
-            pass
+            self.close_connection = True
 
 
 class ProcessKubelet:

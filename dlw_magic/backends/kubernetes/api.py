@@ -21,9 +21,9 @@ from ...errors import DLWError, Unavailable
 
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 # Client-side limits, so a half-open connection (the server or a proxy gone without a FIN) fails instead of
-# hanging: connecting, and the longest silence a plain request's answer may have.
+# hanging: connecting here; the longest silence an answer may have is DLW_K8S_SILENCE_SECONDS (``Api.silence``),
+# after which urllib3 retries a GET on a new connection. The server itself ends a plain request after 60 s.
 CONNECT_SECONDS = 10.0
-READ_SECONDS = 120.0
 
 # (apiVersion, kind) -> (group, version, plural) of the core kinds; engines add their own (``coordinates``)
 CORE_KINDS: dict[tuple[str, str], tuple[str, str, str]] = {
@@ -93,6 +93,7 @@ class Api:
         # Raw requests only: the generated typed APIs (CoreV1Api builds its pydantic models at import) cost
         # about a second of CPU per `dlw` command.
         self.client = api
+        self.silence = settings.current().k8s_silence_seconds
 
     def _path(self, group: str, version: str, plural: str, namespace: str, name: str | None = None) -> str:
         base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
@@ -112,7 +113,7 @@ class Api:
                     header_params={"Accept": "application/json", "Content-Type": content_type},
                     auth_settings=["BearerToken"],
                 ),
-                _request_timeout=(CONNECT_SECONDS, READ_SECONDS),
+                _request_timeout=(CONNECT_SECONDS, self.silence),
             )
             resp.read()
         except urllib3.exceptions.HTTPError as err:
@@ -150,17 +151,20 @@ class Api:
     def pod_log(
         self, namespace: str, pod: str, container: str, follow: bool = False,
         timeout: float | tuple[float, float] | None = None,  # seconds, or (connect, read)
-        timestamps: bool = False,
+        timestamps: bool = False, tail: int | None = None,
     ) -> Any:
         """The raw urllib3 response of a pod's log (stream it with ``.stream()``); ``timestamps``: each
-        line starts with when it was written (RFC 3339) and a space."""
+        line starts with when it was written (RFC 3339) and a space; ``tail``: only the last lines.
+        Without ``timeout``, the answer may be silent for ``silence`` seconds at most."""
         query = [("container", container), ("follow", str(follow).lower()), ("timestamps", str(timestamps).lower())]
+        if tail is not None:
+            query.append(("tailLines", str(tail)))
         resp = self.client.call_api(
             *self.client.param_serialize(
                 method="GET", resource_path=f"/api/v1/namespaces/{namespace}/pods/{pod}/log", query_params=query,
                 header_params={"Accept": "*/*"}, auth_settings=["BearerToken"],
             ),
-            _request_timeout=timeout,
+            _request_timeout=timeout or (CONNECT_SECONDS, self.silence),
         )
         if not 200 <= resp.status <= 299:
             resp.read()

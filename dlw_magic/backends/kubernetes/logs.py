@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,14 +25,22 @@ from kubernetes.client.exceptions import ApiException
 from ...engines.base import Engine
 from ...errors import Unavailable
 from ..base import LogChunk
-from .api import CONNECT_SECONDS, Api
+from .api import Api
 
 POLL_SECONDS = 1.0
 REOPEN_SECONDS = 1.0  # between a broken log stream and the next try
-# Once the job is finished, how long its pods' log streams may take to end: a stream that the server never
-# closes (a half-open connection: the node or a proxy went away) is given up then, not waited on for ever.
-DRAIN_SECONDS = 30.0
+SETTLE_LOOKS = 5  # a stream the server ended is reopened if its container still runs after this many looks
+# A quiet log is no fault, so a followed stream's body has no read limit (a day); a half-open one (the API
+# server, a proxy or a NAT dropped it without closing it) is found by ``_Watchdog``: a stream silent for
+# DLW_K8S_SILENCE_SECONDS while the pod's log has grown is cut and reopened, from a new connection.
 FOLLOW_READ_SECONDS = 86400.0
+# Once the job is finished, a stream still open and silent this long is cut and read again (a finished
+# container's stream ends by itself): what the pod's log holds past what was passed on comes from a new one.
+DONE_QUIET_SECONDS = 5.0
+# Once the job is finished, how long (plus DLW_K8S_SILENCE_SECONDS) its pods' streams may take to end: a stream
+# that cannot be read again (the node is gone) is given up then, not waited on for ever.
+DRAIN_SECONDS = 30.0
+RECENT_BYTES = 4096  # of the bytes a stream passed on, what the watchdog compares with the pod log's last line
 SAVED_LOGS_DIR = ".dlw-logs"  # inside DLW_OUTPUT_DIR: the name bootstrap.py writes to
 _STARTED = {"Running", "Succeeded", "Failed"}
 
@@ -182,6 +191,108 @@ def _still_running(api: Api, namespace: str, pod: str, container: str) -> bool:
     return (obj.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
 
+def _runs_on(api: Api, namespace: str, pod: str, container: str, stop: threading.Event) -> bool:
+    """After the server ended its log stream: whether ``container`` still runs (the server let go: reopen).
+    The kubelet ends the stream when the container exits and may report the exit a moment later, so this
+    asks for a few seconds before saying yes (reopening reads the whole log again)."""
+    for _ in range(SETTLE_LOOKS):
+        if not _still_running(api, namespace, pod, container) or stop.wait(REOPEN_SECONDS):
+            return False
+    return True
+
+
+def _socket(resp: Any) -> socket.socket | None:
+    sock = getattr(getattr(resp, "connection", None), "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+class _Stream:
+    """One pod's followed log stream, as its pump reads it and the watchdog checks it."""
+
+    def __init__(self, pod: str) -> None:
+        self.pod = pod
+        self.resp: Any = None  # the open response, None between two
+        self.heard = time.monotonic()  # when the stream opened or last passed bytes on
+        self.checked = 0.0  # when the watchdog last checked it
+        self.suspect = 0.0  # when the watchdog found the log grown past it (0: not)
+        self.recent = b""  # the last bytes passed on
+        self.mark: bytes | None = None  # the pod log's last line when the stream was last found quiet
+        self._lock = threading.Lock()
+
+    def opened(self, resp: Any) -> None:
+        sock = _socket(resp)
+        if sock is not None:  # the answer began within the read limit; its body may be quiet for long
+            sock.settimeout(FOLLOW_READ_SECONDS)
+        with self._lock:
+            self.resp, self.heard, self.mark, self.suspect = resp, time.monotonic(), None, 0.0
+
+    def passed(self, data: bytes) -> None:
+        self.heard, self.mark, self.suspect = time.monotonic(), None, 0.0
+        self.recent = (self.recent + data)[-RECENT_BYTES:]
+
+    def closed(self) -> None:
+        with self._lock:
+            self.resp = None
+
+    def cut(self, resp: Any) -> None:
+        """Make the pump's read of ``resp`` fail now (a half-open stream never ends by itself): it reopens."""
+        with self._lock:
+            if resp is None or resp is not self.resp:
+                return  # already closed (and maybe reopened)
+            sock = _socket(resp)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)  # wakes the blocked read (close would not)
+            else:
+                with contextlib.suppress(Exception):
+                    resp.close()
+
+
+class _Watchdog:
+    """Tells a quiet log stream from a half-open one. A stream silent for ``silence`` seconds is checked
+    with one small request (the pod log's last line, timestamped): when that line is not the last one the
+    stream passed on, or it changed since the stream was last found quiet (the same line written again),
+    the log has grown while the stream said nothing. Still silent a poll later (a live stream passes a new
+    line on within milliseconds), the stream is cut and its pump reopens it, skipping what it passed on.
+    Once the job is finished, a stream quiet for ``DONE_QUIET_SECONDS`` is cut at once."""
+
+    def __init__(self, api: Api, namespace: str, container: str, streams: dict[str, _Stream],
+                 stop: threading.Event, job_done: threading.Event) -> None:
+        self.api, self.namespace, self.container, self.streams = api, namespace, container, streams
+        self.stop, self.job_done = stop, job_done
+        threading.Thread(target=self._run, daemon=True, name="dlw-log-watchdog").start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(POLL_SECONDS):
+            for stream in list(self.streams.values()):
+                resp, now = stream.resp, time.monotonic()
+                if resp is None:
+                    continue
+                if stream.suspect and stream.heard < stream.suspect:
+                    stream.cut(resp)
+                    continue
+                done = self.job_done.is_set()
+                quiet = min(DONE_QUIET_SECONDS, self.api.silence) if done else self.api.silence
+                if now - max(stream.heard, stream.checked) < quiet:
+                    continue
+                stream.checked = now
+                if done:
+                    stream.cut(resp)
+                elif self._missed(stream):
+                    stream.suspect = time.monotonic()
+
+    def _missed(self, stream: _Stream) -> bool:
+        try:
+            last = self.api.pod_log(self.namespace, stream.pod, self.container, timestamps=True, tail=1).data or b""
+        except Exception:  # noqa: BLE001 - unreadable now (the server is away, the pod is going): look later
+            return False
+        text = last.partition(b" ")[2]
+        if stream.mark is None:
+            stream.mark = last
+            return bool(text) and not stream.recent.endswith(text[-RECENT_BYTES:])
+        return last != stream.mark
+
+
 def follow_logs(
     api: Api, namespace: str, engine: Engine,
     poll: Callable[[], tuple[list[dict[str, Any]], bool]], rank: int | None, offset: int,
@@ -190,9 +301,9 @@ def follow_logs(
     the job is finished and drained. Offsets count bytes of the pod's log, as ``read_logs`` does."""
     chunks: queue.Queue[tuple[str, int, bytes | None]] = queue.Queue()
     streamed: set[str] = set()
-    live: dict[str, Any] = {}
+    streams: dict[str, _Stream] = {}
     stop = threading.Event()
-    job_done = threading.Event()  # the job has finished: a stream that ends is not reopened
+    job_done = threading.Event()  # the job has finished: a stream that the server ends is not reopened
     offsets: dict[str, int] = {}
     # Resuming at ``offset`` applies to the first pod of the rank followed (the newest when following began).
     skip: dict[str, int] = {}
@@ -201,39 +312,55 @@ def follow_logs(
     decoders: dict[str, Any] = {}
 
     def pump(key: str, pod_name: str, r: int) -> None:
+        stream = streams[key] = _Stream(pod_name)
         seen = 0  # bytes of this pod's log passed on; a reopened stream starts over and skips them
         try:
             while not stop.is_set():
                 got = 0
+                ended = False  # the server ended the stream (rather than the connection breaking)
                 try:
-                    # A quiet log is no fault (the read limit is a day; the drain limit ends a dead stream).
-                    resp = api.pod_log(namespace, pod_name, engine.container, follow=True,
-                                       timeout=(CONNECT_SECONDS, FOLLOW_READ_SECONDS))
-                    live[key] = resp
-                    for data in resp.stream(4096, decode_content=False):
-                        if stop.is_set():
-                            return
-                        if got < seen:
-                            cut = min(seen - got, len(data))
-                            got, data = got + cut, data[cut:]
-                            if not data:
-                                continue
-                        got += len(data)
-                        seen = got
-                        chunks.put((key, r, data))
-                except Exception:  # noqa: BLE001 - a vanished pod or a broken stream: decided below
-                    pass
-                finally:
-                    live.pop(key, None)
-                # The stream ended: the container finished (its log is whole), the pod is gone, or the
-                # connection broke (an API server restart, a proxy's timeout), which is worth reopening.
-                if stop.is_set() or job_done.is_set() or not _still_running(api, namespace, pod_name,
-                                                                             engine.container):
+                    resp = api.pod_log(namespace, pod_name, engine.container, follow=True)
+                except ApiException as err:
+                    if err.status == 404 or job_done.is_set():
+                        return  # the pod is gone, or its log cannot be read (its node is gone) and no more comes
+                    resp = None
+                except Exception:  # noqa: BLE001 - the server is away for now: try again below
+                    resp = None
+                if resp is not None:
+                    stream.opened(resp)
+                    try:
+                        for data in resp.stream(4096, decode_content=False):
+                            if stop.is_set():
+                                return
+                            if got < seen:
+                                cut = min(seen - got, len(data))
+                                got, data = got + cut, data[cut:]
+                                if not data:
+                                    continue
+                            got += len(data)
+                            seen = got
+                            stream.passed(data)
+                            chunks.put((key, r, data))
+                        ended = True
+                    except Exception:  # noqa: BLE001 - a broken stream: decided below
+                        pass
+                    finally:
+                        stream.closed()
+                        with contextlib.suppress(Exception):
+                            resp.close()
+                if stop.is_set():
+                    return
+                # Ended by the server: the container finished (its log is whole), unless it still runs (the
+                # server let go: reopen). Broken (an API server restart, a half-open connection the watchdog
+                # cut): reopened even once the job is done, so the rest of the log comes from a new connection.
+                if ended and (job_done.is_set() or not _runs_on(api, namespace, pod_name, engine.container, stop)):
                     return
                 stop.wait(REOPEN_SECONDS)
         finally:
+            streams.pop(key, None)
             chunks.put((key, r, None))
 
+    _Watchdog(api, namespace, engine.container, streams, stop, job_done)
     running = 0
     finished = False
     finished_at: float | None = None
@@ -277,10 +404,10 @@ def follow_logs(
                 text = decoder.decode(data)
                 if text:
                     yield LogChunk(rank=r, text=text, offset=offsets[key])
-            if finished and (running == 0 or time.monotonic() - (finished_at or 0.0) > DRAIN_SECONDS):
+            drain = DRAIN_SECONDS + api.silence
+            if finished and (running == 0 or time.monotonic() - (finished_at or 0.0) > drain):
                 return
     finally:
         stop.set()
-        for resp in list(live.values()):
-            with contextlib.suppress(Exception):
-                resp.close()
+        for stream in list(streams.values()):
+            stream.cut(stream.resp)

@@ -24,11 +24,17 @@ from .api import CONNECT_SECONDS, Api, _matches, coordinates
 
 WATCH_SECONDS = 300  # the server ends each watch after this long (plus jitter); it resumes from the last version
 RETRY_SECONDS = 2.0
-# The server ends a watch after timeoutSeconds; silence this much longer means the connection is half-open
-# (the server or a proxy went away without closing it): the read fails and the watch resumes from a new list.
-READ_SLACK_SECONDS = 30.0
 # What a server without watch for a kind answers: not allowed, not implemented, not understood.
 UNSUPPORTED = {400, 405, 406, 415, 501}
+
+
+def watch_seconds(silence: float) -> int:
+    """How long the server is asked to keep one watch open: about ``WATCH_SECONDS`` (spread, so that many
+    followers do not renew at once), and always well under ``silence``. A healthy watch then never stays
+    silent that long (the server ends it first), and one that does is half-open (the server, a proxy or a
+    NAT went away without closing it): the read fails and the watch resumes from a new list."""
+    spread = WATCH_SECONDS + random.randint(0, WATCH_SECONDS // 5)  # noqa: S311 - spread, not secrets
+    return max(1, min(spread, int(silence * 3 / 4)))
 
 
 class NotAWatch(Exception):
@@ -84,7 +90,7 @@ class ObjectWatch:
 
     def _open(self, **kwargs: Any) -> Any:
         """One watch request; ``Watch.stream`` reads its lines (and stops it by closing the socket)."""
-        seconds = kwargs.get("timeout_seconds", WATCH_SECONDS)
+        seconds = kwargs.get("timeout_seconds") or watch_seconds(self.api.silence)
         query = [*self._query(), ("watch", "true"), ("allowWatchBookmarks", "true"), ("timeoutSeconds", seconds)]
         if kwargs.get("resource_version"):
             query.append(("resourceVersion", kwargs["resource_version"]))
@@ -92,7 +98,7 @@ class ObjectWatch:
         resp = client.call_api(*client.param_serialize(
             method="GET", resource_path=self._path, query_params=query,
             header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
-        ), _request_timeout=(CONNECT_SECONDS, seconds + READ_SLACK_SECONDS))
+        ), _request_timeout=(CONNECT_SECONDS, self.api.silence))
         if not 200 <= resp.status <= 299:
             resp.read()
             raise ApiException(http_resp=resp)
@@ -117,7 +123,7 @@ class ObjectWatch:
         gone = False
         while not self._stop.is_set():
             try:
-                timeout = WATCH_SECONDS + random.randint(0, WATCH_SECONDS // 5)  # noqa: S311 - spread, not secrets
+                timeout = watch_seconds(self.api.silence)
                 for event in self._watch.stream(self._open, resource_version=self.version, timeout_seconds=timeout):
                     self._apply(event)
                     gone = False
