@@ -12,9 +12,11 @@ The definition itself travels in a ConfigMap beside the CronJob.
 from __future__ import annotations
 
 import json
+import posixpath
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DLWError
+from ..workspace.volumes import POD_GID, POD_UID
 from . import cron
 from .model import Definition
 
@@ -44,9 +46,16 @@ def render(d: Definition, *, namespace: str, image: str, user: str, workspace: A
            {"name": "JUPYTERHUB_USER", "value": user}, {"name": "DLW_IMAGE", "value": image}]
     service_account = "dlw-notebook"
     if workspace is not None:
+        from ..hub.profiles import WORKSPACE_MOUNT
+        from ..hub.rbac import WORKSPACE_CONFIGMAP
         from ..workspace import pod_volume
 
         service_account = workspace.hub.service_account
+        # The admin YAML the hub keeps in the namespace, where the notebook pod has it: without it the
+        # submission would run under the built-in default workspace, not the admin's.
+        volumes.append({"name": "dlw-workspace", "configMap": {"name": WORKSPACE_CONFIGMAP}})
+        mounts.append({"name": "dlw-workspace", "mountPath": posixpath.dirname(WORKSPACE_MOUNT), "readOnly": True})
+        env.append({"name": "DLW_WORKSPACE_CONFIG", "value": WORKSPACE_MOUNT})
         if workspace.home is not None:  # the notebook is read from the home, as saved at the fire
             vol, mount = pod_volume(workspace.home, user)
             volumes.append(vol)
@@ -67,7 +76,10 @@ def render(d: Definition, *, namespace: str, image: str, user: str, workspace: A
         "serviceAccountName": service_account,
         "restartPolicy": "Never",
         "enableServiceLinks": False,
-        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        # Pod Security "restricted", which the user namespaces' admission policy asks of every pod: the
+        # notebook's user, never root; files it writes in the home stay the notebook's (fsGroup).
+        "securityContext": {"runAsNonRoot": True, "runAsUser": POD_UID, "runAsGroup": POD_GID, "fsGroup": POD_GID,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
         "volumes": volumes,
     }
