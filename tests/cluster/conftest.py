@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.controlplane import ROOT, ControlPlane
-from tests.cluster.kubelet import ProcessKubelet
+from tests.cluster.kubelet import ProcessKubelet, claim_folder
 from tests.cluster.kueue import Kueue
 from tests.cluster.support import alice_env, install_dlw
 from tests.cluster.training_operator import TrainingOperator
@@ -111,7 +111,7 @@ def alice_home(control_plane: ControlPlane, alice: dict[str, str], nodes: dict[s
     """Alice's ReadWriteMany home (``preemptible`` needs one: checkpoints must outlive the pod), for an admin
     YAML with HOME_VOLUME. No storage provisioner here: the admin's PersistentVolume and the claim the hub
     would make (``claim-alice``, z2jh's name) are made by hand; the real PV controller binds them. Returns
-    the folder the GPU node's process kubelet gives pods for the claim (alice's ``DLW_HOME_MOUNT``)."""
+    the folder the process kubelets give pods for the claim, on every node (alice's ``DLW_HOME_MOUNT``)."""
     ns = alice["DLW_NAMESPACE"]
     pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "alice-home"},
           "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "storageClassName": "",
@@ -123,6 +123,6 @@ def alice_home(control_plane: ControlPlane, alice: dict[str, str], nodes: dict[s
     control_plane.apply([pv, pvc])
     control_plane.wait_for(lambda: control_plane.get("pvc", "claim-alice", "-n", ns)["status"].get("phase") == "Bound",
                            "claim-alice Bound", 60)
-    home = nodes["gpu"].root / "pvc" / ns / "claim-alice"
+    home = claim_folder(control_plane, ns, "claim-alice")
     home.mkdir(parents=True, exist_ok=True)
     return home
