@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.cluster.controlplane import ROOT, ControlPlane
 from tests.cluster.kubelet import ProcessKubelet, claim_folder
 from tests.cluster.kueue import Kueue
-from tests.cluster.support import alice_env, install_dlw
+from tests.cluster.support import HOME_VOLUME, WORKSPACE, alice_env, install_dlw, workspace_variant
 from tests.cluster.training_operator import TrainingOperator
 
 GPU_TYPE = "NVIDIA-H100-80GB-HBM3"
@@ -126,3 +127,11 @@ def alice_home(control_plane: ControlPlane, alice: dict[str, str], nodes: dict[s
     home = claim_folder(control_plane, ns, "claim-alice")
     home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+@pytest.fixture(scope="session")
+def alice_rwx(alice: dict[str, str], alice_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Alice's notebook environment with a ReadWriteMany home in the admin YAML (conftest.alice_home)."""
+    volumes = [*yaml.safe_load(WORKSPACE.read_text())["volumes"], HOME_VOLUME]
+    config = workspace_variant(tmp_path_factory.mktemp("rwx"), volumes=volumes)
+    return {**alice, "DLW_WORKSPACE_CONFIG": str(config), "DLW_HOME_MOUNT": str(alice_home)}

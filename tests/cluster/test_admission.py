@@ -1,5 +1,6 @@
 """DLW's admission policies and RBAC as the real API server enforces them (the dlw-cluster chart installed
-by helm), not as cel-python or our emulator read them."""
+by helm), not as cel-python or our emulator read them: every forbidden pod is refused, also when the real
+controllers create it for a Job, a Deployment (its ReplicaSet) or a CronJob (its Job) in a user namespace."""
 
 from __future__ import annotations
 
