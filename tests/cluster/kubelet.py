@@ -495,6 +495,9 @@ def _map_paths(value: str, mounts: list[tuple[str, Path]]) -> str:
 
 class _LogHandler(http.server.BaseHTTPRequestHandler):
     kubelet: ProcessKubelet
+    # Chunked transfer exists only in HTTP/1.1: answered as HTTP/1.0 (http.server's default), the API server
+    # passed the chunk sizes through as part of the log text.
+    protocol_version = "HTTP/1.1"
 
     def log_message(self, *args: Any) -> None:
         pass

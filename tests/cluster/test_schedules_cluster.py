@@ -4,7 +4,7 @@ role the chart installs): the CronJob is accepted (its schema and defaults are t
 controller: its pod runs on the process kubelet under alice's ServiceAccount (the API server's projected
 token, nothing else), passes DLW's pod policy, reads the notebook from alice's ReadWriteMany home as saved
 and submits it; the job runs to Succeeded, and `dlw schedule show`, `dlw jobs` and `dlw logs` show the run
-and its output."""
+and its output. Once the notebook is deleted, the next fire's pod fails and `show` gives its reason."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def test_the_cronjob_controller_fires_a_schedule_whose_job_runs(control_plane: C
         assert any("serviceAccountToken" in s for s in api_access["projected"]["sources"])
         assert not [e for e in spec["containers"][0]["env"] if "KUBECONFIG" in e["name"]]
         log = cp.kubectl("logs", pod["metadata"]["name"], "-n", ns).stdout
-        m = re.search(r"submitted (minutely-\d{10})", log)
+        m = re.fullmatch(r"submitted (minutely-\d{10})", log.strip().splitlines()[-1])
         assert m, log
         job = m.group(1)
         [made] = cp.get("jobs.batch", "-n", ns, "-l", f"dlw.dev/job={job}")["items"]
@@ -125,6 +125,25 @@ def test_the_cronjob_controller_fires_a_schedule_whose_job_runs(control_plane: C
         assert re.search(rf"^\s+\S+ \S+ \S+\s+{job}\s+Succeeded", shown.stdout, re.M), shown.stdout
         listed = json.loads(dlw("schedule", "list", "-o", "json", env=env).stdout)
         assert {s["name"]: s["runs"] != [] for s in listed}["minutely"], listed
+
+        # A fire whose notebook is gone fails its pod with the reason, and `dlw schedule show` lists it so.
+        nb.unlink()
+        failed = re.compile(r"^\s+\S+ \S+ \S+\s+-\s+Failed\s+SubmitFailed: .*minutely\.ipynb: notebook not found", re.M)
+
+        seen: list[str] = []
+
+        def failed_fire_shown() -> str | None:
+            seen.append(dlw("schedule", "show", "minutely", env=env).stdout)
+            return seen[-1] if failed.search(seen[-1]) else None
+
+        try:
+            shown_text = cp.wait_for(failed_fire_shown, "show: a failed fire with its reason", 150, every=5)
+        except AssertionError:
+            pods = cp.get("pods", "-n", ns, "-l", "dlw.dev/schedule=minutely")["items"]
+            logs = [cp.kubectl("logs", p["metadata"]["name"], "-n", ns, check=False).stdout[-1500:] for p in pods
+                    if p["status"].get("phase") == "Failed"]
+            pytest.fail(f"show said:\n{seen[-1]}\nfailed fire pods' logs: {logs}")
+        assert re.search(rf"^\s+\S+ \S+ \S+\s+{job}\s+Succeeded", shown_text, re.M), shown_text  # still there
     finally:
         deleted = dlw("schedule", "delete", "minutely", env=env)
     assert deleted.returncode == 0, deleted.stderr
