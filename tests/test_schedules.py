@@ -317,6 +317,26 @@ def test_cronjob_renders_policies_and_validates(tmp_path: Path):
     assert any(v.get("persistentVolumeClaim") for v in pod["volumes"])  # reads the notebook from the home
     definition = json.loads(objects[0]["data"]["definition.json"])
     assert definition["spec"]["source"]["notebook"] == "/home/jovyan/train.ipynb"
+    # The admin YAML the notebook has (the hub's ConfigMap), not the built-in default, for the submission.
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DLW_WORKSPACE_CONFIG"] == "/etc/dlw/workspace.yaml"
+    assert {"name": "dlw-workspace", "configMap": {"name": "dlw-workspace"}} in pod["volumes"]
+    assert {"name": "dlw-workspace", "mountPath": "/etc/dlw", "readOnly": True} in container["volumeMounts"]
+
+
+def test_the_fire_pod_passes_the_user_namespaces_pod_policy():
+    """The CronJob controller creates the fire pod in the user's namespace, where DLW's pod policy (Pod
+    Security "restricted") refuses a pod without runAsNonRoot: the fire would never run."""
+    pytest.importorskip("celpy", reason="cel-python (the test extra) evaluates the admission policies")
+    from dlw_magic.workspace import load_workspace
+    from tests.test_hub_cluster import policy, user_namespace
+
+    d = Definition(name="nightly", cron="@daily", spec={"source": {"notebook": "/home/jovyan/train.ipynb"}})
+    cj = cronjob.render(d, namespace="dlw-alice", image="ghcr.io/x/nb:1", user="alice", workspace=load_workspace())[1]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nightly-1"},
+           "spec": cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]}
+    job_controller = "system:serviceaccount:kube-system:job-controller"
+    assert policy("user-pods").denials(pod, user_namespace(), user=job_controller) == []
 
 
 def test_fire_names_the_run_by_minute_in_the_zone(home: Path, tmp_path: Path):

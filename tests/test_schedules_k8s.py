@@ -88,3 +88,27 @@ def test_the_cronjob_pod_submits_the_job_once_per_minute(kube: KubeEmulator, scr
     script.unlink()
     with pytest.raises(DLWError, match="train.py: script not found"):  # the pod fails with the reason
         fire(path, now=datetime(2026, 12, 6, 3, 30, 0, tzinfo=UTC))
+
+
+def test_show_lists_the_runs_the_cluster_fired(kube: KubeEmulator, script: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch):
+    """The CronJob controller's fires never pass through the local store: `dlw schedule show` finds them as
+    the jobs their pods submitted (NAME-yymmddHHMM, the minute in the definition's zone)."""
+    from dlw_magic import backends
+
+    monkeypatch.setenv("DLW_BACKEND", "kubernetes")
+    monkeypatch.setenv("DLW_KUBECONFIG", str(kube.kubeconfig))
+    backends._cache.clear()
+    backend = KubernetesBackend(kubeconfig=str(kube.kubeconfig))
+    api.create(script, "0 3 * * *", name="nightly", tz="Asia/Tokyo", backend=backend,
+               options=parse_options({"image": "registry.example/team/train:1"}))
+    assert api.show("nightly", backend=backend).runs == []
+    definition = tmp_path / "definition.json"
+    definition.write_text(kube.get(("v1", "ConfigMap"), "dlw-schedule-nightly")["data"]["definition.json"])
+    assert fire(definition, now=datetime(2026, 12, 5, 18, 0, 1, tzinfo=UTC)) == "nightly-2612060300"
+    shown = api.show("nightly", backend=backend).to_dict()
+    [run] = shown["runs"]
+    assert run["job"] == shown["lastJob"] == "nightly-2612060300"
+    assert run["scheduled"] == datetime(2026, 12, 5, 18, 0, tzinfo=UTC).timestamp()  # 03:00 in Tokyo
+    assert run["state"] in ("Queued", "Running")  # the job's own state
+    assert [s.to_dict()["lastJob"] for s in api.list_definitions(backend=backend)] == ["nightly-2612060300"]

@@ -123,10 +123,17 @@ def _jobs(backend: Backend | None) -> dict[str, JobInfo]:
 
 
 def _shown(d: Definition, store: ScheduleStore, jobs: dict[str, JobInfo], now: datetime | None,
-           backend: Backend | None = None) -> Shown:
+           backend: Backend | None = None, details: bool = False) -> Shown:
     from ..format import last_metrics
 
     runs = store.runs(d.user, d.name)
+    if d.backend == "kubernetes":  # the cluster fires these: its jobs (and, in details, its failed fires)
+        from .cronjob import cluster_runs
+
+        known = {r.get("job") for r in runs}
+        fired = cluster_runs(d, jobs, backend if details else None)
+        runs = sorted([*runs, *(r for r in fired if r["job"] is None or r["job"] not in known)],
+                      key=lambda r: r["scheduled"], reverse=True)
     for r in runs:
         r["state"] = run_state(r, jobs)
         job = jobs.get(r.get("job") or "")
@@ -141,7 +148,7 @@ def show(name: str, store: ScheduleStore | None = None, backend: Backend | None 
 
     store = store or store_for()
     backend = backend or core.get_backend()
-    return _shown(store.get(_user(), name), store, _jobs(backend), now, backend)
+    return _shown(store.get(_user(), name), store, _jobs(backend), now, backend, details=True)
 
 
 def set_paused(name: str, paused: bool, store: ScheduleStore | None = None, backend: Backend | None = None,

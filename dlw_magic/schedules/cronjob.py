@@ -12,16 +12,23 @@ The definition itself travels in a ConfigMap beside the CronJob.
 from __future__ import annotations
 
 import json
+import posixpath
+import re
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DLWError
+from ..workspace.volumes import POD_GID, POD_UID
 from . import cron
 from .model import Definition
+from .store import FAILED, SUBMITTED
 
 if TYPE_CHECKING:
     from ..backends import Backend
+    from ..types import JobInfo
 
 SCHEDULE_LABEL = "dlw.dev/schedule"
+SCHEDULED_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"  # the CronJob controller's, on its Jobs
 DEFINITION_DIR = "/etc/dlw-schedule"
 FIRE_CPU, FIRE_MEMORY = "100m", "256Mi"
 
@@ -44,9 +51,16 @@ def render(d: Definition, *, namespace: str, image: str, user: str, workspace: A
            {"name": "JUPYTERHUB_USER", "value": user}, {"name": "DLW_IMAGE", "value": image}]
     service_account = "dlw-notebook"
     if workspace is not None:
+        from ..hub.profiles import WORKSPACE_MOUNT
+        from ..hub.rbac import WORKSPACE_CONFIGMAP
         from ..workspace import pod_volume
 
         service_account = workspace.hub.service_account
+        # The admin YAML the hub keeps in the namespace, where the notebook pod has it: without it the
+        # submission would run under the built-in default workspace, not the admin's.
+        volumes.append({"name": "dlw-workspace", "configMap": {"name": WORKSPACE_CONFIGMAP}})
+        mounts.append({"name": "dlw-workspace", "mountPath": posixpath.dirname(WORKSPACE_MOUNT), "readOnly": True})
+        env.append({"name": "DLW_WORKSPACE_CONFIG", "value": WORKSPACE_MOUNT})
         if workspace.home is not None:  # the notebook is read from the home, as saved at the fire
             vol, mount = pod_volume(workspace.home, user)
             volumes.append(vol)
@@ -67,7 +81,10 @@ def render(d: Definition, *, namespace: str, image: str, user: str, workspace: A
         "serviceAccountName": service_account,
         "restartPolicy": "Never",
         "enableServiceLinks": False,
-        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        # Pod Security "restricted", which the user namespaces' admission policy asks of every pod: the
+        # notebook's user, never root; files it writes in the home stay the notebook's (fsGroup).
+        "securityContext": {"runAsNonRoot": True, "runAsUser": POD_UID, "runAsGroup": POD_GID, "fsGroup": POD_GID,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
         "volumes": volumes,
     }
@@ -153,3 +170,55 @@ def remove(d: Definition, backend: Backend | None = None) -> None:
         except ApiException as err:
             if err.status != 404:
                 raise api_error(err, f"schedule {d.name}") from None
+
+
+def cluster_runs(d: Definition, jobs: dict[str, JobInfo], backend: Backend | None = None) -> list[dict[str, Any]]:
+    """The fires the CronJob controller made, as runs (the local store never sees them): each job a fire pod
+    submitted (``NAME-yymmddHHMM``, its state the job's), and with ``backend`` each fire whose pod could not
+    submit (Failed, with the pod's reason: its last log line)."""
+    runs = []
+    for name in jobs:
+        m = re.fullmatch(re.escape(d.name) + r"-(\d{10})", name)
+        if m:
+            at = datetime.strptime(m.group(1), "%y%m%d%H%M").replace(tzinfo=cron.zone(d.timezone))
+            runs.append({"job": name, "state": SUBMITTED, "scheduled": at.timestamp()})
+    if backend is not None:
+        runs += _failed_fires(d, _kube(backend))
+    return runs
+
+
+def _failed_fires(d: Definition, kube: Any) -> list[dict[str, Any]]:
+    from kubernetes.client.exceptions import ApiException
+
+    from ..backends.kubernetes.api import api_error
+
+    try:
+        fire_jobs = kube.api.list(("batch/v1", "Job"), kube.namespace, {SCHEDULE_LABEL: d.name})
+    except ApiException as err:
+        raise api_error(err, f"schedule {d.name}") from None
+    out = []
+    for job in fire_jobs:
+        conditions = (job.get("status") or {}).get("conditions") or []
+        if not any(c.get("type") == "Failed" and c.get("status") == "True" for c in conditions):
+            continue
+        meta = job["metadata"]
+        stamp = (meta.get("annotations") or {}).get(SCHEDULED_ANNOTATION) or meta["creationTimestamp"]
+        out.append({"job": None, "state": FAILED, "reason": "SubmitFailed",
+                    "scheduled": datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp(),
+                    "message": _last_log_line(kube, meta["name"]) or f"the fire's Job {meta['name']} failed"})
+    return out
+
+
+def _last_log_line(kube: Any, fire_job: str) -> str:
+    """What the fire pod said last (``dlw schedule: run failed: ...``); empty when its pod is gone."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        pods = kube.api.list(("v1", "Pod"), kube.namespace, {"batch.kubernetes.io/job-name": fire_job})
+        if not pods:
+            return ""
+        text = kube.api.pod_log(kube.namespace, pods[0]["metadata"]["name"], "fire", timeout=10).read()
+    except (ApiException, DLWError, OSError):
+        return ""
+    lines = [ln.strip() for ln in text.decode(errors="replace").splitlines() if ln.strip()]
+    return lines[-1].removeprefix("dlw schedule: run failed: ") if lines else ""

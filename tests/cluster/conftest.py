@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.cluster.controlplane import ROOT, ControlPlane
 from tests.cluster.kubeflow_trainer import JOBSET, TRAINER, Controller
-from tests.cluster.kubelet import ProcessKubelet
+from tests.cluster.kubelet import ProcessKubelet, claim_folder
 from tests.cluster.kueue import Kueue
-from tests.cluster.support import alice_env, install_dlw
+from tests.cluster.support import HOME_VOLUME, WORKSPACE, alice_env, install_dlw, workspace_variant
 from tests.cluster.training_operator import TrainingOperator
 from tests.cluster.volcano import Volcano
 
@@ -114,7 +115,7 @@ def alice_home(control_plane: ControlPlane, alice: dict[str, str], nodes: dict[s
     """Alice's ReadWriteMany home (``preemptible`` needs one: checkpoints must outlive the pod), for an admin
     YAML with HOME_VOLUME. No storage provisioner here: the admin's PersistentVolume and the claim the hub
     would make (``claim-alice``, z2jh's name) are made by hand; the real PV controller binds them. Returns
-    the folder the GPU node's process kubelet gives pods for the claim (alice's ``DLW_HOME_MOUNT``)."""
+    the folder the process kubelets give pods for the claim, on every node (alice's ``DLW_HOME_MOUNT``)."""
     ns = alice["DLW_NAMESPACE"]
     pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "alice-home"},
           "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "storageClassName": "",
@@ -126,7 +127,7 @@ def alice_home(control_plane: ControlPlane, alice: dict[str, str], nodes: dict[s
     control_plane.apply([pv, pvc])
     control_plane.wait_for(lambda: control_plane.get("pvc", "claim-alice", "-n", ns)["status"].get("phase") == "Bound",
                            "claim-alice Bound", 60)
-    home = nodes["gpu"].root / "pvc" / ns / "claim-alice"
+    home = claim_folder(control_plane, ns, "claim-alice")
     home.mkdir(parents=True, exist_ok=True)
     return home
 
@@ -152,3 +153,11 @@ def trainer(control_plane: ControlPlane, crds: None) -> Iterator[dict[str, Contr
             stack.callback(controller.stop)  # also when it fails to start
             running[release.component] = controller.start()
         yield running
+
+
+@pytest.fixture(scope="session")
+def alice_rwx(alice: dict[str, str], alice_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Alice's notebook environment with a ReadWriteMany home in the admin YAML (conftest.alice_home)."""
+    volumes = [*yaml.safe_load(WORKSPACE.read_text())["volumes"], HOME_VOLUME]
+    config = workspace_variant(tmp_path_factory.mktemp("rwx"), volumes=volumes)
+    return {**alice, "DLW_WORKSPACE_CONFIG": str(config), "DLW_HOME_MOUNT": str(alice_home)}

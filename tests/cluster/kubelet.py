@@ -7,8 +7,10 @@ It does what the tests need of a kubelet and says plainly what it cannot do:
   Python environment (the image is not pulled: there is no container runtime), with the container's command,
   args, working directory and environment (values, downward API, ConfigMap/Secret refs, ``$(VAR)``
   expansion) and its volumes as folders (emptyDir, ConfigMap, Secret, downward API, projected token,
-  PVC and hostPath under this kubelet's root, never the machine's own paths). Paths of mounts are mapped
-  in the environment, working directory and arguments;
+  hostPath under this kubelet's root, never the machine's own paths; a PVC is one folder shared by the
+  nodes, as network storage is). Paths of mounts are mapped in the environment, working directory and
+  arguments, and the ServiceAccount folder for the kubernetes client's in-cluster config (SITECUSTOMIZE), so
+  a pod that calls the API server (``KUBERNETES_SERVICE_HOST`` is set) does so with its own token;
 - reports pod status through the API (phase, container states, exit codes, restarts, Ready), honours
   restartPolicy, graceful deletion (SIGTERM, then SIGKILL after the grace period);
 - serves ``containerLogs`` over TLS so that ``kubectl logs``/``dlw logs`` read the output through the API
@@ -66,6 +68,36 @@ except urllib.error.HTTPError:
     sys.exit(1)
 print(f"Name:\\t{{sys.argv[-1]}}\\nAddress: 127.0.0.1")
 """
+
+
+# A container's volumes are folders here, and its paths are mapped where the kubelet sees them (environment,
+# arguments, working directory); a path fixed inside a program is not. The one every in-cluster client reads
+# is the ServiceAccount folder (token, ca.crt, namespace) the API server's ServiceAccount admission mounts:
+# a pod that mounts it gets this sitecustomize, which points the kubernetes client's in-cluster config at
+# the pod's own projected token when (and only if) the program imports it.
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+SITECUSTOMIZE = """import importlib.machinery, sys
+SA = {sa!r}
+class _Loader(importlib.machinery.SourceFileLoader):
+    def exec_module(self, module):
+        super().exec_module(module)
+        module.SERVICE_TOKEN_FILENAME, module.SERVICE_CERT_FILENAME = SA + "/token", SA + "/ca.crt"
+class _Finder:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != "kubernetes.config.incluster_config":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.origin:
+            spec.loader = _Loader(name, spec.origin)
+        return spec
+sys.meta_path.insert(0, _Finder)
+"""
+
+
+def claim_folder(cp: ControlPlane, namespace: str, claim: str) -> Path:
+    """The folder a PersistentVolumeClaim's pods see, on every node (a ReadWriteMany home is one volume)."""
+    return cp.workdir / "kubelet" / "claims" / namespace / claim
 
 
 def _now() -> str:
@@ -176,8 +208,8 @@ class PodRun:
             path = self.dir / "volumes" / name
             if "hostPath" in vol:  # the node's folder, here under the kubelet's root (never the machine's)
                 path = self.k.root / "host" / vol["hostPath"]["path"].strip("/")
-            elif "persistentVolumeClaim" in vol:
-                path = self.k.root / "pvc" / self.ns / vol["persistentVolumeClaim"]["claimName"]
+            elif "persistentVolumeClaim" in vol:  # one volume wherever its pods run, as network storage is
+                path = claim_folder(self.k.cp, self.ns, vol["persistentVolumeClaim"]["claimName"])
             path.mkdir(parents=True, exist_ok=True)
             if "configMap" in vol:
                 cm = core.read_namespaced_config_map(vol["configMap"]["name"], self.ns)
@@ -276,9 +308,16 @@ class PodRun:
             standin.write_text(json.dumps([[87.0, 30000] for _ in self.gpus]))
             env["DLW_NVML_STANDIN"] = str(standin)
         env = {k: _map_paths(v, mounts) for k, v in env.items()}
+        pythonpath = self.k.pythonpath
+        sa = dict(mounts).get(SERVICE_ACCOUNT_DIR)
+        if sa is not None:  # the in-cluster config's fixed path, pointed at the pod's token (see SITECUSTOMIZE)
+            site = self.dir / "site"
+            site.mkdir(exist_ok=True)
+            (site / "sitecustomize.py").write_text(SITECUSTOMIZE.format(sa=str(sa)))
+            pythonpath = os.pathsep.join(p for p in (str(site), pythonpath) if p)
         base = {
             "PATH": f"{self.bin}:{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-            "HOME": str(self.dir / "home"), "HOSTNAME": self.name, "PYTHONPATH": self.k.pythonpath,
+            "HOME": str(self.dir / "home"), "HOSTNAME": self.name, "PYTHONPATH": pythonpath,
             "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": self.k.cp.server.rsplit(":", 1)[1],
             "OMP_NUM_THREADS": "1",
         }

@@ -1,5 +1,6 @@
 """DLW's admission policies and RBAC as the real API server enforces them (the dlw-cluster chart installed
-by helm), not as cel-python or our emulator read them."""
+by helm), not as cel-python or our emulator read them: every forbidden pod is refused, also when the real
+controllers create it for a Job, a Deployment (its ReplicaSet) or a CronJob (its Job) in a user namespace."""
 
 from __future__ import annotations
 
@@ -81,6 +82,83 @@ def test_a_job_cannot_launder_a_forbidden_pod(control_plane: ControlPlane, alice
 
     control_plane.wait_for(refused, "the Job controller's FailedCreate naming the policy", 60)
     assert control_plane.get("pods", "-n", ns, "-l", "job-name=launder")["items"] == []
+
+
+# A pod the policies admit (Pod Security "restricted"), and the two ways out of it that a controller must not
+# launder: the host's network, and a hostPath outside the admin's allowlist (tests/cluster/workspace.yaml).
+SECURE_POD: dict[str, Any] = {
+    "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+    "containers": _c(securityContext={"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}),
+}
+LAUNDERED = {
+    "host-network": ({"hostNetwork": True}, "host network, PID and IPC namespaces are not allowed"),
+    "host-path": ({"volumes": [{"name": "h", "hostPath": {"path": "/var/run/docker.sock"}}]},
+                  "hostPath volumes must be exactly a folder of the admin's catalogue or hostPathAllowlist"),
+}
+
+
+def _launder_pod(case: str) -> dict[str, Any]:
+    extra, _ = LAUNDERED[case]
+    spec = json.loads(json.dumps(SECURE_POD))
+    spec.update(json.loads(json.dumps(extra)))
+    if "volumes" in extra:
+        spec["containers"][0]["volumeMounts"] = [{"name": "h", "mountPath": "/h"}]
+    return spec
+
+
+def test_a_deployment_or_cronjob_cannot_launder_a_forbidden_pod(control_plane: ControlPlane, alice: dict[str, str],
+                                                                ns: str) -> None:
+    """The ReplicaSet controller (a Deployment the cluster admin makes in alice's namespace: the policies
+    bind to the namespace, not to a user) and the CronJob and Job controllers (a CronJob alice makes, as
+    `dlw schedule` does) create their pods as the controllers' own ServiceAccounts; each such pod is
+    refused as alice's own would be, with the policy's reason in the controller's FailedCreate event."""
+    kc = Path(alice["KUBECONFIG"])
+    for case in LAUNDERED:  # the same pod without the forbidden field is admitted: the field is what is refused
+        ok = _pod(f"ok-{case}", ns, **json.loads(json.dumps(SECURE_POD)))
+        res = control_plane.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(ok), check=False)
+        assert res.returncode == 0, res.stderr
+    made: dict[str, str] = {}  # owner of the FailedCreate event -> the reason it must give
+    for case, (_, reason) in LAUNDERED.items():
+        name = f"launder-deploy-{case}"
+        deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+                  "spec": {"replicas": 1, "selector": {"matchLabels": {"launder": name}},
+                           "template": {"metadata": {"labels": {"launder": name}}, "spec": _launder_pod(case)}}}
+        control_plane.kubectl("create", "-f", "-", input=json.dumps(deploy))  # as the cluster admin
+        made[name] = reason
+        name = f"launder-cron-{case}"
+        cron_job = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name, "namespace": ns},
+                    "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"backoffLimit": 0, "template": {
+                        "metadata": {"labels": {"launder": name}},
+                        "spec": {"restartPolicy": "Never", **_launder_pod(case)}}}}}}
+        out = control_plane.kubectl("create", "-f", "-", input=json.dumps(cron_job), kubeconfig=kc, check=False)
+        assert out.returncode == 0, out.stderr  # alice may make CronJobs (dlw schedule); their pods are checked
+        made[name] = reason
+
+    def owner(event: dict[str, Any]) -> str | None:
+        """The Deployment or CronJob behind a ReplicaSet's or Job's event (names: <deploy>-<hash>, <cron>-<min>)."""
+        obj = event["involvedObject"]
+        if obj.get("kind") not in ("ReplicaSet", "Job"):
+            return None
+        return next((n for n in made if obj["name"].rsplit("-", 1)[0] == n), None)
+
+    def refusals() -> dict[str, str] | None:
+        events = control_plane.get("events", "-n", ns, "--field-selector", "reason=FailedCreate")["items"]
+        got = {o: e["message"] for e in events if (o := owner(e)) and "ValidatingAdmissionPolicy" in e["message"]}
+        return got if set(got) == set(made) else None
+
+    try:  # one wait for all four: the CronJob controller fires at the next full minute
+        got = control_plane.wait_for(refusals, "the ReplicaSet and Job controllers' FailedCreate naming the policy",
+                                     150, every=3)
+        for name, reason in made.items():
+            assert "dlw-user-pods" in got[name] and reason in got[name], (name, got[name])
+            assert control_plane.get("pods", "-n", ns, "-l", f"launder={name}")["items"] == [], name
+        kinds = {e["involvedObject"]["kind"] for e in control_plane.get(
+            "events", "-n", ns, "--field-selector", "reason=FailedCreate")["items"] if owner(e)}
+        assert kinds == {"ReplicaSet", "Job"}, kinds
+    finally:
+        for name in made:
+            kind = "deployment" if "deploy" in name else "cronjob"
+            control_plane.kubectl("delete", kind, name, "-n", ns, "--wait=false", check=False)
 
 
 def test_every_pod_dlw_renders_is_admitted(control_plane: ControlPlane, alice: dict[str, str], ns: str,

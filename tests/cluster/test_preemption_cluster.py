@@ -19,22 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.cluster.checkpointed import GATE, HIGH_CELLS, LOW_CELLS, STEPS
 from tests.cluster.controlplane import ControlPlane, kubectl_path
 from tests.cluster.kubelet import ProcessKubelet
-from tests.cluster.support import HOME_VOLUME, WORKSPACE, dlw, workspace_variant, write_notebook
+from tests.cluster.support import dlw, write_notebook
 
 LOW, HIGH = "pre-low", "pre-high"
-
-
-@pytest.fixture(scope="module")
-def alice_rwx(alice: dict[str, str], alice_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Alice's notebook environment with a ReadWriteMany home in the admin YAML (conftest.alice_home)."""
-    volumes = [*yaml.safe_load(WORKSPACE.read_text())["volumes"], HOME_VOLUME]
-    config = workspace_variant(tmp_path_factory.mktemp("rwx"), volumes=volumes)
-    return {**alice, "DLW_WORKSPACE_CONFIG": str(config), "DLW_HOME_MOUNT": str(alice_home)}
 
 
 class _PodWatch:
