@@ -19,11 +19,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import os
-import signal
-import subprocess
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +27,7 @@ import yaml
 
 from tests.cluster.controlplane import ControlPlane, built, free_port
 from tests.cluster.crds import SOURCES, module_dir, pinned
+from tests.cluster.process import Process
 
 BUILD = "trainer"  # the wrapper module building both
 
@@ -144,7 +140,7 @@ class Controller:
         self.release = release
         self.bin = built(BUILD) / release.binary
         self.dir = cp.workdir / release.binary
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Process | None = None
         self.names: list[tuple[str, str]] = []
 
     def start(self, timeout: float = 180.0) -> Controller:
@@ -164,37 +160,19 @@ class Controller:
         args = [str(self.bin), f"--config={config}", f"--kubeconfig={kubeconfig}", "--zap-log-level=info"]
         if r is JOBSET:
             args.append("--metrics-bind-address=0")  # its flag's default wins over the file's otherwise
-        log = open(self.dir / "manager.log", "ab")  # noqa: SIM115 - the child holds it
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     env={**os.environ, "HOME": str(self.dir), "TMPDIR": str(tmp)})
-        deadline = time.monotonic() + timeout
-        while not self._ready(probe_port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{r.binary} did not become ready:\n{self.log_tail()}")
-            time.sleep(0.5)
+        self.proc = Process(r.binary, args, self.dir / "manager.log",
+                            env={"HOME": str(self.dir), "TMPDIR": str(tmp)})
+        self.proc.wait_ready(f"http://127.0.0.1:{probe_port}/readyz", timeout)
         hooks = webhooks(r, webhook_port, self.cp.pki.ca.cert.read_bytes())
         self.cp.apply(hooks)
         self.names = [(h["kind"].lower(), h["metadata"]["name"]) for h in hooks]
         return self
 
-    @staticmethod
-    def _ready(port: int) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
     def log_tail(self, chars: int = 3000) -> str:
-        path = self.dir / "manager.log"
-        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+        return self.proc.log_tail(chars) if self.proc else ""
 
     def stop(self) -> None:
         for kind, name in self.names:
             self.cp.kubectl("delete", kind, name, "--ignore-not-found", check=False)
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc:
+            self.proc.stop()

@@ -16,11 +16,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import os
-import signal
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +23,7 @@ import yaml
 
 from tests.cluster.controlplane import ControlPlane, built, free_port
 from tests.cluster.crds import SOURCES, module_dir, pinned
+from tests.cluster.process import Process
 
 NAMESPACE = "kueue-system"
 SERVICE_ACCOUNT = "kueue-controller-manager"
@@ -99,7 +95,7 @@ class Kueue:
         self.cp = cp
         self.bin = built("kueue") / "kueue"
         self.dir = cp.workdir / "kueue"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Process | None = None
         self.hooks: list[dict[str, Any]] = []
 
     def start(self, timeout: float = 120.0) -> Kueue:
@@ -117,15 +113,9 @@ class Kueue:
         # The visibility API server would need an APIService and its own certificates; DLW does not use it.
         args = [str(self.bin), f"--config={config}", "--feature-gates=VisibilityOnDemand=false",
                 "--zap-log-level=info"]
-        log = open(self.dir / "kueue.log", "ab")  # noqa: SIM115 - the child holds it
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     env={**os.environ, "HOME": str(self.dir), "KUBECONFIG": str(kubeconfig),
-                                          "KUEUE_METRICS_CERT_DIR": str(certs)})
-        deadline = time.monotonic() + timeout
-        while not self._ready(health):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Kueue did not become ready:\n{self.log_tail()}")
-            time.sleep(0.5)
+        self.proc = Process("Kueue", args, self.dir / "kueue.log", env={
+            "HOME": str(self.dir), "KUBECONFIG": str(kubeconfig), "KUEUE_METRICS_CERT_DIR": str(certs)})
+        self.proc.wait_ready(f"http://127.0.0.1:{health}/readyz", timeout)
         ca = self.cp.pki.ca.cert.read_bytes()
         self.hooks = webhooks(webhook, ca)
         self.cp.apply(self.hooks)
@@ -136,25 +126,12 @@ class Kueue:
                             yaml.safe_dump(patch))
         return self
 
-    @staticmethod
-    def _ready(port: int) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
     def log_tail(self, chars: int = 3000) -> str:
-        path = self.dir / "kueue.log"
-        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+        return self.proc.log_tail(chars) if self.proc else ""
 
     def stop(self) -> None:
         for hook in self.hooks:
             self.cp.kubectl("delete", hook["kind"].lower(), hook["metadata"]["name"], "--ignore-not-found",
                             check=False)
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc:
+            self.proc.stop()

@@ -15,11 +15,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import os
-import signal
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +23,7 @@ import yaml
 from dlw_magic.engines.pytorchjob import INIT_CONTAINER_TEMPLATE
 from tests.cluster.controlplane import ControlPlane, built, free_port
 from tests.cluster.crds import SOURCES, module_dir, pinned
+from tests.cluster.process import Process
 
 NAMESPACE = "kubeflow"
 NAME = "training-operator"
@@ -65,7 +61,7 @@ class TrainingOperator:
         self.cp = cp
         self.bin = built("training-operator") / "dlw-training-operator"
         self.dir = cp.workdir / NAME
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Process | None = None
 
     def start(self, timeout: float = 120.0) -> TrainingOperator:
         self.dir.mkdir(exist_ok=True)
@@ -82,34 +78,15 @@ class TrainingOperator:
                 f"--health-probe-bind-address=127.0.0.1:{probe_port}", "--webhook-host=127.0.0.1",
                 f"--webhook-server-port={webhook_port}", f"--webhook-cert-dir={certs}",
                 f"--pytorch-init-container-template-file={template}", "--zap-log-level=info"]
-        log = open(self.dir / "operator.log", "ab")  # noqa: SIM115 - the child holds it
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     env={**os.environ, "HOME": str(self.dir)})
-        deadline = time.monotonic() + timeout
-        while not self._ready(probe_port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"training-operator did not become ready:\n{self.log_tail()}")
-            time.sleep(0.5)
+        self.proc = Process(NAME, args, self.dir / "operator.log", env={"HOME": str(self.dir)})
+        self.proc.wait_ready(f"http://127.0.0.1:{probe_port}/readyz", timeout)
         self.cp.apply([_webhook(webhook_port, self.cp.pki.ca.cert.read_bytes())])
         return self
 
-    @staticmethod
-    def _ready(port: int) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    def log_tail(self) -> str:
-        path = self.dir / "operator.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.proc.log_tail(chars) if self.proc else ""
 
     def stop(self) -> None:
         self.cp.kubectl("delete", "validatingwebhookconfiguration", WEBHOOK, "--ignore-not-found", check=False)
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc:
+            self.proc.stop()

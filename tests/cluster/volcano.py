@@ -16,17 +16,13 @@ refuse (a closed queue, a duplicate task name) is therefore accepted here; docs/
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
-import urllib.request
 from typing import Any
 
 import yaml
 
 from tests.cluster.controlplane import ControlPlane, built, free_port
 from tests.cluster.crds import SOURCES, module_dir, pinned
+from tests.cluster.process import Process
 
 NAMESPACE = "volcano-system"
 CONTROLLERS, SCHEDULER = "volcano-controllers", "volcano-scheduler"
@@ -61,7 +57,7 @@ class Volcano:
         folder = built("volcano")
         self.bins = {CONTROLLERS: folder / "controller-manager", SCHEDULER: folder / "scheduler"}
         self.dir = cp.workdir / "volcano"
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.procs: dict[str, Process] = {}
 
     def start(self, timeout: float = 120.0) -> Volcano:
         self.dir.mkdir(exist_ok=True)
@@ -78,49 +74,26 @@ class Volcano:
         self._spawn(SCHEDULER, [*common, f"--healthz-address=127.0.0.1:{ports[SCHEDULER]}",
                                 f"--scheduler-conf={conf}", "--scheduler-name=volcano", "--enable-metrics=false",
                                 f"--cache-dump-dir={self.dir}"])
-        deadline = time.monotonic() + timeout
-        while not all(self._healthy(p) for p in ports.values()):
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited {proc.returncode}:\n{self.log_tail(name)}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Volcano not healthy in {timeout:.0f} s:\n{self.log_tail(SCHEDULER)}")
-            time.sleep(0.5)
+        for name, port in ports.items():
+            self.procs[name].wait_ready(f"http://127.0.0.1:{port}/healthz", timeout)
         # vc-scheduler makes its default Queue at start (DLW's chart must not own it).
         self.cp.wait_for(lambda: self.cp.kubectl("get", "queues.scheduling.volcano.sh", "default",
                                                  check=False).returncode == 0, "Volcano's default Queue", timeout)
         return self
 
     def _spawn(self, name: str, args: list[str]) -> None:
-        log = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115 - the child holds it
         kubeconfig = self.cp.sa_kubeconfig(NAMESPACE, name)
-        self.procs[name] = subprocess.Popen([str(self.bins[name]), f"--kubeconfig={kubeconfig}", *args],
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                            cwd=self.dir,
-                                            # KUBECONFIG: its vGPU device code makes a client of its own from it
-                                            env={**os.environ, "HOME": str(self.dir), "KUBECONFIG": str(kubeconfig)})
-
-    @staticmethod
-    def _healthy(port: int) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
+        self.procs[name] = Process(name, [str(self.bins[name]), f"--kubeconfig={kubeconfig}", *args],
+                                   self.dir / f"{name}.log", cwd=self.dir,
+                                   # KUBECONFIG: its vGPU device code makes a client of its own from it
+                                   env={"HOME": str(self.dir), "KUBECONFIG": str(kubeconfig)})
 
     def log_tail(self, name: str, chars: int = 3000) -> str:
-        path = self.dir / f"{name}.log"
-        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+        return self.procs[name].log_tail(chars) if name in self.procs else ""
 
     def logs(self) -> str:
         return "\n".join(f"--- {n} ---\n{self.log_tail(n)}" for n in (CONTROLLERS, SCHEDULER))
 
     def stop(self) -> None:
         for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+            proc.stop()
