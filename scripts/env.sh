@@ -20,6 +20,11 @@ if [ ! -x "$DLW_VENV/bin/python" ]; then
   "$DLW_VENV/bin/python" -m pip install -q --upgrade pip
 fi
 export PATH="$DLW_VENV/bin:$PATH" VIRTUAL_ENV="$DLW_VENV"
+# npm trusts only Node's bundled CAs; behind a TLS-inspecting proxy (whose CA the system store has) a cold
+# npm cache cannot reach the registry without the system's store as well.
+if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+fi
 
 # pip runs again only when pyproject.toml or the extras change (a stamp per extras set).
 stamp="$DLW_VENV/.dlw-installed-${extras//,/-}"
