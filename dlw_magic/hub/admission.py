@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..workspace import Workspace
-from .rbac import PART_OF, USER_LABEL, USER_NAMESPACE_LABEL, WORKSPACE_CONFIGMAP
+from ..workspace import WORKSPACE_CONFIGMAP, Workspace
+from .rbac import PART_OF, USER_LABEL, USER_NAMESPACE_LABEL
 
 API = "admissionregistration.k8s.io/v1"
 # Pod Security Standards, baseline: the sysctls a pod may set.

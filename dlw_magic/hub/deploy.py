@@ -25,11 +25,11 @@ import yaml
 
 from .. import __version__
 from ..engines.pytorchjob import INIT_CONTAINER_TEMPLATE
-from ..workspace import BlobVolume, HostPathVolume, Workspace
+from ..workspace import WORKSPACE_MOUNT, BlobVolume, HostPathVolume, Workspace
 from ..workspace.blob import blob_pv, blob_pvc
 from . import rbac
 from .admission import admission_policies
-from .profiles import WORKSPACE_MOUNT, profile_list
+from .profiles import profile_list
 
 PART_OF = rbac.PART_OF
 # Served by every Kueue release so far; newer ones also serve v1beta2 (same shape for what DLW writes).

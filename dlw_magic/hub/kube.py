@@ -37,7 +37,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from traitlets import Unicode, default
 
-from ..workspace import POD_GID, POD_UID, Workspace, home_claim_name, pod_volumes, workspace_path
+from ..workspace import POD_GID, POD_UID, WORKSPACE_MOUNT, Workspace, home_claim_name, pod_volumes, workspace_path
 from . import profiles as prof
 from . import rbac, spawn_wait
 from .apply import apply_objects
@@ -46,7 +46,7 @@ from .culler import add_culler, add_gpu_culler, culler_service  # noqa: F401 - p
 from .deploy import namespace_objects
 from .workspace_cache import cached_workspace, user_groups
 
-WORKSPACE_DIR = str(Path(prof.WORKSPACE_MOUNT).parent)
+WORKSPACE_DIR = str(Path(WORKSPACE_MOUNT).parent)
 WORKSPACE_VOLUME = {"name": "dlw-workspace", "configMap": {"name": rbac.WORKSPACE_CONFIGMAP}}
 WORKSPACE_VOLUME_MOUNT = {"name": "dlw-workspace", "mountPath": WORKSPACE_DIR, "readOnly": True}
 # As job pods get (render.pod): the runtime's 64 MiB /dev/shm kills DataLoader workers; charged to the pod's memory.
@@ -266,7 +266,7 @@ def spawner_settings(ws: Workspace, ws_path: str | None = None) -> dict[str, Any
         "volume_mounts": [WORKSPACE_VOLUME_MOUNT, SHM_VOLUME_MOUNT],
         "environment": {
             "DLW_BACKEND": "kubernetes",
-            "DLW_WORKSPACE_CONFIG": prof.WORKSPACE_MOUNT,
+            "DLW_WORKSPACE_CONFIG": WORKSPACE_MOUNT,
         },
         # z2jh's hub NetworkPolicy admits pods with this label (from other namespaces too, see deploy).
         "extra_labels": {**rbac.PART_OF, rbac.HUB_ACCESS_LABEL: "true"},

@@ -14,7 +14,6 @@ from ..workspace import Profile, Workspace
 
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-WORKSPACE_MOUNT = "/etc/dlw/workspace.yaml"
 
 
 def gpu_label(n: int) -> str:

@@ -17,9 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..engines import all_engines
-from ..workspace import BlobVolume, HostPathVolume, Workspace, safe_name
+from ..workspace import WORKSPACE_CONFIGMAP, BlobVolume, HostPathVolume, Workspace, safe_name
 
-WORKSPACE_CONFIGMAP = "dlw-workspace"
 PART_OF = {"app.kubernetes.io/part-of": "dlw"}
 # Namespace labels: what the admission policies, Kueue's ClusterQueues and the network policy select on.
 USER_NAMESPACE_LABEL = "dlw.dev/user-namespace"

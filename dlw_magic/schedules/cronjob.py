@@ -51,9 +51,7 @@ def render(d: Definition, *, namespace: str, image: str, user: str, workspace: A
            {"name": "JUPYTERHUB_USER", "value": user}, {"name": "DLW_IMAGE", "value": image}]
     service_account = "dlw-notebook"
     if workspace is not None:
-        from ..hub.profiles import WORKSPACE_MOUNT
-        from ..hub.rbac import WORKSPACE_CONFIGMAP
-        from ..workspace import pod_volume
+        from ..workspace import WORKSPACE_CONFIGMAP, WORKSPACE_MOUNT, pod_volume
 
         service_account = workspace.hub.service_account
         # The admin YAML the hub keeps in the namespace, where the notebook pod has it: without it the

@@ -47,10 +47,13 @@ __all__ = [
     "PriorityClassDef", "Profile", "Queue", "VolumeDef", "Workspace",
     "check_workspace", "default_workspace_path", "home_claim_name", "load_workspace", "parse_workspace",
     "pod_volume", "pod_volume_name", "pod_volumes", "POD_UID", "POD_GID",
-    "safe_name", "workspace_json_schema", "workspace_path",
+    "safe_name", "workspace_json_schema", "workspace_path", "WORKSPACE_CONFIGMAP", "WORKSPACE_MOUNT",
 ]
 
 ENV_VAR = "DLW_WORKSPACE_CONFIG"
+# Where a pod in a DLW namespace reads the admin YAML: the ConfigMap the hub keeps there, mounted at this path.
+WORKSPACE_CONFIGMAP = "dlw-workspace"
+WORKSPACE_MOUNT = "/etc/dlw/workspace.yaml"
 
 
 def default_workspace_path() -> Path:
